@@ -1,0 +1,285 @@
+//! Chat: the generation task that asks the model, forwards its chunks as
+//! transport-neutral [`ChatEvent`]s and stores the answer.
+//!
+//! A generation runs in its own task, detached from the caller: a client that goes
+//! away (closed browser tab, dropped connection) does not stop it, and the answer is
+//! stored all the same.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::clock::now_micros;
+use crate::error::{ErrorCode, ModelError, ServiceError, StoreError};
+use crate::message::{ChatMessage, Role};
+use crate::model::{FinishInfo, FinishReason, ModelEvent, ModelRequest};
+use crate::service::Deps;
+use crate::session::{Metadata, Session};
+
+/// One event of a streamed answer. Sequence numbers count from 0 per response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatEvent {
+    /// The next piece of the answer, as the model produced it.
+    Chunk {
+        /// Position of this event in the response.
+        seq: u64,
+        /// The text.
+        text: String,
+    },
+    /// The answer is complete and stored.
+    Done {
+        /// Position of this event in the response.
+        seq: u64,
+        /// Why it ended (`stop`, `length`, `cancelled`, ...).
+        finish_reason: FinishReason,
+    },
+    /// The answer is truncated: the model or the store failed. What was produced so
+    /// far is stored with `finish_reason = "error"` when the store allows.
+    Failed {
+        /// Position of this event in the response.
+        seq: u64,
+        /// The API error code of the failure.
+        code: ErrorCode,
+    },
+}
+
+impl ChatEvent {
+    /// The event's sequence number.
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Chunk { seq, .. } | Self::Done { seq, .. } | Self::Failed { seq, .. } => *seq,
+        }
+    }
+
+    /// Whether this is the last event of the response.
+    #[must_use]
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self, Self::Chunk { .. })
+    }
+}
+
+/// A boxed stream of [`ChatEvent`]s.
+pub type ChatEvents = Pin<Box<dyn Stream<Item = ChatEvent> + Send>>;
+
+/// A streamed chat answer that has started: the ids are known, the events follow.
+pub struct ChatStream {
+    /// The session's `session_id`.
+    pub session_id: String,
+    /// The stored user message's id.
+    pub message_id: Uuid,
+    /// The id the assistant message will be stored under.
+    pub response_id: Uuid,
+    /// The events, ending with exactly one terminal event.
+    pub events: ChatEvents,
+}
+
+impl std::fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStream")
+            .field("session_id", &self.session_id)
+            .field("message_id", &self.message_id)
+            .field("response_id", &self.response_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A whole chat answer, as `POST /messages/chat/` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatReply {
+    /// The assistant's answer.
+    pub response: String,
+    /// The session's `session_id`.
+    pub session_id: String,
+    /// The stored user message's id.
+    pub message_id: Uuid,
+    /// The stored assistant message's id.
+    pub response_id: Uuid,
+}
+
+/// Everything a generation needs, decided before it starts.
+pub(crate) struct Generation {
+    pub(crate) session: Session,
+    pub(crate) message_id: Uuid,
+    pub(crate) response_id: Uuid,
+    pub(crate) request: ModelRequest,
+}
+
+/// Why a streamed generation ended.
+enum Outcome {
+    Finished(FinishInfo),
+    Failed(ModelError),
+    Cancelled,
+}
+
+/// How often, and how long apart, storing the answer is retried while the store is
+/// unavailable.
+const STORE_RETRIES: u32 = 3;
+const STORE_RETRY_DELAY: Duration = Duration::from_millis(250);
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The assistant message's metadata: how the answer ended and what it cost.
+fn answer_metadata(info: &FinishInfo, latency_ms: u64, first_chunk_ms: Option<u64>) -> Metadata {
+    let mut m = Metadata::new();
+    m.insert("finish_reason".into(), json!(info.finish_reason.as_str()));
+    if let Some(model) = &info.model {
+        m.insert("model".into(), json!(model));
+    }
+    if let Some(usage) = &info.usage {
+        m.insert(
+            "usage".into(),
+            serde_json::to_value(usage).unwrap_or(Value::Null),
+        );
+    }
+    m.insert("latency_ms".into(), json!(latency_ms));
+    if let Some(ms) = first_chunk_ms {
+        m.insert("time_to_first_chunk_ms".into(), json!(ms));
+    }
+    m
+}
+
+/// Stores the assistant's answer, retrying briefly while the store is unavailable.
+async fn store_answer(
+    deps: &Deps,
+    generation: &Generation,
+    text: String,
+    metadata: Metadata,
+) -> Result<ChatMessage, StoreError> {
+    let message = ChatMessage {
+        id: generation.response_id,
+        session: generation.session.id,
+        message: text,
+        role: Role::Assistant,
+        metadata,
+        timestamp: now_micros(deps.clock.as_ref()),
+        is_deleted: false,
+    };
+    let mut attempt = 0;
+    loop {
+        match deps.messages.append(message.clone()).await {
+            Err(StoreError::Unavailable(e)) if attempt < STORE_RETRIES => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "store unavailable while saving the answer; retrying");
+                tokio::time::sleep(STORE_RETRY_DELAY * attempt).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Asks the model for a whole answer and stores it.
+pub(crate) async fn complete(
+    deps: Arc<Deps>,
+    generation: Generation,
+) -> Result<ChatReply, ServiceError> {
+    let started = Instant::now();
+    let completion = deps.model.complete(&generation.request).await?;
+    let metadata = answer_metadata(&completion.info, elapsed_ms(started), None);
+    let stored = store_answer(&deps, &generation, completion.text, metadata)
+        .await
+        .map_err(ServiceError::from_session_store)?;
+    Ok(ChatReply {
+        response: stored.message,
+        session_id: generation.session.session_id,
+        message_id: generation.message_id,
+        response_id: generation.response_id,
+    })
+}
+
+/// Streams the model's answer into `events`, then stores it and sends the terminal
+/// event. Runs to the end even when nobody listens any more.
+pub(crate) async fn stream(
+    deps: Arc<Deps>,
+    generation: Generation,
+    events: mpsc::UnboundedSender<ChatEvent>,
+    cancel: CancellationToken,
+) {
+    let started = Instant::now();
+    let mut text = String::new();
+    let mut seq = 0u64;
+    let mut first_chunk_ms = None;
+    let outcome = tokio::select! {
+        () = cancel.cancelled() => Outcome::Cancelled,
+        opened = deps.model.stream(&generation.request) => match opened {
+            Err(e) => Outcome::Failed(e),
+            Ok(mut model_stream) => loop {
+                let next = tokio::select! {
+                    () = cancel.cancelled() => break Outcome::Cancelled,
+                    next = model_stream.next() => next,
+                };
+                match next {
+                    Some(Ok(ModelEvent::Delta(delta))) => {
+                        if delta.is_empty() {
+                            continue;
+                        }
+                        first_chunk_ms.get_or_insert_with(|| elapsed_ms(started));
+                        text.push_str(&delta);
+                        // A closed receiver means the client left: keep generating.
+                        let _ = events.send(ChatEvent::Chunk { seq, text: delta });
+                        seq += 1;
+                    }
+                    Some(Ok(ModelEvent::Finished(info))) => break Outcome::Finished(info),
+                    Some(Err(e)) => break Outcome::Failed(e),
+                    None => break Outcome::Finished(FinishInfo::default()),
+                }
+            },
+        },
+    };
+    let (info, failure) = match outcome {
+        Outcome::Finished(info) => (info, None),
+        Outcome::Cancelled => (
+            FinishInfo {
+                finish_reason: FinishReason::Cancelled,
+                ..FinishInfo::default()
+            },
+            None,
+        ),
+        Outcome::Failed(e) => {
+            tracing::warn!(error = %e, response_id = %generation.response_id, "model failed mid-stream");
+            (
+                FinishInfo {
+                    finish_reason: FinishReason::Error,
+                    ..FinishInfo::default()
+                },
+                Some(e.code()),
+            )
+        }
+    };
+    let finish_reason = info.finish_reason;
+    let terminal = match failure {
+        // Nothing was produced: there is no answer to store.
+        Some(code) if text.is_empty() => ChatEvent::Failed { seq, code },
+        _ => {
+            let metadata = answer_metadata(&info, elapsed_ms(started), first_chunk_ms);
+            match store_answer(&deps, &generation, text, metadata).await {
+                Ok(_) => match failure {
+                    Some(code) => ChatEvent::Failed { seq, code },
+                    None => ChatEvent::Done { seq, finish_reason },
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, response_id = %generation.response_id, "could not store the answer");
+                    ChatEvent::Failed {
+                        seq,
+                        code: ServiceError::from_session_store(e).code(),
+                    }
+                }
+            }
+        }
+    };
+    let _ = events.send(terminal);
+}
+
+/// Turns the receiving end of a generation's channel into a [`ChatEvents`] stream.
+pub(crate) fn event_stream(rx: mpsc::UnboundedReceiver<ChatEvent>) -> ChatEvents {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
+}

@@ -1,0 +1,55 @@
+//! # colloquy-core
+//!
+//! The storage-agnostic heart of Colloquy: chat sessions, their messages, and chat
+//! with a language model, as domain types, validation rules, ports (traits) and the
+//! [`ChatService`] use cases. No I/O happens here: stores, models and transports
+//! are adapters in their own crates.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use colloquy_core::{validate, ChatService, EchoModel, ServiceConfig, SystemClock};
+//! # use colloquy_core::ports::{MessageStore, SessionStore};
+//! # async fn demo<S: SessionStore + MessageStore>(store: Arc<S>) -> Result<(), colloquy_core::ServiceError> {
+//! let service = ChatService::new(
+//!     store.clone(),
+//!     store,
+//!     Arc::new(EchoModel::new()),
+//!     Arc::new(SystemClock),
+//!     ServiceConfig::default(),
+//! );
+//! let body = serde_json::json!({});
+//! let session = service.create_session(validate::new_session(&body, service.limits())?).await?;
+//! let chat = serde_json::json!({"session_id": session.session_id, "message": "hello"});
+//! let reply = service.chat(validate::chat_request(&chat, service.limits())?).await?;
+//! assert_eq!(reply.response, "Echo: hello");
+//! # Ok(()) }
+//! ```
+
+mod chat;
+mod clock;
+pub mod context;
+mod echo;
+mod error;
+mod message;
+mod model;
+pub mod ports;
+mod service;
+mod session;
+pub mod validate;
+
+pub use chat::{ChatEvent, ChatEvents, ChatReply, ChatStream};
+pub use clock::{format_time, parse_time, serde_time, Clock, ManualClock, SystemClock};
+pub use context::ContextBudget;
+pub use echo::EchoModel;
+pub use error::{
+    BoxError, ErrorCode, ModelError, ServiceError, StoreError, TimeoutKind, ValidationError,
+};
+pub use message::{ChatMessage, MessageFilter, MessageView, NewMessage, Role};
+pub use model::{
+    Completion, ContextMessage, FinishInfo, FinishReason, ModelEvent, ModelRequest, Usage,
+};
+pub use service::{ChatService, ServiceConfig};
+pub use session::{
+    generate_session_id, Metadata, NewSession, Page, Session, SessionFilter, SessionPatch,
+    SessionRef,
+};

@@ -1,0 +1,116 @@
+//! What is sent to and received from a [`ChatModel`](crate::ports::ChatModel).
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::Role;
+
+/// One message of the context a model answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextMessage {
+    /// Who wrote it.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+}
+
+/// A request to a model: the conversation so far, oldest first; the last message is
+/// the user's new one.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ModelRequest {
+    /// The context, oldest first.
+    pub messages: Vec<ContextMessage>,
+}
+
+impl ModelRequest {
+    /// The text of the last user message, if any.
+    #[must_use]
+    pub fn last_user_message(&self) -> Option<&str> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(|m| m.content.as_str())
+    }
+}
+
+/// Why a generation ended; stored as the assistant message's `metadata.finish_reason`.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model finished its answer.
+    Stop,
+    /// The model hit its token limit.
+    Length,
+    /// The model's content filter stopped it.
+    ContentFilter,
+    /// The model failed mid-answer; the text is truncated.
+    Error,
+    /// The generation was cancelled; the text is truncated.
+    Cancelled,
+}
+
+impl FinishReason {
+    /// The reason as written in metadata and SSE events.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+            Self::ContentFilter => "content_filter",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Token counts as the model server reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: u64,
+    /// Tokens in the answer.
+    pub completion_tokens: u64,
+    /// Their sum, as reported.
+    pub total_tokens: u64,
+}
+
+/// What a model says about an answer once it is complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishInfo {
+    /// Why it stopped.
+    pub finish_reason: FinishReason,
+    /// The model that answered, as the server names it.
+    pub model: Option<String>,
+    /// Token usage, when reported.
+    pub usage: Option<Usage>,
+}
+
+impl Default for FinishInfo {
+    fn default() -> Self {
+        Self {
+            finish_reason: FinishReason::Stop,
+            model: None,
+            usage: None,
+        }
+    }
+}
+
+/// A whole answer from [`ChatModel::complete`](crate::ports::ChatModel::complete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The answer text.
+    pub text: String,
+    /// How it ended.
+    pub info: FinishInfo,
+}
+
+/// One item of [`ChatModel::stream`](crate::ports::ChatModel::stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelEvent {
+    /// The next piece of text.
+    Delta(String),
+    /// The answer is complete. A stream that ends without it counts as
+    /// [`FinishReason::Stop`] with no further information.
+    Finished(FinishInfo),
+}

@@ -1,0 +1,497 @@
+//! Every input rule of the API, in one place: JSON bodies and query strings in,
+//! validated domain values (or a [`ValidationError`] naming the field) out.
+//!
+//! Rules that need the current time (`expires_at` in the future) are checked by the
+//! [`ChatService`](crate::ChatService), which owns the clock.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::clock::parse_time;
+use crate::error::ValidationError;
+use crate::message::{MessageFilter, NewMessage, Role};
+use crate::session::{Metadata, NewSession, Page, SessionFilter, SessionPatch, SessionRef};
+
+/// Size limits on input; all configurable, defaults as documented in API.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `message` text in bytes (UTF-8). Default 64 KiB.
+    pub max_message_bytes: usize,
+    /// Largest `metadata` object, serialized, in bytes. Default 16 KiB.
+    pub max_metadata_bytes: usize,
+    /// Longest `external_user_id` in characters. Default 255.
+    pub max_external_user_id_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            max_metadata_bytes: 16 * 1024,
+            max_external_user_id_chars: 255,
+        }
+    }
+}
+
+/// Longest custom `session_id`, in characters.
+pub const MAX_SESSION_ID_CHARS: usize = 128;
+
+/// Checks a custom `session_id`: 1..=128 characters of `A-Z a-z 0-9 . _ : -`.
+///
+/// # Errors
+/// `invalid_field` on `session_id` otherwise.
+pub fn session_id(s: &str) -> Result<(), ValidationError> {
+    if s.is_empty() || s.len() > MAX_SESSION_ID_CHARS {
+        return Err(ValidationError::invalid(
+            "session_id",
+            format_args!("must be 1 to {MAX_SESSION_ID_CHARS} characters"),
+        ));
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    {
+        return Err(ValidationError::invalid(
+            "session_id",
+            "may contain only A-Z a-z 0-9 . _ : -",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks message text: non-empty (after trimming) and at most `limits.max_message_bytes`.
+///
+/// # Errors
+/// `invalid_field` on `message`.
+pub fn message_text(s: &str, limits: &Limits) -> Result<(), ValidationError> {
+    if s.trim().is_empty() {
+        return Err(ValidationError::invalid("message", "must not be empty"));
+    }
+    if s.len() > limits.max_message_bytes {
+        return Err(ValidationError::invalid(
+            "message",
+            format_args!("must be at most {} bytes", limits.max_message_bytes),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks metadata: a JSON object of at most `limits.max_metadata_bytes` serialized.
+///
+/// # Errors
+/// `invalid_field` on `metadata`.
+pub fn metadata(value: &Value, limits: &Limits) -> Result<Metadata, ValidationError> {
+    let Value::Object(map) = value else {
+        return Err(ValidationError::invalid(
+            "metadata",
+            "must be a JSON object",
+        ));
+    };
+    if value.to_string().len() > limits.max_metadata_bytes {
+        return Err(ValidationError::invalid(
+            "metadata",
+            format_args!(
+                "must be at most {} bytes serialized",
+                limits.max_metadata_bytes
+            ),
+        ));
+    }
+    Ok(map.clone())
+}
+
+/// The body of a request as a JSON object.
+fn object(body: &Value) -> Result<&serde_json::Map<String, Value>, ValidationError> {
+    body.as_object()
+        .ok_or_else(|| ValidationError::invalid_json("the body must be a JSON object"))
+}
+
+/// A field that must be a string when present (`null` counts as absent).
+fn opt_string<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, ValidationError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ValidationError::invalid(field, "must be a string")),
+    }
+}
+
+fn required_string<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<&'a str, ValidationError> {
+    opt_string(obj, field)?.ok_or_else(|| ValidationError::missing(field))
+}
+
+fn external_user_id(s: &str, limits: &Limits) -> Result<String, ValidationError> {
+    if s.chars().count() > limits.max_external_user_id_chars {
+        return Err(ValidationError::invalid(
+            "external_user_id",
+            format_args!(
+                "must be at most {} characters",
+                limits.max_external_user_id_chars
+            ),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn time_field(
+    obj: &serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    match obj.get(field) {
+        None => Ok(None),
+        Some(Value::String(s)) => parse_time(s)
+            .map(Some)
+            .map_err(|_| ValidationError::invalid(field, "must be an RFC 3339 time")),
+        Some(_) => Err(ValidationError::invalid(
+            field,
+            "must be an RFC 3339 time string",
+        )),
+    }
+}
+
+fn opt_metadata(
+    obj: &serde_json::Map<String, Value>,
+    limits: &Limits,
+) -> Result<Option<Metadata>, ValidationError> {
+    obj.get("metadata").map(|v| metadata(v, limits)).transpose()
+}
+
+/// Reads the body of `POST /sessions/`: every field optional.
+///
+/// # Errors
+/// `invalid_json` when the body is not an object; `invalid_field` for a bad field.
+pub fn new_session(body: &Value, limits: &Limits) -> Result<NewSession, ValidationError> {
+    let obj = object(body)?;
+    let custom_id = opt_string(obj, "session_id")?;
+    if let Some(id) = custom_id {
+        session_id(id)?;
+    }
+    Ok(NewSession {
+        session_id: custom_id.map(str::to_owned),
+        external_user_id: opt_string(obj, "external_user_id")?
+            .map(|e| external_user_id(e, limits))
+            .transpose()?,
+        metadata: opt_metadata(obj, limits)?.unwrap_or_default(),
+        expires_at: time_field(obj, "expires_at")?,
+    })
+}
+
+/// Reads the body of `PATCH /sessions/{id}/`: any of `is_active`, `metadata`,
+/// `external_user_id` (`null` clears it), `expires_at`.
+///
+/// # Errors
+/// `invalid_json` when the body is not an object; `invalid_field` for a bad field.
+pub fn session_patch(body: &Value, limits: &Limits) -> Result<SessionPatch, ValidationError> {
+    let obj = object(body)?;
+    let is_active = match obj.get("is_active") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(ValidationError::invalid("is_active", "must be a boolean")),
+    };
+    let external = match obj.get("external_user_id") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(external_user_id(s, limits)?)),
+        Some(_) => {
+            return Err(ValidationError::invalid(
+                "external_user_id",
+                "must be a string or null",
+            ))
+        }
+    };
+    Ok(SessionPatch {
+        is_active,
+        metadata: opt_metadata(obj, limits)?,
+        external_user_id: external,
+        expires_at: time_field(obj, "expires_at")?,
+    })
+}
+
+/// Reads the body of `POST /messages/`: `session_id` and `message` required, `role`
+/// (default `user`) and `metadata` (default `{}`) optional.
+///
+/// # Errors
+/// `missing_field`, `invalid_field` or `invalid_json`.
+pub fn new_message(body: &Value, limits: &Limits) -> Result<NewMessage, ValidationError> {
+    let obj = object(body)?;
+    let role = match opt_string(obj, "role")? {
+        None => Role::User,
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            ValidationError::invalid("role", "must be one of user, assistant, system")
+        })?,
+    };
+    message_fields(obj, role, limits)
+}
+
+/// Reads the body of the chat endpoints: `session_id` and `message` required,
+/// `metadata` optional (stored on the user message). The role is always `user`.
+///
+/// # Errors
+/// `missing_field`, `invalid_field` or `invalid_json`.
+pub fn chat_request(body: &Value, limits: &Limits) -> Result<NewMessage, ValidationError> {
+    message_fields(object(body)?, Role::User, limits)
+}
+
+fn message_fields(
+    obj: &serde_json::Map<String, Value>,
+    role: Role,
+    limits: &Limits,
+) -> Result<NewMessage, ValidationError> {
+    let session = required_string(obj, "session_id")?;
+    let text = required_string(obj, "message")?;
+    message_text(text, limits)?;
+    Ok(NewMessage {
+        session: SessionRef::parse(session),
+        message: text.to_owned(),
+        role,
+        metadata: opt_metadata(obj, limits)?.unwrap_or_default(),
+    })
+}
+
+/// Reads the query of the chat stream `GET` (for `EventSource`): `session_id` and
+/// `message` required.
+///
+/// # Errors
+/// `missing_field` or `invalid_field`.
+pub fn chat_query(
+    pairs: &[(String, String)],
+    limits: &Limits,
+) -> Result<NewMessage, ValidationError> {
+    let session =
+        last(pairs, "session_id").ok_or_else(|| ValidationError::missing("session_id"))?;
+    let text = last(pairs, "message").ok_or_else(|| ValidationError::missing("message"))?;
+    message_text(text, limits)?;
+    Ok(NewMessage {
+        session: SessionRef::parse(session),
+        message: text.to_owned(),
+        role: Role::User,
+        metadata: Metadata::new(),
+    })
+}
+
+/// The last value given for `key` (a repeated parameter's last value wins).
+fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn page(pairs: &[(String, String)]) -> Result<Page, ValidationError> {
+    let mut page = Page::default();
+    if let Some(v) = last(pairs, "limit") {
+        page.limit = v
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=Page::MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ValidationError::invalid(
+                    "limit",
+                    format_args!("must be an integer from 1 to {}", Page::MAX_LIMIT),
+                )
+            })?;
+    }
+    if let Some(v) = last(pairs, "offset") {
+        page.offset = v
+            .parse::<usize>()
+            .map_err(|_| ValidationError::invalid("offset", "must be a non-negative integer"))?;
+    }
+    Ok(page)
+}
+
+fn non_empty(pairs: &[(String, String)], key: &str) -> Option<String> {
+    last(pairs, key)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// Reads the query of `GET /sessions/`: `is_active`, `external_user_id`, `search`,
+/// `limit`, `offset`. Unknown parameters are ignored; empty ones count as absent.
+///
+/// # Errors
+/// `invalid_field` naming the parameter.
+pub fn session_query(pairs: &[(String, String)]) -> Result<(SessionFilter, Page), ValidationError> {
+    let is_active = match last(pairs, "is_active") {
+        None | Some("") => None,
+        Some("true" | "True" | "1") => Some(true),
+        Some("false" | "False" | "0") => Some(false),
+        Some(_) => {
+            return Err(ValidationError::invalid(
+                "is_active",
+                "must be true or false",
+            ))
+        }
+    };
+    let filter = SessionFilter {
+        is_active,
+        external_user_id: non_empty(pairs, "external_user_id"),
+        search: non_empty(pairs, "search"),
+    };
+    Ok((filter, page(pairs)?))
+}
+
+/// Reads the query of `GET /messages/`: `session_id` (required), `role`, `search`,
+/// `limit`, `offset`.
+///
+/// # Errors
+/// `missing_field` without `session_id`; `invalid_field` naming a bad parameter.
+pub fn message_query(
+    pairs: &[(String, String)],
+) -> Result<(SessionRef, MessageFilter, Page), ValidationError> {
+    let session =
+        non_empty(pairs, "session_id").ok_or_else(|| ValidationError::missing("session_id"))?;
+    let role = match last(pairs, "role") {
+        None | Some("") => None,
+        Some(r) => Some(Role::parse(r).ok_or_else(|| {
+            ValidationError::invalid("role", "must be one of user, assistant, system")
+        })?),
+    };
+    let filter = MessageFilter {
+        role,
+        search: non_empty(pairs, "search"),
+    };
+    Ok((SessionRef::parse(&session), filter, page(pairs)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use serde_json::json;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn session_id_charset_and_length() {
+        assert!(session_id("abc.DEF_12:3-x").is_ok());
+        assert!(session_id(&"a".repeat(128)).is_ok());
+        for bad in ["", "has space", "slash/", "é", &"a".repeat(129)] {
+            let e = session_id(bad).expect_err(bad);
+            assert_eq!(e.code, ErrorCode::InvalidField);
+            assert_eq!(e.field.as_deref(), Some("session_id"));
+        }
+    }
+
+    #[test]
+    fn new_session_accepts_empty_object_and_rejects_non_objects() {
+        let s = new_session(&json!({}), &Limits::default()).expect("empty is fine");
+        assert_eq!(s, NewSession::default());
+        let e = new_session(&json!([1]), &Limits::default()).expect_err("array");
+        assert_eq!(e.code, ErrorCode::InvalidJson);
+        let e = new_session(&json!({"metadata": [1]}), &Limits::default()).expect_err("meta");
+        assert_eq!(e.field.as_deref(), Some("metadata"));
+        let e =
+            new_session(&json!({"expires_at": "tomorrow"}), &Limits::default()).expect_err("time");
+        assert_eq!(e.field.as_deref(), Some("expires_at"));
+    }
+
+    #[test]
+    fn metadata_size_is_limited() {
+        let limits = Limits {
+            max_metadata_bytes: 20,
+            ..Limits::default()
+        };
+        assert!(metadata(&json!({"a": "short"}), &limits).is_ok());
+        let e = metadata(&json!({"a": "x".repeat(20)}), &limits).expect_err("too big");
+        assert_eq!(e.code, ErrorCode::InvalidField);
+    }
+
+    #[test]
+    fn new_message_rules() {
+        let l = Limits {
+            max_message_bytes: 8,
+            ..Limits::default()
+        };
+        let m = new_message(&json!({"session_id": "s", "message": "hi"}), &l).expect("ok");
+        assert_eq!(m.role, Role::User);
+        let cases = [
+            (
+                json!({"message": "hi"}),
+                ErrorCode::MissingField,
+                "session_id",
+            ),
+            (
+                json!({"session_id": "s"}),
+                ErrorCode::MissingField,
+                "message",
+            ),
+            (
+                json!({"session_id": "s", "message": "  "}),
+                ErrorCode::InvalidField,
+                "message",
+            ),
+            (
+                json!({"session_id": "s", "message": "123456789"}),
+                ErrorCode::InvalidField,
+                "message",
+            ),
+            (
+                json!({"session_id": "s", "message": "hi", "role": "bot"}),
+                ErrorCode::InvalidField,
+                "role",
+            ),
+            (
+                json!({"session_id": 5, "message": "hi"}),
+                ErrorCode::InvalidField,
+                "session_id",
+            ),
+        ];
+        for (body, code, field) in cases {
+            let e = new_message(&body, &l).expect_err("must fail");
+            assert_eq!((e.code, e.field.as_deref()), (code, Some(field)), "{body}");
+        }
+    }
+
+    #[test]
+    fn patch_distinguishes_clear_from_absent() {
+        let p = session_patch(&json!({"external_user_id": null}), &Limits::default()).expect("ok");
+        assert_eq!(p.external_user_id, Some(None));
+        let p = session_patch(&json!({}), &Limits::default()).expect("ok");
+        assert_eq!(p, SessionPatch::default());
+        let e = session_patch(&json!({"is_active": "yes"}), &Limits::default()).expect_err("bool");
+        assert_eq!(e.field.as_deref(), Some("is_active"));
+    }
+
+    #[test]
+    fn query_paging_bounds() {
+        let (_, p) = session_query(&q(&[("limit", "1000"), ("offset", "5")])).expect("ok");
+        assert_eq!(
+            p,
+            Page {
+                limit: 1000,
+                offset: 5
+            }
+        );
+        for (k, v) in [
+            ("limit", "0"),
+            ("limit", "1001"),
+            ("limit", "x"),
+            ("offset", "-1"),
+            ("is_active", "maybe"),
+        ] {
+            let e = session_query(&q(&[(k, v)])).expect_err(v);
+            assert_eq!(e.field.as_deref(), Some(k));
+        }
+    }
+
+    #[test]
+    fn message_query_requires_session() {
+        let e = message_query(&q(&[("role", "user")])).expect_err("missing");
+        assert_eq!(e.code, ErrorCode::MissingField);
+        let (r, f, _) =
+            message_query(&q(&[("session_id", "abc"), ("role", "system")])).expect("ok");
+        assert_eq!(r.as_str(), "abc");
+        assert_eq!(f.role, Some(Role::System));
+        assert!(message_query(&q(&[("session_id", "abc"), ("role", "x")])).is_err());
+    }
+}
