@@ -1,0 +1,1 @@
+//! HTTP/SSE transport for Colloquy (being written).
