@@ -1,0 +1,3 @@
+//! # colloquy-openai
+//!
+//! An OpenAI-compatible `ChatModel` (work in progress).
