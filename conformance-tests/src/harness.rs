@@ -74,6 +74,8 @@ pub fn service_missing(service: &str, why: &dyn std::fmt::Display) -> Option<Tes
         !services_required(),
         "{service} is required ({REQUIRE_SERVICES_ENV}=1) but not reachable: {why}"
     );
-    eprintln!("skipping: {service} not reachable ({why}); set {REQUIRE_SERVICES_ENV}=1 to fail instead");
+    eprintln!(
+        "skipping: {service} not reachable ({why}); set {REQUIRE_SERVICES_ENV}=1 to fail instead"
+    );
     None
 }

@@ -1,0 +1,17 @@
+//! The whole store contract suite against [`MemoryStore`].
+
+use std::sync::Arc;
+
+use colloquy_conformance::{store_contract_tests, TestStore};
+use colloquy_core::ManualClock;
+use colloquy_memory::MemoryStore;
+
+async fn store() -> Option<TestStore> {
+    let clock = Arc::new(ManualClock::new());
+    Some(TestStore::new(
+        Arc::new(MemoryStore::new(clock.clone())),
+        clock,
+    ))
+}
+
+store_contract_tests!(store);
