@@ -8,17 +8,23 @@
 //! ```
 //! use std::sync::Arc;
 //! use colloquy_core::{validate, ChatService, EchoModel, ServiceConfig, SystemClock};
-//! # use colloquy_core::ports::{MessageStore, SessionStore};
-//! # async fn demo<S: SessionStore + MessageStore>(store: Arc<S>) -> Result<(), colloquy_core::ServiceError> {
+//! use colloquy_memory::MemoryStore; // any store adapter
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), colloquy_core::ServiceError> {
+//! let clock = Arc::new(SystemClock);
+//! let store = Arc::new(MemoryStore::new(clock.clone()));
 //! let service = ChatService::new(
 //!     store.clone(),
 //!     store,
 //!     Arc::new(EchoModel::new()),
-//!     Arc::new(SystemClock),
+//!     clock,
 //!     ServiceConfig::default(),
 //! );
-//! let body = serde_json::json!({});
-//! let session = service.create_session(validate::new_session(&body, service.limits())?).await?;
+//! // Transports validate JSON bodies with `validate`, then call the use case.
+//! let session = service
+//!     .create_session(validate::new_session(&serde_json::json!({}), service.limits())?)
+//!     .await?;
 //! let chat = serde_json::json!({"session_id": session.session_id, "message": "hello"});
 //! let reply = service.chat(validate::chat_request(&chat, service.limits())?).await?;
 //! assert_eq!(reply.response, "Echo: hello");
