@@ -1,0 +1,94 @@
+//! The request pipeline around every handler: request id and span, routing, panic
+//! containment, CORS headers, and one access-log line.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use bytes::Bytes;
+use colloquy_core::ChatService;
+use futures::FutureExt;
+use http::{header, HeaderValue, Request};
+use tracing::Instrument;
+
+use crate::config::HttpConfig;
+use crate::cors::Cors;
+use crate::error::ApiError;
+use crate::{handlers, request_id, router, Response};
+
+/// Everything a request needs: the service, the settings, the CORS policy.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) service: ChatService,
+    pub(crate) config: HttpConfig,
+    pub(crate) cors: Cors,
+}
+
+/// The text of a panic payload, when it has one.
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(non-string panic payload)")
+}
+
+impl App {
+    /// The app for `service` with `config`.
+    pub(crate) fn new(service: ChatService, config: HttpConfig) -> Self {
+        let cors = Cors::new(&config.cors_origins);
+        Self {
+            service,
+            config,
+            cors,
+        }
+    }
+
+    /// Answers one request. Never fails and never panics: every error, a panicking
+    /// handler included, becomes a JSON error response.
+    pub(crate) async fn handle<B>(&self, request: Request<B>) -> Response
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let id = request_id::from_headers(request.headers());
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %request.method(),
+            path = %request.uri().path(),
+        );
+        self.respond(request, id).instrument(span).await
+    }
+
+    async fn respond<B>(&self, request: Request<B>, id: String) -> Response
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let (parts, body) = request.into_parts();
+        let origin = parts.headers.get(header::ORIGIN).cloned();
+        let result = match router::resolve(&parts.method, parts.uri.path()) {
+            Err(e) => Err(e),
+            Ok(endpoint) => AssertUnwindSafe(handlers::dispatch(self, endpoint, parts, body))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    tracing::error!(panic = panic_message(&*panic), "handler panicked");
+                    Err(ApiError::internal())
+                }),
+        };
+        let mut response = result.unwrap_or_else(ApiError::into_response);
+        self.cors.apply(origin.as_ref(), &mut response);
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert(request_id::HEADER, value);
+        }
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "served"
+        );
+        response
+    }
+}

@@ -1,0 +1,53 @@
+//! [`HttpConfig`]: the transport's settings, a plain struct with documented defaults.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Settings of the HTTP transport. Every field has a default (see [`HttpConfig::default`]);
+/// the `colloquy` binary fills them from flags and `COLLOQUY_*` variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Where the server listens. Default `127.0.0.1:8080`. Used by callers that bind
+    /// the listener themselves from the config; [`serve`](crate::serve) takes a bound
+    /// listener.
+    pub bind: SocketAddr,
+    /// Largest request body in bytes; a larger one is answered 413 `payload_too_large`
+    /// as soon as the excess is read (or at once, from `Content-Length`). Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Origins allowed to call the API from a browser (CORS), e.g.
+    /// `https://landing.example`. `*` allows every origin. Default: none.
+    pub cors_origins: Vec<String>,
+    /// How long an SSE stream may stay silent before a `: keep-alive` comment is sent.
+    /// Default 15 s.
+    pub sse_keep_alive: Duration,
+    /// On shutdown, how long requests and streams in flight may take to finish before
+    /// the generations still running are cancelled (their partial answers are stored
+    /// with `finish_reason = "cancelled"`). Default 20 s.
+    pub shutdown_grace: Duration,
+}
+
+impl HttpConfig {
+    /// The default `bind` address.
+    pub const DEFAULT_BIND: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::LOCALHOST,
+        8080,
+    ));
+    /// The default `max_body_bytes`: 1 MiB.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+    /// The default `sse_keep_alive`: 15 s.
+    pub const DEFAULT_SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
+    /// The default `shutdown_grace`: 20 s.
+    pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            bind: Self::DEFAULT_BIND,
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            cors_origins: Vec::new(),
+            sse_keep_alive: Self::DEFAULT_SSE_KEEP_ALIVE,
+            shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}

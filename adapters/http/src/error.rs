@@ -1,0 +1,226 @@
+//! The one place where an API error code becomes an HTTP status, and where every
+//! error becomes the documented JSON body `{"error", "code", "field"?}`.
+
+use std::error::Error as _;
+
+use colloquy_core::{ErrorCode, ServiceError, ValidationError};
+use http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
+
+use crate::json;
+use crate::Response;
+
+/// The `Retry-After` value (seconds) sent with 503 `store_unavailable` and 429.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// The HTTP status of an API error code.
+///
+/// `internal_error` and any code this transport does not know yet are 500.
+#[must_use]
+pub fn status_for(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidJson | ErrorCode::MissingField | ErrorCode::InvalidField => {
+            StatusCode::BAD_REQUEST
+        }
+        ErrorCode::SessionNotFound | ErrorCode::MessageNotFound | ErrorCode::NotFound => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::SessionExists | ErrorCode::SessionInactive => StatusCode::CONFLICT,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::LlmUnavailable => StatusCode::BAD_GATEWAY,
+        ErrorCode::LlmTimeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An error on its way to the client: code, safe message, and the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    code: ErrorCode,
+    message: String,
+    field: Option<String>,
+    allow: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    /// An error with `code` and a message safe to show.
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+            allow: None,
+        }
+    }
+
+    /// 404 `not_found`: no route for the path.
+    pub(crate) fn no_route() -> Self {
+        Self::new(ErrorCode::NotFound, "no such endpoint")
+    }
+
+    /// 405 `method_not_allowed`, with the `Allow` header listing `allow`.
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(ErrorCode::MethodNotAllowed, "method not allowed")
+        }
+    }
+
+    /// 500 `internal_error` with the generic message; the cause must be logged by the caller.
+    pub(crate) fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "internal server error")
+    }
+
+    /// 503 `store_unavailable`.
+    pub(crate) fn store_unavailable() -> Self {
+        Self::new(
+            ErrorCode::StoreUnavailable,
+            "the store is unavailable, retry later",
+        )
+    }
+
+    /// The API code.
+    #[cfg(test)]
+    pub(crate) fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The JSON error response, with `Allow` on 405 and `Retry-After` on 503/429.
+    pub(crate) fn into_response(self) -> Response {
+        let status = status_for(self.code);
+        let body = ErrorBody {
+            error: &self.message,
+            code: self.code.as_str(),
+            field: self.field.as_deref(),
+        };
+        let mut response = json::response(status, &body);
+        let headers = response.headers_mut();
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if matches!(
+            self.code,
+            ErrorCode::StoreUnavailable | ErrorCode::RateLimited
+        ) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        Self {
+            code: e.code,
+            message: e.message,
+            field: e.field,
+            allow: None,
+        }
+    }
+}
+
+/// The full `source` chain of an error, for the log.
+fn cause_chain(e: &ServiceError) -> String {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
+impl From<ServiceError> for ApiError {
+    /// Keeps only the safe message; an internal error's cause is logged here, inside the
+    /// request's span (so with its request id), and never returned.
+    fn from(e: ServiceError) -> Self {
+        let code = e.code();
+        let status = status_for(code);
+        if status.is_server_error() {
+            let cause = cause_chain(&e);
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                tracing::error!(error = %cause, code = code.as_str(), "internal error");
+            } else {
+                tracing::warn!(error = %cause, code = code.as_str(), "upstream failure");
+            }
+        }
+        Self {
+            code,
+            message: e.public_message(),
+            field: e.field().map(str::to_owned),
+            allow: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use colloquy_core::{ModelError, StoreError, TimeoutKind};
+
+    #[test]
+    fn every_documented_code_has_its_status() {
+        let cases = [
+            (ErrorCode::InvalidJson, 400),
+            (ErrorCode::MissingField, 400),
+            (ErrorCode::InvalidField, 400),
+            (ErrorCode::SessionNotFound, 404),
+            (ErrorCode::MessageNotFound, 404),
+            (ErrorCode::NotFound, 404),
+            (ErrorCode::MethodNotAllowed, 405),
+            (ErrorCode::SessionExists, 409),
+            (ErrorCode::SessionInactive, 409),
+            (ErrorCode::PayloadTooLarge, 413),
+            (ErrorCode::UnsupportedMediaType, 415),
+            (ErrorCode::IdempotencyMismatch, 422),
+            (ErrorCode::RateLimited, 429),
+            (ErrorCode::LlmUnavailable, 502),
+            (ErrorCode::StoreUnavailable, 503),
+            (ErrorCode::LlmTimeout, 504),
+            (ErrorCode::Internal, 500),
+        ];
+        for (code, status) in cases {
+            assert_eq!(status_for(code).as_u16(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn internal_errors_keep_their_cause_out_of_the_body() {
+        let e = ApiError::from(ServiceError::Store(StoreError::backend(
+            "secret table xyz is corrupt",
+        )));
+        assert_eq!(e.code(), ErrorCode::Internal);
+        assert!(!e.message.contains("xyz"));
+        let timeout = ApiError::from(ServiceError::Model(ModelError::Timeout(TimeoutKind::Total)));
+        assert_eq!(status_for(timeout.code()), StatusCode::GATEWAY_TIMEOUT);
+    }
+
+    #[test]
+    fn unavailable_store_says_when_to_retry() {
+        let r = ApiError::store_unavailable().into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            r.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from(RETRY_AFTER_SECS))
+        );
+        let r = ApiError::method_not_allowed("GET, OPTIONS").into_response();
+        assert_eq!(
+            r.headers().get(header::ALLOW),
+            Some(&HeaderValue::from_static("GET, OPTIONS"))
+        );
+    }
+}

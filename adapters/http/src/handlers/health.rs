@@ -1,0 +1,26 @@
+//! `GET /healthz` (the process serves) and `GET /readyz` (the store answers).
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::json;
+use crate::Response;
+
+/// 200 `{"status":"ok"}` whenever the process serves.
+pub(super) fn healthz() -> Response {
+    json::response(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// 200 `{"status":"ready"}` when the store answers; otherwise 503 `store_unavailable`
+/// with `Retry-After`, whatever the store's failure (it is logged).
+pub(super) async fn readyz(app: &App) -> Response {
+    match app.service.ready().await {
+        Ok(()) => json::response(StatusCode::OK, &json!({"status": "ready"})),
+        Err(e) => {
+            tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "readiness check failed");
+            ApiError::store_unavailable().into_response()
+        }
+    }
+}

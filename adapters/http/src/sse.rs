@@ -1,0 +1,230 @@
+//! Server-sent events: a [`ChatStream`] rendered exactly as API.md shows it.
+//!
+//! ```text
+//! id: 0
+//! data: {"chunk":"Echo: ","done":false,"message_id":"…","response_id":"…"}
+//!
+//! id: 1
+//! data: {"chunk":"","done":true,"message_id":"…","response_id":"…","finish_reason":"stop"}
+//!
+//! ```
+//! A failed generation ends with `"done":true` and `"error":"<code>"` instead of
+//! `finish_reason`. Each event is written as soon as the model produced it; after
+//! `keep_alive` of silence a `: keep-alive` comment is sent. When the client goes
+//! away, hyper drops this body: only the receiving end of the generation is dropped,
+//! the generation itself runs on and stores the answer.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use colloquy_core::{ChatEvent, ChatEvents, ChatStream, ErrorCode};
+use futures::StreamExt;
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::Response;
+
+/// The comment sent on silence.
+pub(crate) const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// The JSON of one event's `data:` line, fields in the documented order.
+#[derive(Serialize)]
+struct EventData<'a> {
+    chunk: &'a str,
+    done: bool,
+    message_id: Uuid,
+    response_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+/// The ids every event of one response carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ids {
+    pub(crate) message_id: Uuid,
+    pub(crate) response_id: Uuid,
+}
+
+/// One event as SSE bytes: `id: <seq>\ndata: <json>\n\n`.
+pub(crate) fn render(event: &ChatEvent, ids: Ids) -> Bytes {
+    let (chunk, done, finish_reason, error) = match event {
+        ChatEvent::Chunk { text, .. } => (text.as_str(), false, None, None),
+        ChatEvent::Done { finish_reason, .. } => ("", true, Some(finish_reason.as_str()), None),
+        ChatEvent::Failed { code, .. } => ("", true, None, Some(code.as_str())),
+    };
+    let data = EventData {
+        chunk,
+        done,
+        message_id: ids.message_id,
+        response_id: ids.response_id,
+        finish_reason,
+        error,
+    };
+    // Serializing strings, bools and UUIDs cannot fail; JSON escapes newlines, so
+    // the data is one line.
+    let json = serde_json::to_string(&data)
+        .unwrap_or_else(|_| r#"{"chunk":"","done":true,"error":"internal_error"}"#.to_owned());
+    Bytes::from(format!("id: {}\ndata: {json}\n\n", event.seq()))
+}
+
+/// Where the body stream stands.
+enum State {
+    /// Waiting for the next event; `next_seq` is the sequence number it should have.
+    Open { events: ChatEvents, next_seq: u64 },
+    /// The terminal event was sent.
+    Finished,
+}
+
+/// The SSE byte stream of `events`, with keep-alive comments after `keep_alive` of
+/// silence. It ends after the terminal event; if the events end without one (the
+/// generation task died), it ends with an `internal_error` event, so a client never
+/// mistakes a truncated answer for a complete one.
+pub(crate) fn byte_stream(
+    events: ChatEvents,
+    ids: Ids,
+    keep_alive: Duration,
+) -> impl futures::Stream<Item = Bytes> + Send {
+    futures::stream::unfold(
+        State::Open {
+            events,
+            next_seq: 0,
+        },
+        move |state| async move {
+            let State::Open {
+                mut events,
+                next_seq,
+            } = state
+            else {
+                return None;
+            };
+            match tokio::time::timeout(keep_alive, events.next()).await {
+                Err(_silence) => Some((
+                    Bytes::from_static(KEEP_ALIVE),
+                    State::Open { events, next_seq },
+                )),
+                Ok(Some(event)) => {
+                    let bytes = render(&event, ids);
+                    let next = if event.is_terminal() {
+                        State::Finished
+                    } else {
+                        State::Open {
+                            events,
+                            next_seq: event.seq() + 1,
+                        }
+                    };
+                    Some((bytes, next))
+                }
+                Ok(None) => {
+                    tracing::error!(response_id = %ids.response_id, "generation ended without a terminal event");
+                    let failed = ChatEvent::Failed {
+                        seq: next_seq,
+                        code: ErrorCode::Internal,
+                    };
+                    Some((render(&failed, ids), State::Finished))
+                }
+            }
+        },
+    )
+}
+
+/// The `200 text/event-stream` response for a started chat stream.
+pub(crate) fn response(stream: ChatStream, keep_alive: Duration) -> Response {
+    let ids = Ids {
+        message_id: stream.message_id,
+        response_id: stream.response_id,
+    };
+    let frames = byte_stream(stream.events, ids, keep_alive)
+        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
+    let mut response = http::Response::new(StreamBody::new(frames).boxed_unsync());
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use colloquy_core::FinishReason;
+
+    fn ids() -> Ids {
+        Ids {
+            message_id: Uuid::nil(),
+            response_id: Uuid::max(),
+        }
+    }
+
+    #[test]
+    fn events_render_as_documented() {
+        let chunk = render(
+            &ChatEvent::Chunk {
+                seq: 0,
+                text: "Once\nupon".into(),
+            },
+            ids(),
+        );
+        assert_eq!(
+            chunk,
+            format!(
+                "id: 0\ndata: {{\"chunk\":\"Once\\nupon\",\"done\":false,\"message_id\":\"{}\",\"response_id\":\"{}\"}}\n\n",
+                Uuid::nil(),
+                Uuid::max()
+            )
+        );
+        let done = render(
+            &ChatEvent::Done {
+                seq: 3,
+                finish_reason: FinishReason::Stop,
+            },
+            ids(),
+        );
+        let text = std::str::from_utf8(&done).expect("utf-8");
+        assert!(text.starts_with("id: 3\ndata: {\"chunk\":\"\",\"done\":true,"));
+        assert!(text.ends_with(",\"finish_reason\":\"stop\"}\n\n"));
+        let failed = render(
+            &ChatEvent::Failed {
+                seq: 2,
+                code: ErrorCode::LlmTimeout,
+            },
+            ids(),
+        );
+        let text = std::str::from_utf8(&failed).expect("utf-8");
+        assert!(text.ends_with(",\"error\":\"llm_timeout\"}\n\n"), "{text}");
+        assert!(!text.contains("finish_reason"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_sends_keep_alive_comments() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ChatEvent>();
+        let events: ChatEvents = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|e| (e, rx))
+        }));
+        let mut stream = Box::pin(byte_stream(events, ids(), Duration::from_secs(15)));
+        // Paused time auto-advances while every task waits: the timeout fires.
+        let first = stream.next().await.expect("keep-alive");
+        assert_eq!(first, Bytes::from_static(KEEP_ALIVE));
+        tx.send(ChatEvent::Chunk {
+            seq: 0,
+            text: "a".into(),
+        })
+        .expect("receiver alive");
+        let second = stream.next().await.expect("chunk");
+        assert!(second.starts_with(b"id: 0\n"));
+        drop(tx);
+        let last = stream.next().await.expect("synthetic failure");
+        let text = std::str::from_utf8(&last).expect("utf-8");
+        assert!(text.starts_with("id: 1\n") && text.contains("\"error\":\"internal_error\""));
+        assert!(stream.next().await.is_none());
+    }
+}
