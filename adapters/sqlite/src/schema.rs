@@ -1,0 +1,167 @@
+//! The schema, its versioned migrations, and how every connection is set up.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied. Opening a database
+//! applies the missing ones, in order, in one `IMMEDIATE` transaction, so two processes
+//! opening the same new file cannot both migrate it. A migration, once released, is
+//! never edited: a schema change is a new entry at the end of [`MIGRATIONS`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::SqliteError;
+
+/// The migrations, oldest first; applying `MIGRATIONS[i]` takes the schema to
+/// version `i + 1`.
+///
+/// Times are integer microseconds since the Unix epoch (exact, and ordered as
+/// numbers); UUIDs are their 16 bytes (ordered like [`uuid::Uuid`]'s `Ord`); metadata
+/// is JSON text.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: sessions and messages.
+    "
+    CREATE TABLE sessions (
+        id               BLOB    NOT NULL PRIMARY KEY,
+        session_id       TEXT    NOT NULL,
+        external_user_id TEXT,
+        created_at       INTEGER NOT NULL,
+        expires_at       INTEGER NOT NULL,
+        is_active        INTEGER NOT NULL CHECK (is_active IN (0, 1)),
+        metadata         TEXT    NOT NULL
+    );
+    -- get by session_id; one row per session_id (an expired holder is deleted
+    -- before its session_id is reused, see sessions::create).
+    CREATE UNIQUE INDEX sessions_by_session_id ON sessions (session_id);
+    -- list, newest first (scanned backwards for ORDER BY created_at DESC, id DESC).
+    CREATE INDEX sessions_by_created ON sessions (created_at, id);
+    -- list filtered by external_user_id, in list order.
+    CREATE INDEX sessions_by_external_user ON sessions (external_user_id, created_at, id);
+    -- the expiry purge.
+    CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+
+    CREATE TABLE messages (
+        id         BLOB    NOT NULL PRIMARY KEY,
+        session    BLOB    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL,
+        message    TEXT    NOT NULL,
+        role       TEXT    NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
+        metadata   TEXT    NOT NULL,
+        timestamp  INTEGER NOT NULL,
+        is_deleted INTEGER NOT NULL DEFAULT 0 CHECK (is_deleted IN (0, 1))
+    );
+    -- write order within a session: list, recent, the append's predecessor lookup,
+    -- and the cascade from sessions.
+    CREATE UNIQUE INDEX messages_by_session_position ON messages (session, position);
+    ",
+];
+
+/// The schema version this build writes: the number of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Name of the SQL function `colloquy_contains_ci(haystack, lowered_needle)`: whether
+/// `haystack.to_lowercase()` contains the needle, which the caller has already passed
+/// through `str::to_lowercase`. It is Rust's own Unicode lowercasing, so filters agree
+/// with [`SessionFilter::matches`](colloquy_core::SessionFilter::matches) and
+/// [`MessageFilter::matches`](colloquy_core::MessageFilter::matches) for every input,
+/// unlike SQLite's ASCII-only `lower()`/`LIKE`, and `%`/`_` have no special meaning.
+/// A NULL haystack contains nothing.
+pub(crate) const CONTAINS_CI: &str = "colloquy_contains_ci";
+
+/// Connection settings shared by the writer and the readers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionOptions {
+    pub(crate) busy_timeout: Duration,
+}
+
+/// Opens the read-write connection to a database file, switches it to WAL with
+/// `synchronous=FULL`, and brings the schema up to date.
+pub(crate) fn open_writer(path: &Path, opts: ConnectionOptions) -> Result<Connection, SqliteError> {
+    let mut conn = Connection::open(path).map_err(|source| SqliteError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    conn.busy_timeout(opts.busy_timeout)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(SqliteError::NoWal(mode));
+    }
+    configure_writer(&conn)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a private in-memory database (one connection, so no WAL) with the schema.
+pub(crate) fn open_memory() -> Result<Connection, SqliteError> {
+    let mut conn = Connection::open_in_memory()?;
+    configure_writer(&conn)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection to a database the writer has already set up.
+pub(crate) fn open_reader(path: &Path, opts: ConnectionOptions) -> Result<Connection, SqliteError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| SqliteError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    conn.busy_timeout(opts.busy_timeout)?;
+    register_functions(&conn)?;
+    Ok(conn)
+}
+
+fn configure_writer(conn: &Connection) -> Result<(), SqliteError> {
+    // FULL: in WAL mode the WAL is fsynced at every commit, so an acknowledged
+    // transaction survives a power loss or OS crash (see the crate docs).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    register_functions(conn)?;
+    Ok(())
+}
+
+fn register_functions(conn: &Connection) -> Result<(), SqliteError> {
+    conn.create_scalar_function(
+        CONTAINS_CI,
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let haystack = ctx.get_raw(0).as_str_or_null()?;
+            let needle = ctx.get_raw(1).as_str_or_null()?;
+            Ok(match (haystack, needle) {
+                (Some(h), Some(n)) => h.to_lowercase().contains(n),
+                _ => false,
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// Applies the missing migrations; a no-op on a database at [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), SqliteError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let applied = usize::try_from(found)
+        .ok()
+        .filter(|&v| v <= SCHEMA_VERSION)
+        .ok_or(SqliteError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        })?;
+    if applied == SCHEMA_VERSION {
+        return Ok(()); // dropping `tx` rolls back the empty transaction
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let version = index + 1;
+        tx.execute_batch(sql)
+            .and_then(|()| tx.pragma_update(None, "user_version", crate::rows::sql_count(version)))
+            .map_err(|source| SqliteError::Migrate { version, source })?;
+        tracing::info!(version, "applied SQLite schema migration");
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! The connection threads: one writer with group commit, and a small pool of readers.
+//!
+//! SQLite calls block, so none runs on the async runtime. Each connection lives on its
+//! own OS thread and takes jobs (closures) from a channel; the caller awaits a
+//! `oneshot` answer.
+//!
+//! - **One writer.** SQLite allows one writer at a time anyway; a single thread makes
+//!   every write serial without lock waits, which is also what makes "check the
+//!   session, then append" atomic. The writer drains whatever jobs are queued (up to
+//!   [`MAX_BATCH`]) into **one** transaction, each job inside its own `SAVEPOINT` so a
+//!   failing job rolls back alone, then commits once and only then answers every job
+//!   of the batch. Under load one fsync covers many writes (group commit); alone, a
+//!   write is its own batch. No job is acknowledged before its commit is durable.
+//! - **Readers.** `readers` read-only connections share one job queue; in WAL mode
+//!   they read a committed snapshot while the writer writes. Every read job runs in
+//!   one read transaction, so it sees a single snapshot. A write acknowledged before a
+//!   read is sent is always visible to that read.
+//! - With no readers (the in-memory database, which a second connection cannot see),
+//!   reads run on the writer thread too.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use colloquy_core::Clock;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::error::SqliteError;
+
+/// The most jobs one write transaction takes.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// A unit of work on a connection: it gets the connection and the store clock's
+/// "now" in microseconds, read when the job starts.
+type Work<T> = Box<dyn FnOnce(&Connection, i64) -> Result<T, SqliteError> + Send>;
+
+/// A write job as the writer thread sees it.
+trait WriteJob: Send {
+    /// Runs the work inside the open savepoint; `true` when it succeeded.
+    fn run(&mut self, conn: &Connection, now: i64) -> bool;
+    /// Answers the caller once the batch's fate is known.
+    fn finish(self: Box<Self>, batch: Result<(), Arc<SqliteError>>);
+}
+
+struct Job<T> {
+    work: Option<Work<T>>,
+    result: Option<Result<T, SqliteError>>,
+    reply: oneshot::Sender<Result<T, SqliteError>>,
+}
+
+impl<T: Send> WriteJob for Job<T> {
+    fn run(&mut self, conn: &Connection, now: i64) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| work(conn, now)))
+            .unwrap_or(Err(SqliteError::JobPanicked));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, batch: Result<(), Arc<SqliteError>>) {
+        let answer = match (self.result, batch) {
+            (Some(Err(own)), _) => Err(own),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(batch)) => Err(SqliteError::Batch(batch)),
+            (None, Ok(())) => Err(SqliteError::TransactionAborted),
+        };
+        // The caller may have stopped waiting (a dropped request); the write stands.
+        let _ = self.reply.send(answer);
+    }
+}
+
+type ReadJob = Box<dyn FnOnce(&Connection, i64) + Send>;
+
+/// Handles to the connection threads. Dropping it lets the threads finish the queued
+/// jobs, close their connections and exit.
+pub(crate) struct Workers {
+    writer: Sender<Box<dyn WriteJob>>,
+    readers: Option<Sender<ReadJob>>,
+}
+
+impl Workers {
+    /// Starts the writer on `writer` and one reader thread per connection in `readers`
+    /// (none: reads go to the writer). Returns the handles and the threads to join.
+    pub(crate) fn start(
+        writer: Connection,
+        readers: Vec<Connection>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, Vec<JoinHandle<()>>), SqliteError> {
+        let mut threads = Vec::with_capacity(readers.len() + 1);
+        let (write_tx, write_rx) = channel::<Box<dyn WriteJob>>();
+        let writer_clock = clock.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("colloquy-sqlite-writer".into())
+                .spawn(move || writer_loop(&writer, &*writer_clock, &write_rx))
+                .map_err(SqliteError::Thread)?,
+        );
+        let read_tx = if readers.is_empty() {
+            None
+        } else {
+            let (read_tx, read_rx) = channel::<ReadJob>();
+            let read_rx = Arc::new(Mutex::new(read_rx));
+            for (i, conn) in readers.into_iter().enumerate() {
+                let rx = read_rx.clone();
+                let clock = clock.clone();
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("colloquy-sqlite-reader-{i}"))
+                        .spawn(move || reader_loop(&conn, &*clock, &rx))
+                        .map_err(SqliteError::Thread)?,
+                );
+            }
+            Some(read_tx)
+        };
+        Ok((
+            Self {
+                writer: write_tx,
+                readers: read_tx,
+            },
+            threads,
+        ))
+    }
+
+    /// Runs `work` in the write transaction; answers after it is durably committed.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, i64) -> Result<T, SqliteError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            work: Some(Box::new(work) as Work<T>),
+            result: None,
+            reply,
+        };
+        self.writer
+            .send(Box::new(job))
+            .map_err(|_| SqliteError::Closed)?;
+        answer.await.map_err(|_| SqliteError::Closed)?
+    }
+
+    /// Runs `work` in a read transaction on a reader connection.
+    pub(crate) async fn read<T, F>(&self, work: F) -> Result<T, SqliteError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, i64) -> Result<T, SqliteError> + Send + 'static,
+    {
+        let Some(readers) = &self.readers else {
+            return self.write(work).await;
+        };
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn, now| {
+            let result = catch_unwind(AssertUnwindSafe(|| in_read_transaction(conn, now, work)))
+                .unwrap_or(Err(SqliteError::JobPanicked));
+            let _ = reply.send(result);
+        });
+        readers.send(job).map_err(|_| SqliteError::Closed)?;
+        answer.await.map_err(|_| SqliteError::Closed)?
+    }
+}
+
+fn now_micros(clock: &dyn Clock) -> i64 {
+    clock.now().timestamp_micros()
+}
+
+fn in_read_transaction<T>(
+    conn: &Connection,
+    now: i64,
+    work: impl FnOnce(&Connection, i64) -> Result<T, SqliteError>,
+) -> Result<T, SqliteError> {
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let result = work(conn, now);
+    if !conn.is_autocommit() {
+        // Read-only: nothing to keep, and ending it never loses anything.
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::warn!(error = %e, "ending a SQLite read transaction failed");
+        }
+    }
+    result
+}
+
+fn reader_loop(conn: &Connection, clock: &dyn Clock, jobs: &Mutex<Receiver<ReadJob>>) {
+    loop {
+        let job = {
+            let rx = jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            rx.recv()
+        };
+        match job {
+            Ok(job) => job(conn, now_micros(clock)),
+            Err(_) => break, // every sender dropped: the store is gone
+        }
+    }
+}
+
+fn writer_loop(conn: &Connection, clock: &dyn Clock, jobs: &Receiver<Box<dyn WriteJob>>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(conn, clock, batch);
+    }
+}
+
+/// Runs `batch` in one transaction, each job in its own savepoint, then commits and
+/// answers every job.
+fn run_batch(conn: &Connection, clock: &dyn Clock, batch: Vec<Box<dyn WriteJob>>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let e = Arc::new(SqliteError::from(e));
+        for job in batch {
+            job.finish(Err(e.clone()));
+        }
+        return;
+    }
+    let mut ran: Vec<Box<dyn WriteJob>> = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    while let Some(mut job) = jobs.next() {
+        let step = conn
+            .execute_batch("SAVEPOINT job")
+            .map_err(SqliteError::from)
+            .and_then(|()| {
+                let ok = job.run(conn, now_micros(clock));
+                if conn.is_autocommit() {
+                    // SQLite rolled the whole transaction back (e.g. disk full):
+                    // the jobs before this one are lost too.
+                    return Err(SqliteError::TransactionAborted);
+                }
+                let end = if ok {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
+                Ok(conn.execute_batch(end)?)
+            });
+        ran.push(job);
+        if let Err(e) = step {
+            abort(conn, ran.into_iter().chain(jobs), e);
+            return;
+        }
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            for job in ran {
+                job.finish(Ok(()));
+            }
+        }
+        Err(e) => abort(conn, ran.into_iter(), SqliteError::from(e)),
+    }
+}
+
+fn abort(conn: &Connection, jobs: impl Iterator<Item = Box<dyn WriteJob>>, e: SqliteError) {
+    tracing::error!(error = %e, "SQLite write transaction failed; rolling back its batch");
+    if !conn.is_autocommit() {
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "rolling back the failed batch failed");
+        }
+    }
+    let e = Arc::new(e);
+    for job in jobs {
+        job.finish(Err(e.clone()));
+    }
+}

@@ -1,0 +1,25 @@
+//! The whole store contract suite against [`SqliteStore`], on a fresh database file
+//! (WAL, reader pool) per contract.
+
+mod common;
+
+use std::sync::Arc;
+
+use colloquy_conformance::{store_contract_tests, TestStore};
+use colloquy_core::ManualClock;
+use colloquy_sqlite::SqliteStore;
+
+async fn store() -> Option<TestStore> {
+    let clock = Arc::new(ManualClock::new());
+    let db = common::TempDb::new();
+    let store = SqliteStore::open(db.path(), clock.clone())
+        .await
+        .expect("open a fresh database");
+    let dir = db.into_dir();
+    Some(
+        TestStore::new(Arc::new(store), clock)
+            .with_teardown(move || Box::pin(async move { common::remove_dir(&dir) })),
+    )
+}
+
+store_contract_tests!(store);
