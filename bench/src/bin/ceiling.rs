@@ -1,0 +1,2 @@
+//! The `colloquy-ceiling` server (being written).
+fn main() {}

@@ -1,0 +1,3 @@
+//! # colloquy-bench
+//!
+//! Reproducible benchmarks for Colloquy (stub, being written).

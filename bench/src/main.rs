@@ -1,0 +1,2 @@
+//! The `colloquy-bench` orchestrator (being written).
+fn main() {}
