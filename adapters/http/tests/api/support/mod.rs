@@ -1,0 +1,148 @@
+//! Test support: a real server on a loopback port, a real HTTP client, a
+//! spec-following SSE parser, and test doubles for the model and the store.
+
+pub mod client;
+pub mod doubles;
+pub mod sse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use colloquy_core::ports::{ChatModel, MessageStore, SessionStore};
+use colloquy_core::{ChatService, Clock, EchoModel, ManualClock, ServiceConfig};
+use colloquy_http::HttpConfig;
+use colloquy_memory::MemoryStore;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use client::{Client, Reply};
+
+/// How a test server is put together; `Setup::default()` is the echo model over the
+/// memory store with a manual clock.
+pub struct Setup {
+    pub model: Arc<dyn ChatModel>,
+    pub config: HttpConfig,
+    pub service: ServiceConfig,
+    pub stores: Option<(Arc<dyn SessionStore>, Arc<dyn MessageStore>)>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            model: Arc::new(EchoModel::new()),
+            config: HttpConfig {
+                shutdown_grace: Duration::from_secs(10),
+                ..HttpConfig::default()
+            },
+            service: ServiceConfig::default(),
+            stores: None,
+        }
+    }
+}
+
+impl Setup {
+    pub fn model(mut self, model: impl ChatModel) -> Self {
+        self.model = Arc::new(model);
+        self
+    }
+
+    pub fn stores<S: SessionStore + MessageStore>(mut self, store: S) -> Self {
+        let store = Arc::new(store);
+        self.stores = Some((store.clone(), store));
+        self
+    }
+
+    pub async fn start(self) -> TestServer {
+        TestServer::start(self).await
+    }
+}
+
+/// A running server and a client pointed at it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub clock: Arc<ManualClock>,
+    /// The memory store, when the setup did not bring its own.
+    pub store: Option<Arc<MemoryStore>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(setup: Setup) -> Self {
+        let clock = Arc::new(ManualClock::new());
+        let mut memory = None;
+        let (sessions, messages) = setup.stores.unwrap_or_else(|| {
+            let store = Arc::new(MemoryStore::new(clock.clone() as Arc<dyn Clock>));
+            memory = Some(store.clone());
+            (
+                store.clone() as Arc<dyn SessionStore>,
+                store as Arc<dyn MessageStore>,
+            )
+        });
+        let service = ChatService::new(
+            sessions,
+            messages,
+            setup.model,
+            clock.clone(),
+            setup.service,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(colloquy_http::serve(
+            listener,
+            service,
+            setup.config,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Self {
+            addr,
+            client: Client::new(addr),
+            clock,
+            store: memory,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Starts the graceful shutdown; `finished` waits for `serve` to return.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits (bounded) for `serve` to return after `begin_shutdown`.
+    pub async fn finished(&mut self) {
+        let task = self.task.take().expect("server task");
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("serve returns within 30 s")
+            .expect("serve does not panic");
+    }
+}
+
+/// Polls `check` every few milliseconds until it returns `Some`, for at most 10 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
