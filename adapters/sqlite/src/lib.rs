@@ -98,5 +98,8 @@ mod sessions;
 mod store;
 mod worker;
 
+#[cfg(test)]
+mod query_plans;
+
 pub use schema::SCHEMA_VERSION;
 pub use store::{database_files, Purger, SqliteConfig, SqliteStore};

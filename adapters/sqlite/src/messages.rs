@@ -2,19 +2,55 @@
 //! transaction and judges expiry by `now` (microseconds): messages of an expired
 //! session are absent.
 
-use std::fmt::Write as _;
-
 use colloquy_core::{ChatMessage, MessageFilter, Page};
-use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 use uuid::Uuid;
 
 use crate::error::SqliteError;
-use crate::rows::{collect, metadata_json, micros, sql_count, time, MessageRow, MESSAGE_COLUMNS};
-use crate::schema::CONTAINS_CI;
+use crate::rows::{collect, message_columns, metadata_json, micros, sql_count, time, MessageRow};
+
+/// The statements, as constants so the query-plan test checks exactly these.
+pub(crate) mod sql {
+    use crate::rows::message_columns;
+
+    /// Whether a session is live.
+    pub(crate) const SESSION_IS_LIVE: &str =
+        "SELECT 1 FROM sessions WHERE id = ?1 AND expires_at > ?2";
+    /// A live session's `is_active`.
+    pub(crate) const SESSION_IS_ACTIVE: &str =
+        "SELECT is_active FROM sessions WHERE id = ?1 AND expires_at > ?2";
+    /// Whether a message id is taken.
+    pub(crate) const ID_TAKEN: &str = "SELECT 1 FROM messages WHERE id = ?1";
+    /// The session's last message: its position and timestamp.
+    pub(crate) const LAST: &str = "SELECT position, timestamp FROM messages WHERE session = ?1
+         ORDER BY position DESC LIMIT 1";
+    /// Inserts a message.
+    pub(crate) const INSERT: &str = "INSERT INTO messages
+         (id, session, position, message, role, metadata, timestamp, is_deleted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    /// A message by id when its session is live.
+    pub(crate) const GET_STORED: &str = concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE id = ?1 AND EXISTS
+         (SELECT 1 FROM sessions s WHERE s.id = messages.session AND s.expires_at > ?2)"
+    );
+    /// The newest non-deleted messages, newest first.
+    pub(crate) const RECENT: &str = concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE session = ?1 AND is_deleted = 0
+         ORDER BY position DESC LIMIT ?2"
+    );
+    /// Soft-deletes a message of a live session.
+    pub(crate) const SOFT_DELETE: &str = "UPDATE messages SET is_deleted = 1
+         WHERE id = ?1 AND is_deleted = 0 AND EXISTS
+         (SELECT 1 FROM sessions s WHERE s.id = messages.session AND s.expires_at > ?2)";
+}
 
 /// `Ok(())` when the session `id` is live, else [`SqliteError::NotFound`].
 fn require_live_session(conn: &Connection, now: i64, id: Uuid) -> Result<(), SqliteError> {
-    conn.prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND expires_at > ?2")?
+    conn.prepare_cached(sql::SESSION_IS_LIVE)?
         .query_row(params![id.as_bytes(), now], |_| Ok(()))
         .optional()?
         .ok_or(SqliteError::NotFound)
@@ -29,7 +65,7 @@ pub(crate) fn append(
     mut message: ChatMessage,
 ) -> Result<ChatMessage, SqliteError> {
     let active: bool = conn
-        .prepare_cached("SELECT is_active FROM sessions WHERE id = ?1 AND expires_at > ?2")?
+        .prepare_cached(sql::SESSION_IS_ACTIVE)?
         .query_row(params![message.session.as_bytes(), now], |row| row.get(0))
         .optional()?
         .ok_or(SqliteError::NotFound)?;
@@ -37,7 +73,7 @@ pub(crate) fn append(
         return Err(SqliteError::Inactive);
     }
     let taken = conn
-        .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?
+        .prepare_cached(sql::ID_TAKEN)?
         .query_row(params![message.id.as_bytes()], |_| Ok(()))
         .optional()?
         .is_some();
@@ -45,10 +81,7 @@ pub(crate) fn append(
         return Err(SqliteError::Conflict);
     }
     let previous: Option<(i64, i64)> = conn
-        .prepare_cached(
-            "SELECT position, timestamp FROM messages WHERE session = ?1
-              ORDER BY position DESC LIMIT 1",
-        )?
+        .prepare_cached(sql::LAST)?
         .query_row(params![message.session.as_bytes()], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
@@ -61,25 +94,21 @@ pub(crate) fn append(
         }
         None => 0,
     };
-    conn.prepare_cached(
-        "INSERT INTO messages
-             (id, session, position, message, role, metadata, timestamp, is_deleted)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        message.id.as_bytes(),
-        message.session.as_bytes(),
-        position,
-        message.message,
-        message.role.as_str(),
-        metadata_json(&message.metadata)?,
-        timestamp,
-        message.is_deleted,
-    ])
-    .map_err(|e| match SqliteError::from(e) {
-        e if e.is_unique_violation() => SqliteError::Conflict,
-        e => e,
-    })?;
+    conn.prepare_cached(sql::INSERT)?
+        .execute(params![
+            message.id.as_bytes(),
+            message.session.as_bytes(),
+            position,
+            message.message,
+            message.role.as_str(),
+            metadata_json(&message.metadata)?,
+            timestamp,
+            message.is_deleted,
+        ])
+        .map_err(|e| match SqliteError::from(e) {
+            e if e.is_unique_violation() => SqliteError::Conflict,
+            e => e,
+        })?;
     // What a reader will get back: the stored microseconds.
     message.timestamp = time(timestamp)?;
     Ok(message)
@@ -91,17 +120,38 @@ pub(crate) fn get_stored(
     now: i64,
     id: Uuid,
 ) -> Result<Option<ChatMessage>, SqliteError> {
-    let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages
-          WHERE id = ?1
-            AND EXISTS (SELECT 1 FROM sessions s
-                         WHERE s.id = messages.session AND s.expires_at > ?2)"
-    );
-    conn.prepare_cached(&sql)?
+    conn.prepare_cached(sql::GET_STORED)?
         .query_row(params![id.as_bytes(), now], MessageRow::read)
         .optional()?
         .map(MessageRow::decode)
         .transpose()
+}
+
+/// The list statement for `filter` and its arguments (one text per combination).
+pub(crate) fn list_statement(
+    session: Uuid,
+    filter: &MessageFilter,
+    page: Page,
+) -> (String, Vec<Box<dyn ToSql>>) {
+    let mut sql = concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE session = ? AND is_deleted = 0"
+    )
+    .to_owned();
+    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(session.as_bytes().to_vec())];
+    if let Some(role) = filter.role {
+        sql.push_str(" AND role = ?");
+        args.push(Box::new(role.as_str()));
+    }
+    if let Some(needle) = &filter.search {
+        sql.push_str(" AND colloquy_contains_ci(message, ?)");
+        args.push(Box::new(needle.to_lowercase()));
+    }
+    sql.push_str(" ORDER BY position LIMIT ? OFFSET ?");
+    args.push(Box::new(sql_count(page.limit)));
+    args.push(Box::new(sql_count(page.offset)));
+    (sql, args)
 }
 
 /// The session's non-deleted messages passing `filter`, in write order.
@@ -113,23 +163,9 @@ pub(crate) fn list(
     page: Page,
 ) -> Result<Vec<ChatMessage>, SqliteError> {
     require_live_session(conn, now, session)?;
-    let mut sql =
-        format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE session = ? AND is_deleted = 0");
-    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(session.as_bytes().to_vec())];
-    if let Some(role) = filter.role {
-        sql.push_str(" AND role = ?");
-        args.push(Box::new(role.as_str()));
-    }
-    if let Some(needle) = &filter.search {
-        // Infallible: writing to a String.
-        let _ = write!(sql, " AND {CONTAINS_CI}(message, ?)");
-        args.push(Box::new(needle.to_lowercase()));
-    }
-    sql.push_str(" ORDER BY position LIMIT ? OFFSET ?");
-    args.push(Box::new(sql_count(page.limit)));
-    args.push(Box::new(sql_count(page.offset)));
+    let (sql, args) = list_statement(session, filter, page);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), MessageRow::read)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), MessageRow::read)?;
     collect(rows, MessageRow::decode)
 }
 
@@ -141,11 +177,7 @@ pub(crate) fn recent(
     limit: usize,
 ) -> Result<Vec<ChatMessage>, SqliteError> {
     require_live_session(conn, now, session)?;
-    let sql = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session = ?1 AND is_deleted = 0
-          ORDER BY position DESC LIMIT ?2"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(sql::RECENT)?;
     let rows = stmt.query_map(
         params![session.as_bytes(), sql_count(limit)],
         MessageRow::read,
@@ -158,12 +190,7 @@ pub(crate) fn recent(
 /// Marks the message `id` deleted when it is not already and its session is live.
 pub(crate) fn soft_delete(conn: &Connection, now: i64, id: Uuid) -> Result<(), SqliteError> {
     let changed = conn
-        .prepare_cached(
-            "UPDATE messages SET is_deleted = 1
-              WHERE id = ?1 AND is_deleted = 0
-                AND EXISTS (SELECT 1 FROM sessions s
-                             WHERE s.id = messages.session AND s.expires_at > ?2)",
-        )?
+        .prepare_cached(sql::SOFT_DELETE)?
         .execute(params![id.as_bytes(), now])?;
     if changed == 0 {
         return Err(SqliteError::NotFound);

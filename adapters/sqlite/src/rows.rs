@@ -7,13 +7,22 @@ use uuid::Uuid;
 
 use crate::error::SqliteError;
 
-/// The session columns, in the order [`SessionRow::read`] expects.
-pub(crate) const SESSION_COLUMNS: &str =
-    "id, session_id, external_user_id, created_at, expires_at, is_active, metadata";
+/// The session columns, in the order [`SessionRow::read`] expects (a macro, so that
+/// statements can be `concat!`-ed constants).
+macro_rules! session_columns {
+    () => {
+        "id, session_id, external_user_id, created_at, expires_at, is_active, metadata"
+    };
+}
+pub(crate) use session_columns;
 
 /// The message columns, in the order [`MessageRow::read`] expects.
-pub(crate) const MESSAGE_COLUMNS: &str =
-    "id, session, message, role, metadata, timestamp, is_deleted";
+macro_rules! message_columns {
+    () => {
+        "id, session, message, role, metadata, timestamp, is_deleted"
+    };
+}
+pub(crate) use message_columns;
 
 /// A time as stored: whole microseconds since the Unix epoch.
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
@@ -46,7 +55,7 @@ pub(crate) struct SessionRow {
 }
 
 impl SessionRow {
-    /// Reads the [`SESSION_COLUMNS`] of `row`.
+    /// Reads the [`session_columns!`] of `row`.
     pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get(0)?,
@@ -85,7 +94,7 @@ pub(crate) struct MessageRow {
 }
 
 impl MessageRow {
-    /// Reads the [`MESSAGE_COLUMNS`] of `row`.
+    /// Reads the [`message_columns!`] of `row`.
     pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: row.get(0)?,

@@ -57,7 +57,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-/// The schema version this build writes: the number of [`MIGRATIONS`].
+/// The schema version this build writes (`PRAGMA user_version`): the number of
+/// migrations it knows.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Name of the SQL function `colloquy_contains_ci(haystack, lowered_needle)`: whether

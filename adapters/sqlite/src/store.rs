@@ -47,13 +47,14 @@ impl Default for SqliteConfig {
 /// See the [crate documentation](crate) for durability, concurrency and expiry.
 pub struct SqliteStore {
     workers: Arc<Workers>,
-    threads: Vec<JoinHandle<()>>,
+    /// The writer thread; it exits after the readers.
+    thread: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("threads", &self.threads.len())
+            .field("writer", &self.thread.thread().name())
             .finish_non_exhaustive()
     }
 }
@@ -123,10 +124,10 @@ impl SqliteStore {
         readers: Vec<rusqlite::Connection>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SqliteError> {
-        let (workers, threads) = Workers::start(writer, readers, clock)?;
+        let (workers, thread) = Workers::start(writer, readers, clock)?;
         Ok(Self {
             workers: Arc::new(workers),
-            threads,
+            thread,
         })
     }
 
@@ -136,13 +137,11 @@ impl SqliteStore {
     /// Dropping the store does the same without waiting. A running [`Purger`] delays
     /// the exit until its current purge ends.
     pub async fn close(self) {
-        let Self { workers, threads } = self;
+        let Self { workers, thread } = self;
         drop(workers);
         let joined = tokio::task::spawn_blocking(move || {
-            for thread in threads {
-                if thread.join().is_err() {
-                    tracing::error!("a SQLite connection thread panicked");
-                }
+            if thread.join().is_err() {
+                tracing::error!("the SQLite writer thread panicked");
             }
         })
         .await;

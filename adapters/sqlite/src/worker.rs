@@ -85,21 +85,14 @@ pub(crate) struct Workers {
 
 impl Workers {
     /// Starts the writer on `writer` and one reader thread per connection in `readers`
-    /// (none: reads go to the writer). Returns the handles and the threads to join.
+    /// (none: reads go to the writer). Returns the handles and the writer thread, which
+    /// exits last, after the readers, once the handles are dropped.
     pub(crate) fn start(
         writer: Connection,
         readers: Vec<Connection>,
         clock: Arc<dyn Clock>,
-    ) -> Result<(Self, Vec<JoinHandle<()>>), SqliteError> {
-        let mut threads = Vec::with_capacity(readers.len() + 1);
-        let (write_tx, write_rx) = channel::<Box<dyn WriteJob>>();
-        let writer_clock = clock.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("colloquy-sqlite-writer".into())
-                .spawn(move || writer_loop(&writer, &*writer_clock, &write_rx))
-                .map_err(SqliteError::Thread)?,
-        );
+    ) -> Result<(Self, JoinHandle<()>), SqliteError> {
+        let mut reader_threads = Vec::with_capacity(readers.len());
         let read_tx = if readers.is_empty() {
             None
         } else {
@@ -108,7 +101,7 @@ impl Workers {
             for (i, conn) in readers.into_iter().enumerate() {
                 let rx = read_rx.clone();
                 let clock = clock.clone();
-                threads.push(
+                reader_threads.push(
                     std::thread::Builder::new()
                         .name(format!("colloquy-sqlite-reader-{i}"))
                         .spawn(move || reader_loop(&conn, &*clock, &rx))
@@ -117,12 +110,30 @@ impl Workers {
             }
             Some(read_tx)
         };
+        let (write_tx, write_rx) = channel::<Box<dyn WriteJob>>();
+        let writer_thread = std::thread::Builder::new()
+            .name("colloquy-sqlite-writer".into())
+            .spawn(move || {
+                writer_loop(&writer, &*clock, &write_rx);
+                // The store is gone (both channels closed together). Let the readers
+                // finish first: the read-write connection must close last, so that
+                // its close checkpoints the WAL into the database and removes it.
+                for reader in reader_threads {
+                    if reader.join().is_err() {
+                        tracing::error!("a SQLite reader thread panicked");
+                    }
+                }
+                if let Err((_, e)) = writer.close() {
+                    tracing::error!(error = %e, "closing the SQLite database failed");
+                }
+            })
+            .map_err(SqliteError::Thread)?;
         Ok((
             Self {
                 writer: write_tx,
                 readers: read_tx,
             },
-            threads,
+            writer_thread,
         ))
     }
 

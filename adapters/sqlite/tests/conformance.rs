@@ -23,3 +23,16 @@ async fn store() -> Option<TestStore> {
 }
 
 store_contract_tests!(store);
+
+/// The same suite against the in-memory variant (one connection, no reader pool).
+mod in_memory {
+    use super::{store_contract_tests, Arc, ManualClock, SqliteStore, TestStore};
+
+    async fn store() -> Option<TestStore> {
+        let clock = Arc::new(ManualClock::new());
+        let store = SqliteStore::open_in_memory(clock.clone()).expect("open in memory");
+        Some(TestStore::new(Arc::new(store), clock))
+    }
+
+    store_contract_tests!(store);
+}
