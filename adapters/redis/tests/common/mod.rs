@@ -1,0 +1,247 @@
+//! Shared test helpers: unique prefixes, key cleanup, private redis-server processes.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use colloquy_conformance::{service_missing, TestStore};
+use colloquy_core::ManualClock;
+use colloquy_redis::{RedisConfig, RedisStore};
+
+/// The shared Redis every helper may use (never flushed: tests use unique prefixes).
+pub const SHARED_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// The env var naming the cluster nodes, e.g. `127.0.0.1:7001,127.0.0.1:7002,...`.
+pub const CLUSTER_ENV: &str = "COLLOQUY_REDIS_CLUSTER_NODES";
+
+/// A prefix no other test run uses.
+pub fn unique_prefix() -> String {
+    format!("colloquy-test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// The configured cluster nodes, if any.
+pub fn cluster_nodes() -> Option<Vec<String>> {
+    let nodes = std::env::var(CLUSTER_ENV).ok()?;
+    let nodes: Vec<String> = nodes
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!nodes.is_empty()).then_some(nodes)
+}
+
+fn node_url(node: &str) -> String {
+    if node.contains("://") {
+        node.to_owned()
+    } else {
+        format!("redis://{node}")
+    }
+}
+
+/// Deletes every key under `prefix` on each of the `urls` (every cluster master, or
+/// the one standalone server), with SCAN + UNLINK.
+pub async fn purge(urls: &[String], prefix: &str) {
+    for url in urls {
+        let Ok(client) = redis::Client::open(url.as_str()) else {
+            continue;
+        };
+        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            continue;
+        };
+        let mut cursor: u64 = 0;
+        loop {
+            let scanned: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await;
+            let Ok((next, keys)) = scanned else { break };
+            for key in keys {
+                // One key per call: on a cluster node, keys of one call must share a slot.
+                let _: redis::RedisResult<i64> =
+                    redis::cmd("UNLINK").arg(&key).query_async(&mut conn).await;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// Counts the keys under `prefix` on each of `urls`.
+pub async fn count_keys(urls: &[String], prefix: &str) -> usize {
+    let mut total = 0;
+    for url in urls {
+        let client = redis::Client::open(url.as_str()).expect("valid url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to count keys");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        total += keys.len();
+    }
+    total
+}
+
+/// A conformance store on the shared standalone Redis, or `service_missing`.
+pub async fn standalone_test_store() -> Option<TestStore> {
+    let clock = Arc::new(ManualClock::new());
+    let prefix = unique_prefix();
+    let config = RedisConfig::with_prefix(&prefix);
+    let store = match RedisStore::connect(SHARED_URL, &config, clock.clone()).await {
+        Ok(store) => store,
+        Err(e) => return service_missing("redis (127.0.0.1:6379)", &e),
+    };
+    let urls = vec![SHARED_URL.to_owned()];
+    Some(
+        TestStore::new(Arc::new(store), clock)
+            .with_teardown(move || Box::pin(async move { purge(&urls, &prefix).await })),
+    )
+}
+
+/// A conformance store on the cluster named by [`CLUSTER_ENV`], or `service_missing`.
+pub async fn cluster_test_store() -> Option<TestStore> {
+    let Some(nodes) = cluster_nodes() else {
+        return service_missing("redis cluster", &format!("{CLUSTER_ENV} is not set"));
+    };
+    let clock = Arc::new(ManualClock::new());
+    let prefix = unique_prefix();
+    let config = RedisConfig::with_prefix(&prefix);
+    let store = match RedisStore::connect_cluster(&nodes, &config, clock.clone()).await {
+        Ok(store) => store,
+        Err(e) => return service_missing("redis cluster", &e),
+    };
+    let urls: Vec<String> = nodes.iter().map(|n| node_url(n)).collect();
+    Some(
+        TestStore::new(Arc::new(store), clock)
+            .with_teardown(move || Box::pin(async move { purge(&urls, &prefix).await })),
+    )
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// A fresh temporary directory, removed by [`TempDir`]'s drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "colloquy-redis-{tag}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A private `redis-server` child process on its own loopback port; killed on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts one without persistence, or `None` when `redis-server` is not installed.
+    pub fn start(port: u16, dir: &Path) -> Option<Self> {
+        Self::start_with(port, dir, &["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts one with extra arguments (e.g. AOF settings).
+    pub fn start_with(port: u16, dir: &Path, extra: &[&str]) -> Option<Self> {
+        let mut server = Self {
+            child: None,
+            port,
+            dir: dir.to_owned(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        server.spawn().then_some(server)
+    }
+
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        self.wait_ready();
+        true
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Polls PING until the server answers (bounded).
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let client = redis::Client::open(self.url()).expect("valid url");
+        while Instant::now() < deadline {
+            if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) {
+                if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        assert!(self.spawn(), "restart redis-server");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
