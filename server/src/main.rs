@@ -1,3 +1,118 @@
-//! The `colloquy` reference server (being built; see issue 3).
+//! `colloquy`: the Colloquy reference server.
+//!
+//! Reads its settings from flags and `COLLOQUY_*` variables (`colloquy --help`),
+//! opens the store and the model, and serves the HTTP/SSE API until SIGTERM or
+//! Ctrl-C, then shuts down gracefully and exits 0.
 
-fn main() {}
+mod config;
+mod duration;
+mod logging;
+mod model;
+mod signal;
+mod store;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use colloquy_core::{ChatService, SystemClock};
+
+use crate::config::{Cli, ConfigError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not open the store {spec}")]
+    Store {
+        spec: store::StoreSpec,
+        #[source]
+        source: store::OpenStoreError,
+    },
+    #[error("could not set up the model {spec}")]
+    Model {
+        spec: model::ModelSpec,
+        #[source]
+        source: model::BuildModelError,
+    },
+    #[error("could not listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not install the signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Builds everything from `cli` and serves until a shutdown signal.
+async fn run(cli: Cli) -> Result<(), StartError> {
+    let service_config = cli.service_config()?;
+    let http_config = cli.http_config()?;
+    let clock = Arc::new(SystemClock);
+    let stores = cli
+        .store
+        .open(clock.clone())
+        .await
+        .map_err(|source| StartError::Store {
+            spec: cli.store.clone(),
+            source,
+        })?;
+    let model = cli.model.build().map_err(|source| StartError::Model {
+        spec: cli.model.clone(),
+        source,
+    })?;
+    let service = ChatService::new(
+        stores.sessions,
+        stores.messages,
+        model,
+        clock,
+        service_config,
+    );
+    let signal = signal::shutdown().map_err(StartError::Signals)?;
+    let listener = tokio::net::TcpListener::bind(cli.bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: cli.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: cli.bind,
+        source,
+    })?;
+    tracing::info!(store = %cli.store, model = %cli.model, "starting");
+    println!("colloquy listening on http://{addr}");
+    colloquy_http::serve(listener, service, http_config, signal).await;
+    Ok(())
+}
+
+/// The error and its causes, one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log_format, &cli.log_level) {
+        eprintln!("colloquy: {}", chain(&e));
+        return ExitCode::FAILURE;
+    }
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %chain(&e), "could not start");
+            eprintln!("colloquy: {}", chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The command line: every setting as a `--flag` and a `COLLOQUY_*` variable, and
+//! how they become the service's and the transport's configuration.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::builder::RangedU64ValueParser;
+use clap::Parser;
+use colloquy_core::validate::Limits;
+use colloquy_core::ServiceConfig;
+use colloquy_http::HttpConfig;
+
+use crate::duration;
+use crate::logging::LogFormat;
+use crate::model::ModelSpec;
+use crate::store::StoreSpec;
+
+/// The Colloquy reference server: chat sessions, their messages, and chat with a
+/// language model, over a JSON HTTP API with server-sent-event streaming.
+///
+/// Every option can also be set with the environment variable shown. Durations are
+/// seconds (`30`) or a number with a unit: `500ms`, `30s`, `15m`, `24h`, `7d`.
+/// SIGTERM or Ctrl-C shut down gracefully: no new connections, requests and streams
+/// in flight finish (up to --shutdown-grace), every answer is stored.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "colloquy", version, about, long_about)]
+pub(crate) struct Cli {
+    /// Address to listen on, IP:PORT (port 0 picks a free port; the address is printed
+    /// on stdout as "colloquy listening on http://IP:PORT").
+    #[arg(long, env = "COLLOQUY_BIND", default_value_t = HttpConfig::DEFAULT_BIND)]
+    pub(crate) bind: SocketAddr,
+
+    /// Where sessions and messages are kept. `memory`: in this process, lost on restart.
+    #[arg(long, env = "COLLOQUY_STORE", default_value = "memory")]
+    pub(crate) store: StoreSpec,
+
+    /// The language model. `echo`: answers "Echo: <message>", streamed word by word.
+    #[arg(long, env = "COLLOQUY_MODEL", default_value = "echo")]
+    pub(crate) model: ModelSpec,
+
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://www.example.com,https://landing.example.com`; `*` allows any origin.
+    /// Default: none (browsers on other origins are refused).
+    #[arg(long, env = "COLLOQUY_CORS_ORIGINS", value_delimiter = ',')]
+    pub(crate) cors_origins: Vec<String>,
+
+    /// Largest request body in bytes; larger ones are refused with 413.
+    #[arg(long, env = "COLLOQUY_MAX_BODY_BYTES", default_value_t = HttpConfig::DEFAULT_MAX_BODY_BYTES,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_body_bytes: usize,
+
+    /// Largest message text in bytes (UTF-8); longer ones are refused with 400.
+    #[arg(long, env = "COLLOQUY_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_message_bytes: usize,
+
+    /// Lifetime of a session created without `expires_at`.
+    #[arg(long, env = "COLLOQUY_SESSION_TTL", default_value = "24h", value_parser = duration::parse)]
+    pub(crate) session_ttl: Duration,
+
+    /// Silence after which an SSE stream gets a `: keep-alive` comment.
+    #[arg(long, env = "COLLOQUY_SSE_KEEP_ALIVE", default_value = "15s", value_parser = duration::parse)]
+    pub(crate) sse_keep_alive: Duration,
+
+    /// On SIGTERM/Ctrl-C, how long requests and streams in flight may take to finish;
+    /// generations still running then are cancelled and their partial answers stored.
+    #[arg(long, env = "COLLOQUY_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration::parse)]
+    pub(crate) shutdown_grace: Duration,
+
+    /// Log line format, written to stderr.
+    #[arg(long, env = "COLLOQUY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+
+    /// Which log lines to write: a level (`error`, `warn`, `info`, `debug`, `trace`) or
+    /// per-crate directives such as `colloquy_http=debug,info`.
+    #[arg(long, env = "COLLOQUY_LOG_LEVEL", default_value = "info")]
+    pub(crate) log_level: String,
+}
+
+/// A setting that is well-formed but unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// The session TTL is zero or too large.
+    #[error("--session-ttl must be more than 0 and at most 100 years")]
+    SessionTtl,
+    /// The keep-alive interval is zero.
+    #[error("--sse-keep-alive must be more than 0")]
+    KeepAlive,
+}
+
+/// Sessions may not live longer than this.
+const MAX_SESSION_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+impl Cli {
+    /// The service's configuration.
+    pub(crate) fn service_config(&self) -> Result<ServiceConfig, ConfigError> {
+        if self.session_ttl.is_zero() || self.session_ttl > MAX_SESSION_TTL {
+            return Err(ConfigError::SessionTtl);
+        }
+        let session_ttl =
+            chrono::Duration::from_std(self.session_ttl).map_err(|_| ConfigError::SessionTtl)?;
+        let defaults = ServiceConfig::default();
+        Ok(ServiceConfig {
+            session_ttl,
+            limits: Limits {
+                max_message_bytes: self.max_message_bytes,
+                ..defaults.limits
+            },
+            ..defaults
+        })
+    }
+
+    /// The transport's configuration.
+    pub(crate) fn http_config(&self) -> Result<HttpConfig, ConfigError> {
+        if self.sse_keep_alive.is_zero() {
+            return Err(ConfigError::KeepAlive);
+        }
+        Ok(HttpConfig {
+            bind: self.bind,
+            max_body_bytes: self.max_body_bytes,
+            cors_origins: self
+                .cors_origins
+                .iter()
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            sse_keep_alive: self.sse_keep_alive,
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("colloquy").chain(args.iter().copied()))
+            .expect("valid arguments")
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let cli = parse(&[]);
+        let http = cli.http_config().expect("valid");
+        assert_eq!(
+            HttpConfig {
+                shutdown_grace: Duration::from_secs(20),
+                ..http.clone()
+            },
+            HttpConfig::default()
+        );
+        assert_eq!(http.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            cli.service_config().expect("valid"),
+            ServiceConfig::default()
+        );
+        assert_eq!(cli.store, StoreSpec::Memory);
+        assert_eq!(cli.model, ModelSpec::Echo);
+    }
+
+    #[test]
+    fn flags_reach_the_configs() {
+        let cli = parse(&[
+            "--bind",
+            "0.0.0.0:9000",
+            "--cors-origins",
+            "https://a.example, https://b.example",
+            "--max-body-bytes",
+            "2048",
+            "--max-message-bytes",
+            "100",
+            "--session-ttl",
+            "30m",
+            "--sse-keep-alive",
+            "5s",
+            "--shutdown-grace",
+            "3s",
+            "--log-format",
+            "json",
+        ]);
+        let http = cli.http_config().expect("valid");
+        assert_eq!(http.bind.port(), 9000);
+        assert_eq!(
+            http.cors_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(http.max_body_bytes, 2048);
+        assert_eq!(http.sse_keep_alive, Duration::from_secs(5));
+        assert_eq!(http.shutdown_grace, Duration::from_secs(3));
+        let service = cli.service_config().expect("valid");
+        assert_eq!(service.limits.max_message_bytes, 100);
+        assert_eq!(service.session_ttl, chrono::Duration::minutes(30));
+        assert_eq!(cli.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unusable_values_are_refused() {
+        for args in [
+            &["--max-body-bytes", "0"][..],
+            &["--store", "floppy"],
+            &["--model", "oracle"],
+            &["--session-ttl", "soon"],
+            &["--log-format", "xml"],
+            &["--bind", "nowhere"],
+        ] {
+            let all = std::iter::once("colloquy").chain(args.iter().copied());
+            assert!(Cli::try_parse_from(all).is_err(), "{args:?}");
+        }
+        assert_eq!(
+            parse(&["--session-ttl", "0"]).service_config(),
+            Err(ConfigError::SessionTtl)
+        );
+        assert_eq!(
+            parse(&["--sse-keep-alive", "0"]).http_config(),
+            Err(ConfigError::KeepAlive)
+        );
+    }
+}

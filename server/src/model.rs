@@ -1,0 +1,77 @@
+//! `--model`: which language model answers.
+//!
+//! Like `--store`, a short spec string parsed into [`ModelSpec`] and built by
+//! [`ModelSpec::build`]; a new model adapter adds a variant, its syntax, and its arm.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use colloquy_core::ports::ChatModel;
+use colloquy_core::EchoModel;
+
+/// The spec forms `--model` accepts, for help and error messages.
+pub(crate) const SUPPORTED: &str = "echo";
+
+/// A parsed `--model` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ModelSpec {
+    /// `echo`: answers `Echo: <message>`, streamed word by word.
+    Echo,
+}
+
+/// A `--model` value that names no supported model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown model {spec:?}; supported: {SUPPORTED}")]
+pub(crate) struct ModelSpecError {
+    spec: String,
+}
+
+impl FromStr for ModelSpec {
+    type Err = ModelSpecError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        match spec.trim() {
+            "echo" => Ok(Self::Echo),
+            _ => Err(ModelSpecError {
+                spec: spec.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Echo => f.write_str("echo"),
+        }
+    }
+}
+
+/// A model that could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum BuildModelError {}
+
+impl ModelSpec {
+    /// Builds the model.
+    pub(crate) fn build(&self) -> Result<Arc<dyn ChatModel>, BuildModelError> {
+        match self {
+            Self::Echo => Ok(Arc::new(EchoModel::new())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_echo_and_explains_unknown_models() {
+        assert_eq!("echo".parse(), Ok(ModelSpec::Echo));
+        assert_eq!(ModelSpec::Echo.to_string(), "echo");
+        assert!(ModelSpec::Echo.build().is_ok());
+        let e = "gpt".parse::<ModelSpec>().expect_err("unknown");
+        assert!(e.to_string().contains(SUPPORTED));
+    }
+}
