@@ -253,40 +253,22 @@ impl OpenAiModel {
         let bytes = read_body(response, deadline, kind, MAX_RESPONSE_BYTES)
             .await
             .map_err(Failure::from_read)?;
-        let parsed: ChatResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::fatal(ModelError::Protocol(Box::new(UpstreamError::Json(e)))))?;
-        let choice = parsed
-            .choices
-            .into_iter()
-            .find(|c| c.index == 0)
-            .ok_or_else(|| {
-                Failure::fatal(ModelError::Protocol(Box::new(UpstreamError::NoChoices)))
-            })?;
-        let (content, refusal) = choice
-            .message
-            .map(|m| (m.content, m.refusal))
-            .unwrap_or_default();
-        let text = content
-            .filter(|c| !c.is_empty())
-            .or(refusal)
-            .unwrap_or_default();
-        Ok(Completion {
-            text,
-            info: FinishInfo {
-                finish_reason: choice
-                    .finish_reason
-                    .as_deref()
-                    .map_or(FinishReason::Stop, wire::finish_reason),
-                model: parsed.model,
-                usage: parsed.usage.map(Into::into),
-            },
-        })
+        completion_from_json(&bytes).map_err(Failure::fatal)
     }
 
     async fn open_stream(&self, body: Bytes, total: Instant) -> Result<EventReader, Failure> {
         let timeouts = &self.inner.config.timeouts;
         let (deadline, kind) = phase_deadline(total, timeouts.first_chunk);
         let response = self.send(body, true, deadline, kind).await?;
+        if is_json(&response) {
+            // The server answered in one piece (it ignored `stream`, or sent an error
+            // object with 200): hand the answer out as one chunk.
+            let bytes = read_body(response, deadline, kind, MAX_RESPONSE_BYTES)
+                .await
+                .map_err(Failure::from_read)?;
+            let completion = completion_from_json(&bytes).map_err(Failure::fatal)?;
+            return Ok(EventReader::from_completion(completion));
+        }
         let mut reader = EventReader::new(response, deadline, timeouts.between_chunks, total);
         reader.first_item().await.map_err(Failure::from_read)?;
         Ok(reader)
@@ -438,11 +420,67 @@ async fn error_message(response: reqwest::Response, deadline: Instant) -> Option
     (!text.is_empty()).then(|| text.chars().take(500).collect())
 }
 
-/// The failure's cause, for logs.
+/// Whether a response body is JSON rather than an event stream.
+fn is_json(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
+}
+
+/// Reads a whole (non-streamed) answer; an `error` object is the server's failure.
+fn completion_from_json(bytes: &[u8]) -> Result<Completion, ModelError> {
+    if let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(bytes) {
+        return Err(ModelError::Unavailable {
+            retryable: false,
+            source: Box::new(UpstreamError::Status {
+                status: 200,
+                message: error.message(),
+            }),
+        });
+    }
+    let parsed: ChatResponse = serde_json::from_slice(bytes)
+        .map_err(|e| ModelError::Protocol(Box::new(UpstreamError::Json(e))))?;
+    let choice = parsed
+        .choices
+        .into_iter()
+        .find(|c| c.index == 0)
+        .ok_or_else(|| ModelError::Protocol(Box::new(UpstreamError::NoChoices)))?;
+    let (content, refusal) = choice
+        .message
+        .map(|m| (m.content, m.refusal))
+        .unwrap_or_default();
+    let text = content
+        .filter(|c| !c.is_empty())
+        .or(refusal)
+        .unwrap_or_default();
+    Ok(Completion {
+        text,
+        info: FinishInfo {
+            finish_reason: choice
+                .finish_reason
+                .as_deref()
+                .map_or(FinishReason::Stop, wire::finish_reason),
+            model: parsed.model,
+            usage: parsed.usage.map(Into::into),
+        },
+    })
+}
+
+/// The failure's causes, outermost first, for logs.
 fn failure_cause(error: &ModelError) -> String {
-    std::error::Error::source(error)
-        .map(ToString::to_string)
-        .unwrap_or_default()
+    let mut causes = Vec::new();
+    let mut next = std::error::Error::source(error);
+    while let Some(cause) = next {
+        causes.push(cause.to_string());
+        next = cause.source();
+    }
+    causes.join(": ")
 }
 
 #[cfg(test)]

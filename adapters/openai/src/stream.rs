@@ -16,7 +16,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use colloquy_core::{FinishInfo, FinishReason, ModelError, ModelEvent, TimeoutKind, Usage};
+use colloquy_core::{
+    Completion, FinishInfo, FinishReason, ModelError, ModelEvent, TimeoutKind, Usage,
+};
 use tokio::time::Instant;
 
 use crate::error::UpstreamError;
@@ -129,6 +131,30 @@ impl EventReader {
         }
     }
 
+    /// A reader that hands out a whole answer as one delta and its finish.
+    pub(crate) fn from_completion(completion: Completion) -> Self {
+        let now = Instant::now();
+        let mut reader = Self {
+            response: None,
+            sse: SseDecoder::new(),
+            parser: ChunkParser::default(),
+            pending: VecDeque::new(),
+            data_deadline: now,
+            waiting_for: TimeoutKind::FirstChunk,
+            between_chunks: Duration::ZERO,
+            total_deadline: now,
+        };
+        if !completion.text.is_empty() {
+            reader
+                .pending
+                .push_back(Ok(ModelEvent::Delta(completion.text)));
+        }
+        reader
+            .pending
+            .push_back(Ok(ModelEvent::Finished(completion.info)));
+        reader
+    }
+
     /// The next item, or `None` after the last.
     pub(crate) async fn next(&mut self) -> Option<Result<ModelEvent, ModelError>> {
         loop {
@@ -208,9 +234,35 @@ impl EventReader {
             }
             if self.parser.is_done() {
                 let info = self.parser.info();
+                if let Some(response) = self.response.take() {
+                    release(response).await;
+                }
                 return self.end(Ok(ModelEvent::Finished(info)));
             }
         }
+    }
+}
+
+/// How long the end of a body is waited for after `data: [DONE]`.
+const RELEASE_WAIT: Duration = Duration::from_millis(250);
+
+/// Reads what follows `data: [DONE]` (normally just the end of the body) so the
+/// connection goes back to the pool for the next call; gives up after a short wait
+/// or a few reads, which closes the connection instead.
+async fn release(mut response: reqwest::Response) {
+    let drained = tokio::time::timeout(RELEASE_WAIT, async {
+        for _ in 0..8 {
+            match response.chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+        }
+        false
+    })
+    .await;
+    if !matches!(drained, Ok(true)) {
+        tracing::debug!("model stream went on after [DONE]; closing the connection");
     }
 }
 

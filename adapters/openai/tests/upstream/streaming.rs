@@ -469,7 +469,7 @@ async fn total_deadline_bounds_a_dribbling_stream() {
     }
     let server = FakeServer::start(vec![Reply::Stream(steps)]).await;
     let mut settings = config(&server);
-    settings.timeouts.total = Duration::from_millis(400);
+    settings.timeouts.total = Duration::from_secs(2);
     let out = drain(model(settings).stream(&request()).await.expect("opens")).await;
     assert!(
         out.deltas >= 1 && out.deltas < 1000,
@@ -497,5 +497,54 @@ async fn dropping_the_stream_closes_the_upstream_connection() {
     assert!(
         server.wait_gone(1).await,
         "the fake server saw the connection close"
+    );
+}
+
+#[tokio::test]
+async fn finished_streams_leave_the_connection_for_the_next_call() {
+    let server = FakeServer::start(vec![answer_stream(&["one"]), answer_stream(&["two"])]).await;
+    let chat = model(config(&server));
+    for expected in ["one", "two"] {
+        let out = drain(chat.stream(&request()).await.expect("opens")).await;
+        assert_eq!(out.text, expected);
+    }
+    assert_eq!(server.requests().len(), 2);
+    assert_eq!(server.connections(), 1, "the connection was reused");
+}
+
+#[tokio::test]
+async fn a_json_answer_to_a_stream_request_is_one_chunk() {
+    let server = FakeServer::start(vec![
+        crate::support::completion("whole answer", "stop"),
+        Reply::Json(json!({"error": {"message": "model is loading"}})),
+    ])
+    .await;
+    let chat = model(config(&server));
+    let out = drain(chat.stream(&request()).await.expect("opens")).await;
+    assert_eq!(out.text, "whole answer");
+    assert_eq!(out.deltas, 1);
+    let info = out.finished.expect("finished");
+    assert_eq!(info.model.as_deref(), Some(SERVER_MODEL));
+    assert_eq!(info.usage.map(|u| u.total_tokens), Some(25));
+
+    let error = chat
+        .stream(&request())
+        .await
+        .err()
+        .expect("an error object");
+    assert!(
+        matches!(
+            error,
+            ModelError::Unavailable {
+                retryable: false,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        cause(&error).contains("model is loading"),
+        "{}",
+        cause(&error)
     );
 }

@@ -87,6 +87,8 @@ struct State {
     requests: Mutex<Vec<Recorded>>,
     /// Streams whose client went away before the stream ended.
     gone: watch::Sender<usize>,
+    /// TCP connections accepted.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -117,6 +119,7 @@ impl FakeServer {
             replies: Mutex::new(replies.into()),
             requests: Mutex::new(Vec::new()),
             gone: watch::channel(0).0,
+            connections: std::sync::atomic::AtomicUsize::new(0),
         });
         let accept_state = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -124,6 +127,9 @@ impl FakeServer {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                accept_state
+                    .connections
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let state = Arc::clone(&accept_state);
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
@@ -167,6 +173,13 @@ impl FakeServer {
         tokio::time::timeout(WAIT, rx.wait_for(|gone| *gone >= n))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// How many TCP connections were accepted.
+    pub(crate) fn connections(&self) -> usize {
+        self.state
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How many streams have seen their client go away.
