@@ -167,3 +167,25 @@ proptest! {
         assert_no_500(status, &uri);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_paths_and_methods_never_500(
+        method in prop::sample::select(vec!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]),
+        path in "/(api/chats/)?(sessions|messages|chat|stream|healthz|readyz|[a-z0-9%.:_-]{0,12})(/[a-z0-9%.:_-]{0,40}){0,4}/?",
+    ) {
+        let shared = shared();
+        prop_assume!(path.parse::<http::Uri>().is_ok());
+        let status = shared.runtime.block_on(async {
+            let c = &shared.server.client;
+            let method = Method::from_bytes(method.as_bytes()).expect("method");
+            let response = c.send(method, &path, &[], full("")).await;
+            let status = response.status();
+            http_body_util::BodyExt::collect(response.into_body()).await.expect("body");
+            status
+        });
+        assert_no_500(status, &format!("{method} {path}"));
+    }
+}

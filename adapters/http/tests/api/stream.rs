@@ -270,3 +270,35 @@ async fn a_model_that_fails_at_once_gives_a_single_error_event() {
         );
     }
 }
+
+#[tokio::test]
+async fn many_concurrent_streams_each_get_their_own_complete_answer() {
+    let server = Setup::default().start().await;
+    let c = server.client.clone();
+    c.create_session(&json!({"session_id": "s"})).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let message = format!("stream number {i}");
+                let response = open(&c, &json!({"session_id": "s", "message": message})).await;
+                let events = SseReader::new(response.into_body()).rest().await;
+                let text: String = events
+                    .iter()
+                    .map(|e| e.json()["chunk"].as_str().expect("chunk").to_owned())
+                    .collect();
+                (message, text, events.last().expect("done").json())
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (message, text, last) = task.await.expect("stream task");
+        assert_eq!(text, format!("Echo: {message}"));
+        assert_eq!(last["finish_reason"], "stop");
+    }
+    let list = c
+        .get("/api/chats/messages/?session_id=s&role=assistant")
+        .await
+        .json();
+    assert_eq!(list.as_array().map(Vec::len), Some(16));
+}
