@@ -228,8 +228,11 @@ impl RedisStore {
                     return Ok(out);
                 }
             }
-            rank += ids.len() - gone.len();
             self.drop_from_index(&gone).await;
+            if ids.len() < batch {
+                return Ok(out);
+            }
+            rank += ids.len() - gone.len();
         }
     }
 }
