@@ -87,7 +87,8 @@ pub struct Timeouts {
     /// Longest silence between two `data` events of a stream (comment lines such as
     /// keep-alives do not count as chunks). Default 30 s.
     pub between_chunks: Duration,
-    /// The whole call, retries and backoff included. Default 300 s.
+    /// The whole call, retries and backoff included. Default 300 s. A retry whose
+    /// wait would end past it is not made: the last failure is returned instead.
     pub total: Duration,
 }
 

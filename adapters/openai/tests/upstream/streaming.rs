@@ -548,3 +548,41 @@ async fn a_json_answer_to_a_stream_request_is_one_chunk() {
         cause(&error)
     );
 }
+
+#[tokio::test]
+async fn connect_timeout_is_its_own_kind() {
+    // A listener that never accepts, with its accept queue filled: the kernel drops
+    // further SYNs, so the next connect hangs until the client gives up.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = socket.listen(1).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        );
+        match attempt.await {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    let mut settings = config_for(format!("http://{addr}/v1"));
+    settings.timeouts.connect = Duration::from_millis(200);
+    settings.retry.max_attempts = 2;
+    let error = model(settings)
+        .stream(&request())
+        .await
+        .err()
+        .expect("no connection");
+    assert!(
+        matches!(error, ModelError::Timeout(TimeoutKind::Connect)),
+        "{error:?}: {}",
+        cause(&error)
+    );
+    assert_eq!(error.code().as_str(), "llm_timeout");
+    drop(fillers);
+}
