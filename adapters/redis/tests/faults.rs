@@ -154,3 +154,46 @@ async fn unreachable_redis_is_unavailable_then_service_resumes_within_2s() {
     service.ready().await.expect("ready again");
     eprintln!("recovered {recovered_in:?} after Redis came back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_redis_times_out_as_unavailable_instead_of_hanging() {
+    let dir = TempDir::new("frozen");
+    let port = free_port();
+    let Some(server) = RedisServer::start(port, dir.path()) else {
+        assert!(
+            !colloquy_conformance::services_required(),
+            "redis-server is required but not installed"
+        );
+        eprintln!("skipping: redis-server not installed");
+        return;
+    };
+    let clock = Arc::new(ManualClock::new());
+    let config = RedisConfig {
+        prefix: "frozen:".into(),
+        connect_timeout: Duration::from_millis(500),
+        response_timeout: Duration::from_millis(500),
+    };
+    let store = RedisStore::connect(&server.url(), &config, clock.clone())
+        .await
+        .expect("connect to the private server");
+    write_round(&store, &clock).await.expect("works while up");
+
+    server.signal("STOP"); // the socket stays open but nothing answers
+    let result = tokio::time::timeout(HANG_GUARD, store.ping())
+        .await
+        .expect("the response timeout ends the wait");
+    server.signal("CONT");
+    assert_unavailable("ping to a frozen Redis", result);
+
+    let back = Instant::now();
+    loop {
+        match write_round(&store, &clock).await {
+            Ok(()) => break,
+            Err(e) => assert!(
+                back.elapsed() < Duration::from_secs(2),
+                "not recovered 2 s after Redis resumed: {e:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval, not a sync
+    }
+}
