@@ -20,6 +20,9 @@
 //!   `stream_options.include_usage`.
 //! - **Cancellation**: dropping the stream drops the HTTP response, which closes the
 //!   connection; the server sees the client go away.
+//! - **Tests**: the `fake-server` feature adds the `fake` module, a scripted
+//!   fake OpenAI-compatible server on loopback, for end-to-end tests of code that
+//!   uses this crate.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -44,6 +47,8 @@
 
 mod config;
 mod error;
+#[cfg(feature = "fake-server")]
+pub mod fake;
 mod model;
 mod retry;
 pub mod sse;

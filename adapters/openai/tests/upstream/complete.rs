@@ -6,12 +6,12 @@ use colloquy_core::ports::ChatModel;
 use colloquy_core::{FinishReason, ModelError, TimeoutKind, Usage};
 use serde_json::json;
 
-use crate::support::{completion, status, FakeServer, Reply, SERVER_MODEL};
 use crate::{cause, config, model, request};
+use colloquy_openai::fake::{FakeServer, Reply, Step, SERVER_MODEL};
 
 #[tokio::test]
 async fn whole_answer_with_model_finish_reason_and_usage() {
-    let server = FakeServer::start(vec![completion("All done.", "length")]).await;
+    let server = FakeServer::start(vec![Reply::completion("All done.", "length")]).await;
     let mut settings = config(&server);
     settings.system_prompt = Some("Be kind.".into());
     let answer = model(settings).complete(&request()).await.expect("answers");
@@ -42,7 +42,11 @@ async fn whole_answer_with_model_finish_reason_and_usage() {
 
 #[tokio::test]
 async fn server_error_then_success_is_retried() {
-    let server = FakeServer::start(vec![status(500, "hiccup"), completion("fine", "stop")]).await;
+    let server = FakeServer::start(vec![
+        Reply::status(500, "hiccup"),
+        Reply::completion("fine", "stop"),
+    ])
+    .await;
     let answer = model(config(&server))
         .complete(&request())
         .await
@@ -54,8 +58,8 @@ async fn server_error_then_success_is_retried() {
 #[tokio::test]
 async fn unauthorized_is_not_retried() {
     let server = FakeServer::start(vec![
-        status(401, "Incorrect API key provided"),
-        completion("never", "stop"),
+        Reply::status(401, "Incorrect API key provided"),
+        Reply::completion("never", "stop"),
     ])
     .await;
     let error = model(config(&server))
@@ -102,7 +106,7 @@ async fn invalid_bodies_are_protocol_errors() {
 
 #[tokio::test]
 async fn slow_whole_answer_times_out() {
-    let server = FakeServer::start(vec![Reply::Stream(vec![crate::support::Step::Hang])]).await;
+    let server = FakeServer::start(vec![Reply::Stream(vec![Step::Hang])]).await;
     let mut settings = config(&server);
     settings.timeouts.first_chunk = Duration::from_millis(300);
     let error = model(settings)

@@ -4,14 +4,13 @@
 mod complete;
 mod service;
 mod streaming;
-mod support;
 
 use std::time::Duration;
 
 use colloquy_core::{ContextMessage, ModelError, ModelRequest, Role};
 use colloquy_openai::{OpenAiConfig, OpenAiModel, RetryPolicy, Timeouts};
 
-use support::FakeServer;
+use colloquy_openai::fake::FakeServer;
 
 /// Settings for tests against `server`: generous deadlines, fast retries.
 fn config(server: &FakeServer) -> OpenAiConfig {

@@ -13,8 +13,8 @@ use futures::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{answer_stream, completion, delta, FakeServer, Reply, Step, SERVER_MODEL};
 use crate::{config, model};
+use colloquy_openai::fake::{FakeServer, Reply, Step, SERVER_MODEL};
 
 fn service(model: OpenAiModel, context: ContextBudget) -> ChatService {
     let clock = Arc::new(SystemClock);
@@ -87,13 +87,13 @@ async fn chat_stream(
 #[tokio::test]
 async fn streamed_chat_stores_the_answer_with_model_metadata() {
     let server = FakeServer::start(vec![Reply::Stream(vec![
-        crate::support::role_chunk(),
-        delta("Bonjour"),
-        crate::support::pause(30),
-        delta(" !"),
-        crate::support::finish("stop"),
-        crate::support::usage(12, 3),
-        crate::support::done(),
+        Step::role(),
+        Step::delta("Bonjour"),
+        Step::pause(30),
+        Step::delta(" !"),
+        Step::finish("stop"),
+        Step::usage(12, 3),
+        Step::done(),
     ])])
     .await;
     let chat = service(model(config(&server)), ContextBudget::default());
@@ -130,7 +130,7 @@ async fn streamed_chat_stores_the_answer_with_model_metadata() {
 
 #[tokio::test]
 async fn whole_chat_stores_the_answer_with_model_metadata() {
-    let server = FakeServer::start(vec![completion("Hello there", "stop")]).await;
+    let server = FakeServer::start(vec![Reply::completion("Hello there", "stop")]).await;
     let chat = service(model(config(&server)), ContextBudget::default());
     let session = new_session(&chat).await;
     let reply = chat.chat(user(&session, "Hi")).await.expect("answers");
@@ -145,11 +145,9 @@ async fn whole_chat_stores_the_answer_with_model_metadata() {
 #[tokio::test]
 async fn error_mid_stream_fails_and_keeps_the_partial_answer() {
     let server = FakeServer::start(vec![Reply::Stream(vec![
-        delta("half an "),
-        delta("answer"),
-        Step::Bytes(crate::support::event(
-            &json!({"error": {"message": "GPU fell over"}}),
-        )),
+        Step::delta("half an "),
+        Step::delta("answer"),
+        Step::error("GPU fell over"),
     ])])
     .await;
     let chat = service(model(config(&server)), ContextBudget::default());
@@ -173,7 +171,7 @@ async fn error_mid_stream_fails_and_keeps_the_partial_answer() {
 
 #[tokio::test]
 async fn unreachable_model_fails_the_whole_chat_with_its_code() {
-    let server = FakeServer::start(vec![crate::support::status(400, "context too long")]).await;
+    let server = FakeServer::start(vec![Reply::status(400, "context too long")]).await;
     let chat = service(model(config(&server)), ContextBudget::default());
     let session = new_session(&chat).await;
     let error = chat.chat(user(&session, "Hi")).await.expect_err("fails");
@@ -183,7 +181,7 @@ async fn unreachable_model_fails_the_whole_chat_with_its_code() {
 
 #[tokio::test]
 async fn the_session_history_trimmed_to_budget_is_what_is_sent() {
-    let server = FakeServer::start(vec![answer_stream(&["ok"])]).await;
+    let server = FakeServer::start(vec![Reply::stream(["ok"])]).await;
     let mut settings = config(&server);
     settings.system_prompt = Some("Global prompt.".into());
     let budget = ContextBudget {
@@ -223,7 +221,11 @@ async fn the_session_history_trimmed_to_budget_is_what_is_sent() {
 
 #[tokio::test]
 async fn shutdown_cancels_the_generation_and_drops_the_upstream_request() {
-    let server = FakeServer::start(vec![Reply::Stream(vec![delta("started"), Step::Hang])]).await;
+    let server = FakeServer::start(vec![Reply::Stream(vec![
+        Step::delta("started"),
+        Step::Hang,
+    ])])
+    .await;
     let chat = service(model(config(&server)), ContextBudget::default());
     let session = new_session(&chat).await;
     let stream = chat

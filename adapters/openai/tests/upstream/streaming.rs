@@ -7,11 +7,8 @@ use colloquy_core::{FinishInfo, FinishReason, ModelError, ModelEvent, TimeoutKin
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::support::{
-    answer_stream, delta, done, event, finish, pause, raw, role_chunk, status, usage, FakeServer,
-    Reply, Step, SERVER_MODEL,
-};
 use crate::{cause, config, config_for, model, request};
+use colloquy_openai::fake::{FakeServer, Reply, Step, SERVER_MODEL};
 
 /// Everything a stream yielded: the text, the finish info, and the error that ended it.
 #[derive(Debug, Default)]
@@ -44,26 +41,28 @@ async fn drain(mut stream: ModelStream) -> Outcome {
 #[tokio::test]
 async fn streams_deltas_and_reports_model_finish_and_usage() {
     // Events split across writes: mid-event, mid-line, inside a UTF-8 character.
-    let split_event = event(&json!({
+    let Step::Bytes(split_event) = Step::event(&json!({
         "model": SERVER_MODEL,
         "choices": [{"index": 0, "delta": {"content": " wörld 🌍"}, "finish_reason": null}]
-    }));
+    })) else {
+        unreachable!("an event is bytes")
+    };
     let emoji_at = split_event
         .iter()
         .position(|&b| b == 0xF0)
         .expect("emoji in event");
     let server = FakeServer::start(vec![Reply::Stream(vec![
-        role_chunk(),
-        delta("Hello"),
-        pause(20),
+        Step::role(),
+        Step::delta("Hello"),
+        Step::pause(20),
         Step::Bytes(split_event[..10].to_vec()),
-        pause(20),
+        Step::pause(20),
         Step::Bytes(split_event[10..emoji_at + 2].to_vec()),
-        pause(20),
+        Step::pause(20),
         Step::Bytes(split_event[emoji_at + 2..].to_vec()),
-        finish("stop"),
-        usage(11, 7),
-        done(),
+        Step::finish("stop"),
+        Step::usage(11, 7),
+        Step::done(),
     ])])
     .await;
     let out = drain(
@@ -92,7 +91,7 @@ async fn streams_deltas_and_reports_model_finish_and_usage() {
 
 #[tokio::test]
 async fn sends_the_documented_request() {
-    let server = FakeServer::start(vec![answer_stream(&["ok"])]).await;
+    let server = FakeServer::start(vec![Reply::stream(["ok"])]).await;
     let mut settings = config(&server);
     settings.system_prompt = Some("You are terse.".into());
     settings.temperature = Some(0.25);
@@ -133,7 +132,7 @@ async fn sends_the_documented_request() {
 
 #[tokio::test]
 async fn without_api_key_or_options_nothing_extra_is_sent() {
-    let server = FakeServer::start(vec![answer_stream(&["ok"])]).await;
+    let server = FakeServer::start(vec![Reply::stream(["ok"])]).await;
     let mut settings = config(&server);
     settings.api_key = None;
     settings.include_usage = false;
@@ -154,12 +153,10 @@ async fn without_api_key_or_options_nothing_extra_is_sent() {
 #[tokio::test]
 async fn error_event_mid_stream_ends_with_unavailable_after_the_text() {
     let server = FakeServer::start(vec![Reply::Stream(vec![
-        delta("partial "),
-        delta("answer"),
-        Step::Bytes(event(
-            &json!({"error": {"message": "backend crashed", "type": "server_error"}}),
-        )),
-        done(),
+        Step::delta("partial "),
+        Step::delta("answer"),
+        Step::error("backend crashed"),
+        Step::done(),
     ])])
     .await;
     let out = drain(
@@ -185,9 +182,9 @@ async fn error_event_mid_stream_ends_with_unavailable_after_the_text() {
 #[tokio::test]
 async fn stream_cut_without_done_is_a_truncated_answer() {
     let server = FakeServer::start(vec![Reply::Stream(vec![
-        delta("cut "),
-        delta("off"),
-        raw("data: {\"choices\":[{\"index\":0,\"del"),
+        Step::delta("cut "),
+        Step::delta("off"),
+        Step::raw("data: {\"choices\":[{\"index\":0,\"del"),
     ])])
     .await;
     let out = drain(
@@ -206,8 +203,8 @@ async fn stream_cut_without_done_is_a_truncated_answer() {
 #[tokio::test]
 async fn stream_ending_after_finish_reason_without_done_finishes() {
     let server = FakeServer::start(vec![Reply::Stream(vec![
-        delta("complete"),
-        finish("length"),
+        Step::delta("complete"),
+        Step::finish("length"),
     ])])
     .await;
     let out = drain(
@@ -228,12 +225,18 @@ async fn stream_ending_after_finish_reason_without_done_finishes() {
 async fn ignorable_lines_are_skipped_and_invalid_json_is_a_protocol_error() {
     let server = FakeServer::start(vec![
         Reply::Stream(vec![
-            raw(": comment\r\nevent: message\r\nid: 42\r\nretry: 10\r\nno colon here\r\n\r\n"),
-            delta("fine"),
-            raw("\n\n\n"),
-            done(),
+            Step::raw(
+                ": comment\r\nevent: message\r\nid: 42\r\nretry: 10\r\nno colon here\r\n\r\n",
+            ),
+            Step::delta("fine"),
+            Step::raw("\n\n\n"),
+            Step::done(),
         ]),
-        Reply::Stream(vec![delta("before "), raw("data: {not json}\n\n"), done()]),
+        Reply::Stream(vec![
+            Step::delta("before "),
+            Step::raw("data: {not json}\n\n"),
+            Step::done(),
+        ]),
     ])
     .await;
     let chat = model(config(&server));
@@ -263,7 +266,7 @@ async fn rate_limited_then_success_honours_retry_after() {
             headers: vec![("retry-after", "1".into())],
             body: r#"{"error":{"message":"slow down"}}"#.into(),
         },
-        answer_stream(&["after ", "waiting"]),
+        Reply::stream(["after ", "waiting"]),
     ])
     .await;
     let started = Instant::now();
@@ -286,9 +289,9 @@ async fn rate_limited_then_success_honours_retry_after() {
 #[tokio::test]
 async fn server_errors_then_success_are_retried() {
     let server = FakeServer::start(vec![
-        status(500, "boom"),
-        status(503, "overloaded"),
-        answer_stream(&["third time"]),
+        Reply::status(500, "boom"),
+        Reply::status(503, "overloaded"),
+        Reply::stream(["third time"]),
     ])
     .await;
     let out = drain(
@@ -307,10 +310,10 @@ async fn server_errors_then_success_are_retried() {
 #[tokio::test]
 async fn retries_stop_after_max_attempts() {
     let server = FakeServer::start(vec![
-        status(502, "a"),
-        status(502, "b"),
-        status(502, "c"),
-        answer_stream(&["never"]),
+        Reply::status(502, "a"),
+        Reply::status(502, "b"),
+        Reply::status(502, "c"),
+        Reply::stream(["never"]),
     ])
     .await;
     let error = model(config(&server))
@@ -335,8 +338,8 @@ async fn retries_stop_after_max_attempts() {
 #[tokio::test]
 async fn client_errors_are_not_retried() {
     let server = FakeServer::start(vec![
-        status(404, "model 'test-model' not found"),
-        answer_stream(&["never"]),
+        Reply::status(404, "model 'test-model' not found"),
+        Reply::stream(["never"]),
     ])
     .await;
     let error = model(config(&server))
@@ -367,7 +370,7 @@ async fn retry_after_longer_than_allowed_is_not_waited_for() {
             headers: vec![("retry-after", "3600".into())],
             body: String::new(),
         },
-        answer_stream(&["never"]),
+        Reply::stream(["never"]),
     ])
     .await;
     let error = model(config(&server))
@@ -413,7 +416,7 @@ async fn refused_connection_is_retried_then_unavailable() {
 async fn slow_first_chunk_times_out_and_closes_the_request() {
     let server = FakeServer::start(vec![
         Reply::Stream(vec![Step::Hang]),
-        answer_stream(&["never"]),
+        Reply::stream(["never"]),
     ])
     .await;
     let mut settings = config(&server);
@@ -441,7 +444,8 @@ async fn slow_first_chunk_times_out_and_closes_the_request() {
 
 #[tokio::test]
 async fn silence_between_chunks_times_out_even_with_keep_alive_comments() {
-    let server = FakeServer::start(vec![Reply::Stream(vec![delta("first"), Step::Hang])]).await;
+    let server =
+        FakeServer::start(vec![Reply::Stream(vec![Step::delta("first"), Step::Hang])]).await;
     let mut settings = config(&server);
     settings.timeouts.between_chunks = Duration::from_millis(300);
     let out = drain(model(settings).stream(&request()).await.expect("opens")).await;
@@ -464,8 +468,8 @@ async fn silence_between_chunks_times_out_even_with_keep_alive_comments() {
 async fn total_deadline_bounds_a_dribbling_stream() {
     let mut steps = Vec::new();
     for _ in 0..1000 {
-        steps.push(delta("x"));
-        steps.push(pause(20));
+        steps.push(Step::delta("x"));
+        steps.push(Step::pause(20));
     }
     let server = FakeServer::start(vec![Reply::Stream(steps)]).await;
     let mut settings = config(&server);
@@ -485,7 +489,8 @@ async fn total_deadline_bounds_a_dribbling_stream() {
 
 #[tokio::test]
 async fn dropping_the_stream_closes_the_upstream_connection() {
-    let server = FakeServer::start(vec![Reply::Stream(vec![delta("hello"), Step::Hang])]).await;
+    let server =
+        FakeServer::start(vec![Reply::Stream(vec![Step::delta("hello"), Step::Hang])]).await;
     let mut stream = model(config(&server))
         .stream(&request())
         .await
@@ -502,7 +507,7 @@ async fn dropping_the_stream_closes_the_upstream_connection() {
 
 #[tokio::test]
 async fn finished_streams_leave_the_connection_for_the_next_call() {
-    let server = FakeServer::start(vec![answer_stream(&["one"]), answer_stream(&["two"])]).await;
+    let server = FakeServer::start(vec![Reply::stream(["one"]), Reply::stream(["two"])]).await;
     let chat = model(config(&server));
     for expected in ["one", "two"] {
         let out = drain(chat.stream(&request()).await.expect("opens")).await;
@@ -515,7 +520,7 @@ async fn finished_streams_leave_the_connection_for_the_next_call() {
 #[tokio::test]
 async fn a_json_answer_to_a_stream_request_is_one_chunk() {
     let server = FakeServer::start(vec![
-        crate::support::completion("whole answer", "stop"),
+        Reply::completion("whole answer", "stop"),
         Reply::Json(json!({"error": {"message": "model is loading"}})),
     ])
     .await;
