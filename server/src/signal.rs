@@ -3,27 +3,35 @@
 use std::future::Future;
 
 /// Installs the signal handlers now (so a signal arriving at any later moment is
-/// seen) and returns a future that completes on the first of them.
+/// seen, never the default "terminate at once") and returns a future that completes
+/// on the first of them.
 ///
 /// # Errors
 /// When a handler cannot be installed.
+#[cfg(unix)]
 pub(crate) fn shutdown() -> std::io::Result<impl Future<Output = ()> + Send> {
-    #[cfg(unix)]
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     Ok(async move {
-        #[cfg(unix)]
-        let terminated = terminate.recv();
-        #[cfg(not(unix))]
-        let terminated = std::future::pending::<Option<()>>();
         tokio::select! {
-            result = tokio::signal::ctrl_c() => {
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "cannot listen for Ctrl-C; waiting for SIGTERM only");
-                    std::future::pending::<()>().await;
-                }
-                tracing::info!("Ctrl-C received; shutting down");
-            }
-            _ = terminated => tracing::info!("SIGTERM received; shutting down"),
+            _ = interrupt.recv() => tracing::info!("Ctrl-C (SIGINT) received; shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
         }
+    })
+}
+
+/// Installs the Ctrl-C handler and returns a future that completes on Ctrl-C.
+///
+/// # Errors
+/// Never here; the handler is installed on first poll.
+#[cfg(not(unix))]
+pub(crate) fn shutdown() -> std::io::Result<impl Future<Output = ()> + Send> {
+    Ok(async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+        tracing::info!("Ctrl-C received; shutting down");
     })
 }

@@ -237,3 +237,22 @@ fn bad_settings_fail_fast_with_a_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--session-ttl"));
 }
+
+#[test]
+fn ctrl_c_also_shuts_down_cleanly() {
+    let mut server = start(&[]);
+    let killed = Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(started.elapsed() < DEADLINE, "the server did not exit");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+}

@@ -339,4 +339,21 @@ async fn http2_with_prior_knowledge_works() {
     assert_eq!(response.status(), StatusCode::OK);
     let s = h2.create_session(&json!({"session_id": "h2"})).await;
     assert_eq!(s["session_id"], "h2");
+    let stream = h2
+        .send(
+            Method::POST,
+            "/api/chats/messages/chat/stream/",
+            &[("content-type", "application/json")],
+            full(json!({"session_id": "h2", "message": "over h2"}).to_string()),
+        )
+        .await;
+    assert_eq!(stream.version(), http::Version::HTTP_2);
+    let events = crate::support::sse::SseReader::new(stream.into_body())
+        .rest()
+        .await;
+    let text: String = events
+        .iter()
+        .map(|e| e.json()["chunk"].as_str().expect("chunk").to_owned())
+        .collect();
+    assert_eq!(text, "Echo: over h2");
 }
