@@ -209,7 +209,8 @@ async fn silence_is_filled_with_keep_alive_comments() {
     c.create_session(&json!({"session_id": "s"})).await;
     let response = open(c, &json!({"session_id": "s", "message": "x y"})).await;
     let mut reader = SseReader::new(response.into_body());
-    assert!(matches!(reader.next_item().await, Some(Item::Event(_))));
+    // (A keep-alive may even come before it on a loaded machine.)
+    reader.next_event().await.expect("first event");
     // The model is blocked at the gate: the next thing on the wire is a comment.
     assert_eq!(
         reader.next_item().await,
