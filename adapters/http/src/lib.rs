@@ -33,6 +33,44 @@
 //!
 //! To mount the API in a hyper server of your own, call [`Api::handle`] from your
 //! service function.
+//!
+//! # Behaviour where the API contract is silent
+//! - **Bodies**: an empty body counts as `{}` whatever its content type (so
+//!   `POST /sessions/` with no body works); a non-empty body must be
+//!   `application/json` or `application/*+json` (parameters ignored), otherwise 415.
+//!   Checks run in this order: 413 (size, from `Content-Length` or while reading),
+//!   415, 400 `invalid_json` (also for JSON that is not an object), then the fields.
+//! - **Routing**: an unknown path is 404 with code `not_found`; a known path with
+//!   another method is 405 with `Allow`. `HEAD` works wherever `GET` only reads (not
+//!   on the chat stream, which writes). `OPTIONS` on a known route is 204 with
+//!   `Allow` (and the CORS preflight headers for an allowed origin, see [`cors`]).
+//!   Ids in paths are percent-decoded; a message id that is not a UUID is 404
+//!   `message_not_found`.
+//! - **Queries**: `application/x-www-form-urlencoded` (`+` is a space); a repeated
+//!   parameter's last value wins, an empty one counts as absent, unknown ones are
+//!   ignored; `limit` defaults to 100.
+//! - **Errors**: JSON bodies are `application/json; charset=utf-8`; 503 and 429 carry
+//!   `Retry-After: 1` ([`RETRY_AFTER_SECS`]); a 500 is always
+//!   `{"error":"internal server error","code":"internal_error"}`, its cause logged
+//!   with the request id. A panicking handler is such a 500.
+//! - **Request ids**: an incoming `X-Request-Id` of 1..=128 characters of
+//!   `A-Z a-z 0-9 - _ . : / + = @` is kept, anything else replaced by a UUID; the id
+//!   is on the request's log span and in the response's `X-Request-Id`.
+//! - **Health**: `GET /healthz` → 200 `{"status":"ok"}`; `GET /readyz` → 200
+//!   `{"status":"ready"}`, or 503 `store_unavailable` whatever the store's failure.
+//! - **SSE**: the `data` object's keys come in the order `chunk`, `done`,
+//!   `message_id`, `response_id`, then `finish_reason` (on `done`) or `error` (on a
+//!   failure, with no `finish_reason`). A model that fails before producing any text
+//!   still gets a 200 stream with one event, `id: 0`, carrying the `error`: the
+//!   stream starts before the model is asked. If a generation ended without a last
+//!   event, the stream ends with `"error":"internal_error"`. The keep-alive is the
+//!   comment line `: keep-alive` followed by a blank line.
+//! - **Shutdown**: the listener closes at once; connections drain while
+//!   `ChatService::shutdown(grace)` waits for the generations, so both share one
+//!   deadline (default 20 s); cancelled streams get 2 s more to send their last event.
+//! - **Limits not enforced here**: request headers must arrive within 30 s (hyper's
+//!   default); there is no body read timeout and no connection cap — put a reverse
+//!   proxy in front for those.
 
 mod app;
 mod body;
