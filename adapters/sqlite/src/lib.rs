@@ -102,4 +102,4 @@ mod worker;
 mod query_plans;
 
 pub use schema::SCHEMA_VERSION;
-pub use store::{database_files, Purger, SqliteConfig, SqliteStore};
+pub use store::{database_files, Closed, Purger, SqliteConfig, SqliteStore};

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,6 +10,7 @@ use colloquy_core::{
     ChatMessage, Clock, MessageFilter, Page, Session, SessionFilter, SessionPatch, SessionRef,
     StoreError,
 };
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::error::SqliteError;
@@ -47,14 +47,14 @@ impl Default for SqliteConfig {
 /// See the [crate documentation](crate) for durability, concurrency and expiry.
 pub struct SqliteStore {
     workers: Arc<Workers>,
-    /// The writer thread; it exits after the readers.
-    thread: JoinHandle<()>,
+    /// Set when every connection is closed.
+    closed: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("writer", &self.thread.thread().name())
+            .field("closed", &*self.closed.borrow())
             .finish_non_exhaustive()
     }
 }
@@ -124,30 +124,32 @@ impl SqliteStore {
         readers: Vec<rusqlite::Connection>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SqliteError> {
-        let (workers, thread) = Workers::start(writer, readers, clock)?;
+        let (workers, closed) = Workers::start(writer, readers, clock)?;
         Ok(Self {
             workers: Arc::new(workers),
-            thread,
+            closed,
         })
     }
 
     /// Finishes the queued work, closes every connection (checkpointing the WAL into
-    /// the database file) and waits for the connection threads to exit.
+    /// the database file) and waits until that is done.
     ///
-    /// Dropping the store does the same without waiting. A running [`Purger`] delays
-    /// the exit until its current purge ends.
+    /// Dropping the store does the same without waiting; [`SqliteStore::closed`]
+    /// waits for it when the store is shared. A running [`Purger`] delays the close
+    /// until its current purge ends.
     pub async fn close(self) {
-        let Self { workers, thread } = self;
-        drop(workers);
-        let joined = tokio::task::spawn_blocking(move || {
-            if thread.join().is_err() {
-                tracing::error!("the SQLite writer thread panicked");
-            }
-        })
-        .await;
-        if let Err(e) = joined {
-            tracing::error!(error = %e, "waiting for the SQLite threads failed");
-        }
+        let closed = self.closed();
+        drop(self);
+        closed.wait().await;
+    }
+
+    /// A handle that resolves once this store has been dropped everywhere and its
+    /// connections are closed: for a server that shares the store (`Arc`) and wants a
+    /// clean file at exit. Take it at startup, drop every store handle at shutdown,
+    /// then await [`Closed::wait`].
+    #[must_use]
+    pub fn closed(&self) -> Closed {
+        Closed(self.closed.clone())
     }
 
     /// Physically deletes every session expired by the store's clock, with all its
@@ -204,6 +206,20 @@ async fn purge_loop(workers: Weak<Workers>, every: Duration) {
             Ok(purged) => tracing::debug!(purged, "purged expired sessions"),
             Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
         }
+    }
+}
+
+/// Resolves when a [`SqliteStore`] is closed; see [`SqliteStore::closed`].
+#[derive(Debug, Clone)]
+pub struct Closed(watch::Receiver<bool>);
+
+impl Closed {
+    /// Waits until every handle of the store is dropped and its connections are
+    /// closed (returns at once if they already are).
+    pub async fn wait(mut self) {
+        // An error means the writer thread is gone without saying so (it panicked):
+        // its connection is closed either way.
+        let _ = self.0.wait_for(|closed| *closed).await;
     }
 }
 

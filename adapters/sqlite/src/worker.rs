@@ -21,11 +21,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 
 use colloquy_core::Clock;
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::error::SqliteError;
 
@@ -85,13 +84,13 @@ pub(crate) struct Workers {
 
 impl Workers {
     /// Starts the writer on `writer` and one reader thread per connection in `readers`
-    /// (none: reads go to the writer). Returns the handles and the writer thread, which
-    /// exits last, after the readers, once the handles are dropped.
+    /// (none: reads go to the writer). Returns the handles and a flag the writer sets
+    /// when it has exited: last, after the readers, once the handles are dropped.
     pub(crate) fn start(
         writer: Connection,
         readers: Vec<Connection>,
         clock: Arc<dyn Clock>,
-    ) -> Result<(Self, JoinHandle<()>), SqliteError> {
+    ) -> Result<(Self, watch::Receiver<bool>), SqliteError> {
         let mut reader_threads = Vec::with_capacity(readers.len());
         let read_tx = if readers.is_empty() {
             None
@@ -111,7 +110,8 @@ impl Workers {
             Some(read_tx)
         };
         let (write_tx, write_rx) = channel::<Box<dyn WriteJob>>();
-        let writer_thread = std::thread::Builder::new()
+        let (closed_tx, closed_rx) = watch::channel(false);
+        std::thread::Builder::new()
             .name("colloquy-sqlite-writer".into())
             .spawn(move || {
                 writer_loop(&writer, &*clock, &write_rx);
@@ -126,6 +126,7 @@ impl Workers {
                 if let Err((_, e)) = writer.close() {
                     tracing::error!(error = %e, "closing the SQLite database failed");
                 }
+                closed_tx.send_replace(true);
             })
             .map_err(SqliteError::Thread)?;
         Ok((
@@ -133,7 +134,7 @@ impl Workers {
                 writer: write_tx,
                 readers: read_tx,
             },
-            writer_thread,
+            closed_rx,
         ))
     }
 

@@ -165,3 +165,39 @@ async fn history_survives_a_drop_without_close() {
     assert_history(&reopened, &sessions, &stored).await;
     reopened.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_store_closes_cleanly_when_its_last_handle_drops() {
+    let db = common::TempDb::new();
+    let clock = Arc::new(ManualClock::starting_at(Utc::now()));
+    let store = Arc::new(
+        SqliteStore::open(db.path(), clock.clone())
+            .await
+            .expect("open"),
+    );
+    let closed = store.closed();
+    let purger = store.spawn_purger(std::time::Duration::from_millis(5));
+    let sessions: Arc<dyn SessionStore> = store.clone();
+    let messages: Arc<dyn MessageStore> = store;
+    let s = session(&clock, "shared");
+    sessions.create(&s).await.expect("create");
+    let m = messages
+        .append(message(&clock, &s, 1))
+        .await
+        .expect("append");
+    drop((sessions, messages));
+    tokio::time::timeout(std::time::Duration::from_secs(10), closed.wait())
+        .await
+        .expect("the store closes once every handle is dropped, purger or not");
+    drop(purger);
+    let [_, wal, _] = database_files(db.path());
+    assert!(!wal.exists(), "the WAL was checkpointed and removed");
+    let reopened = SqliteStore::open(db.path(), clock.clone())
+        .await
+        .expect("reopen");
+    assert_eq!(
+        MessageStore::get(&reopened, m.id).await.expect("get"),
+        Some(m)
+    );
+    reopened.close().await;
+}
