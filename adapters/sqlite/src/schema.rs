@@ -121,6 +121,9 @@ fn configure_writer(conn: &Connection) -> Result<(), SqliteError> {
     // transaction survives a power loss or OS crash (see the crate docs).
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // After a burst, truncate the WAL back to at most 64 MiB at the next checkpoint
+    // instead of keeping its largest size forever.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     register_functions(conn)?;
     Ok(())
 }
