@@ -58,6 +58,16 @@
 //! read-only connections in parallel with the writer, each read in one snapshot. The
 //! calling task only awaits a `oneshot` answer.
 //!
+//! ## Lifecycle
+//!
+//! [`SqliteStore::open`] creates or opens the file and migrates it;
+//! [`SqliteStore::open_in_memory`] gives a private database for tests and demos.
+//! Dropping the last handle lets the connection threads finish the queued work and
+//! close, the read-write connection last, which checkpoints the WAL into the main
+//! file and removes it; [`SqliteStore::close`] (sole owner) or
+//! [`SqliteStore::closed`] (shared store) waits for that. A process killed before
+//! that loses nothing acknowledged: the next open recovers from the WAL.
+//!
 //! ## Schema and migrations
 //!
 //! Sessions and messages are two tables; deleting a session deletes its messages by
