@@ -16,6 +16,11 @@ impl Keys {
         }
     }
 
+    /// The prefix every key starts with (scripts that build keys need it).
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The three keys of one session, all with the hash tag `{<uuid>}`:
     /// the session hash, the messages hash and the order zset.
     pub(crate) fn session(&self, id: Uuid) -> [String; 3] {

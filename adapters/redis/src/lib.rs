@@ -47,7 +47,8 @@
 //! `expires_at` is not after `clock.now()` is invisible to every method, whatever Redis
 //! still holds. Independently, every key of a session carries `PEXPIREAT expires_at`
 //! (rounded up to the millisecond), so Redis frees it by wall time; an update that
-//! moves `expires_at` moves the session's three keys in the same script.
+//! moves `expires_at` moves the session's three keys in the same script (and its
+//! message pointers too on standalone Redis; right after it on a cluster).
 //!
 //! # Atomicity and Redis Cluster
 //!
@@ -60,46 +61,57 @@
 //!
 //! The global indexes (session_id → UUID, lists by `created_at` and by
 //! `external_user_id`) cannot live in every session's slot. They share the hash tag
-//! `{idx}` (one slot, so each index change is itself one atomic script) and are written
-//! as a **second step** after the session's own script. The trade-off, and how it is
-//! contained:
+//! `{idx}`, so each index change is itself atomic.
+//!
+//! **On standalone Redis** every operation is one script covering the session, its
+//! message pointers and the index together (one round trip, fully atomic). These
+//! scripts build some key names inside Lua (the session keys named by an index entry or
+//! a pointer), which Redis allows outside cluster mode only.
+//!
+//! **On Redis Cluster** a script may only touch one slot, so the index is written as a
+//! **second step** after the session's own script (and message pointers, each in its
+//! own slot, likewise). The trade-off, and how it is contained:
 //!
 //! - Between the two steps (or if the process dies between them) the index can lag the
 //!   sessions. Readers never trust it alone: a lookup by session_id and every list entry
 //!   are verified against the session hash, and entries whose session is gone are
 //!   pruned as they are met. A create whose index step finds the session_id held by a
-//!   session that turns out to be gone takes the session_id over.
-//! - Index structures carry no TTL; instead every create and list prunes a bounded
-//!   number of entries whose `expires_at` has passed (by the store's clock), oldest
-//!   first, so they do not grow without bound.
+//!   session that turns out to be gone takes the session_id over. Index refreshes carry
+//!   the session's update counter, so a late or replayed refresh never undoes a newer
+//!   one.
 //! - A create whose index step fails is undone, so a failed create leaves nothing;
 //!   update and delete report success once the session's own script ran, since the
 //!   index catches up (pruning) or is verified on read.
+//! - An append claims the message's pointer right after its script, and is undone when
+//!   the id turns out to belong to another session.
 //! - The `{idx}` slot takes O(1) work per session create, update and delete, none per
 //!   message, so the hot path (appends and reads) spreads over the cluster.
 //!
-//! Message pointers (`Pmsg:{M}`) live in the message's own slot. On standalone Redis the
-//! append script claims the pointer itself (one round trip); on a cluster it is claimed
-//! right after, and the append is undone when the id turns out to belong to another
-//! session. An expiry change re-times the pointers after the session's script.
+//! In both modes index structures carry no TTL; instead every create and list prunes a
+//! bounded number of entries whose `expires_at` has passed (by the store's clock),
+//! oldest first, so they do not grow without bound.
 //!
 //! # Round trips per operation
 //!
-//! Counted by [`RedisStore::requests_sent`] (and checked by this crate's tests):
+//! Counted by [`RedisStore::requests_sent`] and checked by this crate's tests (on
+//! standalone Redis also against `MONITOR`):
 //!
 //! | operation | standalone | cluster |
 //! |---|---|---|
-//! | `append` | 1 | 2 |
+//! | `SessionStore::create` | 1 | 2 |
 //! | `SessionStore::get` by UUID | 1 | 1 |
-//! | `SessionStore::get` by session_id | 2 | 2 |
-//! | `create` | 2 | 2 |
-//! | `update` (is_active / metadata) | 1 | 1 |
-//! | `update` (expires_at / external_user_id) | 2, +1 pipeline for the pointers when the expiry moves | 2, + one request per message pointer when the expiry moves |
-//! | `delete` | 2 (+1 when it had messages) | same, the last two concurrently |
-//! | `MessageStore::get` / `get_stored` / `soft_delete` | 2 | 2 |
+//! | `SessionStore::get` by session_id | 1 | 2 |
+//! | `SessionStore::update` | 1 | 1; 2 when `expires_at` or `external_user_id` changes, + one request per message pointer when `expires_at` moves (64 at a time) |
+//! | `SessionStore::delete` | 1 | 2, + one when the session had messages (concurrently) |
+//! | `SessionStore::list` | 1 per batch of up to 500 index entries | 1 + one per session (64 at a time), per batch |
+//! | `SessionStore::ping` | 1 | 1 (sent to every master) |
+//! | `MessageStore::append` | 1 | 2 |
+//! | `MessageStore::get` / `get_stored` / `soft_delete` | 1 | 2 |
 //! | `MessageStore::list` (unfiltered) / `recent` | 1 | 1 |
-//! | `SessionStore::list` | 2 per batch of up to 500 entries | 1 + one per session, concurrently |
-//! | `ping` | 1 | 1 (sent to every master) |
+//! | `MessageStore::list` (filtered) | 1 per 500 messages scanned | same |
+//!
+//! The first call of each script on a fresh Redis costs two more (`NOSCRIPT`, then
+//! `SCRIPT LOAD`), once.
 //!
 //! # Errors
 //!

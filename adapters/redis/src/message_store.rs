@@ -84,14 +84,30 @@ impl RedisStore {
     }
 
     async fn stored_message(&self, id: Uuid) -> Result<Option<ChatMessage>, Error> {
-        let Some(session) = self.owner_of(id).await? else {
+        let (mut call, known) = if self.conn.is_cluster() {
+            // Cluster: find the session first, then read in its slot.
+            let Some(session) = self.owner_of(id).await? else {
+                return Ok(None);
+            };
+            (
+                self.session_call(&self.scripts.message_get, session),
+                Some(session),
+            )
+        } else {
+            // Standalone: the script follows the pointer itself.
+            (self.scripts.message_get.key(self.keys.pointer(id)), None)
+        };
+        call.arg(id.to_string())
+            .arg(self.now_us())
+            .arg(self.keys.prefix());
+        let reply: Option<(String, String, String)> =
+            call.invoke_async(&mut self.conn.clone()).await?;
+        let Some((raw, deleted, owner)) = reply else {
             return Ok(None);
         };
-        let mut call = self.session_call(&self.scripts.message_get, session);
-        call.arg(id.to_string()).arg(self.now_us());
-        let reply: Option<(String, String)> = call.invoke_async(&mut self.conn.clone()).await?;
-        let Some((raw, deleted)) = reply else {
-            return Ok(None);
+        let session = match known {
+            Some(session) => session,
+            None => Uuid::parse_str(&owner).map_err(|_| Error::corrupt("message pointer"))?,
         };
         let message = codec::message_from_value(&raw, deleted == "1")?;
         Ok(Some(message).filter(|m| m.session == session && m.id == id))
@@ -149,9 +165,15 @@ impl RedisStore {
     }
 
     async fn soft_delete_message(&self, id: Uuid) -> Result<(), Error> {
-        let session = self.owner_of(id).await?.ok_or(Error::NotFound)?;
-        let mut call = self.session_call(&self.scripts.message_soft_delete, session);
-        call.arg(id.to_string()).arg(self.now_us());
+        let mut call = if self.conn.is_cluster() {
+            let session = self.owner_of(id).await?.ok_or(Error::NotFound)?;
+            self.session_call(&self.scripts.message_soft_delete, session)
+        } else {
+            self.scripts.message_soft_delete.key(self.keys.pointer(id))
+        };
+        call.arg(id.to_string())
+            .arg(self.now_us())
+            .arg(self.keys.prefix());
         let removed: i64 = call.invoke_async(&mut self.conn.clone()).await?;
         if removed == 1 {
             Ok(())

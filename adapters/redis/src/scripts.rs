@@ -20,6 +20,10 @@ pub(crate) struct Scripts {
     pub(crate) index_reindex: Script,
     pub(crate) index_drop: Script,
     pub(crate) index_list: Script,
+    pub(crate) create_standalone: Script,
+    pub(crate) delete_standalone: Script,
+    pub(crate) session_resolve: Script,
+    pub(crate) list_standalone: Script,
 }
 
 fn index_script(body: &str) -> Script {
@@ -30,7 +34,7 @@ impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
             session_create: Script::new(include_str!("../lua/session_create.lua")),
-            session_update: Script::new(include_str!("../lua/session_update.lua")),
+            session_update: index_script(include_str!("../lua/session_update.lua")),
             session_delete: Script::new(include_str!("../lua/session_delete.lua")),
             message_append: Script::new(include_str!("../lua/message_append.lua")),
             message_unappend: Script::new(include_str!("../lua/message_unappend.lua")),
@@ -42,6 +46,10 @@ impl Scripts {
             index_reindex: index_script(include_str!("../lua/index_reindex.lua")),
             index_drop: index_script(include_str!("../lua/index_drop.lua")),
             index_list: index_script(include_str!("../lua/index_list.lua")),
+            create_standalone: index_script(include_str!("../lua/create_standalone.lua")),
+            delete_standalone: index_script(include_str!("../lua/delete_standalone.lua")),
+            session_resolve: Script::new(include_str!("../lua/session_resolve.lua")),
+            list_standalone: index_script(include_str!("../lua/list_standalone.lua")),
         }
     }
 }

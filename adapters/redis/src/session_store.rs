@@ -19,6 +19,29 @@ impl RedisStore {
     async fn create_session(&self, session: &Session) -> Result<(), Error> {
         let mut conn = self.conn.clone();
         let now = self.now_us();
+        if !self.conn.is_cluster() {
+            // Standalone: session and index in one script, one round trip.
+            let mut call = self.index_and_session_call(&self.scripts.create_standalone, session.id);
+            call.arg(&session.session_id)
+                .arg(session.id.to_string())
+                .arg(codec::micros(session.created_at))
+                .arg(codec::micros(session.expires_at))
+                .arg(now)
+                .arg(codec::active_flag(session.external_user_id.is_some()))
+                .arg(session.external_user_id.as_deref().unwrap_or(""))
+                .arg(self.keys.prefix())
+                .arg(codec::millis_ceil(session.expires_at));
+            for (field, value) in codec::session_fields(session)? {
+                call.arg(field).arg(value);
+            }
+            let created: i64 = call.invoke_async(&mut conn).await?;
+            return if created == 1 {
+                Ok(())
+            } else {
+                Err(Error::Conflict)
+            };
+        }
+        // Cluster: the session's own slot first, then the index slot.
         let mut call = self.session_call(&self.scripts.session_create, session.id);
         call.arg(now).arg(codec::millis_ceil(session.expires_at));
         for (field, value) in codec::session_fields(session)? {
@@ -77,6 +100,9 @@ impl RedisStore {
     }
 
     async fn get_session(&self, reference: &SessionRef) -> Result<Option<Session>, Error> {
+        if !self.conn.is_cluster() {
+            return self.resolve_in_one_step(reference).await;
+        }
         if let Some(id) = reference.uuid() {
             if let Some(stored) = self.read_session(id).await? {
                 if self.is_live(&stored.session) {
@@ -99,9 +125,50 @@ impl RedisStore {
         }
     }
 
+    /// Standalone: the UUID reading, then the session_id index, in one script.
+    async fn resolve_in_one_step(&self, reference: &SessionRef) -> Result<Option<Session>, Error> {
+        let [sid_key, ..] = self.keys.index();
+        let mut call = self.scripts.session_resolve.key(sid_key);
+        if let Some(id) = reference.uuid() {
+            let [session_key, _, _] = self.keys.session(id);
+            call.key(session_key);
+        }
+        call.arg(reference.as_str())
+            .arg(self.keys.prefix())
+            .arg(self.now_us());
+        let reply: Option<(String, Vec<String>)> =
+            call.invoke_async(&mut self.conn.clone()).await?;
+        let Some((holder, fields)) = reply else {
+            return Ok(None);
+        };
+        let stored = codec::session_from_fields(&codec::pairs_to_map(fields))?;
+        if holder.is_empty() {
+            // Named by its UUID (the script checked it is live by the same clock reading).
+            return Ok(stored.map(|s| s.session).filter(|s| self.is_live(s)));
+        }
+        match stored {
+            Some(stored) => Ok(Some(stored.session)
+                .filter(|s| s.session_id == reference.as_str() && self.is_live(s))),
+            None => {
+                if let Ok(id) = Uuid::parse_str(&holder) {
+                    self.drop_from_index(&[id]).await;
+                }
+                Ok(None)
+            }
+        }
+    }
+
     async fn update_session(&self, id: Uuid, patch: &SessionPatch) -> Result<Session, Error> {
         let mut conn = self.conn.clone();
-        let mut call = self.session_call(&self.scripts.session_update, id);
+        let cluster = self.conn.is_cluster();
+        let mut call = if cluster {
+            let mut call = self.session_call(&self.scripts.session_update, id);
+            call.arg(self.keys.ext_prefix());
+            call
+        } else {
+            // Standalone: index entries and pointers follow in the same script.
+            self.index_and_session_call(&self.scripts.session_update, id)
+        };
         call.arg(self.now_us())
             .arg(patch.is_active.map_or("", codec::active_flag));
         match &patch.metadata {
@@ -117,11 +184,16 @@ impl RedisStore {
             Some(at) => call.arg(codec::micros(at)).arg(codec::millis_ceil(at)),
             None => call.arg("").arg(""),
         };
+        call.arg(self.keys.prefix());
         let reply: Option<(Vec<String>, Vec<String>)> = call.invoke_async(&mut conn).await?;
         let (fields, message_ids) = reply.ok_or(Error::NotFound)?;
         let stored = codec::session_from_fields(&codec::pairs_to_map(fields))?
             .ok_or_else(|| Error::corrupt("updated session has no fields"))?;
-        // Step two: the global index (other slot) and the message pointers (one slot each).
+        if !cluster {
+            return Ok(stored.session);
+        }
+        // Cluster, step two: the global index (other slot) and the message pointers
+        // (one slot each).
         if patch.external_user_id.is_some() || patch.expires_at.is_some() {
             self.reindex(&stored).await?;
         }
@@ -156,6 +228,19 @@ impl RedisStore {
     }
 
     async fn delete_session(&self, id: Uuid) -> Result<(), Error> {
+        if !self.conn.is_cluster() {
+            // Standalone: session, messages, pointers and index entries in one script.
+            let mut call = self.index_and_session_call(&self.scripts.delete_standalone, id);
+            call.arg(self.now_us())
+                .arg(id.to_string())
+                .arg(self.keys.prefix());
+            let deleted: i64 = call.invoke_async(&mut self.conn.clone()).await?;
+            return if deleted == 1 {
+                Ok(())
+            } else {
+                Err(Error::NotFound)
+            };
+        }
         let mut call = self.session_call(&self.scripts.session_delete, id);
         call.arg(self.now_us());
         let message_ids: Option<Vec<String>> = call.invoke_async(&mut self.conn.clone()).await?;
@@ -192,26 +277,15 @@ impl RedisStore {
         let mut rank: usize = 0;
         let mut seen = HashSet::new();
         loop {
-            let mut call = self.index_call(&self.scripts.index_list);
-            call.arg(self.now_us());
-            match &filter.external_user_id {
-                Some(ext) => call.arg("1").arg(ext),
-                None => call.arg("0").arg(""),
-            };
-            call.arg(rank).arg(rank + batch - 1);
-            let ids: Vec<String> = call.invoke_async(&mut self.conn.clone()).await?;
-            if ids.is_empty() {
+            let entries = self.list_batch(filter, rank, rank + batch - 1).await?;
+            let fetched = entries.len();
+            if fetched == 0 {
                 return Ok(out);
             }
-            let ids: Vec<Uuid> = ids
-                .iter()
-                .map(|i| Uuid::parse_str(i).map_err(|_| Error::corrupt("indexed uuid")))
-                .collect::<Result<_, _>>()?;
-            let sessions = self.read_sessions(&ids).await?;
             let mut gone = Vec::new();
-            for (id, stored) in ids.iter().zip(sessions) {
+            for (id, stored) in entries {
                 let Some(stored) = stored else {
-                    gone.push(*id);
+                    gone.push(id);
                     continue;
                 };
                 let s = stored.session;
@@ -229,11 +303,56 @@ impl RedisStore {
                 }
             }
             self.drop_from_index(&gone).await;
-            if ids.len() < batch {
+            if fetched < batch {
                 return Ok(out);
             }
-            rank += ids.len() - gone.len();
+            rank += fetched - gone.len();
         }
+    }
+}
+
+impl RedisStore {
+    /// Index entries from rank `first` to `last` (newest first) with their sessions as
+    /// stored (`None`: the session's hash is gone).
+    async fn list_batch(
+        &self,
+        filter: &SessionFilter,
+        first: usize,
+        last: usize,
+    ) -> Result<Vec<(Uuid, Option<StoredSession>)>, Error> {
+        let cluster = self.conn.is_cluster();
+        let script = if cluster {
+            &self.scripts.index_list
+        } else {
+            &self.scripts.list_standalone
+        };
+        let mut call = self.index_call(script);
+        call.arg(self.now_us());
+        match &filter.external_user_id {
+            Some(ext) => call.arg("1").arg(ext),
+            None => call.arg("0").arg(""),
+        };
+        call.arg(first).arg(last);
+        let parse = |i: &str| Uuid::parse_str(i).map_err(|_| Error::corrupt("indexed uuid"));
+        if !cluster {
+            // Standalone: the sessions come back with the index entries.
+            call.arg(self.keys.prefix());
+            let rows: Vec<(String, Vec<String>)> =
+                call.invoke_async(&mut self.conn.clone()).await?;
+            return rows
+                .into_iter()
+                .map(|(id, fields)| {
+                    Ok((
+                        parse(&id)?,
+                        codec::session_from_fields(&codec::pairs_to_map(fields))?,
+                    ))
+                })
+                .collect();
+        }
+        let ids: Vec<String> = call.invoke_async(&mut self.conn.clone()).await?;
+        let ids: Vec<Uuid> = ids.iter().map(|i| parse(i)).collect::<Result<_, _>>()?;
+        let sessions = self.read_sessions(&ids).await?;
+        Ok(ids.into_iter().zip(sessions).collect())
     }
 }
 

@@ -155,6 +155,20 @@ impl RedisStore {
         call
     }
 
+    /// A standalone-only script call on the index and one session: the six index keys,
+    /// then the session's three, and the ext prefix as first argument.
+    pub(crate) fn index_and_session_call<'a>(
+        &self,
+        script: &'a Script,
+        id: Uuid,
+    ) -> ScriptInvocation<'a> {
+        let mut call = self.index_call(script);
+        for key in self.keys.session(id) {
+            call.key(key);
+        }
+        call
+    }
+
     /// A script call on one session's slot, its three keys filled in.
     pub(crate) fn session_call<'a>(&self, script: &'a Script, id: Uuid) -> ScriptInvocation<'a> {
         let mut call = script.prepare_invoke();
