@@ -169,6 +169,10 @@ impl Workers {
         let job: ReadJob = Box::new(move |conn, now| {
             let result = catch_unwind(AssertUnwindSafe(|| in_read_transaction(conn, now, work)))
                 .unwrap_or(Err(SqliteError::JobPanicked));
+            if !conn.is_autocommit() {
+                // Only after a panic: leave the connection clean for the next job.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
             let _ = reply.send(result);
         });
         readers.send(job).map_err(|_| SqliteError::Closed)?;
@@ -278,5 +282,85 @@ fn abort(conn: &Connection, jobs: impl Iterator<Item = Box<dyn WriteJob>>, e: Sq
     let e = Arc::new(e);
     for job in jobs {
         job.finish(Err(e.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use colloquy_core::ManualClock;
+
+    fn workers() -> Workers {
+        let conn = Connection::open_in_memory().expect("memory database");
+        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .expect("table");
+        let (workers, _closed) =
+            Workers::start(conn, Vec::new(), Arc::new(ManualClock::new())).expect("start");
+        workers
+    }
+
+    async fn insert(w: &Workers, n: i64, then_fail: bool) -> Result<(), SqliteError> {
+        w.write(move |conn, _| {
+            conn.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+            if then_fail {
+                return Err(SqliteError::Corrupt("failing on purpose"));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rows(w: &Workers) -> Vec<i64> {
+        w.read(|conn, _| {
+            let mut stmt = conn.prepare("SELECT n FROM t ORDER BY n")?;
+            let rows = stmt.query_map([], |row| row.get(0))?;
+            Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+        })
+        .await
+        .expect("read")
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_alone() {
+        let w = workers();
+        // Sent together, so they usually share one transaction; correct either way.
+        let (a, b, c) = tokio::join!(
+            insert(&w, 1, false),
+            insert(&w, 2, true),
+            insert(&w, 3, false)
+        );
+        assert!(a.is_ok() && c.is_ok());
+        assert!(matches!(b, Err(SqliteError::Corrupt(_))));
+        assert_eq!(rows(&w).await, vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_worker_lives_on() {
+        let w = workers();
+        let panicked = w
+            .write(|conn, _| -> Result<(), SqliteError> {
+                conn.execute("INSERT INTO t (n) VALUES (7)", [])?;
+                panic!("a bug in a job");
+            })
+            .await;
+        assert!(matches!(panicked, Err(SqliteError::JobPanicked)));
+        insert(&w, 8, false).await.expect("the writer still works");
+        assert_eq!(
+            rows(&w).await,
+            vec![8],
+            "the panicking job's insert was rolled back"
+        );
+    }
+
+    #[tokio::test]
+    async fn jobs_see_the_store_clock() {
+        let clock = Arc::new(ManualClock::new());
+        let conn = Connection::open_in_memory().expect("memory database");
+        let (w, _closed) = Workers::start(conn, Vec::new(), clock.clone()).expect("start");
+        let now = w.write(|_, now| Ok(now)).await.expect("write");
+        assert_eq!(now, clock.now().timestamp_micros());
+        clock.advance(chrono::Duration::seconds(5));
+        let later = w.read(|_, now| Ok(now)).await.expect("read");
+        assert_eq!(later - now, 5_000_000);
     }
 }
