@@ -1,0 +1,304 @@
+//! The benchmark scenarios, the data they need ([`Fixture`]), and the [`Load`] that
+//! runs each one.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::client::Conn;
+use crate::load::{self, Load, Mode, Stop};
+use crate::{BenchError, RequestSpec};
+
+/// Sessions path.
+const SESSIONS: &str = "/api/chats/sessions/";
+/// Messages path.
+const MESSAGES: &str = "/api/chats/messages/";
+/// Chat path.
+const CHAT: &str = "/api/chats/messages/chat/";
+/// Chat stream path.
+const STREAM: &str = "/api/chats/messages/chat/stream/";
+/// Messages in the small session.
+pub const SMALL_SESSION: usize = 20;
+/// The text of benchmark chat messages (six words: the echo answers in seven chunks).
+const CHAT_TEXT: &str = "hello there from the load generator";
+
+/// One measured scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Ceiling: `GET` answered with a small JSON body.
+    CeilingGet,
+    /// Ceiling: `POST` of a small JSON body answered with a small JSON body.
+    CeilingPost,
+    /// `POST /api/chats/sessions/` with `{}`.
+    CreateSession,
+    /// `POST /api/chats/messages/`, one session per connection.
+    CreateMessage,
+    /// `GET /api/chats/messages/{id}/`.
+    GetMessage,
+    /// `GET /api/chats/messages/?session_id=..&limit=50` on the 20-message session.
+    ListSmall,
+    /// The same on the big session.
+    ListBig,
+    /// `POST /api/chats/messages/chat/` with the echo model.
+    Chat,
+    /// `POST /api/chats/messages/chat/stream/` with the echo model.
+    Stream,
+}
+
+impl Scenario {
+    /// The scenarios run on every colloquy store, in order.
+    pub const COLLOQUY: [Self; 7] = [
+        Self::CreateSession,
+        Self::CreateMessage,
+        Self::GetMessage,
+        Self::ListSmall,
+        Self::ListBig,
+        Self::Chat,
+        Self::Stream,
+    ];
+
+    /// The scenarios run on the ceiling.
+    pub const CEILING: [Self; 2] = [Self::CeilingGet, Self::CeilingPost];
+
+    /// A short name for the table; `big` is the size of the big session.
+    #[must_use]
+    pub fn label(self, big: usize) -> String {
+        match self {
+            Self::CeilingGet => "GET hello JSON".to_owned(),
+            Self::CeilingPost => "POST hello JSON".to_owned(),
+            Self::CreateSession => "create session".to_owned(),
+            Self::CreateMessage => "create message".to_owned(),
+            Self::GetMessage => "get message".to_owned(),
+            Self::ListSmall => format!("list 50 of {SMALL_SESSION}"),
+            Self::ListBig => format!("list 50 of {big}"),
+            Self::Chat => "chat (echo)".to_owned(),
+            Self::Stream => "stream (echo)".to_owned(),
+        }
+    }
+
+    /// The method, which picks the ceiling figure it is compared to.
+    #[must_use]
+    pub fn method(self) -> Method {
+        match self {
+            Self::CeilingGet | Self::GetMessage | Self::ListSmall | Self::ListBig => Method::GET,
+            _ => Method::POST,
+        }
+    }
+
+    /// The status a successful request gets.
+    #[must_use]
+    pub fn expected_status(self) -> StatusCode {
+        match self {
+            Self::CreateSession | Self::CreateMessage => StatusCode::CREATED,
+            _ => StatusCode::OK,
+        }
+    }
+}
+
+/// How hard and how long to load.
+#[derive(Debug, Clone)]
+pub struct LoadShape {
+    /// Concurrent connections.
+    pub connections: usize,
+    /// When each scenario stops.
+    pub stop: Stop,
+    /// Loopback source addresses for the connections.
+    pub sources: Vec<IpAddr>,
+}
+
+/// The data the scenarios of one colloquy server need.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    /// One session per connection for create message.
+    pub write_sessions: Arc<Vec<String>>,
+    /// One session per connection for chat.
+    pub chat_sessions: Arc<Vec<String>>,
+    /// One session per connection for stream.
+    pub stream_sessions: Arc<Vec<String>>,
+    /// A session of [`SMALL_SESSION`] messages.
+    pub small_session: String,
+    /// A session of `big` messages.
+    pub big_session: String,
+    /// The id of a message, for get message.
+    pub message_id: String,
+}
+
+/// A message body for session `session`.
+fn message_body(session: &str, text: &str) -> serde_json::Value {
+    json!({"session_id": session, "message": text})
+}
+
+/// Creates `count` sessions named `{prefix}-{i}` with up to `connections` at once.
+///
+/// # Errors
+/// [`BenchError::LoadFailed`] when any creation fails.
+pub async fn create_named_sessions(
+    target: SocketAddr,
+    prefix: &str,
+    count: usize,
+    connections: usize,
+    sources: &[IpAddr],
+) -> Result<Vec<String>, BenchError> {
+    let names: Arc<Vec<String>> = Arc::new((0..count).map(|i| format!("{prefix}-{i}")).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    let plan_names = names.clone();
+    let result = load::run(&Load {
+        target,
+        connections: connections.min(count).max(1),
+        stop: Stop::Requests(count as u64),
+        mode: Mode::Whole,
+        expect: StatusCode::CREATED,
+        sources: sources.to_vec(),
+        plan: Arc::new(move |_, _| {
+            let i = usize::try_from(next.fetch_add(1, Ordering::Relaxed)).unwrap_or(0);
+            let name = plan_names.get(i).map_or("", String::as_str);
+            RequestSpec::post_json(SESSIONS, &json!({"session_id": name}))
+        }),
+    })
+    .await?;
+    result.require_success(&format!("creating {count} sessions"))?;
+    Ok(names.to_vec())
+}
+
+/// Writes `count` messages into `session` with up to `connections` at once.
+async fn fill_session(
+    target: SocketAddr,
+    session: &str,
+    count: usize,
+    connections: usize,
+) -> Result<(), BenchError> {
+    let body = RequestSpec::post_json(MESSAGES, &message_body(session, "a message of the fixture"));
+    let result = load::run(&Load {
+        target,
+        connections: connections.min(count).max(1),
+        stop: Stop::Requests(count as u64),
+        mode: Mode::Whole,
+        expect: StatusCode::CREATED,
+        sources: Vec::new(),
+        plan: Arc::new(move |_, _| body.clone()),
+    })
+    .await?;
+    result.require_success(&format!("writing {count} messages into {session}"))
+}
+
+/// Creates the data of every scenario on the server at `target`; names start with
+/// `tag` so that runs never collide.
+///
+/// # Errors
+/// Any failed request.
+pub async fn prepare(
+    target: SocketAddr,
+    tag: &str,
+    shape: &LoadShape,
+    big: usize,
+) -> Result<Fixture, BenchError> {
+    let n = shape.connections.max(1);
+    let c = shape.connections;
+    let write_sessions = create_named_sessions(target, &format!("{tag}-w"), n, c, &[]).await?;
+    let chat_sessions = create_named_sessions(target, &format!("{tag}-c"), n, c, &[]).await?;
+    let stream_sessions = create_named_sessions(target, &format!("{tag}-s"), n, c, &[]).await?;
+    let fixed = create_named_sessions(target, &format!("{tag}-f"), 2, 2, &[]).await?;
+    let (small, big_session) = (fixed[0].clone(), fixed[1].clone());
+    let mut conn = Conn::connect(target, None).await?;
+    let first = RequestSpec::post_json(MESSAGES, &message_body(&small, "the first message"));
+    let created = conn.call_expect(&first, StatusCode::CREATED).await?;
+    let message_id = json_id(&created, MESSAGES)?;
+    fill_session(target, &small, SMALL_SESSION - 1, c).await?;
+    fill_session(target, &big_session, big, c).await?;
+    Ok(Fixture {
+        write_sessions: Arc::new(write_sessions),
+        chat_sessions: Arc::new(chat_sessions),
+        stream_sessions: Arc::new(stream_sessions),
+        small_session: small,
+        big_session,
+        message_id,
+    })
+}
+
+/// The `id` of the JSON object `body` (a response to `path`).
+///
+/// # Errors
+/// [`BenchError::Json`] when it is missing or not a string.
+pub fn json_id(body: &[u8], path: &str) -> Result<String, BenchError> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_slice::<Id>(body)
+        .map(|parsed| parsed.id)
+        .map_err(|source| BenchError::Json {
+            path: path.to_owned(),
+            field: "id",
+            source,
+        })
+}
+
+/// The load that runs `scenario` against `target` (`fixture` is needed by every
+/// colloquy scenario and ignored by the ceiling's).
+#[must_use]
+pub fn load_for(
+    scenario: Scenario,
+    target: SocketAddr,
+    fixture: Option<&Fixture>,
+    shape: &LoadShape,
+) -> Load {
+    let plan: load::Plan = match (scenario, fixture) {
+        (Scenario::CeilingGet, _) | (_, None) => {
+            let spec = RequestSpec::get("/api/chats/messages/hello/");
+            Arc::new(move |_, _| spec.clone())
+        }
+        (Scenario::CeilingPost, _) => {
+            let spec = RequestSpec::post_json(
+                MESSAGES,
+                &message_body("ceiling", "hello from the benchmark"),
+            );
+            Arc::new(move |_, _| spec.clone())
+        }
+        (Scenario::CreateSession, Some(_)) => {
+            let spec = RequestSpec::post_json(SESSIONS, &json!({}));
+            Arc::new(move |_, _| spec.clone())
+        }
+        (Scenario::CreateMessage, Some(f)) => {
+            per_connection(&f.write_sessions, MESSAGES, "hello from the benchmark")
+        }
+        (Scenario::GetMessage, Some(f)) => {
+            let spec = RequestSpec::get(format!("{MESSAGES}{}/", f.message_id));
+            Arc::new(move |_, _| spec.clone())
+        }
+        (Scenario::ListSmall, Some(f)) => list_plan(&f.small_session),
+        (Scenario::ListBig, Some(f)) => list_plan(&f.big_session),
+        (Scenario::Chat, Some(f)) => per_connection(&f.chat_sessions, CHAT, CHAT_TEXT),
+        (Scenario::Stream, Some(f)) => per_connection(&f.stream_sessions, STREAM, CHAT_TEXT),
+    };
+    Load {
+        target,
+        connections: shape.connections,
+        stop: shape.stop,
+        mode: if scenario == Scenario::Stream {
+            Mode::Stream
+        } else {
+            Mode::Whole
+        },
+        expect: scenario.expected_status(),
+        sources: shape.sources.clone(),
+        plan,
+    }
+}
+
+/// POSTs of `text` to `path`, each connection in its own session.
+fn per_connection(sessions: &Arc<Vec<String>>, path: &'static str, text: &str) -> load::Plan {
+    let specs: Vec<RequestSpec> = sessions
+        .iter()
+        .map(|s| RequestSpec::post_json(path, &message_body(s, text)))
+        .collect();
+    Arc::new(move |conn, _| specs[conn % specs.len()].clone())
+}
+
+/// `GET` of the first 50 messages of `session`.
+fn list_plan(session: &str) -> load::Plan {
+    let spec = RequestSpec::get(format!("{MESSAGES}?session_id={session}&limit=50"));
+    Arc::new(move |_, _| spec.clone())
+}
