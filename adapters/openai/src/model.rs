@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 use colloquy_core::ports::{ChatModel, ModelStream};
-use colloquy_core::{Completion, FinishInfo, FinishReason, ModelError, ModelRequest, TimeoutKind};
+use colloquy_core::{Completion, ModelError, ModelRequest, TimeoutKind};
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{StatusCode, Url};
@@ -16,7 +16,7 @@ use crate::config::OpenAiConfig;
 use crate::error::{ConfigError, UpstreamError};
 use crate::retry;
 use crate::stream::EventReader;
-use crate::wire::{self, ChatRequest, ChatResponse, ErrorBody, StreamOptions, WireMessage};
+use crate::wire::{self, ChatRequest, ErrorBody, StreamOptions, WireMessage};
 
 /// The largest non-streamed answer body accepted: 16 MiB.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -253,7 +253,7 @@ impl OpenAiModel {
         let bytes = read_body(response, deadline, kind, MAX_RESPONSE_BYTES)
             .await
             .map_err(Failure::from_read)?;
-        completion_from_json(&bytes).map_err(Failure::fatal)
+        wire::completion(&bytes).map_err(Failure::fatal)
     }
 
     async fn open_stream(&self, body: Bytes, total: Instant) -> Result<EventReader, Failure> {
@@ -266,7 +266,7 @@ impl OpenAiModel {
             let bytes = read_body(response, deadline, kind, MAX_RESPONSE_BYTES)
                 .await
                 .map_err(Failure::from_read)?;
-            let completion = completion_from_json(&bytes).map_err(Failure::fatal)?;
+            let completion = wire::completion(&bytes).map_err(Failure::fatal)?;
             return Ok(EventReader::from_completion(completion));
         }
         let mut reader = EventReader::new(response, deadline, timeouts.between_chunks, total);
@@ -431,45 +431,6 @@ fn is_json(response: &reqwest::Response) -> bool {
                 .to_ascii_lowercase()
                 .starts_with("application/json")
         })
-}
-
-/// Reads a whole (non-streamed) answer; an `error` object is the server's failure.
-fn completion_from_json(bytes: &[u8]) -> Result<Completion, ModelError> {
-    if let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(bytes) {
-        return Err(ModelError::Unavailable {
-            retryable: false,
-            source: Box::new(UpstreamError::Status {
-                status: 200,
-                message: error.message(),
-            }),
-        });
-    }
-    let parsed: ChatResponse = serde_json::from_slice(bytes)
-        .map_err(|e| ModelError::Protocol(Box::new(UpstreamError::Json(e))))?;
-    let choice = parsed
-        .choices
-        .into_iter()
-        .find(|c| c.index == 0)
-        .ok_or_else(|| ModelError::Protocol(Box::new(UpstreamError::NoChoices)))?;
-    let (content, refusal) = choice
-        .message
-        .map(|m| (m.content, m.refusal))
-        .unwrap_or_default();
-    let text = content
-        .filter(|c| !c.is_empty())
-        .or(refusal)
-        .unwrap_or_default();
-    Ok(Completion {
-        text,
-        info: FinishInfo {
-            finish_reason: choice
-                .finish_reason
-                .as_deref()
-                .map_or(FinishReason::Stop, wire::finish_reason),
-            model: parsed.model,
-            usage: parsed.usage.map(Into::into),
-        },
-    })
 }
 
 /// The failure's causes, outermost first, for logs.

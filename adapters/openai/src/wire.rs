@@ -2,7 +2,9 @@
 //! stream chunk bodies read (only the fields Colloquy uses; unknown fields are
 //! ignored, and every field a compatible server might leave out is optional).
 
-use colloquy_core::{ContextMessage, FinishReason, Usage};
+use colloquy_core::{Completion, ContextMessage, FinishInfo, FinishReason, ModelError, Usage};
+
+use crate::error::UpstreamError;
 use serde::{Deserialize, Serialize};
 
 /// The body of `POST {base_url}/chat/completions`.
@@ -160,6 +162,45 @@ pub(crate) struct ChunkDelta {
     pub(crate) refusal: Option<String>,
 }
 
+/// Reads a whole (non-streamed) answer; an `error` object is the server's failure.
+pub(crate) fn completion(bytes: &[u8]) -> Result<Completion, ModelError> {
+    if let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(bytes) {
+        return Err(ModelError::Unavailable {
+            retryable: false,
+            source: Box::new(UpstreamError::Status {
+                status: 200,
+                message: error.message(),
+            }),
+        });
+    }
+    let parsed: ChatResponse = serde_json::from_slice(bytes)
+        .map_err(|e| ModelError::Protocol(Box::new(UpstreamError::Json(e))))?;
+    let choice = parsed
+        .choices
+        .into_iter()
+        .find(|c| c.index == 0)
+        .ok_or_else(|| ModelError::Protocol(Box::new(UpstreamError::NoChoices)))?;
+    let (content, refusal) = choice
+        .message
+        .map(|m| (m.content, m.refusal))
+        .unwrap_or_default();
+    let text = content
+        .filter(|c| !c.is_empty())
+        .or(refusal)
+        .unwrap_or_default();
+    Ok(Completion {
+        text,
+        info: FinishInfo {
+            finish_reason: choice
+                .finish_reason
+                .as_deref()
+                .map_or(FinishReason::Stop, finish_reason),
+            model: parsed.model,
+            usage: parsed.usage.map(Into::into),
+        },
+    })
+}
+
 /// Maps a server's `finish_reason` to Colloquy's.
 ///
 /// `stop` (and `eos`, `end_turn`, `stop_sequence` from some servers) is a finished
@@ -225,6 +266,29 @@ mod tests {
         let u: WireUsage =
             serde_json::from_str(r#"{"prompt_tokens": 3, "completion_tokens": 4}"#).expect("json");
         assert_eq!(Usage::from(u).total_tokens, 7);
+    }
+
+    #[test]
+    fn whole_answers_null_content_refusal_and_errors() {
+        let refused = br#"{"choices":[{"index":0,"message":{"content":null,"refusal":"I can't"},"finish_reason":"content_filter"}]}"#;
+        let answer = completion(refused).expect("valid");
+        assert_eq!(answer.text, "I can't");
+        assert_eq!(answer.info.finish_reason, FinishReason::ContentFilter);
+        assert_eq!(answer.info.model, None);
+        let empty = br#"{"model":"m","choices":[{"index":0,"message":{"content":null}}]}"#;
+        let answer = completion(empty).expect("valid");
+        assert_eq!(
+            (answer.text.as_str(), answer.info.finish_reason),
+            ("", FinishReason::Stop)
+        );
+        assert!(matches!(
+            completion(br#"{"error":"busy"}"#),
+            Err(ModelError::Unavailable {
+                retryable: false,
+                ..
+            })
+        ));
+        assert!(matches!(completion(b"[]"), Err(ModelError::Protocol(_))));
     }
 
     #[test]
