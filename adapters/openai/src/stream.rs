@@ -269,6 +269,7 @@ async fn release(mut response: reqwest::Response) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn chunk(content: &str) -> String {
         serde_json::json!({
@@ -356,5 +357,42 @@ mod tests {
         assert!(std::error::Error::source(&err)
             .map(ToString::to_string)
             .is_some_and(|s| s.contains("overloaded")));
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_of_a_chunk_stream_gives_the_same_answer(
+            pieces in proptest::collection::vec("[a-zé🌍 \n\"\\\\]{0,8}", 0..8),
+            crlf in proptest::bool::ANY,
+            cuts in proptest::collection::vec(proptest::num::usize::ANY, 0..10),
+        ) {
+            let end = if crlf { "\r\n" } else { "\n" };
+            let mut bytes = String::new();
+            for piece in &pieces {
+                bytes.push_str(&format!("data: {}{end}{end}", chunk(piece)));
+            }
+            bytes.push_str(&format!(": keep-alive{end}{end}"));
+            bytes.push_str(&format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}{end}{end}"
+            ));
+            bytes.push_str(&format!("data: [DONE]{end}{end}"));
+            let bytes = bytes.into_bytes();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            cuts.push(bytes.len());
+            let (mut sse, mut parser, mut text, mut from) =
+                (SseDecoder::new(), ChunkParser::default(), String::new(), 0);
+            for cut in cuts {
+                for event in sse.push(&bytes[from..cut]).expect("small events") {
+                    text.extend(parser.data(&event.data).expect("valid chunk"));
+                }
+                from = cut;
+            }
+            prop_assert!(parser.is_done());
+            prop_assert_eq!(text, pieces.concat());
+            let info = parser.end_of_stream().expect("complete");
+            prop_assert_eq!(info.finish_reason, FinishReason::Stop);
+            prop_assert_eq!(info.model.as_deref(), if pieces.is_empty() { None } else { Some("llama3.2") });
+        }
     }
 }
