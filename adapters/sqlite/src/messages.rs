@@ -7,7 +7,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 use uuid::Uuid;
 
 use crate::error::SqliteError;
-use crate::rows::{collect, message_columns, metadata_json, micros, sql_count, time, MessageRow};
+use crate::rows::{self, message_columns, metadata_json, micros, sql_count, time};
 
 /// The statements, as constants so the query-plan test checks exactly these.
 pub(crate) mod sql {
@@ -120,11 +120,10 @@ pub(crate) fn get_stored(
     now: i64,
     id: Uuid,
 ) -> Result<Option<ChatMessage>, SqliteError> {
-    conn.prepare_cached(sql::GET_STORED)?
-        .query_row(params![id.as_bytes(), now], MessageRow::read)
-        .optional()?
-        .map(MessageRow::decode)
-        .transpose()
+    Ok(conn
+        .prepare_cached(sql::GET_STORED)?
+        .query_row(params![id.as_bytes(), now], rows::message)
+        .optional()?)
 }
 
 /// The list statement for `filter` and its arguments (one text per combination).
@@ -165,8 +164,8 @@ pub(crate) fn list(
     require_live_session(conn, now, session)?;
     let (sql, args) = list_statement(session, filter, page);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args.iter()), MessageRow::read)?;
-    collect(rows, MessageRow::decode)
+    let found = stmt.query_map(params_from_iter(args.iter()), rows::message)?;
+    Ok(found.collect::<Result<_, _>>()?)
 }
 
 /// The session's `limit` newest non-deleted messages, oldest first.
@@ -178,11 +177,8 @@ pub(crate) fn recent(
 ) -> Result<Vec<ChatMessage>, SqliteError> {
     require_live_session(conn, now, session)?;
     let mut stmt = conn.prepare_cached(sql::RECENT)?;
-    let rows = stmt.query_map(
-        params![session.as_bytes(), sql_count(limit)],
-        MessageRow::read,
-    )?;
-    let mut newest = collect(rows, MessageRow::decode)?;
+    let found = stmt.query_map(params![session.as_bytes(), sql_count(limit)], rows::message)?;
+    let mut newest = found.collect::<Result<Vec<_>, _>>()?;
     newest.reverse();
     Ok(newest)
 }

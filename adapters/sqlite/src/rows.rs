@@ -2,12 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use colloquy_core::{ChatMessage, Metadata, Role, Session};
+use rusqlite::types::Type;
 use rusqlite::Row;
 use uuid::Uuid;
 
 use crate::error::SqliteError;
 
-/// The session columns, in the order [`SessionRow::read`] expects (a macro, so that
+/// The session columns, in the order [`session`] expects (a macro, so that
 /// statements can be `concat!`-ed constants).
 macro_rules! session_columns {
     () => {
@@ -16,7 +17,7 @@ macro_rules! session_columns {
 }
 pub(crate) use session_columns;
 
-/// The message columns, in the order [`MessageRow::read`] expects.
+/// The message columns, in the order [`message`] expects.
 macro_rules! message_columns {
     () => {
         "id, session, message, role, metadata, timestamp, is_deleted"
@@ -34,103 +35,66 @@ pub(crate) fn time(micros: i64) -> Result<DateTime<Utc>, SqliteError> {
     DateTime::from_timestamp_micros(micros).ok_or(SqliteError::Corrupt("time out of range"))
 }
 
-fn uuid(bytes: &[u8]) -> Result<Uuid, SqliteError> {
-    Uuid::from_slice(bytes).map_err(|_| SqliteError::Corrupt("uuid is not 16 bytes"))
-}
-
 /// Metadata as stored: JSON text of the object.
 pub(crate) fn metadata_json(metadata: &Metadata) -> Result<String, SqliteError> {
     Ok(serde_json::to_string(metadata)?)
 }
 
-/// A session row as read, before decoding.
-pub(crate) struct SessionRow {
-    id: Vec<u8>,
-    session_id: String,
-    external_user_id: Option<String>,
-    created_at: i64,
-    expires_at: i64,
-    is_active: bool,
-    metadata: String,
+fn conversion(
+    column: usize,
+    kind: Type,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, kind, Box::new(e))
 }
 
-impl SessionRow {
-    /// Reads the [`session_columns!`] of `row`.
-    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: row.get(0)?,
-            session_id: row.get(1)?,
-            external_user_id: row.get(2)?,
-            created_at: row.get(3)?,
-            expires_at: row.get(4)?,
-            is_active: row.get(5)?,
-            metadata: row.get(6)?,
-        })
-    }
-
-    /// Decodes the row.
-    pub(crate) fn decode(self) -> Result<Session, SqliteError> {
-        Ok(Session {
-            id: uuid(&self.id)?,
-            session_id: self.session_id,
-            external_user_id: self.external_user_id,
-            created_at: time(self.created_at)?,
-            expires_at: time(self.expires_at)?,
-            is_active: self.is_active,
-            metadata: serde_json::from_str(&self.metadata)?,
-        })
-    }
+/// A UUID column, read in place from its 16 bytes.
+fn uuid_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Uuid> {
+    let bytes = row.get_ref(column)?.as_blob()?;
+    Uuid::from_slice(bytes).map_err(|e| conversion(column, Type::Blob, e))
 }
 
-/// A message row as read, before decoding.
-pub(crate) struct MessageRow {
-    id: Vec<u8>,
-    session: Vec<u8>,
-    message: String,
-    role: String,
-    metadata: String,
-    timestamp: i64,
-    is_deleted: bool,
+/// A time column (microseconds).
+fn time_at(row: &Row<'_>, column: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let micros: i64 = row.get(column)?;
+    time(micros).map_err(|e| conversion(column, Type::Integer, e))
 }
 
-impl MessageRow {
-    /// Reads the [`message_columns!`] of `row`.
-    pub(crate) fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            id: row.get(0)?,
-            session: row.get(1)?,
-            message: row.get(2)?,
-            role: row.get(3)?,
-            metadata: row.get(4)?,
-            timestamp: row.get(5)?,
-            is_deleted: row.get(6)?,
-        })
+/// A metadata column, parsed from its JSON text in place.
+fn metadata_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Metadata> {
+    let text = row.get_ref(column)?.as_str()?;
+    if text == "{}" {
+        return Ok(Metadata::new()); // the common case, without the parser
     }
-
-    /// Decodes the row.
-    pub(crate) fn decode(self) -> Result<ChatMessage, SqliteError> {
-        Ok(ChatMessage {
-            id: uuid(&self.id)?,
-            session: uuid(&self.session)?,
-            message: self.message,
-            role: Role::parse(&self.role).ok_or(SqliteError::Corrupt("unknown role"))?,
-            metadata: serde_json::from_str(&self.metadata)?,
-            timestamp: time(self.timestamp)?,
-            is_deleted: self.is_deleted,
-        })
-    }
+    serde_json::from_str(text).map_err(|e| conversion(column, Type::Text, e))
 }
 
-/// Runs a prepared query and decodes every row.
-pub(crate) fn collect<R, T>(
-    rows: rusqlite::MappedRows<'_, impl FnMut(&Row<'_>) -> rusqlite::Result<R>>,
-    decode: impl Fn(R) -> Result<T, SqliteError>,
-) -> Result<Vec<T>, SqliteError> {
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(decode(row?)?);
-    }
-    Ok(out)
+/// Decodes the [`session_columns!`] of `row`.
+pub(crate) fn session(row: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: uuid_at(row, 0)?,
+        session_id: row.get(1)?,
+        external_user_id: row.get(2)?,
+        created_at: time_at(row, 3)?,
+        expires_at: time_at(row, 4)?,
+        is_active: row.get(5)?,
+        metadata: metadata_at(row, 6)?,
+    })
+}
+
+/// Decodes the [`message_columns!`] of `row`.
+pub(crate) fn message(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
+    let role = row.get_ref(3)?.as_str()?;
+    Ok(ChatMessage {
+        id: uuid_at(row, 0)?,
+        session: uuid_at(row, 1)?,
+        message: row.get(2)?,
+        role: Role::parse(role)
+            .ok_or_else(|| conversion(3, Type::Text, SqliteError::Corrupt("unknown role")))?,
+        metadata: metadata_at(row, 4)?,
+        timestamp: time_at(row, 5)?,
+        is_deleted: row.get(6)?,
+    })
 }
 
 /// A `usize` (limit, offset) as an SQL integer, saturating.

@@ -7,7 +7,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 use uuid::Uuid;
 
 use crate::error::SqliteError;
-use crate::rows::{collect, metadata_json, micros, session_columns, sql_count, SessionRow};
+use crate::rows::{self, metadata_json, micros, session_columns, sql_count};
 
 /// The statements, as constants so the query-plan test checks exactly these.
 pub(crate) mod sql {
@@ -72,11 +72,10 @@ fn one(
     key: &dyn ToSql,
     now: i64,
 ) -> Result<Option<Session>, SqliteError> {
-    conn.prepare_cached(sql)?
-        .query_row(params![key, now], SessionRow::read)
-        .optional()?
-        .map(SessionRow::decode)
-        .transpose()
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![key, now], rows::session)
+        .optional()?)
 }
 
 /// The live session with this `id`.
@@ -178,8 +177,8 @@ pub(crate) fn list(
 ) -> Result<Vec<Session>, SqliteError> {
     let (sql, args) = list_statement(now, filter, page);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args.iter()), SessionRow::read)?;
-    collect(rows, SessionRow::decode)
+    let found = stmt.query_map(params_from_iter(args.iter()), rows::session)?;
+    Ok(found.collect::<Result<_, _>>()?)
 }
 
 /// Deletes up to `batch` expired sessions (and their messages); returns how many.

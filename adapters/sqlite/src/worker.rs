@@ -180,6 +180,12 @@ impl Workers {
     }
 }
 
+/// Runs a transaction-control statement, prepared once per connection.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 fn now_micros(clock: &dyn Clock) -> i64 {
     clock.now().timestamp_micros()
 }
@@ -189,11 +195,11 @@ fn in_read_transaction<T>(
     now: i64,
     work: impl FnOnce(&Connection, i64) -> Result<T, SqliteError>,
 ) -> Result<T, SqliteError> {
-    conn.execute_batch("BEGIN DEFERRED")?;
+    exec(conn, "BEGIN DEFERRED")?;
     let result = work(conn, now);
     if !conn.is_autocommit() {
         // Read-only: nothing to keep, and ending it never loses anything.
-        if let Err(e) = conn.execute_batch("ROLLBACK") {
+        if let Err(e) = exec(conn, "ROLLBACK") {
             tracing::warn!(error = %e, "ending a SQLite read transaction failed");
         }
     }
@@ -229,7 +235,7 @@ fn writer_loop(conn: &Connection, clock: &dyn Clock, jobs: &Receiver<Box<dyn Wri
 /// Runs `batch` in one transaction, each job in its own savepoint, then commits and
 /// answers every job.
 fn run_batch(conn: &Connection, clock: &dyn Clock, batch: Vec<Box<dyn WriteJob>>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let e = Arc::new(SqliteError::from(e));
         for job in batch {
             job.finish(Err(e.clone()));
@@ -239,8 +245,7 @@ fn run_batch(conn: &Connection, clock: &dyn Clock, batch: Vec<Box<dyn WriteJob>>
     let mut ran: Vec<Box<dyn WriteJob>> = Vec::with_capacity(batch.len());
     let mut jobs = batch.into_iter();
     while let Some(mut job) = jobs.next() {
-        let step = conn
-            .execute_batch("SAVEPOINT job")
+        let step = exec(conn, "SAVEPOINT job")
             .map_err(SqliteError::from)
             .and_then(|()| {
                 let ok = job.run(conn, now_micros(clock));
@@ -249,12 +254,10 @@ fn run_batch(conn: &Connection, clock: &dyn Clock, batch: Vec<Box<dyn WriteJob>>
                     // the jobs before this one are lost too.
                     return Err(SqliteError::TransactionAborted);
                 }
-                let end = if ok {
-                    "RELEASE job"
-                } else {
-                    "ROLLBACK TO job; RELEASE job"
-                };
-                Ok(conn.execute_batch(end)?)
+                if !ok {
+                    exec(conn, "ROLLBACK TO job")?;
+                }
+                Ok(exec(conn, "RELEASE job")?)
             });
         ran.push(job);
         if let Err(e) = step {
@@ -262,7 +265,7 @@ fn run_batch(conn: &Connection, clock: &dyn Clock, batch: Vec<Box<dyn WriteJob>>
             return;
         }
     }
-    match conn.execute_batch("COMMIT") {
+    match exec(conn, "COMMIT") {
         Ok(()) => {
             for job in ran {
                 job.finish(Ok(()));
