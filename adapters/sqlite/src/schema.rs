@@ -175,3 +175,46 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), SqliteError> {
     tx.commit()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pragma(conn: &Connection, name: &str) -> String {
+        conn.pragma_query_value(None, name, |row| {
+            Ok(match row.get_ref(0)? {
+                rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                other => other.as_str()?.to_owned(),
+            })
+        })
+        .expect("pragma")
+    }
+
+    #[test]
+    fn the_writer_is_durable_wal_with_foreign_keys_and_the_readers_are_read_only() {
+        let dir = std::env::temp_dir().join(format!("colloquy-schema-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("t.db");
+        let opts = ConnectionOptions {
+            busy_timeout: Duration::from_millis(100),
+        };
+        let writer = open_writer(&path, opts).expect("writer");
+        assert_eq!(pragma(&writer, "journal_mode"), "wal");
+        assert_eq!(pragma(&writer, "synchronous"), "2", "2 is FULL");
+        assert_eq!(pragma(&writer, "foreign_keys"), "1");
+        assert_eq!(pragma(&writer, "busy_timeout"), "100");
+        assert_eq!(pragma(&writer, "user_version"), SCHEMA_VERSION.to_string());
+        let reader = open_reader(&path, opts).expect("reader");
+        assert!(reader
+            .execute("DELETE FROM sessions", [])
+            .is_err_and(|e| e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)));
+        let found: bool = reader
+            .query_row("SELECT colloquy_contains_ci('Grüße', 'grü')", [], |row| {
+                row.get(0)
+            })
+            .expect("the search function is registered on readers");
+        assert!(found);
+        drop((reader, writer));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
