@@ -77,6 +77,9 @@ impl std::fmt::Debug for Load {
 pub struct LoadResult {
     /// Successful requests recorded.
     pub ok: u64,
+    /// Successful requests in all, warm-up and tails of the window included (for
+    /// the server's CPU time per request).
+    pub completed: u64,
     /// Failed requests (wrong status, connection errors, bad streams, timeouts).
     pub errors: u64,
     /// The first failure, for the report.
@@ -125,6 +128,7 @@ impl LoadResult {
 /// What one worker measured.
 struct WorkerResult {
     ok: u64,
+    completed: u64,
     errors: u64,
     first_error: Option<String>,
     latency: Latency,
@@ -160,6 +164,7 @@ pub async fn run(load: &Load) -> Result<LoadResult, BenchError> {
     }
     let mut total = WorkerResult {
         ok: 0,
+        completed: 0,
         errors: 0,
         first_error: None,
         latency: Latency::new()?,
@@ -169,6 +174,7 @@ pub async fn run(load: &Load) -> Result<LoadResult, BenchError> {
         match handle.await {
             Ok(Ok(w)) => {
                 total.ok += w.ok;
+                total.completed += w.completed;
                 total.errors += w.errors;
                 if total.first_error.is_none() {
                     total.first_error = w.first_error;
@@ -189,6 +195,7 @@ pub async fn run(load: &Load) -> Result<LoadResult, BenchError> {
     };
     Ok(LoadResult {
         ok: total.ok,
+        completed: total.completed,
         errors: total.errors,
         first_error: total.first_error,
         elapsed,
@@ -208,6 +215,7 @@ async fn worker(
 ) -> Result<WorkerResult, BenchError> {
     let mut result = WorkerResult {
         ok: 0,
+        completed: 0,
         errors: 0,
         first_error: None,
         latency: Latency::new()?,
@@ -237,6 +245,7 @@ async fn worker(
         let counted = start >= record_from && end.is_none_or(|end| finish <= end);
         match outcome {
             Ok(first_event) => {
+                result.completed += 1;
                 if counted {
                     result.ok += 1;
                     result.latency.record(finish - start);

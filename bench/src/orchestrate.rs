@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use colloquy_bench::load::{self, Stop};
 use colloquy_bench::process::{Probe, ServerCommand, ServerProcess, TempDir};
@@ -121,36 +122,34 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
 
     // The ceiling.
     let mut rows: Vec<Row> = Vec::new();
-    let (mut ceiling_get, mut ceiling_post) = (None, None);
-    {
-        let ceiling = ServerProcess::start(
-            &ServerCommand {
-                name: "ceiling".to_owned(),
-                program: binaries.ceiling.clone(),
-                args: vec!["--bind".to_owned(), "127.0.0.1:{port}".to_owned()],
-                env: Vec::new(),
-                probe: Probe::Healthz,
-            },
-            logs.path(),
-        )
-        .await?;
-        for scenario in Scenario::CEILING {
-            let result =
-                load::run(&scenarios::load_for(scenario, ceiling.addr(), None, &shape)).await?;
-            progress("ceiling", scenario, &settings, &result);
-            if scenario.method() == Method::GET {
-                ceiling_get = Some(result.rps());
-            } else {
-                ceiling_post = Some(result.rps());
-            }
-            rows.push(Row {
-                server: "ceiling".to_owned(),
-                scenario: scenario.label(settings.big_session),
-                result,
-                ceiling_rps: None,
-                stream: false,
-            });
-        }
+    // The ceiling: kept running, and measured again right before every colloquy
+    // scenario (same method), so each ratio compares figures taken moments apart.
+    let ceiling = ServerProcess::start(
+        &ServerCommand {
+            name: "ceiling".to_owned(),
+            program: binaries.ceiling.clone(),
+            args: vec!["--bind".to_owned(), "127.0.0.1:{port}".to_owned()],
+            env: Vec::new(),
+            probe: Probe::Healthz,
+        },
+        logs.path(),
+    )
+    .await?;
+    let mut ceiling_rps: Vec<f64> = Vec::new();
+    for scenario in Scenario::CEILING {
+        let load = scenarios::load_for(scenario, ceiling.addr(), None, &shape);
+        let (result, cpu) = measured(&ceiling, &load).await?;
+        progress("ceiling", scenario, &settings, &result);
+        ceiling_rps.push(result.rps());
+        rows.push(Row {
+            server: "ceiling".to_owned(),
+            scenario: scenario.label(settings.big_session),
+            result,
+            ceiling_rps: None,
+            stream: false,
+            cpu_per_request: cpu,
+            ceiling_cpu_per_request: None,
+        });
     }
 
     // Redis, when a store needs it.
@@ -199,8 +198,10 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
             &shape,
             &tag,
             logs.path(),
-            (ceiling_get, ceiling_post),
+            &ceiling,
+            args.only.as_deref(),
             &mut rows,
+            &mut ceiling_rps,
         )
         .await?;
         match outcome {
@@ -228,6 +229,16 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
         }
     }
     drop(private_redis);
+    drop(ceiling);
+    if ceiling_rps.len() > 2 {
+        let lo = ceiling_rps.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ceiling_rps.iter().copied().fold(0.0, f64::max);
+        notes.push(format!(
+            "- The ceiling was measured {} times (before every colloquy scenario); its req/s ranged \
+             {lo:.0}–{hi:.0}. Each % of ceiling uses the measurement taken just before the row.",
+            ceiling_rps.len()
+        ));
+    }
 
     // SSE scale.
     let mut sse = None;
@@ -248,7 +259,11 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
     let _ = writeln!(
         out,
         "p50/p99: latency to the end of the response (streams: to the `done` event). \
-         % of ceiling: req/s over the ceiling's req/s for the same method, same run.\n"
+         % of ceiling: req/s over the ceiling's req/s for the same method, measured just \
+         before the row. Server CPU: the server process's CPU time (all threads) per \
+         request; % of ceiling by CPU: the ceiling's CPU per request over this one's, i.e. \
+         the share of the ceiling's throughput this server would reach with the CPU to \
+         itself (here the load generator shares the cores).\n"
     );
     for row in rows.iter().filter(|r| r.result.errors > 0) {
         let _ = writeln!(
@@ -297,6 +312,25 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
         );
     }
     Ok(ok)
+}
+
+/// Runs `load` against `server` and returns the result with the server's CPU time
+/// per successful request.
+async fn measured(
+    server: &ServerProcess,
+    load: &load::Load,
+) -> Result<(load::LoadResult, Option<Duration>), BenchError> {
+    let before = server.cpu_time();
+    let result = load::run(load).await?;
+    let after = server.cpu_time();
+    let per_request = match (before, after) {
+        (Some(b), Some(a)) if result.completed > 0 => {
+            let n = u32::try_from(result.completed).unwrap_or(u32::MAX);
+            Some(a.saturating_sub(b) / n)
+        }
+        _ => None,
+    };
+    Ok((result, per_request))
 }
 
 /// One progress line on stderr.
@@ -348,8 +382,10 @@ async fn run_store(
     shape: &LoadShape,
     tag: &str,
     logs: &Path,
-    (ceiling_get, ceiling_post): (Option<f64>, Option<f64>),
+    ceiling: &ServerProcess,
+    only: Option<&str>,
     rows: &mut Vec<Row>,
+    ceiling_rps: &mut Vec<f64>,
 ) -> Result<StoreOutcome, Failure> {
     let command = colloquy_command(
         &format!("colloquy-{}", store.name()),
@@ -378,25 +414,31 @@ async fn run_store(
         settings.big_session,
     )
     .await?;
+    let only = only.unwrap_or("");
     for scenario in Scenario::COLLOQUY {
-        let result = load::run(&scenarios::load_for(
-            scenario,
-            server.addr(),
-            Some(&fixture),
-            shape,
-        ))
-        .await?;
+        if !scenario.label(settings.big_session).contains(only) {
+            continue;
+        }
+        let paired = if scenario.method() == Method::GET {
+            Scenario::CeilingGet
+        } else {
+            Scenario::CeilingPost
+        };
+        let load = scenarios::load_for(paired, ceiling.addr(), None, shape);
+        let (reference, reference_cpu) = measured(ceiling, &load).await?;
+        reference.require_success("measuring the ceiling")?;
+        ceiling_rps.push(reference.rps());
+        let load = scenarios::load_for(scenario, server.addr(), Some(&fixture), shape);
+        let (result, cpu) = measured(&server, &load).await?;
         progress(store.name(), scenario, settings, &result);
         rows.push(Row {
             server: store.name().to_owned(),
             scenario: scenario.label(settings.big_session),
             result,
-            ceiling_rps: if scenario.method() == Method::GET {
-                ceiling_get
-            } else {
-                ceiling_post
-            },
+            ceiling_rps: Some(reference.rps()),
             stream: scenario == Scenario::Stream,
+            cpu_per_request: cpu,
+            ceiling_cpu_per_request: reference_cpu,
         });
     }
     if let Some(kib) = server.rss_kib() {
@@ -675,20 +717,37 @@ fn targets(
     }
     let small = format!("list 50 of {}", scenarios::SMALL_SESSION);
     let big = format!("list 50 of {}", settings.big_session);
+    let same_page = format!("list 20 of {}", settings.big_session);
+    let p50_ratio = |a: &Row, b: &Row| {
+        let (a, b) = (
+            a.result.latency.p50().as_secs_f64(),
+            b.result.latency.p50().as_secs_f64(),
+        );
+        if b > 0.0 {
+            a / b
+        } else {
+            0.0
+        }
+    };
     for store in ["memory", "sqlite", "redis"] {
         if let (Some(s), Some(b)) = (find(store, &small), find(store, &big)) {
-            let (sp, bp) = (
-                s.result.latency.p50().as_secs_f64(),
-                b.result.latency.p50().as_secs_f64(),
-            );
-            let ratio = if sp > 0.0 { bp / sp } else { 0.0 };
-            let _ = writeln!(
+            let ratio = p50_ratio(b, s);
+            let _ = write!(
                 out,
-                "- {store}: {big} within 2× of {small} (p50 {} vs {} ms): {ratio:.2}× — {}",
+                "- {store}: {big} within 2× the time of {small} (p50 {} vs {} ms): {ratio:.2}× — {}",
                 ms(b.result.latency.p50()),
                 ms(s.result.latency.p50()),
                 verdict(ratio <= 2.0)
             );
+            if let Some(p) = find(store, &same_page) {
+                let _ = write!(
+                    out,
+                    "; with the same page size ({same_page}, p50 {} ms): {:.2}×",
+                    ms(p.result.latency.p50()),
+                    p50_ratio(p, s)
+                );
+            }
+            out.push('\n');
         }
     }
     if !rtt.is_empty() {

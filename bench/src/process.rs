@@ -171,6 +171,12 @@ impl ServerProcess {
         rss_kib(self.pid())
     }
 
+    /// CPU time its threads have used so far.
+    #[must_use]
+    pub fn cpu_time(&self) -> Option<Duration> {
+        cpu_time(self.pid())
+    }
+
     /// The last lines of its log.
     #[must_use]
     pub fn log_tail(&self) -> String {
@@ -188,6 +194,27 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time used so far by every thread of process `pid` (from
+/// `/proc/PID/task/*/schedstat`, nanoseconds); `None` off Linux.
+#[must_use]
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut nanos: u64 = 0;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(run) = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            nanos = nanos.saturating_add(run);
+        }
+    }
+    Some(Duration::from_nanos(nanos))
 }
 
 /// VmRSS of process `pid` in KiB.
@@ -305,6 +332,17 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(rss.is_some_and(|kib| kib > 0), "VmRSS of self: {rss:?}");
         }
+    }
+
+    #[test]
+    fn own_cpu_time_grows_with_work() {
+        let before = cpu_time(std::process::id()).expect("schedstat is readable on Linux");
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        let after = cpu_time(std::process::id()).expect("schedstat is readable on Linux");
+        assert!(after > before, "{before:?} -> {after:?} ({x})");
     }
 
     #[tokio::test]

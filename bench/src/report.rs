@@ -18,6 +18,10 @@ pub struct Row {
     pub ceiling_rps: Option<f64>,
     /// Whether the first-event columns apply (streams).
     pub stream: bool,
+    /// The server's CPU time per successful request during the run.
+    pub cpu_per_request: Option<Duration>,
+    /// The ceiling's CPU time per request for the same method, same run.
+    pub ceiling_cpu_per_request: Option<Duration>,
 }
 
 impl Row {
@@ -28,6 +32,24 @@ impl Row {
             .filter(|c| *c > 0.0)
             .map(|c| 100.0 * self.result.rps() / c)
     }
+
+    /// The ceiling's CPU time per request over this server's, in percent: the share of
+    /// the ceiling's req/s this server would reach if it had the CPU to itself (the
+    /// load generator shares this machine's cores).
+    #[must_use]
+    pub fn percent_of_ceiling_by_cpu(&self) -> Option<f64> {
+        let own = self.cpu_per_request?.as_secs_f64();
+        let ceiling = self.ceiling_cpu_per_request?.as_secs_f64();
+        (own > 0.0).then(|| 100.0 * ceiling / own)
+    }
+}
+
+/// Microseconds of CPU time per request, for the table.
+fn micros(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "—".to_owned(),
+        |d| format!("{:.0}", d.as_secs_f64() * 1e6),
+    )
 }
 
 /// Milliseconds with a precision that suits the value.
@@ -47,8 +69,8 @@ pub fn ms(d: Duration) -> String {
 #[must_use]
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    out.push_str("| server | scenario | req/s | p50 ms | p99 ms | % of ceiling | first event p50 / p99 ms | errors |\n");
-    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| server | scenario | req/s | p50 ms | p99 ms | % of ceiling | server CPU µs/req | % of ceiling by CPU | first event p50 / p99 ms | errors |\n");
+    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for row in rows {
         let r = &row.result;
         let ratio = row
@@ -59,15 +81,20 @@ pub fn table(rows: &[Row]) -> String {
         } else {
             "—".to_owned()
         };
+        let by_cpu = row
+            .percent_of_ceiling_by_cpu()
+            .map_or_else(|| "—".to_owned(), |p| format!("{p:.0}%"));
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             row.server,
             row.scenario,
             r.rps(),
             ms(r.latency.p50()),
             ms(r.latency.p99()),
             ratio,
+            micros(row.cpu_per_request),
+            by_cpu,
             first,
             r.errors
         );
@@ -86,6 +113,7 @@ mod tests {
         latency.record(Duration::from_micros(1500));
         let result = LoadResult {
             ok: 500,
+            completed: 600,
             errors: 1,
             first_error: None,
             elapsed: Duration::from_secs(1),
@@ -98,10 +126,14 @@ mod tests {
             result,
             ceiling_rps: Some(1000.0),
             stream: true,
+            cpu_per_request: Some(Duration::from_micros(40)),
+            ceiling_cpu_per_request: Some(Duration::from_micros(20)),
         }];
         let text = table(&rows);
         assert!(
-            text.contains("| memory | stream (echo) | 500 | 1.50 | 1.50 | 50% | 1.50 / 1.50 | 1 |"),
+            text.contains(
+                "| memory | stream (echo) | 500 | 1.50 | 1.50 | 50% | 40 | 50% | 1.50 / 1.50 | 1 |"
+            ),
             "{text}"
         );
     }

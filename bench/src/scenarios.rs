@@ -42,6 +42,12 @@ pub enum Scenario {
     ListSmall,
     /// The same on the big session.
     ListBig,
+    /// `limit=20` on the big session: the page size of the small session, so the
+    /// comparison with [`Scenario::ListSmall`] isolates the session's size.
+    ListBigPage20,
+    /// The last 50 messages of the big session (`offset=big-50&limit=50`): the page a
+    /// chat UI shows.
+    ListBigTail,
     /// `POST /api/chats/messages/chat/` with the echo model.
     Chat,
     /// `POST /api/chats/messages/chat/stream/` with the echo model.
@@ -50,12 +56,14 @@ pub enum Scenario {
 
 impl Scenario {
     /// The scenarios run on every colloquy store, in order.
-    pub const COLLOQUY: [Self; 7] = [
+    pub const COLLOQUY: [Self; 9] = [
         Self::CreateSession,
         Self::CreateMessage,
         Self::GetMessage,
         Self::ListSmall,
         Self::ListBig,
+        Self::ListBigPage20,
+        Self::ListBigTail,
         Self::Chat,
         Self::Stream,
     ];
@@ -74,6 +82,8 @@ impl Scenario {
             Self::GetMessage => "get message".to_owned(),
             Self::ListSmall => format!("list 50 of {SMALL_SESSION}"),
             Self::ListBig => format!("list 50 of {big}"),
+            Self::ListBigPage20 => format!("list 20 of {big}"),
+            Self::ListBigTail => format!("list last 50 of {big}"),
             Self::Chat => "chat (echo)".to_owned(),
             Self::Stream => "stream (echo)".to_owned(),
         }
@@ -83,7 +93,12 @@ impl Scenario {
     #[must_use]
     pub fn method(self) -> Method {
         match self {
-            Self::CeilingGet | Self::GetMessage | Self::ListSmall | Self::ListBig => Method::GET,
+            Self::CeilingGet
+            | Self::GetMessage
+            | Self::ListSmall
+            | Self::ListBig
+            | Self::ListBigPage20
+            | Self::ListBigTail => Method::GET,
             _ => Method::POST,
         }
     }
@@ -120,8 +135,10 @@ pub struct Fixture {
     pub stream_sessions: Arc<Vec<String>>,
     /// A session of [`SMALL_SESSION`] messages.
     pub small_session: String,
-    /// A session of `big` messages.
+    /// A session of `big_count` messages.
     pub big_session: String,
+    /// Messages in the big session.
+    pub big_count: usize,
     /// The id of a message, for get message.
     pub message_id: String,
 }
@@ -214,6 +231,7 @@ pub async fn prepare(
         stream_sessions: Arc::new(stream_sessions),
         small_session: small,
         big_session,
+        big_count: big,
         message_id,
     })
 }
@@ -268,8 +286,12 @@ pub fn load_for(
             let spec = RequestSpec::get(format!("{MESSAGES}{}/", f.message_id));
             Arc::new(move |_, _| spec.clone())
         }
-        (Scenario::ListSmall, Some(f)) => list_plan(&f.small_session),
-        (Scenario::ListBig, Some(f)) => list_plan(&f.big_session),
+        (Scenario::ListSmall, Some(f)) => list_plan(&f.small_session, 0, 50),
+        (Scenario::ListBig, Some(f)) => list_plan(&f.big_session, 0, 50),
+        (Scenario::ListBigPage20, Some(f)) => list_plan(&f.big_session, 0, 20),
+        (Scenario::ListBigTail, Some(f)) => {
+            list_plan(&f.big_session, f.big_count.saturating_sub(50), 50)
+        }
         (Scenario::Chat, Some(f)) => per_connection(&f.chat_sessions, CHAT, CHAT_TEXT),
         (Scenario::Stream, Some(f)) => per_connection(&f.stream_sessions, STREAM, CHAT_TEXT),
     };
@@ -297,8 +319,12 @@ fn per_connection(sessions: &Arc<Vec<String>>, path: &'static str, text: &str) -
     Arc::new(move |conn, _| specs[conn % specs.len()].clone())
 }
 
-/// `GET` of the first 50 messages of `session`.
-fn list_plan(session: &str) -> load::Plan {
-    let spec = RequestSpec::get(format!("{MESSAGES}?session_id={session}&limit=50"));
+/// `GET` of `limit` messages of `session` from `offset`.
+fn list_plan(session: &str, offset: usize, limit: usize) -> load::Plan {
+    let spec = RequestSpec::get(if offset == 0 {
+        format!("{MESSAGES}?session_id={session}&limit={limit}")
+    } else {
+        format!("{MESSAGES}?session_id={session}&offset={offset}&limit={limit}")
+    });
     Arc::new(move |_, _| spec.clone())
 }

@@ -35,6 +35,11 @@ pub(crate) struct Args {
     )]
     pub(crate) stores: Vec<Store>,
 
+    /// Run only the colloquy scenarios whose name contains this text (e.g.
+    /// `create message`); the ceiling always runs.
+    #[arg(long)]
+    pub(crate) only: Option<String>,
+
     /// Fail when a store is skipped because `colloquy` refuses its `--store` value.
     #[arg(long)]
     pub(crate) require_all_stores: bool,
@@ -43,11 +48,11 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) connections: Option<usize>,
 
-    /// Measured time per scenario in milliseconds [full: 4000, quick: 150].
+    /// Measured time per scenario in milliseconds [full: 2500, quick: 100].
     #[arg(long)]
     pub(crate) measure_ms: Option<u64>,
 
-    /// Unmeasured warm-up per scenario in milliseconds [full: 1000, quick: 0].
+    /// Unmeasured warm-up per scenario in milliseconds [full: 500, quick: 0].
     #[arg(long)]
     pub(crate) warmup_ms: Option<u64>,
 
@@ -144,8 +149,8 @@ impl Settings {
         let q = args.quick;
         Self {
             connections: args.connections.unwrap_or(if q { 4 } else { 32 }).max(1),
-            measure: Duration::from_millis(args.measure_ms.unwrap_or(if q { 150 } else { 4000 })),
-            warmup: Duration::from_millis(args.warmup_ms.unwrap_or(if q { 0 } else { 1000 })),
+            measure: Duration::from_millis(args.measure_ms.unwrap_or(if q { 100 } else { 2500 })),
+            warmup: Duration::from_millis(args.warmup_ms.unwrap_or(if q { 0 } else { 500 })),
             big_session: args
                 .big_session
                 .unwrap_or(if q { 300 } else { 10_000 })

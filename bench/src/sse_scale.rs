@@ -47,7 +47,7 @@ pub struct SseScaleSpec {
 pub struct SseScaleResult {
     /// Streams asked for.
     pub streams: usize,
-    /// Most streams open at the same time (first event seen, `done` not yet).
+    /// Most streams open at the same time (response started, `done` not yet seen).
     pub peak_open: usize,
     /// Streams that ended with `done`.
     pub completed: usize,
@@ -87,7 +87,7 @@ impl SseScaleResult {
 /// Shared counters of the running streams.
 #[derive(Debug, Default)]
 struct Counters {
-    /// Streams that have seen their first event and not ended yet.
+    /// Streams whose response has started and not ended yet.
     open: AtomicUsize,
     finished: AtomicUsize,
     errors: AtomicUsize,
@@ -214,19 +214,15 @@ async fn one_stream(
         let body = response.into_body().collect().await?.to_bytes();
         return Err(status_error(request, StatusCode::OK, status, &body));
     }
-    let mut permit = permit;
+    // The response has started: the server now holds the stream open.
+    drop(permit);
+    counters.open.fetch_add(1, Ordering::Relaxed);
+    *opened = true;
     let mut previous: Option<Instant> = None;
     read_stream(response.into_body(), started, |at| {
-        match previous {
-            None => {
-                counters.open.fetch_add(1, Ordering::Relaxed);
-                *opened = true;
-                permit.take();
-            }
-            Some(before) => {
-                if let Ok(mut gaps) = gaps.lock() {
-                    gaps.record(at - before);
-                }
+        if let Some(before) = previous {
+            if let Ok(mut gaps) = gaps.lock() {
+                gaps.record(at - before);
             }
         }
         previous = Some(at);
