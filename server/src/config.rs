@@ -13,6 +13,7 @@ use colloquy_http::HttpConfig;
 use crate::duration;
 use crate::logging::LogFormat;
 use crate::model::ModelSpec;
+use crate::openai::OpenAiArgs;
 use crate::store::StoreSpec;
 
 /// The Colloquy reference server: chat sessions, their messages, and chat with a
@@ -35,8 +36,14 @@ pub(crate) struct Cli {
     pub(crate) store: StoreSpec,
 
     /// The language model. `echo`: answers "Echo: <message>", streamed word by word.
+    /// `openai`: any OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp server,
+    /// LM Studio, LiteLLM), set up with the --openai-* options below.
     #[arg(long, env = "COLLOQUY_MODEL", default_value = "echo")]
     pub(crate) model: ModelSpec,
+
+    /// Settings of `--model openai`.
+    #[command(flatten)]
+    pub(crate) openai: OpenAiArgs,
 
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://www.example.com,https://landing.example.com`; `*` allows any origin.

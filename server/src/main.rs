@@ -8,6 +8,7 @@ mod config;
 mod duration;
 mod logging;
 mod model;
+mod openai;
 mod signal;
 mod store;
 
@@ -60,10 +61,13 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             spec: cli.store.clone(),
             source,
         })?;
-    let model = cli.model.build().map_err(|source| StartError::Model {
-        spec: cli.model.clone(),
-        source,
-    })?;
+    let model = cli
+        .model
+        .build(&cli.openai)
+        .map_err(|source| StartError::Model {
+            spec: cli.model.clone(),
+            source,
+        })?;
     let service = ChatService::new(
         stores.sessions,
         stores.messages,

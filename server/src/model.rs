@@ -9,15 +9,20 @@ use std::sync::Arc;
 
 use colloquy_core::ports::ChatModel;
 use colloquy_core::EchoModel;
+use colloquy_openai::OpenAiModel;
+
+use crate::openai::OpenAiArgs;
 
 /// The spec forms `--model` accepts, for help and error messages.
-pub(crate) const SUPPORTED: &str = "echo";
+pub(crate) const SUPPORTED: &str = "echo, openai";
 
 /// A parsed `--model` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ModelSpec {
     /// `echo`: answers `Echo: <message>`, streamed word by word.
     Echo,
+    /// `openai`: an OpenAI-compatible server, set up by the `--openai-*` flags.
+    OpenAi,
 }
 
 /// A `--model` value that names no supported model.
@@ -33,6 +38,7 @@ impl FromStr for ModelSpec {
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         match spec.trim() {
             "echo" => Ok(Self::Echo),
+            "openai" => Ok(Self::OpenAi),
             _ => Err(ModelSpecError {
                 spec: spec.to_owned(),
             }),
@@ -44,6 +50,7 @@ impl fmt::Display for ModelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Echo => f.write_str("echo"),
+            Self::OpenAi => f.write_str("openai"),
         }
     }
 }
@@ -51,13 +58,22 @@ impl fmt::Display for ModelSpec {
 /// A model that could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum BuildModelError {}
+pub(crate) enum BuildModelError {
+    /// An `--openai-*` setting cannot be used.
+    #[error(transparent)]
+    OpenAi(#[from] colloquy_openai::ConfigError),
+}
 
 impl ModelSpec {
-    /// Builds the model.
-    pub(crate) fn build(&self) -> Result<Arc<dyn ChatModel>, BuildModelError> {
+    /// Builds the model; `openai` holds the `--openai-*` settings.
+    pub(crate) fn build(&self, openai: &OpenAiArgs) -> Result<Arc<dyn ChatModel>, BuildModelError> {
         match self {
             Self::Echo => Ok(Arc::new(EchoModel::new())),
+            Self::OpenAi => {
+                let model = OpenAiModel::new(openai.config())?;
+                tracing::info!(url = %model.url(), model = %model.config().model, "OpenAI-compatible model");
+                Ok(Arc::new(model))
+            }
         }
     }
 }
@@ -70,7 +86,8 @@ mod tests {
     fn parses_echo_and_explains_unknown_models() {
         assert_eq!("echo".parse(), Ok(ModelSpec::Echo));
         assert_eq!(ModelSpec::Echo.to_string(), "echo");
-        assert!(ModelSpec::Echo.build().is_ok());
+        assert_eq!("openai".parse(), Ok(ModelSpec::OpenAi));
+        assert_eq!(ModelSpec::OpenAi.to_string(), "openai");
         let e = "gpt".parse::<ModelSpec>().expect_err("unknown");
         assert!(e.to_string().contains(SUPPORTED));
     }

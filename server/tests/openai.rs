@@ -1,0 +1,320 @@
+//! End to end through the `colloquy` binary with `--model openai`, against the fake
+//! OpenAI-compatible server of `colloquy-openai` (feature `fake-server`).
+
+#![allow(missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use bytes::Bytes;
+use colloquy_openai::fake::{FakeServer, Reply, Step, SERVER_MODEL};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_colloquy");
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running `colloquy`, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `--model openai` against `fake`; the API key comes from
+/// `OPENAI_API_KEY`, as it would in production.
+fn start(fake: &FakeServer, args: &[&str]) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["--bind", "127.0.0.1:0", "--model", "openai"])
+        .args([
+            "--openai-base-url",
+            &fake.base_url(),
+            "--openai-model",
+            "e2e-model",
+        ])
+        .args(args)
+        .env_remove("COLLOQUY_OPENAI_API_KEY")
+        .env("OPENAI_API_KEY", "sk-e2e-key")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (line_tx, line_rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = line_tx.send(line);
+        }
+    });
+    let line = line_rx
+        .recv_timeout(DEADLINE)
+        .expect("the binary prints its address");
+    let base = line
+        .strip_prefix("colloquy listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, base }
+}
+
+struct Api {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+}
+
+impl Api {
+    fn new(server: &Server) -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: server.base.clone(),
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Bytes) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let response = tokio::time::timeout(
+            DEADLINE,
+            self.client
+                .request(request.body(Full::new(Bytes::from(body))).expect("request")),
+        )
+        .await
+        .expect("an answer in time")
+        .expect("the server answers");
+        let status = response.status();
+        let bytes = tokio::time::timeout(DEADLINE, response.into_body().collect())
+            .await
+            .expect("the body in time")
+            .expect("body")
+            .to_bytes();
+        (status, bytes)
+    }
+
+    async fn session(&self, id: &str) {
+        let (status, _) = self
+            .call(
+                Method::POST,
+                "/api/chats/sessions/",
+                Some(json!({"session_id": id})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+}
+
+fn json_body(bytes: &Bytes) -> Value {
+    serde_json::from_slice(bytes).expect("JSON body")
+}
+
+/// The `data` of every SSE event of a body.
+fn sse_events(bytes: &Bytes) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).expect("JSON event"))
+        .collect()
+}
+
+#[tokio::test]
+async fn chat_and_streamed_chat_through_the_binary() {
+    let fake = FakeServer::start(vec![
+        Reply::completion("Bonjour !", "stop"),
+        Reply::Stream(vec![
+            Step::role(),
+            Step::delta("Ça "),
+            Step::pause(20),
+            Step::delta("va ?"),
+            Step::finish("stop"),
+            Step::usage(30, 4),
+            Step::done(),
+        ]),
+    ])
+    .await;
+    let server = start(&fake, &["--openai-system-prompt", "Réponds en français."]);
+    let api = Api::new(&server);
+    api.session("e2e").await;
+
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/chats/messages/chat/",
+            Some(json!({"session_id": "e2e", "message": "Salut"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_body(&body)["response"], "Bonjour !");
+
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/chats/messages/chat/stream/",
+            Some(json!({"session_id": "e2e", "message": "Ça va ?"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let events = sse_events(&body);
+    let text: String = events.iter().filter_map(|e| e["chunk"].as_str()).collect();
+    assert_eq!(text, "Ça va ?");
+    let last = events.last().expect("events");
+    assert_eq!(last["done"], true);
+    assert!(last.get("error").is_none(), "{last}");
+
+    // What the fake server was sent: key, model, prompt first, then the history.
+    let sent = fake.requests();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].header("authorization"), Some("Bearer sk-e2e-key"));
+    assert_eq!(sent[0].body["model"], "e2e-model");
+    assert_eq!(sent[0].body["stream"], false);
+    assert_eq!(sent[1].body["stream"], true);
+    let messages = sent[1].messages();
+    let roles: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|(r, c)| (r.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("system", "Réponds en français."),
+            ("user", "Salut"),
+            ("assistant", "Bonjour !"),
+            ("user", "Ça va ?"),
+        ]
+    );
+
+    // The stored answers carry what the server reported.
+    let (status, body) = api
+        .call(
+            Method::GET,
+            "/api/chats/messages/?session_id=e2e&role=assistant",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answers = json_body(&body);
+    let streamed = &answers[1]["metadata"];
+    assert_eq!(answers[1]["message"], "Ça va ?");
+    assert_eq!(streamed["model"], SERVER_MODEL);
+    assert_eq!(streamed["finish_reason"], "stop");
+    assert_eq!(streamed["usage"]["total_tokens"], 34);
+    assert!(streamed["time_to_first_chunk_ms"].is_u64(), "{streamed}");
+    assert!(answers[0]["metadata"]["latency_ms"].is_u64());
+}
+
+#[tokio::test]
+async fn model_failures_map_to_502_504_and_the_sse_error_event() {
+    let fake = FakeServer::start(vec![
+        Reply::status(401, "Incorrect API key provided"),
+        Reply::Stream(vec![Step::Hang]),
+        Reply::Stream(vec![Step::delta("half "), Step::error("upstream crashed")]),
+    ])
+    .await;
+    let server = start(
+        &fake,
+        &[
+            "--openai-first-chunk-timeout",
+            "300ms",
+            "--openai-max-attempts",
+            "1",
+        ],
+    );
+    let api = Api::new(&server);
+    api.session("fail").await;
+    let chat = json!({"session_id": "fail", "message": "hello"});
+
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/chats/messages/chat/",
+            Some(chat.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let error = json_body(&body);
+    assert_eq!(error["code"], "llm_unavailable");
+    assert!(
+        !error["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("API key"),
+        "upstream details are not leaked: {error}"
+    );
+
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/api/chats/messages/chat/",
+            Some(chat.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(json_body(&body)["code"], "llm_timeout");
+    assert!(fake.wait_gone(1).await, "the timed-out request was dropped");
+
+    let (status, body) = api
+        .call(Method::POST, "/api/chats/messages/chat/stream/", Some(chat))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let events = sse_events(&body);
+    assert_eq!(
+        events.first().map(|e| e["chunk"].clone()),
+        Some(json!("half "))
+    );
+    let last = events.last().expect("events");
+    assert_eq!(last["done"], true);
+    assert_eq!(last["error"], "llm_unavailable");
+}
+
+#[test]
+fn help_documents_the_openai_settings() {
+    let output = Command::new(BIN).arg("--help").output().expect("runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for (flag, env) in [
+        ("--openai-base-url", "COLLOQUY_OPENAI_BASE_URL"),
+        ("--openai-api-key", "COLLOQUY_OPENAI_API_KEY"),
+        ("--openai-model", "COLLOQUY_OPENAI_MODEL"),
+        ("--openai-temperature", "COLLOQUY_OPENAI_TEMPERATURE"),
+        ("--openai-max-tokens", "COLLOQUY_OPENAI_MAX_TOKENS"),
+        ("--openai-system-prompt", "COLLOQUY_OPENAI_SYSTEM_PROMPT"),
+        ("--openai-header", "COLLOQUY_OPENAI_HEADERS"),
+        (
+            "--openai-first-chunk-timeout",
+            "COLLOQUY_OPENAI_FIRST_CHUNK_TIMEOUT",
+        ),
+        ("--openai-chunk-timeout", "COLLOQUY_OPENAI_CHUNK_TIMEOUT"),
+        ("--openai-total-timeout", "COLLOQUY_OPENAI_TOTAL_TIMEOUT"),
+        ("--openai-max-attempts", "COLLOQUY_OPENAI_MAX_ATTEMPTS"),
+    ] {
+        assert!(help.contains(flag), "{flag} in --help");
+        assert!(help.contains(env), "{env} in --help");
+    }
+}
+
+#[test]
+fn an_unusable_base_url_fails_fast() {
+    let output = Command::new(BIN)
+        .args(["--bind", "127.0.0.1:0", "--model", "openai"])
+        .args(["--openai-base-url", "localhost:11434"])
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("base URL"), "{err}");
+}
