@@ -36,7 +36,7 @@
 //! readers keep reading the last committed state meanwhile. With `synchronous = FULL`
 //! SQLite fsyncs the WAL at **every** commit, before the commit returns; the store
 //! answers a write only after that commit, so every acknowledged write survives a
-//! process kill, an OS crash and a power cut.
+//! process kill, an OS crash and a power cut (on storage that honours fsync).
 //!
 //! `synchronous = NORMAL`, the usual WAL advice, is not enough for that promise: it
 //! skips the fsync at commit and syncs only at checkpoints. The database stays
@@ -77,7 +77,8 @@
 //! serve every query of the HTTP API: session by id, by `session_id` (unique), the
 //! newest-first list (`created_at, id`), the `external_user_id` filter, messages by
 //! `(session, position)` (list, recent, append, cascade), message by id, and expiry
-//! (the purge). The `search` filters scan the list order with a case-insensitive
+//! (the purge). A page costs O(offset + limit) index steps, however long the session
+//! or the table. The `search` filters scan the list order with a case-insensitive
 //! substring test (no index can serve a substring).
 //!
 //! `PRAGMA user_version` records the schema version ([`SCHEMA_VERSION`]); opening a
