@@ -26,10 +26,10 @@ ensure_redis() {
 }
 
 ensure_redis
-if [ -x adapters/redis/scripts/cluster.sh ]; then
-    adapters/redis/scripts/cluster.sh start
+if [ -z "${COLLOQUY_REDIS_CLUSTER_NODES:-}" ]; then
+    nodes="$(adapters/redis/scripts/cluster.sh start | tail -n 1)"
     trap 'adapters/redis/scripts/cluster.sh stop' EXIT
-    export COLLOQUY_REDIS_CLUSTER_NODES="${COLLOQUY_REDIS_CLUSTER_NODES:-127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003}"
+    export COLLOQUY_REDIS_CLUSTER_NODES="$nodes"
 fi
 
 cargo test --workspace "$@"
