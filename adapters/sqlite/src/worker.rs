@@ -1,8 +1,8 @@
 //! The connection threads: one writer with group commit, and a small pool of readers.
 //!
 //! SQLite calls block, so none runs on the async runtime. Each connection lives on its
-//! own OS thread and takes jobs (closures) from a channel; the caller awaits a
-//! `oneshot` answer.
+//! own OS thread and takes jobs (closures) from a bounded channel; the caller awaits
+//! room in the queue, then a `oneshot` answer.
 //!
 //! - **One writer.** SQLite allows one writer at a time anyway; a single thread makes
 //!   every write serial without lock waits, which is also what makes "check the
@@ -19,17 +19,21 @@
 //!   reads run on the writer thread too.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use colloquy_core::Clock;
 use rusqlite::Connection;
+use tokio::sync::mpsc::{channel, Receiver, Sender};
 use tokio::sync::{oneshot, watch};
 
 use crate::error::SqliteError;
 
 /// The most jobs one write transaction takes.
 pub(crate) const MAX_BATCH: usize = 256;
+
+/// Jobs waiting per queue. When a queue is full, callers wait (asynchronously) for
+/// room: under overload, memory stays bounded and latency grows instead.
+const QUEUE: usize = 4 * MAX_BATCH;
 
 /// A unit of work on a connection: it gets the connection and the store clock's
 /// "now" in microseconds, read when the job starts.
@@ -95,7 +99,7 @@ impl Workers {
         let read_tx = if readers.is_empty() {
             None
         } else {
-            let (read_tx, read_rx) = channel::<ReadJob>();
+            let (read_tx, read_rx) = channel::<ReadJob>(QUEUE);
             let read_rx = Arc::new(Mutex::new(read_rx));
             for (i, conn) in readers.into_iter().enumerate() {
                 let rx = read_rx.clone();
@@ -109,12 +113,12 @@ impl Workers {
             }
             Some(read_tx)
         };
-        let (write_tx, write_rx) = channel::<Box<dyn WriteJob>>();
+        let (write_tx, mut write_rx) = channel::<Box<dyn WriteJob>>(QUEUE);
         let (closed_tx, closed_rx) = watch::channel(false);
         std::thread::Builder::new()
             .name("colloquy-sqlite-writer".into())
             .spawn(move || {
-                writer_loop(&writer, &*clock, &write_rx);
+                writer_loop(&writer, &*clock, &mut write_rx);
                 // The store is gone (both channels closed together). Let the readers
                 // finish first: the read-write connection must close last, so that
                 // its close checkpoints the WAL into the database and removes it.
@@ -152,6 +156,7 @@ impl Workers {
         };
         self.writer
             .send(Box::new(job))
+            .await
             .map_err(|_| SqliteError::Closed)?;
         answer.await.map_err(|_| SqliteError::Closed)?
     }
@@ -175,7 +180,7 @@ impl Workers {
             }
             let _ = reply.send(result);
         });
-        readers.send(job).map_err(|_| SqliteError::Closed)?;
+        readers.send(job).await.map_err(|_| SqliteError::Closed)?;
         answer.await.map_err(|_| SqliteError::Closed)?
     }
 }
@@ -209,18 +214,18 @@ fn in_read_transaction<T>(
 fn reader_loop(conn: &Connection, clock: &dyn Clock, jobs: &Mutex<Receiver<ReadJob>>) {
     loop {
         let job = {
-            let rx = jobs.lock().unwrap_or_else(PoisonError::into_inner);
-            rx.recv()
+            let mut rx = jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            rx.blocking_recv()
         };
         match job {
-            Ok(job) => job(conn, now_micros(clock)),
-            Err(_) => break, // every sender dropped: the store is gone
+            Some(job) => job(conn, now_micros(clock)),
+            None => break, // every sender dropped: the store is gone
         }
     }
 }
 
-fn writer_loop(conn: &Connection, clock: &dyn Clock, jobs: &Receiver<Box<dyn WriteJob>>) {
-    while let Ok(first) = jobs.recv() {
+fn writer_loop(conn: &Connection, clock: &dyn Clock, jobs: &mut Receiver<Box<dyn WriteJob>>) {
+    while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
