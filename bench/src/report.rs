@@ -48,7 +48,7 @@ impl Row {
 fn micros(d: Option<Duration>) -> String {
     d.map_or_else(
         || "—".to_owned(),
-        |d| format!("{:.0}", d.as_secs_f64() * 1e6),
+        |d| format!("{:.1}", d.as_secs_f64() * 1e6),
     )
 }
 
@@ -132,7 +132,7 @@ mod tests {
         let text = table(&rows);
         assert!(
             text.contains(
-                "| memory | stream (echo) | 500 | 1.50 | 1.50 | 50% | 40 | 50% | 1.50 / 1.50 | 1 |"
+                "| memory | stream (echo) | 500 | 1.50 | 1.50 | 50% | 40.0 | 50% | 1.50 / 1.50 | 1 |"
             ),
             "{text}"
         );
