@@ -87,7 +87,20 @@ fn every_statement_uses_an_index() {
         for search in [None, Some("x".to_owned())] {
             let filter = MessageFilter { role, search };
             let (sql, _) = messages::list_statement(Uuid::nil(), &filter, page);
-            assert_indexed(&conn, &format!("list messages {filter:?}"), &sql);
+            let steps = assert_indexed(&conn, &format!("list messages {filter:?}"), &sql);
+            assert!(
+                steps
+                    .iter()
+                    .any(|s| s.contains("messages_live_by_position")),
+                "lists skip their offset in the index that holds is_deleted: {steps:?}"
+            );
         }
     }
+    let steps = assert_indexed(&conn, "recent", messages::sql::RECENT);
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.contains("messages_live_by_position")),
+        "{steps:?}"
+    );
 }

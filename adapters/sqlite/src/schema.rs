@@ -55,6 +55,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     -- and the cascade from sessions.
     CREATE UNIQUE INDEX messages_by_session_position ON messages (session, position);
     ",
+    // 2: the non-deleted messages of a session in write order, with `is_deleted` in
+    // the index, so list and recent skip `offset` rows (and soft-deleted ones) in
+    // the index alone, without reading the rows they skip.
+    "
+    CREATE INDEX messages_live_by_position ON messages (session, is_deleted, position);
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the number of
@@ -188,6 +194,34 @@ mod tests {
             })
         })
         .expect("pragma")
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_in_place() {
+        let mut conn = Connection::open_in_memory().expect("memory database");
+        conn.execute_batch(MIGRATIONS[0]).expect("schema version 1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version 1");
+        conn.execute(
+            "INSERT INTO sessions VALUES (x'00', 'kept', NULL, 1, 2, 1, '{}')",
+            [],
+        )
+        .expect("a row written by version 1");
+        migrate(&mut conn).expect("upgrade");
+        assert_eq!(pragma(&conn, "user_version"), SCHEMA_VERSION.to_string());
+        let kept: String = conn
+            .query_row("SELECT session_id FROM sessions", [], |row| row.get(0))
+            .expect("the row survives the upgrade");
+        assert_eq!(kept, "kept");
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'messages_live_by_position'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("schema query");
+        assert_eq!(index, 1, "migration 2 ran");
+        migrate(&mut conn).expect("a second migrate is a no-op");
     }
 
     #[test]

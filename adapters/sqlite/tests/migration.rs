@@ -53,6 +53,7 @@ async fn a_new_database_gets_the_current_schema_version_and_wal() {
         "sessions_by_external_user",
         "sessions_by_expiry",
         "messages_by_session_position",
+        "messages_live_by_position",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
