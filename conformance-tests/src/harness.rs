@@ -49,9 +49,12 @@ impl TestStore {
         self
     }
 
-    /// Runs the teardown, if any. The macro calls this; contracts do not.
+    /// Drops the store's handles, then runs the teardown, if any (so a file-backed
+    /// store is closed before its files go). The macro calls this; contracts do not.
     pub async fn teardown(mut self) {
-        if let Some(teardown) = self.teardown.take() {
+        let teardown = self.teardown.take();
+        drop(self);
+        if let Some(teardown) = teardown {
             teardown().await;
         }
     }
