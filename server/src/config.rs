@@ -14,7 +14,7 @@ use crate::duration;
 use crate::logging::LogFormat;
 use crate::model::ModelSpec;
 use crate::openai::OpenAiArgs;
-use crate::store::StoreSpec;
+use crate::store::{self, StoreOptions, StoreSpec};
 
 /// The Colloquy reference server: chat sessions, their messages, and chat with a
 /// language model, over a JSON HTTP API with server-sent-event streaming.
@@ -31,9 +31,28 @@ pub(crate) struct Cli {
     #[arg(long, env = "COLLOQUY_BIND", default_value_t = HttpConfig::DEFAULT_BIND)]
     pub(crate) bind: SocketAddr,
 
-    /// Where sessions and messages are kept. `memory`: in this process, lost on restart.
-    #[arg(long, env = "COLLOQUY_STORE", default_value = "memory")]
+    /// Where sessions and messages are kept.
+    /// `sqlite:PATH`: a durable SQLite file, created if missing (default
+    /// `sqlite:colloquy.db`, i.e. ./colloquy.db in the working directory).
+    /// `memory`: in this process, lost on restart.
+    /// `redis://[:PASSWORD@]HOST:PORT/DB` (or `rediss://`): a standalone Redis, which
+    /// several colloquy instances can share.
+    /// `redis-cluster://[:PASSWORD@]HOST:PORT,HOST:PORT,...`: a Redis Cluster, reached
+    /// through any of the listed nodes.
+    /// Passwords are never printed.
+    #[arg(long, env = "COLLOQUY_STORE", default_value = crate::store::DEFAULT_STORE)]
     pub(crate) store: StoreSpec,
+
+    /// With a Redis store: prepended to every key, so several applications (or
+    /// several independent deployments) share one Redis. Instances that should see the
+    /// same data use the same prefix. Must not contain `{` or `}`.
+    #[arg(long, env = "COLLOQUY_REDIS_PREFIX", default_value = store::DEFAULT_REDIS_PREFIX)]
+    pub(crate) redis_prefix: String,
+
+    /// With a SQLite store: how often expired sessions and their messages are deleted
+    /// from the file (they are invisible from the moment they expire either way).
+    #[arg(long, env = "COLLOQUY_SQLITE_PURGE_INTERVAL", default_value = "10m", value_parser = duration::parse)]
+    pub(crate) sqlite_purge_interval: Duration,
 
     /// The language model. `echo`: answers "Echo: <message>", streamed word by word.
     /// `openai`: any OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp server,
@@ -93,6 +112,9 @@ pub(crate) enum ConfigError {
     /// The keep-alive interval is zero.
     #[error("--sse-keep-alive must be more than 0")]
     KeepAlive,
+    /// The SQLite purge interval is zero.
+    #[error("--sqlite-purge-interval must be more than 0")]
+    PurgeInterval,
 }
 
 /// Sessions may not live longer than this.
@@ -114,6 +136,17 @@ impl Cli {
                 ..defaults.limits
             },
             ..defaults
+        })
+    }
+
+    /// The store settings that are not part of `--store`.
+    pub(crate) fn store_options(&self) -> Result<StoreOptions, ConfigError> {
+        if self.sqlite_purge_interval.is_zero() {
+            return Err(ConfigError::PurgeInterval);
+        }
+        Ok(StoreOptions {
+            redis_prefix: self.redis_prefix.clone(),
+            sqlite_purge_interval: self.sqlite_purge_interval,
         })
     }
 
@@ -168,8 +201,36 @@ mod tests {
             cli.service_config().expect("valid"),
             ServiceConfig::default()
         );
-        assert_eq!(cli.store, StoreSpec::Memory);
+        assert_eq!(
+            cli.store,
+            StoreSpec::Sqlite(std::path::PathBuf::from("colloquy.db"))
+        );
         assert_eq!(cli.model, ModelSpec::Echo);
+        assert_eq!(cli.store_options().expect("valid"), StoreOptions::default());
+    }
+
+    #[test]
+    fn store_flags_reach_the_store_options() {
+        let cli = parse(&[
+            "--store",
+            "redis://:pw@127.0.0.1:6380/1",
+            "--redis-prefix",
+            "app1:",
+            "--sqlite-purge-interval",
+            "90s",
+        ]);
+        assert_eq!(cli.store.to_string(), "redis://:***@127.0.0.1:6380/1");
+        assert_eq!(
+            cli.store_options().expect("valid"),
+            StoreOptions {
+                redis_prefix: "app1:".to_owned(),
+                sqlite_purge_interval: Duration::from_secs(90),
+            }
+        );
+        assert_eq!(
+            parse(&["--sqlite-purge-interval", "0"]).store_options(),
+            Err(ConfigError::PurgeInterval)
+        );
     }
 
     #[test]

@@ -48,14 +48,18 @@ enum StartError {
     Signals(#[source] std::io::Error),
 }
 
+/// How long, after serving stopped, to wait for the store to close its file.
+const STORE_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Builds everything from `cli` and serves until a shutdown signal.
 async fn run(cli: Cli) -> Result<(), StartError> {
     let service_config = cli.service_config()?;
     let http_config = cli.http_config()?;
+    let store_options = cli.store_options()?;
     let clock = Arc::new(SystemClock);
     let stores = cli
         .store
-        .open(clock.clone())
+        .open(clock.clone(), &store_options)
         .await
         .map_err(|source| StartError::Store {
             spec: cli.store.clone(),
@@ -68,13 +72,13 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             spec: cli.model.clone(),
             source,
         })?;
-    let service = ChatService::new(
-        stores.sessions,
-        stores.messages,
-        model,
-        clock,
-        service_config,
-    );
+    let store::Stores {
+        sessions,
+        messages,
+        purger,
+        closed,
+    } = stores;
+    let service = ChatService::new(sessions, messages, model, clock, service_config);
     let signal = signal::shutdown().map_err(StartError::Signals)?;
     let listener = tokio::net::TcpListener::bind(cli.bind)
         .await
@@ -89,6 +93,17 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     tracing::info!(store = %cli.store, model = %cli.model, "starting");
     println!("colloquy listening on http://{addr}");
     colloquy_http::serve(listener, service, http_config, signal).await;
+    // The service (and every store handle in it) is gone: stop the purge and wait,
+    // briefly, for the SQLite file to be checkpointed and closed.
+    drop(purger);
+    if let Some(closed) = closed {
+        if tokio::time::timeout(STORE_CLOSE_WAIT, closed.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the store did not close within {STORE_CLOSE_WAIT:?}; its WAL is kept and replayed at the next start");
+        }
+    }
     Ok(())
 }
 

@@ -1,51 +1,195 @@
 //! `--store`: which store the server keeps sessions and messages in.
 //!
 //! A store is named by a short spec string, parsed into [`StoreSpec`] and opened by
-//! [`StoreSpec::open`]. To add a backend, add a variant, its spec syntax in
+//! [`StoreSpec::open`] with the store settings of the command line
+//! ([`StoreOptions`]). To add a backend, add a variant, its spec syntax in
 //! `from_str` (and in [`SUPPORTED`]), and its arm in `open`.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use colloquy_core::ports::{MessageStore, SessionStore};
-use colloquy_core::Clock;
+use colloquy_core::{Clock, StoreError};
 use colloquy_memory::MemoryStore;
+use colloquy_redis::{ConnectError, RedisConfig, RedisStore};
+use colloquy_sqlite::{Closed, Purger, SqliteStore};
 
 /// The spec forms `--store` accepts, for help and error messages.
-pub(crate) const SUPPORTED: &str = "memory";
+pub(crate) const SUPPORTED: &str = "sqlite:PATH (default sqlite:colloquy.db), memory, \
+     redis://[:PASSWORD@]HOST:PORT/DB (or rediss://), \
+     redis-cluster://[:PASSWORD@]HOST:PORT,HOST:PORT,...";
+
+/// The default `--store`: a SQLite file in the working directory.
+pub(crate) const DEFAULT_STORE: &str = "sqlite:colloquy.db";
+
+/// The default `--redis-prefix`.
+pub(crate) const DEFAULT_REDIS_PREFIX: &str = "colloquy:";
 
 /// A parsed `--store` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum StoreSpec {
+    /// `sqlite:PATH`: one durable database file, created if missing.
+    Sqlite(PathBuf),
     /// `memory`: in-process, lost on restart.
     Memory,
+    /// `redis://…` or `rediss://…`: one standalone Redis, shared by every instance.
+    Redis(RedisUrl),
+    /// `redis-cluster://[:PASSWORD@]HOST:PORT,…`: a Redis Cluster, reached through any
+    /// of these nodes. Each node is kept as a `redis://` URL.
+    RedisCluster(Vec<RedisUrl>),
+}
+
+/// A Redis URL. Its `Display` (used in every log line and error) hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The URL, password included: for connecting only, never for printing.
+    fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({:?})", redact(&self.0))
+    }
+}
+
+/// `scheme://user:password@host…` with the password replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+        None => format!("{scheme}://***@{host}{path}"),
+    }
 }
 
 /// A `--store` value that names no supported store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown store {spec:?}; supported: {SUPPORTED}")]
 pub(crate) struct StoreSpecError {
+    /// The value, password redacted.
     spec: String,
+}
+
+/// Whether `authority` (`[userinfo@]host[:port]`) names a host, and a valid port if
+/// any (Redis' 6379 otherwise).
+fn has_host_and_port(authority: &str) -> bool {
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host.rsplit_once(':') {
+        Some((h, p)) => !h.is_empty() && p.parse::<u16>().is_ok(),
+        None => !host.is_empty(),
+    }
 }
 
 impl FromStr for StoreSpec {
     type Err = StoreSpecError;
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        match spec.trim() {
-            "memory" => Ok(Self::Memory),
-            _ => Err(StoreSpecError {
-                spec: spec.to_owned(),
-            }),
+        let unknown = || StoreSpecError { spec: redact(spec) };
+        let spec = spec.trim();
+        if spec == "memory" {
+            return Ok(Self::Memory);
         }
+        if spec == "sqlite" {
+            return Ok(Self::Sqlite(PathBuf::from("colloquy.db")));
+        }
+        if let Some(path) = spec.strip_prefix("sqlite:") {
+            return match path {
+                "" => Err(unknown()),
+                path => Ok(Self::Sqlite(PathBuf::from(path))),
+            };
+        }
+        if let Some(rest) = spec.strip_prefix("redis-cluster://") {
+            let (userinfo, nodes) = match rest.rsplit_once('@') {
+                Some((userinfo, nodes)) => (Some(userinfo), nodes),
+                None => (None, rest),
+            };
+            let nodes = nodes
+                .trim_end_matches('/')
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(|node| {
+                    if node.contains(['/', '@']) || !has_host_and_port(node) {
+                        return Err(unknown());
+                    }
+                    Ok(RedisUrl(match userinfo {
+                        Some(userinfo) => format!("redis://{userinfo}@{node}"),
+                        None => format!("redis://{node}"),
+                    }))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if nodes.is_empty() {
+                return Err(unknown());
+            }
+            return Ok(Self::RedisCluster(nodes));
+        }
+        for scheme in ["redis://", "rediss://"] {
+            if let Some(rest) = spec.strip_prefix(scheme) {
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                if !has_host_and_port(authority) {
+                    return Err(unknown());
+                }
+                return Ok(Self::Redis(RedisUrl(spec.to_owned())));
+            }
+        }
+        Err(unknown())
     }
 }
 
 impl fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             Self::Memory => f.write_str("memory"),
+            Self::Redis(url) => url.fmt(f),
+            Self::RedisCluster(nodes) => {
+                f.write_str("redis-cluster://")?;
+                for (i, node) in nodes.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    let shown = node.to_string();
+                    f.write_str(shown.strip_prefix("redis://").unwrap_or(&shown))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The settings of the stores that are not part of the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoreOptions {
+    /// Prepended to every Redis key (`--redis-prefix`).
+    pub(crate) redis_prefix: String,
+    /// How often a SQLite store deletes expired sessions (`--sqlite-purge-interval`).
+    pub(crate) sqlite_purge_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            sqlite_purge_interval: Duration::from_secs(600),
         }
     }
 }
@@ -54,24 +198,70 @@ impl fmt::Display for StoreSpec {
 pub(crate) struct Stores {
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) messages: Arc<dyn MessageStore>,
+    /// Keeps deleting expired sessions from a SQLite file while held.
+    pub(crate) purger: Option<Purger>,
+    /// Resolves once a SQLite store is dropped everywhere and its file closed.
+    pub(crate) closed: Option<Closed>,
+}
+
+impl Stores {
+    fn shared<S: SessionStore + MessageStore + 'static>(store: Arc<S>) -> Self {
+        Self {
+            sessions: store.clone(),
+            messages: store,
+            purger: None,
+            closed: None,
+        }
+    }
 }
 
 /// A store that could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum OpenStoreError {}
+pub(crate) enum OpenStoreError {
+    /// The SQLite file could not be opened, created or migrated.
+    #[error("opening the SQLite database failed")]
+    Sqlite(#[source] StoreError),
+    /// Redis was not reachable, refused the connection, or the prefix is invalid.
+    #[error("connecting to Redis failed")]
+    Redis(#[source] ConnectError),
+}
 
 impl StoreSpec {
     /// Opens the store, judging expiry by `clock`.
-    #[allow(clippy::unused_async)] // durable backends connect here
-    pub(crate) async fn open(&self, clock: Arc<dyn Clock>) -> Result<Stores, OpenStoreError> {
+    pub(crate) async fn open(
+        &self,
+        clock: Arc<dyn Clock>,
+        options: &StoreOptions,
+    ) -> Result<Stores, OpenStoreError> {
         match self {
-            Self::Memory => {
-                let store = Arc::new(MemoryStore::new(clock));
+            Self::Sqlite(path) => {
+                let store = Arc::new(
+                    SqliteStore::open(path, clock)
+                        .await
+                        .map_err(OpenStoreError::Sqlite)?,
+                );
                 Ok(Stores {
-                    sessions: store.clone(),
-                    messages: store,
+                    purger: Some(store.spawn_purger(options.sqlite_purge_interval)),
+                    closed: Some(store.closed()),
+                    ..Stores::shared(store)
                 })
+            }
+            Self::Memory => Ok(Stores::shared(Arc::new(MemoryStore::new(clock)))),
+            Self::Redis(url) => {
+                let config = RedisConfig::with_prefix(options.redis_prefix.clone());
+                let store = RedisStore::connect(url.secret(), &config, clock)
+                    .await
+                    .map_err(OpenStoreError::Redis)?;
+                Ok(Stores::shared(Arc::new(store)))
+            }
+            Self::RedisCluster(nodes) => {
+                let config = RedisConfig::with_prefix(options.redis_prefix.clone());
+                let urls: Vec<&str> = nodes.iter().map(RedisUrl::secret).collect();
+                let store = RedisStore::connect_cluster(&urls, &config, clock)
+                    .await
+                    .map_err(OpenStoreError::Redis)?;
+                Ok(Stores::shared(Arc::new(store)))
             }
         }
     }
@@ -81,20 +271,178 @@ impl StoreSpec {
 mod tests {
     use super::*;
 
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
+
     #[test]
     fn parses_known_specs_and_explains_unknown_ones() {
         assert_eq!("memory".parse(), Ok(StoreSpec::Memory));
         assert_eq!(StoreSpec::Memory.to_string(), "memory");
-        let e = "postgres://x".parse::<StoreSpec>().expect_err("unknown");
-        assert!(e.to_string().contains(SUPPORTED));
+        assert_eq!(
+            DEFAULT_STORE.parse(),
+            Ok(StoreSpec::Sqlite(PathBuf::from("colloquy.db")))
+        );
+        assert_eq!(
+            "sqlite:/var/lib/colloquy/chat.db"
+                .parse::<StoreSpec>()
+                .map(|s| s.to_string()),
+            Ok("sqlite:/var/lib/colloquy/chat.db".to_owned())
+        );
+        assert_eq!(
+            "sqlite".parse(),
+            Ok(StoreSpec::Sqlite(PathBuf::from("colloquy.db")))
+        );
+        for bad in [
+            "postgres://x",
+            "sqlite:",
+            "floppy",
+            "redis://",
+            "redis://:pw@/0",
+            "redis://:pw@host:notaport/0",
+            "redis-cluster://",
+            "redis-cluster://a:1,b:x",
+            "redis-cluster://a:1/0",
+        ] {
+            let e = bad.parse::<StoreSpec>().expect_err("unknown");
+            assert!(e.to_string().contains(SUPPORTED), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redis_specs_keep_the_url_and_hide_the_password() {
+        let spec: StoreSpec = "redis://:s3cret@10.0.0.5:6379/2".parse().expect("valid");
+        let StoreSpec::Redis(url) = &spec else {
+            panic!("a redis spec: {spec:?}");
+        };
+        assert_eq!(url.secret(), "redis://:s3cret@10.0.0.5:6379/2");
+        assert_eq!(spec.to_string(), "redis://:***@10.0.0.5:6379/2");
+        assert!(!format!("{spec:?}").contains("s3cret"));
+
+        let spec: StoreSpec = "rediss://app:s3cret@cache.example:6380/0"
+            .parse()
+            .expect("valid");
+        assert_eq!(spec.to_string(), "rediss://app:***@cache.example:6380/0");
+
+        let spec: StoreSpec = "redis://127.0.0.1:6379/0".parse().expect("valid");
+        assert_eq!(spec.to_string(), "redis://127.0.0.1:6379/0");
+
+        let e = "redis://:s3cret@host:63790000/0"
+            .parse::<StoreSpec>()
+            .expect_err("no such port");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn cluster_specs_list_their_nodes() {
+        let spec: StoreSpec = "redis-cluster://127.0.0.1:7001, 127.0.0.1:7002,127.0.0.1:7003"
+            .parse()
+            .expect("valid");
+        let StoreSpec::RedisCluster(nodes) = &spec else {
+            panic!("a cluster spec: {spec:?}");
+        };
+        let urls: Vec<&str> = nodes.iter().map(RedisUrl::secret).collect();
+        assert_eq!(
+            urls,
+            [
+                "redis://127.0.0.1:7001",
+                "redis://127.0.0.1:7002",
+                "redis://127.0.0.1:7003"
+            ]
+        );
+        assert_eq!(
+            spec.to_string(),
+            "redis-cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+        );
+
+        let spec: StoreSpec = "redis-cluster://:pw@h1:1,h2:2".parse().expect("valid");
+        let StoreSpec::RedisCluster(nodes) = &spec else {
+            panic!("a cluster spec: {spec:?}");
+        };
+        assert_eq!(nodes[1].secret(), "redis://:pw@h2:2");
+        assert_eq!(spec.to_string(), "redis-cluster://:***@h1:1,:***@h2:2");
+    }
+
+    #[test]
+    fn redaction_leaves_urls_without_password_alone() {
+        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+        assert_eq!(redact("redis://u:p@h:1/0?x=@"), "redis://u:***@h:1/0?x=@");
+        assert_eq!(redact("redis://p@h:1"), "redis://***@h:1");
+        assert_eq!(redact("memory"), "memory");
     }
 
     #[tokio::test]
     async fn memory_opens_and_answers() {
         let stores = StoreSpec::Memory
-            .open(Arc::new(colloquy_core::SystemClock))
+            .open(
+                Arc::new(colloquy_core::SystemClock),
+                &StoreOptions::default(),
+            )
             .await
             .expect("memory opens");
         stores.sessions.ping().await.expect("memory answers");
+    }
+
+    #[tokio::test]
+    async fn sqlite_opens_answers_and_closes() {
+        let dir =
+            std::env::temp_dir().join(format!("colloquy-server-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let spec = StoreSpec::Sqlite(dir.join("t.db"));
+        let stores = spec
+            .open(
+                Arc::new(colloquy_core::SystemClock),
+                &StoreOptions::default(),
+            )
+            .await
+            .expect("sqlite opens");
+        stores.sessions.ping().await.expect("sqlite answers");
+        let closed = stores.closed.clone().expect("sqlite reports its close");
+        drop(stores);
+        tokio::time::timeout(Duration::from_secs(10), closed.wait())
+            .await
+            .expect("closes once dropped");
+        assert!(dir.join("t.db").is_file());
+        assert!(!dir.join("t.db-wal").exists(), "closed and checkpointed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn an_unopenable_sqlite_path_is_an_error_with_the_cause() {
+        let spec = StoreSpec::Sqlite(PathBuf::from("/nonexistent-dir/colloquy.db"));
+        let Err(e) = spec
+            .open(
+                Arc::new(colloquy_core::SystemClock),
+                &StoreOptions::default(),
+            )
+            .await
+        else {
+            panic!("a missing directory cannot hold the database");
+        };
+        let chain = chain(&e);
+        assert!(chain.contains("/nonexistent-dir/colloquy.db"), "{chain}");
+    }
+
+    #[tokio::test]
+    async fn a_braced_redis_prefix_is_refused_before_connecting() {
+        let spec: StoreSpec = "redis://127.0.0.1:1/0".parse().expect("valid");
+        let options = StoreOptions {
+            redis_prefix: "bad{tag}:".to_owned(),
+            ..StoreOptions::default()
+        };
+        let Err(e) = spec
+            .open(Arc::new(colloquy_core::SystemClock), &options)
+            .await
+        else {
+            panic!("the prefix is invalid");
+        };
+        assert!(chain(&e).contains("bad{tag}:"), "{}", chain(&e));
     }
 }

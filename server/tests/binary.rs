@@ -101,7 +101,7 @@ fn json(bytes: &Bytes) -> Value {
 
 #[tokio::test]
 async fn serves_the_workflow_and_exits_0_on_sigterm() {
-    let mut server = start(&[]);
+    let mut server = start(&["--store", "memory"]);
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let base = server.base.clone();
 
@@ -201,6 +201,8 @@ fn help_documents_every_setting() {
     for (flag, env) in [
         ("--bind", "COLLOQUY_BIND"),
         ("--store", "COLLOQUY_STORE"),
+        ("--redis-prefix", "COLLOQUY_REDIS_PREFIX"),
+        ("--sqlite-purge-interval", "COLLOQUY_SQLITE_PURGE_INTERVAL"),
         ("--model", "COLLOQUY_MODEL"),
         ("--cors-origins", "COLLOQUY_CORS_ORIGINS"),
         ("--max-body-bytes", "COLLOQUY_MAX_BODY_BYTES"),
@@ -214,6 +216,10 @@ fn help_documents_every_setting() {
         assert!(help.contains(flag), "{flag} in --help");
         assert!(help.contains(env), "{env} in --help");
     }
+    assert!(
+        help.contains("[default: sqlite:colloquy.db]"),
+        "the default store is a SQLite file: {help}"
+    );
 }
 
 #[test]
@@ -224,10 +230,9 @@ fn bad_settings_fail_fast_with_a_message() {
         .expect("runs");
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        err.contains("unknown store") && err.contains("memory"),
-        "{err}"
-    );
+    for form in ["sqlite:", "memory", "redis://", "redis-cluster://"] {
+        assert!(err.contains("unknown store") && err.contains(form), "{err}");
+    }
 
     let output = Command::new(BIN)
         .env("COLLOQUY_SESSION_TTL", "0")
@@ -240,7 +245,7 @@ fn bad_settings_fail_fast_with_a_message() {
 
 #[test]
 fn ctrl_c_also_shuts_down_cleanly() {
-    let mut server = start(&[]);
+    let mut server = start(&["--store", "memory"]);
     let killed = Command::new("kill")
         .args(["-INT", &server.child.id().to_string()])
         .status()

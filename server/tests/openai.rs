@@ -38,7 +38,14 @@ impl Drop for Server {
 /// `OPENAI_API_KEY`, as it would in production.
 fn start(fake: &FakeServer, args: &[&str]) -> Server {
     let mut child = Command::new(BIN)
-        .args(["--bind", "127.0.0.1:0", "--model", "openai"])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--model",
+            "openai",
+        ])
         .args([
             "--openai-base-url",
             &fake.base_url(),
@@ -310,7 +317,14 @@ fn help_documents_the_openai_settings() {
 #[test]
 fn an_unusable_base_url_fails_fast() {
     let output = Command::new(BIN)
-        .args(["--bind", "127.0.0.1:0", "--model", "openai"])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--model",
+            "openai",
+        ])
         .args(["--openai-base-url", "localhost:11434"])
         .output()
         .expect("runs");
