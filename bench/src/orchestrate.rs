@@ -122,8 +122,8 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
 
     // The ceiling.
     let mut rows: Vec<Row> = Vec::new();
-    // The ceiling: kept running, and measured again right before every colloquy
-    // scenario (same method), so each ratio compares figures taken moments apart.
+    // The ceiling: kept running, and measured again right before each store's
+    // scenarios, so each ratio compares figures taken moments apart.
     let ceiling = ServerProcess::start(
         &ServerCommand {
             name: "ceiling".to_owned(),
@@ -234,8 +234,9 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
         let lo = ceiling_rps.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = ceiling_rps.iter().copied().fold(0.0, f64::max);
         notes.push(format!(
-            "- The ceiling was measured {} times (before every colloquy scenario); its req/s ranged \
-             {lo:.0}–{hi:.0}. Each % of ceiling uses the measurement taken just before the row.",
+            "- The ceiling was measured {} times (at the start and before each store); its req/s \
+             ranged {lo:.0}–{hi:.0}. Each % of ceiling uses the measurement taken just before \
+             that store's scenarios.",
             ceiling_rps.len()
         ));
     }
@@ -260,7 +261,7 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
         out,
         "p50/p99: latency to the end of the response (streams: to the `done` event). \
          % of ceiling: req/s over the ceiling's req/s for the same method, measured just \
-         before the row. Server CPU: the server process's CPU time (all threads) per \
+         before that store's scenarios. Server CPU: the server process's CPU time (all threads) per \
          request; % of ceiling by CPU: the ceiling's CPU per request over this one's, i.e. \
          the share of the ceiling's throughput this server would reach with the CPU to \
          itself (here the load generator shares the cores).\n"
@@ -398,9 +399,10 @@ async fn run_store(
         Err(BenchError::ExitedEarly { log_tail, .. }) => {
             let why = log_tail
                 .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
+                .find(|l| l.to_ascii_lowercase().contains("error"))
+                .or_else(|| log_tail.lines().find(|l| !l.trim().is_empty()))
                 .unwrap_or("")
+                .trim()
                 .to_owned();
             eprintln!("  {:>7} skipped: {why}", store.name());
             return Ok(StoreOutcome::Skipped(why));
@@ -414,20 +416,26 @@ async fn run_store(
         settings.big_session,
     )
     .await?;
+    // The ceiling again, right before this store's scenarios.
+    let mut references = Vec::new();
+    for scenario in Scenario::CEILING {
+        let load = scenarios::load_for(scenario, ceiling.addr(), None, shape);
+        let (reference, cpu) = measured(ceiling, &load).await?;
+        reference.require_success("measuring the ceiling")?;
+        ceiling_rps.push(reference.rps());
+        references.push((reference.rps(), cpu));
+    }
+    let (reference_get, reference_post) = (references[0], references[1]);
     let only = only.unwrap_or("");
     for scenario in Scenario::COLLOQUY {
         if !scenario.label(settings.big_session).contains(only) {
             continue;
         }
-        let paired = if scenario.method() == Method::GET {
-            Scenario::CeilingGet
+        let (reference, reference_cpu) = if scenario.method() == Method::GET {
+            &reference_get
         } else {
-            Scenario::CeilingPost
+            &reference_post
         };
-        let load = scenarios::load_for(paired, ceiling.addr(), None, shape);
-        let (reference, reference_cpu) = measured(ceiling, &load).await?;
-        reference.require_success("measuring the ceiling")?;
-        ceiling_rps.push(reference.rps());
         let load = scenarios::load_for(scenario, server.addr(), Some(&fixture), shape);
         let (result, cpu) = measured(&server, &load).await?;
         progress(store.name(), scenario, settings, &result);
@@ -435,10 +443,10 @@ async fn run_store(
             server: store.name().to_owned(),
             scenario: scenario.label(settings.big_session),
             result,
-            ceiling_rps: Some(reference.rps()),
+            ceiling_rps: Some(*reference),
             stream: scenario == Scenario::Stream,
             cpu_per_request: cpu,
-            ceiling_cpu_per_request: reference_cpu,
+            ceiling_cpu_per_request: *reference_cpu,
         });
     }
     if let Some(kib) = server.rss_kib() {
