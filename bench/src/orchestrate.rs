@@ -792,3 +792,52 @@ fn targets(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn redis_urls_are_rerouted_through_the_proxy() {
+        let proxy: SocketAddr = "127.0.0.1:4000".parse().expect("literal address");
+        assert_eq!(
+            redis_url_via("redis://127.0.0.1:6379/3", proxy),
+            "redis://127.0.0.1:4000/3"
+        );
+        assert_eq!(
+            redis_url_via("redis://localhost:6379", proxy),
+            "redis://127.0.0.1:4000"
+        );
+        assert_eq!(
+            redis_addr("redis://localhost:6379/0"),
+            Some("127.0.0.1:6379".parse().expect("literal address"))
+        );
+        assert_eq!(
+            redis_addr("redis://user:pw@127.0.0.1:7000/1"),
+            Some("127.0.0.1:7000".parse().expect("literal address"))
+        );
+        assert_eq!(redis_addr("memory"), None);
+    }
+
+    #[test]
+    fn explicit_binary_must_exist() {
+        let missing = Path::new("/nonexistent/colloquy");
+        assert!(matches!(
+            find_binary("colloquy", Some(missing)),
+            Err(BenchError::BinaryNotFound(p)) if p == missing
+        ));
+    }
+
+    #[test]
+    fn quick_settings_are_small_and_flags_override_them() {
+        let quick = Settings::from_args(&Args::parse_from(["colloquy-bench", "--quick"]));
+        assert!(quick.measure < Duration::from_millis(500));
+        assert!(quick.sse_streams < 1000);
+        let full = Settings::from_args(&Args::parse_from(["colloquy-bench", "--connections", "8"]));
+        assert_eq!(full.connections, 8);
+        assert_eq!(full.big_session, 10_000);
+        assert_eq!(full.sse_streams, 10_000);
+    }
+}
