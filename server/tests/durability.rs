@@ -175,6 +175,10 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
         acknowledged.extend(t.await.expect("client task"));
     }
     let messages: usize = acknowledged.values().map(|(_, ids)| ids.len()).sum();
+    eprintln!(
+        "killed with {} sessions and {messages} messages acknowledged",
+        acknowledged.len()
+    );
     assert!(
         messages + acknowledged.len() >= KILL_AFTER,
         "{} sessions, {messages} messages acknowledged",

@@ -339,6 +339,7 @@ async fn a_redis_outage_is_a_503_and_service_resumes_when_it_returns() {
     })
     .await
     .expect("service resumed within 10 s of Redis coming back");
+    eprintln!("service resumed {resumed:?} after Redis answered again");
     assert!(
         resumed <= Duration::from_secs(2),
         "service resumed {resumed:?} after Redis came back (at most 2 s)"
@@ -371,6 +372,21 @@ fn an_unreachable_redis_fails_fast_without_showing_the_password() {
         "names the store, password hidden: {stderr}"
     );
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+}
+
+#[test]
+fn rediss_urls_are_served_with_tls() {
+    let port = free_port(); // nothing listens there
+    let dir = TempDir::new("rediss");
+    let store = format!("rediss://127.0.0.1:{port}/0");
+    let Started::Failed(stderr) = Server::try_start(&dir.0, &["--store", &store]) else {
+        panic!("colloquy started without its Redis");
+    };
+    assert!(stderr.contains(&store), "{stderr}");
+    assert!(
+        !stderr.contains("feature is not enabled"),
+        "this build can speak TLS to Redis: {stderr}"
+    );
 }
 
 #[test]
