@@ -32,11 +32,13 @@ pub(crate) enum Failure {
     StoreSkipped(&'static str),
 }
 
-/// The binaries of the run.
+/// The binaries of the run, and what colloquy gets on a Redis store.
 struct Binaries {
     colloquy: PathBuf,
     ceiling: PathBuf,
     slow_echo: Option<PathBuf>,
+    /// `--redis-prefix <this run's prefix>` when the Redis is shared (`--redis-url`).
+    redis_args: Vec<String>,
 }
 
 /// `explicit`, or `name` beside this executable, in `$CARGO_TARGET_DIR/release`, or
@@ -89,9 +91,15 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
         colloquy: find_binary("colloquy", args.colloquy.as_deref())?,
         ceiling: find_binary("colloquy-ceiling", args.ceiling.as_deref())?,
         slow_echo: find_binary("colloquy-slow-echo", args.slow_echo.as_deref()).ok(),
+        redis_args: Vec::new(),
     };
     let logs = TempDir::new()?;
     let tag = run_tag();
+    let mut binaries = binaries;
+    let shared_redis_prefix = args.redis_url.as_ref().map(|_| format!("{tag}:"));
+    if let Some(prefix) = &shared_redis_prefix {
+        binaries.redis_args = vec!["--redis-prefix".to_owned(), prefix.clone()];
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -229,6 +237,9 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
         }
     }
     drop(private_redis);
+    if let (Some(url), Some(prefix)) = (&args.redis_url, &shared_redis_prefix) {
+        notes.push(delete_redis_keys(url, prefix));
+    }
     drop(ceiling);
     if ceiling_rps.len() > 2 {
         let lo = ceiling_rps.iter().copied().fold(f64::INFINITY, f64::min);
@@ -363,6 +374,9 @@ fn colloquy_command(
         "--log-level".to_owned(),
         "warn".to_owned(),
     ];
+    if store_arg.starts_with("redis") {
+        args.extend(binaries.redis_args.iter().cloned());
+    }
     args.extend(extra.iter().cloned());
     ServerCommand {
         name: name.to_owned(),
@@ -485,6 +499,42 @@ async fn start_redis(args: &Args, logs: &Path) -> Result<ServerProcess, BenchErr
         logs,
     )
     .await
+}
+
+/// Deletes this run's keys (`*{prefix}*`) from a shared Redis with `redis-cli`;
+/// returns a note saying what happened.
+fn delete_redis_keys(url: &str, prefix: &str) -> String {
+    let pattern = format!("*{prefix}*");
+    let scan = std::process::Command::new("redis-cli")
+        .args(["-u", url, "--scan", "--pattern", &pattern])
+        .output();
+    let keys: Vec<String> = match scan {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => {
+            return format!(
+                "- Could not list this run's Redis keys (`{pattern}`): delete them by hand."
+            )
+        }
+    };
+    let mut deleted = 0;
+    for batch in keys.chunks(500) {
+        let status = std::process::Command::new("redis-cli")
+            .args(["-u", url, "UNLINK"])
+            .args(batch)
+            .stdout(std::process::Stdio::null())
+            .status();
+        if status.is_ok_and(|s| s.success()) {
+            deleted += batch.len();
+        }
+    }
+    format!(
+        "- Deleted {deleted} of {} Redis keys matching `{pattern}` from the shared Redis.",
+        keys.len()
+    )
 }
 
 /// `redis://host:port/db` with the host and port replaced by `addr`.
