@@ -1,8 +1,9 @@
 //! `colloquy`: the Colloquy reference server.
 //!
 //! Reads its settings from flags and `COLLOQUY_*` variables (`colloquy --help`),
-//! opens the store and the model, and serves the HTTP/SSE API until SIGTERM or
-//! Ctrl-C, then shuts down gracefully and exits 0.
+//! opens the store (by default the SQLite file `./colloquy.db`) and the model, and
+//! serves the HTTP/SSE API until SIGTERM or Ctrl-C, then shuts down gracefully, closes
+//! the store (a SQLite file is checkpointed) and exits 0.
 
 mod config;
 mod duration;

@@ -93,6 +93,9 @@ pub(crate) struct StoreSpecError {
 /// any (Redis' 6379 otherwise).
 fn has_host_and_port(authority: &str) -> bool {
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.starts_with('[') && host.ends_with(']') {
+        return host.len() > 2; // an IPv6 address without a port
+    }
     match host.rsplit_once(':') {
         Some((h, p)) => !h.is_empty() && p.parse::<u16>().is_ok(),
         None => !host.is_empty(),
@@ -331,8 +334,15 @@ mod tests {
             .expect("valid");
         assert_eq!(spec.to_string(), "rediss://app:***@cache.example:6380/0");
 
-        let spec: StoreSpec = "redis://127.0.0.1:6379/0".parse().expect("valid");
-        assert_eq!(spec.to_string(), "redis://127.0.0.1:6379/0");
+        for plain in [
+            "redis://127.0.0.1:6379/0",
+            "redis://localhost",
+            "redis://[::1]:6379/0",
+            "redis://[::1]/0",
+        ] {
+            let spec: StoreSpec = plain.parse().expect(plain);
+            assert_eq!(spec.to_string(), plain);
+        }
 
         let e = "redis://:s3cret@host:63790000/0"
             .parse::<StoreSpec>()
