@@ -46,6 +46,6 @@ pub enum ConnectError {
     #[error("no Redis Cluster node given")]
     NoNodes,
     /// The URL is invalid or Redis could not be reached.
-    #[error("cannot connect to Redis: {0}")]
+    #[error("cannot connect to Redis")]
     Redis(#[from] redis::RedisError),
 }

@@ -19,10 +19,10 @@ pub(crate) enum SqliteError {
     #[error("session is inactive")]
     Inactive,
     /// SQLite refused or failed a statement.
-    #[error("sqlite: {0}")]
+    #[error("sqlite statement failed")]
     Sqlite(#[from] rusqlite::Error),
     /// Opening the database file failed.
-    #[error("opening database {path}: {source}")]
+    #[error("opening database {path}")]
     Open {
         /// The path given to `open`.
         path: String,
@@ -34,7 +34,7 @@ pub(crate) enum SqliteError {
     #[error("could not switch the database to WAL mode (journal_mode is {0})")]
     NoWal(String),
     /// Applying schema migration number `version` failed.
-    #[error("applying schema migration {version}: {source}")]
+    #[error("applying schema migration {version}")]
     Migrate {
         /// The schema version the migration leads to.
         version: usize,
@@ -51,13 +51,13 @@ pub(crate) enum SqliteError {
         supported: usize,
     },
     /// Stored metadata is not a JSON object.
-    #[error("stored metadata is not a JSON object: {0}")]
+    #[error("stored metadata is not a JSON object")]
     Json(#[from] serde_json::Error),
     /// A stored value cannot be decoded (a bad UUID, role or time).
     #[error("stored row is corrupt: {0}")]
     Corrupt(&'static str),
     /// The job's work was rolled back because its batch failed to commit.
-    #[error("the write transaction failed: {0}")]
+    #[error("the write transaction failed")]
     Batch(#[source] Arc<SqliteError>),
     /// An earlier job's failure aborted the shared write transaction.
     #[error("the write transaction was aborted by SQLite")]
@@ -69,7 +69,7 @@ pub(crate) enum SqliteError {
     #[error("the database connection thread has stopped")]
     Closed,
     /// Starting a connection thread failed.
-    #[error("starting a database thread: {0}")]
+    #[error("starting a database thread")]
     Thread(#[source] std::io::Error),
 }
 

@@ -2,8 +2,8 @@
 //! `ChatService` on top of it, with many concurrent writers on many sessions.
 //!
 //! ```text
-//! cargo run --release -p colloquy-redis --example throughput -- [redis://127.0.0.1:6379/0] [writers] [messages]
-//! COLLOQUY_REDIS_CLUSTER_NODES=127.0.0.1:7001,... cargo run --release -p colloquy-redis --example throughput -- cluster
+//! cargo run --release -p colloquy-redis --example redis_throughput -- [redis://127.0.0.1:6379/0] [writers] [messages]
+//! COLLOQUY_REDIS_CLUSTER_NODES=127.0.0.1:7001,... cargo run --release -p colloquy-redis --example redis_throughput -- cluster
 //! ```
 //!
 //! Keys go under a fresh random prefix and are deleted at the end.

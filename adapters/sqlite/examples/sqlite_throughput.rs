@@ -2,7 +2,7 @@
 //! versus memory, measured in one run:
 //!
 //! ```text
-//! cargo run --release -p colloquy-sqlite --example throughput [-- <messages> <clients>]
+//! cargo run --release -p colloquy-sqlite --example sqlite_throughput [-- <messages> <clients>]
 //! ```
 //!
 //! Each client appends to its own session, one message at a time, as the server's
