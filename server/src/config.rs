@@ -64,6 +64,11 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) openai: OpenAiArgs,
 
+    /// With `--model echo`: how long the echo model waits before each streamed chunk
+    /// (demos of streaming, benchmarks of many slow streams). `0` streams at once.
+    #[arg(long, env = "COLLOQUY_ECHO_CHUNK_DELAY", default_value = "0s", value_parser = duration::parse)]
+    pub(crate) echo_chunk_delay: Duration,
+
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://www.example.com,https://landing.example.com`; `*` allows any origin.
     /// Default: none (browsers on other origins are refused).
@@ -206,6 +211,7 @@ mod tests {
             StoreSpec::Sqlite(std::path::PathBuf::from("colloquy.db"))
         );
         assert_eq!(cli.model, ModelSpec::Echo);
+        assert_eq!(cli.echo_chunk_delay, Duration::ZERO);
         assert_eq!(cli.store_options().expect("valid"), StoreOptions::default());
     }
 

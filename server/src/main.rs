@@ -68,7 +68,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         })?;
     let model = cli
         .model
-        .build(&cli.openai)
+        .build(&cli.openai, cli.echo_chunk_delay)
         .map_err(|source| StartError::Model {
             spec: cli.model.clone(),
             source,

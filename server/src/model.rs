@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use colloquy_core::ports::ChatModel;
 use colloquy_core::EchoModel;
@@ -65,10 +66,15 @@ pub(crate) enum BuildModelError {
 }
 
 impl ModelSpec {
-    /// Builds the model; `openai` holds the `--openai-*` settings.
-    pub(crate) fn build(&self, openai: &OpenAiArgs) -> Result<Arc<dyn ChatModel>, BuildModelError> {
+    /// Builds the model; `openai` holds the `--openai-*` settings, `echo_chunk_delay`
+    /// the echo model's pause before each streamed chunk.
+    pub(crate) fn build(
+        &self,
+        openai: &OpenAiArgs,
+        echo_chunk_delay: Duration,
+    ) -> Result<Arc<dyn ChatModel>, BuildModelError> {
         match self {
-            Self::Echo => Ok(Arc::new(EchoModel::new())),
+            Self::Echo => Ok(Arc::new(EchoModel::with_chunk_delay(echo_chunk_delay))),
             Self::OpenAi => {
                 let model = OpenAiModel::new(openai.config())?;
                 tracing::info!(url = %model.url(), model = %model.config().model, "OpenAI-compatible model");

@@ -204,6 +204,7 @@ fn help_documents_every_setting() {
         ("--redis-prefix", "COLLOQUY_REDIS_PREFIX"),
         ("--sqlite-purge-interval", "COLLOQUY_SQLITE_PURGE_INTERVAL"),
         ("--model", "COLLOQUY_MODEL"),
+        ("--echo-chunk-delay", "COLLOQUY_ECHO_CHUNK_DELAY"),
         ("--cors-origins", "COLLOQUY_CORS_ORIGINS"),
         ("--max-body-bytes", "COLLOQUY_MAX_BODY_BYTES"),
         ("--max-message-bytes", "COLLOQUY_MAX_MESSAGE_BYTES"),
