@@ -265,7 +265,9 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
     }
 
     // The report.
-    let ok = rows.iter().all(|r| r.result.errors == 0 && r.result.completed > 0)
+    let ok = rows
+        .iter()
+        .all(|r| r.result.errors == 0 && r.result.completed > 0)
         && sse.as_ref().is_none_or(|s| s.errors == 0);
     let _ = writeln!(out, "{}", report::table(&rows));
     let _ = writeln!(

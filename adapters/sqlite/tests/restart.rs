@@ -41,7 +41,7 @@ fn message(clock: &ManualClock, session: &Session, n: usize) -> ChatMessage {
         id: Uuid::now_v7(),
         session: session.id,
         message: format!("message {n} — ünïcödé"),
-        role: if n % 2 == 0 {
+        role: if n.is_multiple_of(2) {
             Role::User
         } else {
             Role::Assistant
