@@ -34,5 +34,4 @@ bin="$target_dir/release"
 exec "$bin/colloquy-bench" \
     --colloquy "$bin/colloquy" \
     --ceiling "$bin/colloquy-ceiling" \
-    --slow-echo "$bin/colloquy-slow-echo" \
     "$@"

@@ -36,7 +36,6 @@ pub(crate) enum Failure {
 struct Binaries {
     colloquy: PathBuf,
     ceiling: PathBuf,
-    slow_echo: Option<PathBuf>,
     /// `--redis-prefix <this run's prefix>` when the Redis is shared (`--redis-url`).
     redis_args: Vec<String>,
 }
@@ -90,7 +89,6 @@ pub(crate) async fn run(args: &Args) -> Result<bool, Failure> {
     let binaries = Binaries {
         colloquy: find_binary("colloquy", args.colloquy.as_deref())?,
         ceiling: find_binary("colloquy-ceiling", args.ceiling.as_deref())?,
-        slow_echo: find_binary("colloquy-slow-echo", args.slow_echo.as_deref()).ok(),
         redis_args: Vec::new(),
     };
     let logs = TempDir::new()?;
@@ -630,9 +628,8 @@ async fn redis_round_trips(
     Ok(counts)
 }
 
-/// Runs SSE scale on colloquy (memory store) with a slow echo, or on
-/// `colloquy-slow-echo` when colloquy has no delay flag. Returns the result and a note
-/// saying which server ran it.
+/// Runs SSE scale on colloquy (memory store) with a slow echo model
+/// (`--echo-delay-arg`). Returns the result and a note saying which server ran it.
 async fn sse_scale(
     args: &Args,
     binaries: &Binaries,
@@ -648,42 +645,9 @@ async fn sse_scale(
         "memory",
         std::slice::from_ref(&delay_arg),
     );
-    let (server, how) = match ServerProcess::start(&command, logs).await {
-        Ok(server) => (
-            server,
-            format!("- SSE scale ran on `colloquy --store memory {delay_arg}`."),
-        ),
-        Err(BenchError::ExitedEarly { .. }) => {
-            let Some(slow_echo) = &binaries.slow_echo else {
-                return Err(BenchError::BinaryNotFound(PathBuf::from(
-                    "colloquy-slow-echo",
-                )));
-            };
-            let fallback = ServerCommand {
-                name: "slow-echo".to_owned(),
-                program: slow_echo.clone(),
-                args: vec![
-                    "--bind".to_owned(),
-                    "127.0.0.1:{port}".to_owned(),
-                    "--chunk-delay-ms".to_owned(),
-                    delay_ms.clone(),
-                ],
-                env: Vec::new(),
-                probe: Probe::Healthz,
-            };
-            (
-                ServerProcess::start(&fallback, logs).await?,
-                format!(
-                    "- SSE scale ran on `colloquy-slow-echo` (colloquy-http's `serve` + memory store + \
-                     `EchoModel::with_chunk_delay`, the code `colloquy --store memory` runs) because \
-                     `colloquy` refused `{delay_arg}`."
-                ),
-            )
-        }
-        Err(e) => return Err(e),
-    };
+    let server = ServerProcess::start(&command, logs).await?;
+    let mut how = format!("- SSE scale ran on `colloquy --store memory {delay_arg}`.");
     let mut streams = settings.sse_streams;
-    let mut how = how;
     if let Some(limit) = machine::open_files_limit() {
         let usable = usize::try_from(limit)
             .unwrap_or(usize::MAX)

@@ -21,11 +21,6 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) ceiling: Option<PathBuf>,
 
-    /// The `colloquy-slow-echo` binary, used for SSE scale when `colloquy` has no
-    /// per-chunk delay flag (default: beside this one, or target/release).
-    #[arg(long)]
-    pub(crate) slow_echo: Option<PathBuf>,
-
     /// Stores to benchmark, comma-separated.
     #[arg(
         long,
