@@ -41,16 +41,21 @@ async fn create(s: &TestStore, session_id: &str) -> Session {
     new
 }
 
-fn message(s: &TestStore, session: &Session, role: Role, text: &str) -> ChatMessage {
+/// A message as the service would build it, with a fresh random id.
+fn new_message(session: Uuid, role: Role, text: String, timestamp: DateTime<Utc>) -> ChatMessage {
     ChatMessage {
-        id: Uuid::now_v7(),
-        session: session.id,
-        message: text.to_owned(),
+        id: Uuid::new_v4(),
+        session,
+        message: text,
         role,
         metadata: Metadata::new(),
-        timestamp: now(s),
+        timestamp,
         is_deleted: false,
     }
+}
+
+fn message(s: &TestStore, session: &Session, role: Role, text: &str) -> ChatMessage {
+    new_message(session.id, role, text.to_owned(), now(s))
 }
 
 async fn append(s: &TestStore, session: &Session, role: Role, text: &str) -> ChatMessage {
@@ -599,11 +604,12 @@ pub async fn duplicate_message_id_conflicts(s: &TestStore) {
 pub async fn messages_keep_write_order_with_equal_timestamps(s: &TestStore) {
     let chat = create(s, "order").await;
     let written: Vec<String> = (0..12).map(|i| format!("m{i:02}")).collect();
-    // Ids are random, so no store can get the order right by sorting on them.
+    // Ids are random (v4), so no store can get the order right by sorting on them.
     for text in &written {
-        let mut m = message(s, &chat, Role::User, text);
-        m.id = Uuid::new_v4();
-        s.messages.append(m).await.expect("append");
+        s.messages
+            .append(message(s, &chat, Role::User, text))
+            .await
+            .expect("append");
     }
     let listed = list_all(s, &chat).await;
     assert_eq!(
@@ -810,15 +816,8 @@ pub async fn concurrent_appends_lose_nothing_and_agree_on_one_order(s: &TestStor
         let clock = Arc::clone(&s.clock);
         handles.push(tokio::spawn(async move {
             for i in 0..EACH {
-                let m = ChatMessage {
-                    id: Uuid::new_v4(),
-                    session: chat.id,
-                    message: format!("{task}:{i}"),
-                    role: Role::User,
-                    metadata: Metadata::new(),
-                    timestamp: colloquy_core::Clock::now(clock.as_ref()),
-                    is_deleted: false,
-                };
+                let now = colloquy_core::Clock::now(clock.as_ref());
+                let m = new_message(chat.id, Role::User, format!("{task}:{i}"), now);
                 messages.append(m).await.expect("append");
             }
         }));
@@ -883,15 +882,8 @@ pub async fn delete_racing_appends_leaves_no_orphans(s: &TestStore) {
         handles.push(tokio::spawn(async move {
             let mut written = Vec::new();
             for i in 0..40 {
-                let m = ChatMessage {
-                    id: Uuid::new_v4(),
-                    session: chat.id,
-                    message: format!("{task}:{i}"),
-                    role: Role::User,
-                    metadata: Metadata::new(),
-                    timestamp: colloquy_core::Clock::now(clock.as_ref()),
-                    is_deleted: false,
-                };
+                let now = colloquy_core::Clock::now(clock.as_ref());
+                let m = new_message(chat.id, Role::User, format!("{task}:{i}"), now);
                 match messages.append(m.clone()).await {
                     Ok(_) => written.push(m.id),
                     Err(StoreError::NotFound) => break,
