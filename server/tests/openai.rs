@@ -3,115 +3,58 @@
 
 #![allow(missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+mod common;
 
-use bytes::Bytes;
+use std::process::Command;
+
 use colloquy_openai::fake::{FakeServer, Reply, Step, SERVER_MODEL};
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_colloquy");
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A running `colloquy`, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{client, must, HttpClient, Server, TempDir, BIN, DEADLINE};
 
 /// Starts the binary with `--model openai` against `fake`; the API key comes from
 /// `OPENAI_API_KEY`, as it would in production.
-fn start(fake: &FakeServer, args: &[&str]) -> Server {
-    let mut child = Command::new(BIN)
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--store",
-            "memory",
-            "--model",
-            "openai",
-        ])
-        .args([
-            "--openai-base-url",
-            &fake.base_url(),
-            "--openai-model",
-            "e2e-model",
-        ])
-        .args(args)
+fn start(dir: &TempDir, fake: &FakeServer, args: &[&str]) -> Server {
+    let base_url = fake.base_url();
+    let mut all = vec![
+        "--store",
+        "memory",
+        "--model",
+        "openai",
+        "--openai-base-url",
+        &base_url,
+        "--openai-model",
+        "e2e-model",
+    ];
+    all.extend_from_slice(args);
+    let mut command = Server::command(&dir.0, &all);
+    command
         .env_remove("COLLOQUY_OPENAI_API_KEY")
-        .env("OPENAI_API_KEY", "sk-e2e-key")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let (line_tx, line_rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = line_tx.send(line);
-        }
-    });
-    let line = line_rx
-        .recv_timeout(DEADLINE)
-        .expect("the binary prints its address");
-    let base = line
-        .strip_prefix("colloquy listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, base }
+        .env("OPENAI_API_KEY", "sk-e2e-key");
+    Server::spawn(command)
 }
 
 struct Api {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     base: String,
 }
 
 impl Api {
     fn new(server: &Server) -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: client(),
             base: server.base.clone(),
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Bytes) {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let response = tokio::time::timeout(
-            DEADLINE,
-            self.client
-                .request(request.body(Full::new(Bytes::from(body))).expect("request")),
-        )
-        .await
-        .expect("an answer in time")
-        .expect("the server answers");
-        let status = response.status();
-        let bytes = tokio::time::timeout(DEADLINE, response.into_body().collect())
+    /// One request, answered (body included) within the deadline.
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, String) {
+        let url = format!("{}{path}", self.base);
+        let answer = tokio::time::timeout(DEADLINE, must(&self.client, method, &url, body))
             .await
-            .expect("the body in time")
-            .expect("body")
-            .to_bytes();
-        (status, bytes)
+            .expect("an answer in time");
+        (answer.status, answer.text)
     }
 
     async fn session(&self, id: &str) {
@@ -126,14 +69,13 @@ impl Api {
     }
 }
 
-fn json_body(bytes: &Bytes) -> Value {
-    serde_json::from_slice(bytes).expect("JSON body")
+fn json_body(text: &str) -> Value {
+    serde_json::from_str(text).expect("JSON body")
 }
 
 /// The `data` of every SSE event of a body.
-fn sse_events(bytes: &Bytes) -> Vec<Value> {
-    String::from_utf8_lossy(bytes)
-        .lines()
+fn sse_events(text: &str) -> Vec<Value> {
+    text.lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .map(|d| serde_json::from_str(d).expect("JSON event"))
         .collect()
@@ -154,7 +96,12 @@ async fn chat_and_streamed_chat_through_the_binary() {
         ]),
     ])
     .await;
-    let server = start(&fake, &["--openai-system-prompt", "Réponds en français."]);
+    let dir = TempDir::new("openai");
+    let server = start(
+        &dir,
+        &fake,
+        &["--openai-system-prompt", "Réponds en français."],
+    );
     let api = Api::new(&server);
     api.session("e2e").await;
 
@@ -165,7 +112,7 @@ async fn chat_and_streamed_chat_through_the_binary() {
             Some(json!({"session_id": "e2e", "message": "Salut"})),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(json_body(&body)["response"], "Bonjour !");
 
     let (status, body) = api
@@ -232,7 +179,9 @@ async fn model_failures_map_to_502_504_and_the_sse_error_event() {
         Reply::Stream(vec![Step::delta("half "), Step::error("upstream crashed")]),
     ])
     .await;
+    let dir = TempDir::new("openai-fail");
     let server = start(
+        &dir,
         &fake,
         &[
             "--openai-first-chunk-timeout",

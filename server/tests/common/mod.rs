@@ -96,14 +96,39 @@ impl Server {
 
     /// Starts the binary in `cwd`; reports its stderr if it exits instead of serving.
     pub fn try_start(cwd: &Path, args: &[&str]) -> Started {
-        let mut child = Command::new(BIN)
-            .current_dir(cwd)
-            .args(["--bind", "127.0.0.1:0", "--log-level", "warn"])
+        Self::try_spawn(Self::command(cwd, args))
+    }
+
+    /// The command `try_start` runs: `--bind 127.0.0.1:0`, `--log-level warn` unless
+    /// `args` set a level (clap rejects a repeated `--log-level`), then `args`; stdout
+    /// and stderr piped. Tests that need more (environment) adjust it and pass it to
+    /// [`Server::spawn`].
+    pub fn command(cwd: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command.current_dir(cwd).args(["--bind", "127.0.0.1:0"]);
+        if !args.contains(&"--log-level") {
+            command.args(["--log-level", "warn"]);
+        }
+        command
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs `command` (from [`Server::command`]) and waits for its address; panics if
+    /// it fails.
+    pub fn spawn(command: Command) -> Self {
+        match Self::try_spawn(command) {
+            Started::Serving(server) => server,
+            Started::Failed(stderr) => panic!("colloquy did not start: {stderr}"),
+        }
+    }
+
+    /// Runs `command` (from [`Server::command`]); reports its stderr if it exits
+    /// instead of serving.
+    pub fn try_spawn(mut command: Command) -> Started {
+        let mut child = command.spawn().expect("the binary starts");
         let stdout = child.stdout.take().expect("stdout piped");
         let stderr = child.stderr.take().expect("stderr piped");
         let (line_tx, line_rx) = mpsc::channel();
@@ -145,9 +170,15 @@ impl Server {
     }
 
     /// SIGTERM, then waits (bounded) for exit status 0; returns the log lines.
-    pub fn stop(mut self) -> Vec<String> {
+    pub fn stop(self) -> Vec<String> {
+        self.stop_with("TERM")
+    }
+
+    /// Sends `signal` (a `kill` name: `TERM`, `INT`, ...), then waits (bounded) for exit
+    /// status 0; returns the log lines.
+    pub fn stop_with(mut self, signal: &str) -> Vec<String> {
         let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(killed.success());
@@ -160,7 +191,12 @@ impl Server {
             thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "exit status {status}");
-        self.stderr.try_iter().collect()
+        // The reader thread ends at EOF, so this collects all of stderr.
+        let mut logs = Vec::new();
+        while let Ok(line) = self.stderr.recv_timeout(DEADLINE) {
+            logs.push(line);
+        }
+        logs
     }
 
     /// SIGKILL: no shutdown at all.
