@@ -18,10 +18,10 @@ use uuid::Uuid;
 
 use crate::clock::now_micros;
 use crate::error::{ErrorCode, ModelError, ServiceError, StoreError};
-use crate::message::{ChatMessage, Role};
+use crate::message::{ChatMessage, MessageDraft, Role};
 use crate::model::{FinishInfo, FinishReason, ModelEvent, ModelRequest};
 use crate::service::Deps;
-use crate::session::{Metadata, Session};
+use crate::session::{Metadata, Session, SessionRef};
 
 /// One event of a streamed answer. Sequence numbers count from 0 per response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,24 +155,23 @@ async fn store_answer(
     text: String,
     metadata: Metadata,
 ) -> Result<ChatMessage, StoreError> {
-    let message = ChatMessage {
+    let draft = MessageDraft {
         id: generation.response_id,
-        session: generation.session.id,
-        message: text,
         role: Role::Assistant,
+        message: text,
         metadata,
         timestamp: now_micros(deps.clock.as_ref()),
-        is_deleted: false,
     };
+    let session = SessionRef::from_uuid(generation.session.id);
     let mut attempt = 0;
     loop {
-        match deps.messages.append(message.clone()).await {
+        match deps.store.append(&session, draft.clone()).await {
             Err(StoreError::Unavailable(e)) if attempt < STORE_RETRIES => {
                 attempt += 1;
                 tracing::warn!(error = %e, attempt, "store unavailable while saving the answer; retrying");
                 tokio::time::sleep(STORE_RETRY_DELAY * attempt).await;
             }
-            other => return other,
+            other => return other.map(|(_, message)| message),
         }
     }
 }
@@ -187,7 +186,7 @@ pub(crate) async fn complete(
     let metadata = answer_metadata(&completion.info, elapsed_ms(started), None);
     let stored = store_answer(&deps, &generation, completion.text, metadata)
         .await
-        .map_err(ServiceError::from_session_store)?;
+        .map_err(ServiceError::from)?;
     Ok(ChatReply {
         response: stored.message,
         session_id: generation.session.session_id,
@@ -270,7 +269,7 @@ pub(crate) async fn stream(
                     tracing::error!(error = %e, response_id = %generation.response_id, "could not store the answer");
                     ChatEvent::Failed {
                         seq,
-                        code: ServiceError::from_session_store(e).code(),
+                        code: ServiceError::from(e).code(),
                     }
                 }
             }

@@ -124,6 +124,25 @@ impl ValidationError {
     }
 }
 
+/// Which kind of record a store error is about.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity {
+    /// A chat session.
+    Session,
+    /// A message.
+    Message,
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Session => "session",
+            Self::Message => "message",
+        })
+    }
+}
+
 /// The outcome of a store operation that did not succeed.
 ///
 /// Variants name contract outcomes, whatever the adapter; the cause is kept as `source`.
@@ -131,11 +150,12 @@ impl ValidationError {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The session or message does not exist, has expired, or is soft-deleted.
-    #[error("not found")]
-    NotFound,
-    /// A session with the same `session_id` (or id) already exists.
-    #[error("already exists")]
-    Conflict,
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// A session with the same `session_id` (or id), or a message with the same id,
+    /// already exists.
+    #[error("{0} already exists")]
+    Conflict(Entity),
     /// The session exists but its `is_active` is false, so it takes no new messages.
     #[error("session is inactive")]
     SessionInactive,
@@ -295,22 +315,20 @@ impl ServiceError {
             other => other.to_string(),
         }
     }
+}
 
-    /// Maps a store error met while working on a session.
-    pub(crate) fn from_session_store(e: StoreError) -> Self {
+impl From<StoreError> for ServiceError {
+    /// Maps a store outcome to the API's: the entity the store names decides the code.
+    /// A message id conflict cannot come from a client (the service chooses message
+    /// ids), so it is an internal error, never `session_exists`.
+    fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound => Self::SessionNotFound,
-            StoreError::Conflict => Self::SessionExists,
+            StoreError::NotFound(Entity::Message) => Self::MessageNotFound,
+            StoreError::NotFound(_) => Self::SessionNotFound,
+            StoreError::Conflict(Entity::Session) => Self::SessionExists,
             StoreError::SessionInactive => Self::SessionInactive,
+            StoreError::Conflict(_) => Self::Store(e),
             other => Self::Store(other),
-        }
-    }
-
-    /// Maps a store error met while working on a message.
-    pub(crate) fn from_message_store(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => Self::MessageNotFound,
-            other => Self::from_session_store(other),
         }
     }
 }
@@ -326,19 +344,31 @@ mod tests {
     }
 
     #[test]
-    fn store_errors_map_to_api_codes() {
-        let unavailable = ServiceError::Store(StoreError::unavailable("down"));
-        assert_eq!(unavailable.code(), ErrorCode::StoreUnavailable);
-        let backend = ServiceError::Store(StoreError::backend("corrupt row"));
+    fn store_errors_map_to_api_codes_by_entity() {
+        let code = |e: StoreError| ServiceError::from(e).code();
+        assert_eq!(
+            code(StoreError::unavailable("down")),
+            ErrorCode::StoreUnavailable
+        );
+        let backend = ServiceError::from(StoreError::backend("corrupt row"));
         assert_eq!(backend.code(), ErrorCode::Internal);
         assert!(!backend.public_message().contains("corrupt"));
         assert_eq!(
-            ServiceError::from_message_store(StoreError::NotFound).code(),
+            code(StoreError::NotFound(Entity::Message)),
             ErrorCode::MessageNotFound
         );
         assert_eq!(
-            ServiceError::from_session_store(StoreError::Conflict).code(),
+            code(StoreError::NotFound(Entity::Session)),
+            ErrorCode::SessionNotFound
+        );
+        assert_eq!(
+            code(StoreError::Conflict(Entity::Session)),
             ErrorCode::SessionExists
+        );
+        // The service picks message ids: a clash is a bug, never `session_exists`.
+        assert_eq!(
+            code(StoreError::Conflict(Entity::Message)),
+            ErrorCode::Internal
         );
     }
 

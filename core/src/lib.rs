@@ -15,7 +15,6 @@
 //! let clock = Arc::new(SystemClock);
 //! let store = Arc::new(MemoryStore::new(clock.clone()));
 //! let service = ChatService::new(
-//!     store.clone(),
 //!     store,
 //!     Arc::new(EchoModel::new()),
 //!     clock,
@@ -48,14 +47,17 @@ pub use clock::{format_time, parse_time, serde_time, Clock, ManualClock, SystemC
 pub use context::ContextBudget;
 pub use echo::EchoModel;
 pub use error::{
-    BoxError, ErrorCode, ModelError, ServiceError, StoreError, TimeoutKind, ValidationError,
+    BoxError, Entity, ErrorCode, ModelError, ServiceError, StoreError, TimeoutKind, ValidationError,
 };
-pub use message::{ChatMessage, MessageFilter, MessageView, NewMessage, Role};
+pub use message::{
+    ChatMessage, Cursor, MessageDraft, MessageFilter, MessageQuery, MessageView, NewMessage, Order,
+    Role,
+};
 pub use model::{
     Completion, ContextMessage, FinishInfo, FinishReason, ModelEvent, ModelRequest, Usage,
 };
-pub use service::{ChatService, ServiceConfig};
+pub use service::{ChatService, MessagePage, ServiceConfig};
 pub use session::{
-    generate_session_id, Metadata, NewSession, Page, Session, SessionFilter, SessionPatch,
-    SessionRef,
+    generate_session_id, Metadata, NewSession, Page, Retention, Session, SessionFilter,
+    SessionPatch, SessionRef, GENERATED_SESSION_ID_CHARS,
 };

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clock::serde_time;
-use crate::session::{Metadata, Session};
+use crate::session::{Metadata, Page, Session};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,6 +107,150 @@ pub struct NewMessage {
     pub role: Role,
     /// Application data.
     pub metadata: Metadata,
+}
+
+/// A message the service asks a store to append: everything but its session, which
+/// the store resolves from the [`SessionRef`](crate::SessionRef) it is given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageDraft {
+    /// Identifier chosen by the service.
+    pub id: Uuid,
+    /// Who wrote it.
+    pub role: Role,
+    /// The text, already validated.
+    pub message: String,
+    /// Application data.
+    pub metadata: Metadata,
+    /// When it was written; the store raises it to the previous message's if earlier.
+    pub timestamp: DateTime<Utc>,
+}
+
+impl MessageDraft {
+    /// The stored form of this draft in session `session`, not deleted.
+    #[must_use]
+    pub fn into_message(self, session: Uuid) -> ChatMessage {
+        ChatMessage {
+            id: self.id,
+            session,
+            message: self.message,
+            role: self.role,
+            metadata: self.metadata,
+            timestamp: self.timestamp,
+            is_deleted: false,
+        }
+    }
+}
+
+/// The order of a message list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Write order, oldest first (the default, as the seed lists).
+    #[default]
+    Asc,
+    /// Newest first: the page a chat UI loads first.
+    Desc,
+}
+
+impl Order {
+    /// Reads `asc` or `desc`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "asc" => Some(Self::Asc),
+            "desc" => Some(Self::Desc),
+            _ => None,
+        }
+    }
+
+    /// The order as the `order` query parameter spells it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Asc => "asc",
+            Self::Desc => "desc",
+        }
+    }
+
+    /// Whether the newest message comes first.
+    #[must_use]
+    pub const fn is_newest_first(self) -> bool {
+        matches!(self, Self::Desc)
+    }
+}
+
+/// Where in a session's write order a list starts: relative to a message, never to
+/// an offset, so pages neither skip nor repeat while messages are appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cursor {
+    /// Only messages written before this one.
+    Before(Uuid),
+    /// Only messages written after this one.
+    After(Uuid),
+}
+
+impl Cursor {
+    /// The message the cursor is relative to.
+    #[must_use]
+    pub const fn message(self) -> Uuid {
+        match self {
+            Self::Before(id) | Self::After(id) => id,
+        }
+    }
+
+    /// The half-open range of positions, in a session of `len` messages in write
+    /// order, that this cursor keeps; `place` finds the cursor message's position.
+    ///
+    /// # Errors
+    /// Whatever `place` fails with (the cursor names no message of the session).
+    pub fn range<E>(
+        self,
+        len: usize,
+        place: impl FnOnce(Uuid) -> Result<usize, E>,
+    ) -> Result<(usize, usize), E> {
+        Ok(match self {
+            Self::Before(id) => (0, place(id)?),
+            Self::After(id) => (place(id)? + 1, len),
+        })
+    }
+}
+
+/// Which page of a session's messages a list returns; see
+/// [`ChatStore::list_messages`](crate::ports::ChatStore::list_messages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageQuery {
+    /// Only messages that pass this filter.
+    pub filter: MessageFilter,
+    /// Oldest or newest first.
+    pub order: Order,
+    /// Only messages before or after a given one.
+    pub cursor: Option<Cursor>,
+    /// How many to skip (after the cursor, in `order`) and return at most.
+    pub page: Page,
+}
+
+impl MessageQuery {
+    /// The `limit` newest messages, newest first.
+    #[must_use]
+    pub fn newest(limit: usize) -> Self {
+        Self {
+            order: Order::Desc,
+            page: Page { limit, offset: 0 },
+            ..Self::default()
+        }
+    }
+
+    /// The `limit` oldest messages of one role, in write order.
+    #[must_use]
+    pub fn oldest_of_role(role: Role, limit: usize) -> Self {
+        Self {
+            filter: MessageFilter {
+                role: Some(role),
+                search: None,
+            },
+            page: Page { limit, offset: 0 },
+            ..Self::default()
+        }
+    }
 }
 
 /// Which messages of a session a list returns.

@@ -4,10 +4,25 @@
 //! `colloquy-conformance` crate has one check per sentence, so an adapter that passes
 //! the suite behaves like every other.
 //!
+//! # The store: [`ChatStore`]
+//!
+//! One trait holds sessions and their messages, and its methods are shaped like the
+//! API: every API operation is **one** store call (chat is two: [`ChatStore::begin_turn`]
+//! before the model runs, [`ChatStore::append`] after), taking the [`SessionRef`] the
+//! client gave and returning everything the response needs. On a networked store that
+//! is one round trip per API operation.
+//!
 //! Stores receive a [`Clock`] when they are built and judge expiry by it: a session
 //! whose `expires_at` is not after `clock.now()` is *expired*, and an expired session
-//! and its messages are invisible to every method, exactly as if deleted. A store may
-//! purge expired data physically at any later time.
+//! and its messages are invisible to every method, exactly as if deleted. They stay
+//! stored until [`ChatStore::purge_expired`] (or, on stores with physical key expiry,
+//! the backend) removes them: how long that is after expiry is the operator's
+//! *retention* setting.
+//!
+//! Every method except [`ChatStore::begin_turn`] is required; `begin_turn` has a
+//! default built from [`ChatStore::append`] and [`ChatStore::list_messages`], so a
+//! custom adapter can start with the required methods and override `begin_turn` for
+//! speed (one lock, one transaction, one script).
 //!
 //! # Writing your own adapter
 //!
@@ -17,13 +32,14 @@
 //!
 //! ```
 //! use std::collections::HashMap;
-//! use std::sync::{Arc, Mutex};
+//! use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 //!
 //! use async_trait::async_trait;
-//! use colloquy_core::ports::{MessageStore, SessionStore};
+//! use chrono::{DateTime, Utc};
+//! use colloquy_core::ports::ChatStore;
 //! use colloquy_core::{
-//!     ChatMessage, Clock, MessageFilter, Page, Session, SessionFilter, SessionPatch,
-//!     SessionRef, StoreError,
+//!     ChatMessage, Clock, Entity, MessageDraft, MessageQuery, Page, Session, SessionFilter,
+//!     SessionPatch, SessionRef, StoreError,
 //! };
 //! use uuid::Uuid;
 //!
@@ -33,58 +49,64 @@
 //!     messages: Vec<ChatMessage>, // in write order
 //! }
 //!
+//! impl Tables {
+//!     /// The live session a reference names: by UUID first, then by session_id.
+//!     fn find(&self, r: &SessionRef, now: DateTime<Utc>) -> Option<Session> {
+//!         let live = |s: &&Session| !s.is_expired_at(now);
+//!         let by_uuid = r.uuid().and_then(|id| self.sessions.get(&id)).filter(live);
+//!         let by_sid = || self.sessions.values().filter(live).find(|s| s.session_id == r.as_str());
+//!         by_uuid.or_else(by_sid).cloned()
+//!     }
+//! }
+//!
 //! struct NaiveStore {
 //!     clock: Arc<dyn Clock>,
 //!     tables: Mutex<Tables>,
 //! }
 //!
 //! impl NaiveStore {
-//!     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
-//!         self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-//!     }
-//!     fn live(&self, t: &Tables, id: Uuid) -> Option<Session> {
-//!         let now = self.clock.now();
-//!         t.sessions.get(&id).filter(|s| !s.is_expired_at(now)).cloned()
+//!     fn lock(&self) -> MutexGuard<'_, Tables> {
+//!         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
 //!     }
 //! }
 //!
+//! const NO_SESSION: StoreError = StoreError::NotFound(Entity::Session);
+//! const NO_MESSAGE: StoreError = StoreError::NotFound(Entity::Message);
+//!
 //! #[async_trait]
-//! impl SessionStore for NaiveStore {
-//!     async fn create(&self, session: &Session) -> Result<(), StoreError> {
+//! impl ChatStore for NaiveStore {
+//!     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
 //!         let mut t = self.lock();
 //!         let now = self.clock.now();
-//!         let taken = t.sessions.values().any(|s| {
-//!             !s.is_expired_at(now) && (s.id == session.id || s.session_id == session.session_id)
-//!         });
+//!         let taken = t.sessions.contains_key(&session.id)
+//!             || t.find(&SessionRef::parse(&session.session_id), now)
+//!                 .is_some_and(|s| s.session_id == session.session_id);
 //!         if taken {
-//!             return Err(StoreError::Conflict);
+//!             return Err(StoreError::Conflict(Entity::Session));
 //!         }
 //!         t.sessions.insert(session.id, session.clone());
 //!         Ok(())
 //!     }
-//!     async fn get(&self, r: &SessionRef) -> Result<Option<Session>, StoreError> {
-//!         let t = self.lock();
-//!         let now = self.clock.now();
-//!         let live = |s: &&Session| !s.is_expired_at(now);
-//!         let by_uuid = r.uuid().and_then(|id| t.sessions.get(&id)).filter(live);
-//!         let by_sid = || t.sessions.values().filter(live).find(|s| s.session_id == r.as_str());
-//!         Ok(by_uuid.or_else(by_sid).cloned())
+//!     async fn session(&self, r: &SessionRef) -> Result<Option<Session>, StoreError> {
+//!         Ok(self.lock().find(r, self.clock.now()))
 //!     }
-//!     async fn update(&self, id: Uuid, patch: &SessionPatch) -> Result<Session, StoreError> {
+//!     async fn update_session(&self, r: &SessionRef, patch: &SessionPatch)
+//!         -> Result<Session, StoreError> {
 //!         let mut t = self.lock();
-//!         let mut s = self.live(&t, id).ok_or(StoreError::NotFound)?;
+//!         let mut s = t.find(r, self.clock.now()).ok_or(NO_SESSION)?;
 //!         patch.apply_to(&mut s);
-//!         t.sessions.insert(id, s.clone());
+//!         t.sessions.insert(s.id, s.clone());
 //!         Ok(s)
 //!     }
-//!     async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+//!     async fn delete_session(&self, r: &SessionRef) -> Result<(), StoreError> {
 //!         let mut t = self.lock();
-//!         self.live(&t, id).ok_or(StoreError::NotFound)?;
-//!         t.sessions.remove(&id);
-//!         t.messages.retain(|m| m.session != id);
+//!         let s = t.find(r, self.clock.now()).ok_or(NO_SESSION)?;
+//!         t.sessions.remove(&s.id);
+//!         t.messages.retain(|m| m.session != s.id);
 //!         Ok(())
 //!     }
-//!     async fn list(&self, f: &SessionFilter, page: Page) -> Result<Vec<Session>, StoreError> {
+//!     async fn list_sessions(&self, f: &SessionFilter, page: Page)
+//!         -> Result<Vec<Session>, StoreError> {
 //!         let t = self.lock();
 //!         let now = self.clock.now();
 //!         let mut all: Vec<Session> = t.sessions.values()
@@ -92,168 +114,236 @@
 //!         all.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
 //!         Ok(all.into_iter().skip(page.offset).take(page.limit).collect())
 //!     }
-//!     async fn ping(&self) -> Result<(), StoreError> {
-//!         Ok(())
-//!     }
-//! }
-//!
-//! #[async_trait]
-//! impl MessageStore for NaiveStore {
-//!     async fn append(&self, message: ChatMessage) -> Result<ChatMessage, StoreError> {
+//!     async fn append(&self, to: &SessionRef, draft: MessageDraft)
+//!         -> Result<(Session, ChatMessage), StoreError> {
 //!         let mut t = self.lock();
-//!         let session = self.live(&t, message.session).ok_or(StoreError::NotFound)?;
+//!         let session = t.find(to, self.clock.now()).ok_or(NO_SESSION)?;
 //!         if !session.is_active {
 //!             return Err(StoreError::SessionInactive);
 //!         }
-//!         if t.messages.iter().any(|m| m.id == message.id) {
-//!             return Err(StoreError::Conflict);
+//!         if t.messages.iter().any(|m| m.id == draft.id) {
+//!             return Err(StoreError::Conflict(Entity::Message));
 //!         }
-//!         let mut message = message;
+//!         let mut message = draft.into_message(session.id);
 //!         if let Some(last) = t.messages.iter().rev().find(|m| m.session == session.id) {
 //!             message.timestamp = message.timestamp.max(last.timestamp);
 //!         }
 //!         t.messages.push(message.clone());
-//!         Ok(message)
+//!         Ok((session, message))
 //!     }
-//!     async fn get(&self, id: Uuid) -> Result<Option<ChatMessage>, StoreError> {
-//!         Ok(self.get_stored(id).await?.filter(|m| !m.is_deleted))
-//!     }
-//!     async fn get_stored(&self, id: Uuid) -> Result<Option<ChatMessage>, StoreError> {
+//!     async fn message(&self, id: Uuid) -> Result<Option<(ChatMessage, Session)>, StoreError> {
 //!         let t = self.lock();
-//!         let m = t.messages.iter().find(|m| m.id == id).cloned();
-//!         Ok(m.filter(|m| self.live(&t, m.session).is_some()))
+//!         let Some(m) = t.messages.iter().find(|m| m.id == id && !m.is_deleted) else {
+//!             return Ok(None);
+//!         };
+//!         let session = t.find(&SessionRef::from_uuid(m.session), self.clock.now());
+//!         Ok(session.map(|s| (m.clone(), s)))
 //!     }
-//!     async fn list(&self, session: Uuid, f: &MessageFilter, page: Page)
-//!         -> Result<Vec<ChatMessage>, StoreError> {
+//!     async fn list_messages(&self, of: &SessionRef, q: &MessageQuery)
+//!         -> Result<(Session, Vec<ChatMessage>), StoreError> {
 //!         let t = self.lock();
-//!         self.live(&t, session).ok_or(StoreError::NotFound)?;
-//!         Ok(t.messages.iter()
-//!             .filter(|m| m.session == session && !m.is_deleted && f.matches(m))
-//!             .skip(page.offset).take(page.limit).cloned().collect())
+//!         let session = t.find(of, self.clock.now()).ok_or(NO_SESSION)?;
+//!         let all: Vec<&ChatMessage> =
+//!             t.messages.iter().filter(|m| m.session == session.id).collect();
+//!         // The cursor's place in write order; it may be soft-deleted, but must be ours.
+//!         let place = |id: Uuid| all.iter().position(|m| m.id == id).ok_or(NO_MESSAGE);
+//!         let (from, to) = q.cursor.map_or(Ok((0, all.len())), |c| c.range(all.len(), place))?;
+//!         let window = all[from..to].iter().filter(|m| !m.is_deleted && q.filter.matches(m));
+//!         let page: Vec<ChatMessage> = if q.order.is_newest_first() {
+//!             window.rev().skip(q.page.offset).take(q.page.limit).map(|m| (*m).clone()).collect()
+//!         } else {
+//!             window.skip(q.page.offset).take(q.page.limit).map(|m| (*m).clone()).collect()
+//!         };
+//!         Ok((session, page))
 //!     }
-//!     async fn recent(&self, session: Uuid, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
-//!         let t = self.lock();
-//!         self.live(&t, session).ok_or(StoreError::NotFound)?;
-//!         let mut newest: Vec<ChatMessage> = t.messages.iter().rev()
-//!             .filter(|m| m.session == session && !m.is_deleted)
-//!             .take(limit).cloned().collect();
-//!         newest.reverse();
-//!         Ok(newest)
-//!     }
-//!     async fn soft_delete(&self, id: Uuid) -> Result<(), StoreError> {
+//!     async fn delete_message(&self, id: Uuid) -> Result<(), StoreError> {
 //!         let mut t = self.lock();
+//!         let now = self.clock.now();
 //!         let session = t.messages.iter().find(|m| m.id == id && !m.is_deleted).map(|m| m.session);
-//!         session.and_then(|s| self.live(&t, s)).ok_or(StoreError::NotFound)?;
+//!         session.and_then(|s| t.find(&SessionRef::from_uuid(s), now)).ok_or(NO_MESSAGE)?;
 //!         for m in t.messages.iter_mut().filter(|m| m.id == id) {
 //!             m.is_deleted = true;
 //!         }
 //!         Ok(())
 //!     }
+//!     async fn purge_expired(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+//!         let mut t = self.lock();
+//!         let gone: Vec<Uuid> = t.sessions.values()
+//!             .filter(|s| s.expires_at <= cutoff).map(|s| s.id).collect();
+//!         for id in &gone {
+//!             t.sessions.remove(id);
+//!         }
+//!         t.messages.retain(|m| !gone.contains(&m.session));
+//!         Ok(gone.len() as u64)
+//!     }
+//!     async fn ping(&self) -> Result<(), StoreError> {
+//!         Ok(())
+//!     }
 //! }
+//! # let clock: Arc<dyn Clock> = Arc::new(colloquy_core::SystemClock);
+//! # let _store: Arc<dyn ChatStore> = Arc::new(NaiveStore { clock, tables: Mutex::default() });
 //! ```
 
 use std::pin::Pin;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures::Stream;
 use uuid::Uuid;
 
 use crate::error::{ModelError, StoreError};
-use crate::message::{ChatMessage, MessageFilter};
+use crate::message::{ChatMessage, MessageDraft, MessageQuery, Role};
 use crate::model::{Completion, ModelEvent, ModelRequest};
 use crate::session::{Page, Session, SessionFilter, SessionPatch, SessionRef};
 
 pub use crate::clock::Clock;
 
-/// Stores chat sessions.
+/// What [`ChatStore::begin_turn`] returns: the stored user message and the history
+/// the model needs, read in the same step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    /// The session, as stored when the message was appended.
+    pub session: Session,
+    /// The user's message, as stored.
+    pub message: ChatMessage,
+    /// The session's oldest `window` non-deleted `system` messages, in write order.
+    pub system: Vec<ChatMessage>,
+    /// The session's newest `window` non-deleted messages of any role, oldest first;
+    /// the last one is `message`.
+    pub recent: Vec<ChatMessage>,
+}
+
+/// Stores chat sessions and their messages.
 ///
-/// Usually implemented by the same type as [`MessageStore`], since deleting a session
-/// deletes its messages.
+/// A session is named by a [`SessionRef`]: the live session whose `id` equals the
+/// reference's UUID if there is one, otherwise the live session whose `session_id`
+/// equals the reference's text. Every method that takes a reference fails with
+/// [`StoreError::NotFound`]`(Session)` when no live session matches (never existed,
+/// deleted, or expired by the store's clock), and writes nothing then.
 #[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
+pub trait ChatStore: Send + Sync + 'static {
     /// Stores a new session as given (the service has filled every field).
     ///
-    /// Fails with [`StoreError::Conflict`] when a live session already has the same
-    /// `session_id` or the same `id`; nothing is written then. The `session_id` of an
-    /// expired session may be reused.
-    async fn create(&self, session: &Session) -> Result<(), StoreError>;
+    /// Fails with [`StoreError::Conflict`]`(Session)` when a live session already has
+    /// the same `session_id`, or any stored session has the same `id`; nothing is
+    /// written then. The `session_id` of an expired session may be reused, even while
+    /// the expired session is still stored (retention).
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
 
-    /// Returns the live session that `reference` names: the one whose `id` equals the
-    /// reference's UUID if there is one, otherwise the one whose `session_id` equals
-    /// the reference's text.
-    ///
-    /// Returns `Ok(None)` when no live session matches (never existed, deleted, or
-    /// expired by the store's clock).
-    async fn get(&self, reference: &SessionRef) -> Result<Option<Session>, StoreError>;
+    /// Returns the live session that `reference` names, or `Ok(None)`.
+    async fn session(&self, reference: &SessionRef) -> Result<Option<Session>, StoreError>;
 
-    /// Applies `patch` to the live session `id` and returns the session as stored.
+    /// Applies `patch` to the live session `reference` names and returns the session
+    /// as stored.
     ///
     /// Fields the patch leaves `None` are unchanged; `metadata` is replaced whole. A
     /// changed `expires_at` applies to the session and all its messages at once.
-    /// Fails with [`StoreError::NotFound`] when the session is missing or expired.
-    async fn update(&self, id: Uuid, patch: &SessionPatch) -> Result<Session, StoreError>;
+    async fn update_session(
+        &self,
+        reference: &SessionRef,
+        patch: &SessionPatch,
+    ) -> Result<Session, StoreError>;
 
-    /// Deletes the live session `id` and every message in it, soft-deleted ones included.
+    /// Deletes the live session `reference` names and every message in it,
+    /// soft-deleted ones included.
     ///
-    /// Fails with [`StoreError::NotFound`] when the session is missing or expired, so a
-    /// second delete fails. Once it returns, no message of the session is visible, and
-    /// an append racing with the delete either fails with `NotFound` or is deleted too.
-    async fn delete(&self, id: Uuid) -> Result<(), StoreError>;
+    /// A second delete fails with `NotFound(Session)`. Once it returns, no message of
+    /// the session is visible, and an append racing with the delete either fails with
+    /// `NotFound(Session)` or is deleted too.
+    async fn delete_session(&self, reference: &SessionRef) -> Result<(), StoreError>;
 
     /// Lists live sessions that pass `filter`, newest `created_at` first (equal
     /// `created_at`: greater `id` first), skipping `page.offset` and returning at most
     /// `page.limit`. Filters follow [`SessionFilter::matches`] exactly.
-    async fn list(&self, filter: &SessionFilter, page: Page) -> Result<Vec<Session>, StoreError>;
-
-    /// Succeeds when the backend answers; used by readiness checks.
-    async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// Stores the messages of sessions.
-#[async_trait]
-pub trait MessageStore: Send + Sync + 'static {
-    /// Appends `message` to the end of its session's order and returns it as stored.
-    ///
-    /// Fails with [`StoreError::NotFound`] when the session is missing or expired, with
-    /// [`StoreError::SessionInactive`] when its `is_active` is false, and with
-    /// [`StoreError::Conflict`] when a message with the same `id` exists; nothing is
-    /// written then. The store raises the timestamp to the previous message's when it
-    /// is earlier, so ordering by `(timestamp, write order)` is the write order. When
-    /// many appends race on one session, each gets its own place in one total order.
-    async fn append(&self, message: ChatMessage) -> Result<ChatMessage, StoreError>;
-
-    /// Returns the message `id`, or `Ok(None)` when it is missing, soft-deleted, or its
-    /// session is missing or expired.
-    async fn get(&self, id: Uuid) -> Result<Option<ChatMessage>, StoreError>;
-
-    /// Returns the message `id` even when it is soft-deleted (with `is_deleted` set),
-    /// for audits; `Ok(None)` when it never existed or its session is missing or
-    /// expired. Soft delete never removes a row.
-    async fn get_stored(&self, id: Uuid) -> Result<Option<ChatMessage>, StoreError>;
-
-    /// Lists the session's non-deleted messages that pass `filter`, in write order,
-    /// skipping `page.offset` and returning at most `page.limit`. Filters follow
-    /// [`MessageFilter::matches`] exactly.
-    ///
-    /// Fails with [`StoreError::NotFound`] when the session is missing or expired. Costs
-    /// O(page) for an unfiltered list, however long the session.
-    async fn list(
+    async fn list_sessions(
         &self,
-        session: Uuid,
-        filter: &MessageFilter,
+        filter: &SessionFilter,
         page: Page,
-    ) -> Result<Vec<ChatMessage>, StoreError>;
+    ) -> Result<Vec<Session>, StoreError>;
 
-    /// Returns the session's `limit` newest non-deleted messages, oldest first.
+    /// Appends a message to the end of the live session `to` names; returns the
+    /// session and the message as stored.
     ///
-    /// Fails with [`StoreError::NotFound`] when the session is missing or expired.
-    async fn recent(&self, session: Uuid, limit: usize) -> Result<Vec<ChatMessage>, StoreError>;
+    /// Fails with [`StoreError::SessionInactive`] when the session's `is_active` is
+    /// false, and with [`StoreError::Conflict`]`(Message)` when a message with the
+    /// draft's `id` exists; nothing is written then. The store raises the timestamp
+    /// to the previous message's when it is earlier, so ordering by
+    /// `(timestamp, write order)` is the write order. When many appends race on one
+    /// session, each gets its own place in one total order.
+    async fn append(
+        &self,
+        to: &SessionRef,
+        draft: MessageDraft,
+    ) -> Result<(Session, ChatMessage), StoreError>;
+
+    /// Returns the message `id` with its session, or `Ok(None)` when the message is
+    /// missing or soft-deleted, or its session is missing or expired.
+    async fn message(&self, id: Uuid) -> Result<Option<(ChatMessage, Session)>, StoreError>;
+
+    /// Lists the non-deleted messages of the live session `of` names that pass
+    /// `query`; returns the session and the page.
+    ///
+    /// Of the session's messages in write order, a `Before(id)` cursor keeps those
+    /// written before message `id`, an `After(id)` cursor those written after it (the
+    /// cursor message may be soft-deleted); filters follow [`MessageFilter::matches`]
+    /// exactly; the rest are taken in `query.order`, skipping `query.page.offset` and
+    /// returning at most `query.page.limit`. Fails with `NotFound(Message)` when the
+    /// cursor names no message of this session. Costs O(offset + page) for an
+    /// unfiltered query, whatever the order, cursor or length of the session.
+    ///
+    /// [`MessageFilter::matches`]: crate::MessageFilter::matches
+    async fn list_messages(
+        &self,
+        of: &SessionRef,
+        query: &MessageQuery,
+    ) -> Result<(Session, Vec<ChatMessage>), StoreError>;
 
     /// Marks the message `id` deleted; it stays stored but no reader sees it.
     ///
-    /// Fails with [`StoreError::NotFound`] when it is missing, already soft-deleted, or
-    /// its session is missing or expired.
-    async fn soft_delete(&self, id: Uuid) -> Result<(), StoreError>;
+    /// Fails with `NotFound(Message)` when it is missing, already soft-deleted, or its
+    /// session is missing or expired.
+    async fn delete_message(&self, id: Uuid) -> Result<(), StoreError>;
+
+    /// Removes physically every session whose `expires_at` is at or before `cutoff`,
+    /// with all its messages; returns how many sessions it removed.
+    ///
+    /// The service calls it with `now - retention`, so expired data stays stored (and
+    /// invisible) for the retention period. It never removes a session expiring after
+    /// `cutoff`, nor a newer session that reused a purged session's `session_id`. A
+    /// store whose backend expires data by itself (Redis key expiry) may return 0.
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Succeeds when the backend answers; used by readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Chat's first step: appends the user's message as [`ChatStore::append`] does and
+    /// returns it with the context the model needs (see [`Turn`]), at most `window`
+    /// system messages and `window` recent ones.
+    ///
+    /// The default makes three calls; adapters override it to do all in one step.
+    /// Costs O(window), however long the session.
+    async fn begin_turn(
+        &self,
+        to: &SessionRef,
+        draft: MessageDraft,
+        window: usize,
+    ) -> Result<Turn, StoreError> {
+        let (session, message) = self.append(to, draft).await?;
+        let this = SessionRef::from_uuid(session.id);
+        let (_, system) = self
+            .list_messages(&this, &MessageQuery::oldest_of_role(Role::System, window))
+            .await?;
+        let (_, mut recent) = self
+            .list_messages(&this, &MessageQuery::newest(window))
+            .await?;
+        recent.reverse();
+        Ok(Turn {
+            session,
+            message,
+            system,
+            recent,
+        })
+    }
 }
 
 /// A stream of model output; see [`ChatModel::stream`].

@@ -13,11 +13,12 @@ use crate::chat::{self, ChatReply, ChatStream, Generation};
 use crate::clock::{now_micros, Clock};
 use crate::context::{self, ContextBudget};
 use crate::error::{ServiceError, ValidationError};
-use crate::message::{ChatMessage, MessageFilter, MessageView, NewMessage, Role};
-use crate::model::ModelRequest;
-use crate::ports::{ChatModel, MessageStore, SessionStore};
+use crate::message::{Cursor, MessageDraft, MessageQuery, MessageView, NewMessage, Order, Role};
+use crate::model::{ContextMessage, ModelRequest};
+use crate::ports::{ChatModel, ChatStore};
 use crate::session::{
-    generate_session_id, NewSession, Page, Session, SessionFilter, SessionPatch, SessionRef,
+    generate_session_id, NewSession, Page, Retention, Session, SessionFilter, SessionPatch,
+    SessionRef,
 };
 use crate::validate::Limits;
 
@@ -30,6 +31,9 @@ pub struct ServiceConfig {
     pub limits: Limits,
     /// How much history the model sees.
     pub context: ContextBudget,
+    /// How long expired sessions stay stored before [`ChatService::purge_expired`]
+    /// removes them. Default 0 (purged at the first purge after expiry).
+    pub retention: Retention,
 }
 
 impl Default for ServiceConfig {
@@ -38,14 +42,23 @@ impl Default for ServiceConfig {
             session_ttl: chrono::Duration::hours(24),
             limits: Limits::default(),
             context: ContextBudget::default(),
+            retention: Retention::default(),
         }
     }
 }
 
+/// A page of a session's messages; see [`ChatService::list_messages`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessagePage {
+    /// The messages, in the order asked for.
+    pub messages: Vec<MessageView>,
+    /// Where the next page starts, when this one was cut by the limit.
+    pub next: Option<Cursor>,
+}
+
 /// The adapters a service works through, shared with its generation tasks.
 pub(crate) struct Deps {
-    pub(crate) sessions: Arc<dyn SessionStore>,
-    pub(crate) messages: Arc<dyn MessageStore>,
+    pub(crate) store: Arc<dyn ChatStore>,
     pub(crate) model: Arc<dyn ChatModel>,
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -71,18 +84,17 @@ impl std::fmt::Debug for ChatService {
 }
 
 impl ChatService {
-    /// A service over the given adapters.
+    /// A service over the given adapters. `clock` should be the one the store was
+    /// built with, so both agree on what has expired.
     pub fn new(
-        sessions: Arc<dyn SessionStore>,
-        messages: Arc<dyn MessageStore>,
+        store: Arc<dyn ChatStore>,
         model: Arc<dyn ChatModel>,
         clock: Arc<dyn Clock>,
         config: ServiceConfig,
     ) -> Self {
         Self {
             deps: Arc::new(Deps {
-                sessions,
-                messages,
+                store,
                 model,
                 clock,
             }),
@@ -146,11 +158,7 @@ impl ChatService {
             is_active: true,
             metadata: new.metadata,
         };
-        self.deps
-            .sessions
-            .create(&session)
-            .await
-            .map_err(ServiceError::from_session_store)?;
+        self.deps.store.create_session(&session).await?;
         Ok(session)
     }
 
@@ -160,10 +168,9 @@ impl ChatService {
     /// `session_not_found`, or a store failure.
     pub async fn get_session(&self, reference: &SessionRef) -> Result<Session, ServiceError> {
         self.deps
-            .sessions
-            .get(reference)
-            .await
-            .map_err(ServiceError::from_session_store)?
+            .store
+            .session(reference)
+            .await?
             .ok_or(ServiceError::SessionNotFound)
     }
 
@@ -180,12 +187,7 @@ impl ChatService {
         if let Some(at) = patch.expires_at {
             self.future_expiry(at, self.now())?;
         }
-        let session = self.get_session(reference).await?;
-        self.deps
-            .sessions
-            .update(session.id, &patch)
-            .await
-            .map_err(ServiceError::from_session_store)
+        Ok(self.deps.store.update_session(reference, &patch).await?)
     }
 
     /// Deletes a session and all its messages.
@@ -193,12 +195,7 @@ impl ChatService {
     /// # Errors
     /// `session_not_found` (also on a second delete), or a store failure.
     pub async fn delete_session(&self, reference: &SessionRef) -> Result<(), ServiceError> {
-        let session = self.get_session(reference).await?;
-        self.deps
-            .sessions
-            .delete(session.id)
-            .await
-            .map_err(ServiceError::from_session_store)
+        Ok(self.deps.store.delete_session(reference).await?)
     }
 
     /// Lists live sessions, newest first.
@@ -210,11 +207,18 @@ impl ChatService {
         filter: &SessionFilter,
         page: Page,
     ) -> Result<Vec<Session>, ServiceError> {
-        self.deps
-            .sessions
-            .list(filter, page)
-            .await
-            .map_err(ServiceError::from_session_store)
+        Ok(self.deps.store.list_sessions(filter, page).await?)
+    }
+
+    /// A new message draft: a fresh id, the current time.
+    fn draft(&self, role: Role, message: String, metadata: crate::Metadata) -> MessageDraft {
+        MessageDraft {
+            id: Uuid::now_v7(),
+            role,
+            message,
+            metadata,
+            timestamp: self.now(),
+        }
     }
 
     /// Stores a message written by a client (any role).
@@ -222,34 +226,9 @@ impl ChatService {
     /// # Errors
     /// `session_not_found`, `session_inactive`, or a store failure.
     pub async fn create_message(&self, new: NewMessage) -> Result<MessageView, ServiceError> {
-        let session = self.get_session(&new.session).await?;
-        let stored = self
-            .append(&session, new.role, new.message, new.metadata)
-            .await?;
+        let draft = self.draft(new.role, new.message, new.metadata);
+        let (session, stored) = self.deps.store.append(&new.session, draft).await?;
         Ok(MessageView::new(stored, session))
-    }
-
-    async fn append(
-        &self,
-        session: &Session,
-        role: Role,
-        text: String,
-        metadata: crate::Metadata,
-    ) -> Result<ChatMessage, ServiceError> {
-        let message = ChatMessage {
-            id: Uuid::now_v7(),
-            session: session.id,
-            message: text,
-            role,
-            metadata,
-            timestamp: self.now(),
-            is_deleted: false,
-        };
-        self.deps
-            .messages
-            .append(message)
-            .await
-            .map_err(ServiceError::from_session_store)
     }
 
     /// A live message with its session.
@@ -258,44 +237,47 @@ impl ChatService {
     /// `message_not_found` (also when soft-deleted or its session expired), or a store
     /// failure.
     pub async fn get_message(&self, id: Uuid) -> Result<MessageView, ServiceError> {
-        let message = self
+        let (message, session) = self
             .deps
-            .messages
-            .get(id)
-            .await
-            .map_err(ServiceError::from_message_store)?
-            .ok_or(ServiceError::MessageNotFound)?;
-        let session = self
-            .deps
-            .sessions
-            .get(&SessionRef::from_uuid(message.session))
-            .await
-            .map_err(ServiceError::from_session_store)?
+            .store
+            .message(id)
+            .await?
             .ok_or(ServiceError::MessageNotFound)?;
         Ok(MessageView::new(message, session))
     }
 
-    /// Lists a session's live messages in write order.
+    /// Lists a page of a session's live messages (see [`MessageQuery`]), and where
+    /// the next page starts when this one was cut by the limit.
     ///
     /// # Errors
-    /// `session_not_found`, or a store failure.
+    /// `session_not_found`, `message_not_found` for a cursor that names no message of
+    /// the session, or a store failure.
     pub async fn list_messages(
         &self,
         reference: &SessionRef,
-        filter: &MessageFilter,
-        page: Page,
-    ) -> Result<Vec<MessageView>, ServiceError> {
-        let session = self.get_session(reference).await?;
-        let messages = self
-            .deps
-            .messages
-            .list(session.id, filter, page)
-            .await
-            .map_err(ServiceError::from_session_store)?;
-        Ok(messages
-            .into_iter()
-            .map(|m| MessageView::new(m, session.clone()))
-            .collect())
+        query: &MessageQuery,
+    ) -> Result<MessagePage, ServiceError> {
+        let limit = query.page.limit;
+        // One more than asked for tells whether the page was cut.
+        let mut probe = query.clone();
+        probe.page.limit = limit.saturating_add(1);
+        let (session, mut messages) = self.deps.store.list_messages(reference, &probe).await?;
+        let next = if messages.len() > limit {
+            messages.truncate(limit);
+            messages.last().map(|last| match query.order {
+                Order::Asc => Cursor::After(last.id),
+                Order::Desc => Cursor::Before(last.id),
+            })
+        } else {
+            None
+        };
+        Ok(MessagePage {
+            messages: messages
+                .into_iter()
+                .map(|m| MessageView::new(m, session.clone()))
+                .collect(),
+            next,
+        })
     }
 
     /// Soft-deletes a message.
@@ -303,51 +285,31 @@ impl ChatService {
     /// # Errors
     /// `message_not_found` (also on a second delete), or a store failure.
     pub async fn delete_message(&self, id: Uuid) -> Result<(), ServiceError> {
-        self.deps
-            .messages
-            .soft_delete(id)
-            .await
-            .map_err(ServiceError::from_message_store)
+        Ok(self.deps.store.delete_message(id).await?)
     }
 
-    /// Stores the user's message and prepares the model's context, newest history
-    /// within the budget.
+    /// Stores the user's message and reads the model's context in one store call.
     async fn begin_chat(&self, new: NewMessage) -> Result<Generation, ServiceError> {
-        let session = self.get_session(&new.session).await?;
-        let user = self
-            .append(&session, Role::User, new.message, new.metadata)
-            .await?;
         let budget = self.config.context;
-        let system_filter = MessageFilter {
-            role: Some(Role::System),
-            search: None,
-        };
-        let messages = &self.deps.messages;
-        let (system, recent) = tokio::try_join!(
-            messages.list(
-                session.id,
-                &system_filter,
-                Page {
-                    limit: Page::MAX_LIMIT,
-                    offset: 0
-                }
-            ),
-            messages.recent(session.id, budget.max_messages),
-        )
-        .map_err(ServiceError::from_session_store)?;
+        let draft = self.draft(Role::User, new.message, new.metadata);
+        let turn = self
+            .deps
+            .store
+            .begin_turn(&new.session, draft, budget.max_messages)
+            .await?;
         let mut request = ModelRequest {
-            messages: context::assemble(&system, &recent, budget),
+            messages: context::assemble(&turn.system, &turn.recent, budget),
         };
-        if !recent.iter().any(|m| m.id == user.id) {
+        if !turn.recent.iter().any(|m| m.id == turn.message.id) {
             // Only possible if the budget keeps no messages at all; the question must go.
-            request.messages.push(crate::model::ContextMessage {
+            request.messages.push(ContextMessage {
                 role: Role::User,
-                content: user.message.clone(),
+                content: turn.message.message.clone(),
             });
         }
         Ok(Generation {
-            session,
-            message_id: user.id,
+            session: turn.session,
+            message_id: turn.message.id,
             response_id: Uuid::now_v7(),
             request,
         })
@@ -398,12 +360,24 @@ impl ChatService {
         Ok(stream)
     }
 
+    /// Removes the sessions whose retention has run out (see
+    /// [`ServiceConfig::retention`]); returns how many. Servers call it periodically.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn purge_expired(&self) -> Result<u64, ServiceError> {
+        match self.config.retention.cutoff(self.deps.clock.now()) {
+            Some(cutoff) => Ok(self.deps.store.purge_expired(cutoff).await?),
+            None => Ok(0),
+        }
+    }
+
     /// Succeeds when the store answers.
     ///
     /// # Errors
     /// The store's failure.
     pub async fn ready(&self) -> Result<(), ServiceError> {
-        self.deps.sessions.ping().await.map_err(ServiceError::Store)
+        Ok(self.deps.store.ping().await?)
     }
 
     /// How many generations are running.

@@ -40,9 +40,11 @@ impl Session {
 
 /// A reference to a session given by a client: its UUID **or** its `session_id`.
 ///
-/// A `session_id` may itself look like a UUID, so a store resolves a reference by
-/// trying the UUID first and the `session_id` second (see
-/// [`SessionStore::get`](crate::ports::SessionStore::get)).
+/// Only the hyphenated 36-character form counts as a UUID (the form the API
+/// returns); any other text, 32 bare hex digits included, is a `session_id` only. A
+/// custom `session_id` may itself be a hyphenated UUID, so a store resolves a
+/// reference by trying the UUID first and the `session_id` second (see
+/// [`ChatStore`](crate::ports::ChatStore)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SessionRef {
     raw: String,
@@ -54,9 +56,10 @@ impl SessionRef {
     /// UUID nor a valid `session_id` simply matches nothing.
     #[must_use]
     pub fn parse(input: &str) -> Self {
+        let hyphenated = input.len() == 36;
         Self {
             raw: input.to_owned(),
-            uuid: Uuid::parse_str(input).ok(),
+            uuid: hyphenated.then(|| Uuid::try_parse(input).ok()).flatten(),
         }
     }
 
@@ -196,14 +199,68 @@ impl Default for Page {
     }
 }
 
-/// Generates a `session_id`: 128 random bits as 32 lowercase hex characters.
+/// How long an expired session's data stays stored, invisible to every reader,
+/// before it is purged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Purge this long after expiry (`0`: as soon as the purge runs; the default).
+    For(chrono::Duration),
+    /// Never purge: transcripts are kept for the operator.
+    Forever,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self::For(chrono::Duration::zero())
+    }
+}
+
+impl Retention {
+    /// The `cutoff` for [`ChatStore::purge_expired`](crate::ports::ChatStore::purge_expired)
+    /// at `now`: sessions expired at or before it may go. `None` for `Forever`.
+    #[must_use]
+    pub fn cutoff(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Self::For(keep) => now.checked_sub_signed(keep),
+            Self::Forever => None,
+        }
+    }
+
+    /// When the data of a session expiring at `expires_at` may be removed; `None`
+    /// for `Forever`. Stores with physical key expiry set their keys' expiry to this.
+    #[must_use]
+    pub fn purge_at(self, expires_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Self::For(keep) => expires_at.checked_add_signed(keep),
+            Self::Forever => None,
+        }
+    }
+}
+
+/// Length of a generated `session_id`: 26 characters of base32, 128 random bits.
+pub const GENERATED_SESSION_ID_CHARS: usize = 26;
+
+/// Generates a `session_id`: 128 bits from the operating system's random source,
+/// written as 26 lowercase base32 characters (`a-z`, `2-7`; RFC 4648 alphabet, no
+/// padding). It can never be read as a UUID (wrong length), so resolving it costs
+/// one lookup; ids issued before (32 hex digits) keep working as `session_id`s.
 ///
 /// # Errors
 /// When the operating system's random source fails.
 pub fn generate_session_id() -> Result<String, getrandom::Error> {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let bits = u128::from_be_bytes(bytes);
+    // 26 five-bit groups cover 130 bits; the top group holds the 3 highest bits.
+    Ok((0..GENERATED_SESSION_ID_CHARS)
+        .rev()
+        .map(|group| {
+            let shift = group * 5;
+            let index = (bits >> shift) & 0x1f;
+            char::from(ALPHABET[usize::try_from(index).unwrap_or(0)])
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -224,12 +281,34 @@ mod tests {
     }
 
     #[test]
-    fn generated_ids_are_unique_hex_of_128_bits() {
+    fn generated_ids_are_unique_base32_never_uuids() {
         let a = generate_session_id().expect("random source");
         let b = generate_session_id().expect("random source");
-        assert_eq!(a.len(), 32);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a.len(), GENERATED_SESSION_ID_CHARS);
+        assert!(a.bytes().all(|c| matches!(c, b'a'..=b'z' | b'2'..=b'7')));
+        assert!(crate::validate::session_id(&a).is_ok());
         assert_ne!(a, b);
+        assert_eq!(SessionRef::parse(&a).uuid(), None);
+    }
+
+    #[test]
+    fn only_hyphenated_uuids_are_uuid_references() {
+        let id = Uuid::new_v4();
+        assert_eq!(SessionRef::parse(&id.to_string()).uuid(), Some(id));
+        assert_eq!(SessionRef::parse(&id.simple().to_string()).uuid(), None);
+        assert_eq!(SessionRef::parse(&id.braced().to_string()).uuid(), None);
+        assert_eq!(SessionRef::parse(&id.urn().to_string()).uuid(), None);
+    }
+
+    #[test]
+    fn retention_cutoff_and_purge_time() {
+        let now = Utc::now();
+        assert_eq!(Retention::default().cutoff(now), Some(now));
+        let day = chrono::Duration::days(1);
+        assert_eq!(Retention::For(day).cutoff(now), Some(now - day));
+        assert_eq!(Retention::For(day).purge_at(now), Some(now + day));
+        assert_eq!(Retention::Forever.cutoff(now), None);
+        assert_eq!(Retention::Forever.purge_at(now), None);
     }
 
     #[test]

@@ -6,10 +6,11 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::clock::parse_time;
 use crate::error::ValidationError;
-use crate::message::{MessageFilter, NewMessage, Role};
+use crate::message::{Cursor, MessageFilter, MessageQuery, NewMessage, Order, Role};
 use crate::session::{Metadata, NewSession, Page, SessionFilter, SessionPatch, SessionRef};
 
 /// Size limits on input; all configurable, defaults as documented in API.md.
@@ -336,13 +337,14 @@ pub fn session_query(pairs: &[(String, String)]) -> Result<(SessionFilter, Page)
 }
 
 /// Reads the query of `GET /messages/`: `session_id` (required), `role`, `search`,
-/// `limit`, `offset`.
+/// `order` (`asc`|`desc`), `before` / `after` (a message id; not both), `limit`,
+/// `offset`.
 ///
 /// # Errors
 /// `missing_field` without `session_id`; `invalid_field` naming a bad parameter.
 pub fn message_query(
     pairs: &[(String, String)],
-) -> Result<(SessionRef, MessageFilter, Page), ValidationError> {
+) -> Result<(SessionRef, MessageQuery), ValidationError> {
     let session =
         non_empty(pairs, "session_id").ok_or_else(|| ValidationError::missing("session_id"))?;
     let role = match last(pairs, "role") {
@@ -351,11 +353,40 @@ pub fn message_query(
             ValidationError::invalid("role", "must be one of user, assistant, system")
         })?),
     };
-    let filter = MessageFilter {
-        role,
-        search: non_empty(pairs, "search"),
+    let order = match last(pairs, "order") {
+        None | Some("") => Order::default(),
+        Some(o) => Order::parse(o)
+            .ok_or_else(|| ValidationError::invalid("order", "must be asc or desc"))?,
     };
-    Ok((SessionRef::parse(&session), filter, page(pairs)?))
+    let cursor_id = |key: &str| -> Result<Option<Uuid>, ValidationError> {
+        non_empty(pairs, key)
+            .map(|v| {
+                Uuid::try_parse(&v)
+                    .map_err(|_| ValidationError::invalid(key, "must be a message id (a UUID)"))
+            })
+            .transpose()
+    };
+    let cursor = match (cursor_id("before")?, cursor_id("after")?) {
+        (Some(_), Some(_)) => {
+            return Err(ValidationError::invalid(
+                "after",
+                "give before or after, not both",
+            ))
+        }
+        (Some(id), None) => Some(Cursor::Before(id)),
+        (None, Some(id)) => Some(Cursor::After(id)),
+        (None, None) => None,
+    };
+    let query = MessageQuery {
+        filter: MessageFilter {
+            role,
+            search: non_empty(pairs, "search"),
+        },
+        order,
+        cursor,
+        page: page(pairs)?,
+    };
+    Ok((SessionRef::parse(&session), query))
 }
 
 #[cfg(test)]
@@ -488,10 +519,49 @@ mod tests {
     fn message_query_requires_session() {
         let e = message_query(&q(&[("role", "user")])).expect_err("missing");
         assert_eq!(e.code, ErrorCode::MissingField);
-        let (r, f, _) =
+        let (r, query) =
             message_query(&q(&[("session_id", "abc"), ("role", "system")])).expect("ok");
         assert_eq!(r.as_str(), "abc");
-        assert_eq!(f.role, Some(Role::System));
+        assert_eq!(query.filter.role, Some(Role::System));
+        assert_eq!(query.order, Order::Asc);
+        assert_eq!(query.cursor, None);
         assert!(message_query(&q(&[("session_id", "abc"), ("role", "x")])).is_err());
+    }
+
+    #[test]
+    fn message_query_cursors_and_order() {
+        let id = Uuid::new_v4().to_string();
+        let (_, query) = message_query(&q(&[
+            ("session_id", "abc"),
+            ("order", "desc"),
+            ("before", &id),
+            ("limit", "50"),
+        ]))
+        .expect("ok");
+        assert_eq!(query.order, Order::Desc);
+        assert_eq!(
+            query.cursor.map(Cursor::message).map(|u| u.to_string()),
+            Some(id.clone())
+        );
+        assert!(matches!(query.cursor, Some(Cursor::Before(_))));
+        assert_eq!(query.page.limit, 50);
+        let (_, after) =
+            message_query(&q(&[("session_id", "abc"), ("after", &id)])).expect("after");
+        assert!(matches!(after.cursor, Some(Cursor::After(_))));
+        for (bad, field) in [
+            (vec![("order", "newest")], "order"),
+            (vec![("before", "not-a-uuid")], "before"),
+            (vec![("after", "42")], "after"),
+            (
+                vec![("before", id.as_str()), ("after", id.as_str())],
+                "after",
+            ),
+        ] {
+            let mut pairs = vec![("session_id", "abc")];
+            pairs.extend(bad);
+            let e = message_query(&q(&pairs)).expect_err(field);
+            assert_eq!(e.code, ErrorCode::InvalidField);
+            assert_eq!(e.field.as_deref(), Some(field));
+        }
     }
 }

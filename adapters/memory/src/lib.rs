@@ -1,16 +1,17 @@
 //! # colloquy-memory
 //!
-//! A concurrent in-memory store implementing both Colloquy store ports,
-//! [`SessionStore`] and [`MessageStore`]. Nothing survives a restart: use it for
+//! A concurrent in-memory [`ChatStore`]. Nothing survives a restart: use it for
 //! tests, demos and single-process deployments where chat history is disposable.
 //!
-//! - Lookups by UUID and by `session_id` are hash-map lookups (O(1)).
-//! - A session's messages live in one vector in write order, so listing a page
-//!   costs O(offset + page), however long the session.
+//! - Every operation takes the lock once: lookups by UUID and by `session_id` are
+//!   hash-map lookups (O(1)).
+//! - A session's messages live in one vector in write order, with the positions of
+//!   its system messages beside it, so a page costs O(offset + page) in either order
+//!   and from any cursor, and a chat turn O(context window), however long the session.
 //! - One `RwLock` guards the tables; it is never held across an `.await`.
-//! - Expired sessions are purged on every write (an ordered expiry index makes that
-//!   O(expired)), and [`MemoryStore::purge_expired`] does it on demand, so memory
-//!   does not grow with sessions nobody can see.
+//! - Expired sessions stay invisible until [`ChatStore::purge_expired`] removes them
+//!   (an ordered expiry index makes that O(expired)); `ChatService::purge_expired`,
+//!   which the `colloquy` server runs periodically, calls it with the retention.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -19,13 +20,7 @@
 //!
 //! let clock = Arc::new(SystemClock);
 //! let store = Arc::new(MemoryStore::new(clock.clone()));
-//! let service = ChatService::new(
-//!     store.clone(),
-//!     store,
-//!     Arc::new(EchoModel::new()),
-//!     clock,
-//!     ServiceConfig::default(),
-//! );
+//! let service = ChatService::new(store, Arc::new(EchoModel::new()), clock, ServiceConfig::default());
 //! # let _ = service;
 //! ```
 
@@ -34,27 +29,59 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use colloquy_core::ports::{MessageStore, SessionStore};
+use colloquy_core::ports::{ChatStore, Turn};
 use colloquy_core::{
-    ChatMessage, Clock, MessageFilter, Page, Session, SessionFilter, SessionPatch, SessionRef,
-    StoreError,
+    ChatMessage, Clock, Entity, MessageDraft, MessageQuery, Page, Role, Session, SessionFilter,
+    SessionPatch, SessionRef, StoreError,
 };
 use uuid::Uuid;
+
+const NO_SESSION: StoreError = StoreError::NotFound(Entity::Session);
+const NO_MESSAGE: StoreError = StoreError::NotFound(Entity::Message);
 
 /// One session with its messages in write order (soft-deleted ones included).
 #[derive(Debug)]
 struct Entry {
     session: Session,
     messages: Vec<ChatMessage>,
+    /// Positions in `messages` of the system messages, in write order.
+    system: Vec<usize>,
+}
+
+impl Entry {
+    /// Appends a draft, raising its timestamp to the previous message's.
+    fn push(&mut self, draft: MessageDraft) -> ChatMessage {
+        let mut message = draft.into_message(self.session.id);
+        if let Some(last) = self.messages.last() {
+            message.timestamp = message.timestamp.max(last.timestamp);
+        }
+        if message.role == Role::System {
+            self.system.push(self.messages.len());
+        }
+        self.messages.push(message.clone());
+        message
+    }
+
+    /// The oldest `limit` non-deleted system messages.
+    fn system_messages(&self, limit: usize) -> Vec<ChatMessage> {
+        self.system
+            .iter()
+            .map(|&i| &self.messages[i])
+            .filter(|m| !m.is_deleted)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
 }
 
 #[derive(Debug, Default)]
 struct Tables {
     sessions: HashMap<Uuid, Entry>,
+    /// The newest session to take each `session_id`.
     by_session_id: HashMap<String, Uuid>,
     /// `(created_at, id)`; iterated backwards for newest first.
     by_created: BTreeSet<(DateTime<Utc>, Uuid)>,
-    /// `(expires_at, id)`; the front holds the next sessions to expire.
+    /// `(expires_at, id)`; the front holds the next sessions to purge.
     by_expiry: BTreeSet<(DateTime<Utc>, Uuid)>,
     /// Message id -> (session id, position in the session's vector).
     message_index: HashMap<Uuid, (Uuid, usize)>,
@@ -67,15 +94,58 @@ impl Tables {
             .filter(|e| !e.session.is_expired_at(now))
     }
 
-    fn live_mut(&mut self, id: Uuid, now: DateTime<Utc>) -> Option<&mut Entry> {
-        self.sessions
-            .get_mut(&id)
-            .filter(|e| !e.session.is_expired_at(now))
+    /// The id of the live session `reference` names: by UUID first, then session_id.
+    fn resolve(&self, reference: &SessionRef, now: DateTime<Utc>) -> Result<Uuid, StoreError> {
+        let by_uuid = reference.uuid().filter(|id| self.live(*id, now).is_some());
+        let by_sid = || {
+            self.by_session_id
+                .get(reference.as_str())
+                .copied()
+                .filter(|id| self.live(*id, now).is_some())
+        };
+        by_uuid.or_else(by_sid).ok_or(NO_SESSION)
+    }
+
+    fn entry(&self, reference: &SessionRef, now: DateTime<Utc>) -> Result<&Entry, StoreError> {
+        let id = self.resolve(reference, now)?;
+        self.sessions.get(&id).ok_or(NO_SESSION)
+    }
+
+    fn entry_mut(
+        &mut self,
+        reference: &SessionRef,
+        now: DateTime<Utc>,
+    ) -> Result<&mut Entry, StoreError> {
+        let id = self.resolve(reference, now)?;
+        self.sessions.get_mut(&id).ok_or(NO_SESSION)
+    }
+
+    /// Appends to the live, active session `to` names.
+    fn append(
+        &mut self,
+        to: &SessionRef,
+        draft: MessageDraft,
+        now: DateTime<Utc>,
+    ) -> Result<(&Entry, ChatMessage), StoreError> {
+        if self.message_index.contains_key(&draft.id) {
+            return Err(StoreError::Conflict(Entity::Message));
+        }
+        let id = self.resolve(to, now)?;
+        let entry = self.sessions.get_mut(&id).ok_or(NO_SESSION)?;
+        if !entry.session.is_active {
+            return Err(StoreError::SessionInactive);
+        }
+        let message = entry.push(draft);
+        self.message_index
+            .insert(message.id, (id, entry.messages.len() - 1));
+        let entry = self.sessions.get(&id).ok_or(NO_SESSION)?;
+        Ok((entry, message))
     }
 
     fn remove(&mut self, id: Uuid) {
         if let Some(entry) = self.sessions.remove(&id) {
             let s = &entry.session;
+            // A newer session may have taken the session_id since: it keeps it.
             if self.by_session_id.get(&s.session_id) == Some(&id) {
                 self.by_session_id.remove(&s.session_id);
             }
@@ -85,19 +155,6 @@ impl Tables {
                 self.message_index.remove(&m.id);
             }
         }
-    }
-
-    /// Removes every session expired at `now`; returns how many.
-    fn purge(&mut self, now: DateTime<Utc>) -> usize {
-        let mut purged = 0;
-        while let Some(&(expires_at, id)) = self.by_expiry.first() {
-            if expires_at > now {
-                break;
-            }
-            self.remove(id);
-            purged += 1;
-        }
-        purged
     }
 }
 
@@ -128,20 +185,8 @@ impl MemoryStore {
         self.tables.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A write guard, after purging what has expired.
-    fn write(&self, now: DateTime<Utc>) -> RwLockWriteGuard<'_, Tables> {
-        let mut tables = self.tables.write().unwrap_or_else(PoisonError::into_inner);
-        tables.purge(now);
-        tables
-    }
-
-    /// Removes every expired session and its messages now; returns how many sessions.
-    pub fn purge_expired(&self) -> usize {
-        let now = self.clock.now();
-        self.tables
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .purge(now)
+    fn write(&self) -> RwLockWriteGuard<'_, Tables> {
+        self.tables.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How many sessions are held, expired-but-not-yet-purged ones included.
@@ -152,21 +197,18 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl SessionStore for MemoryStore {
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+impl ChatStore for MemoryStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let mut t = self.write(now);
+        let mut t = self.write();
         let sid_taken = t
             .by_session_id
             .get(&session.session_id)
             .is_some_and(|id| t.live(*id, now).is_some());
         if sid_taken || t.sessions.contains_key(&session.id) {
-            return Err(StoreError::Conflict);
+            return Err(StoreError::Conflict(Entity::Session));
         }
-        // An expired holder of the session_id may linger until purged: it goes now.
-        if let Some(old) = t.by_session_id.get(&session.session_id).copied() {
-            t.remove(old);
-        }
+        // An expired holder of the session_id stays stored (retention) but loses it.
         t.by_session_id
             .insert(session.session_id.clone(), session.id);
         t.by_created.insert((session.created_at, session.id));
@@ -176,46 +218,49 @@ impl SessionStore for MemoryStore {
             Entry {
                 session: session.clone(),
                 messages: Vec::new(),
+                system: Vec::new(),
             },
         );
         Ok(())
     }
 
-    async fn get(&self, reference: &SessionRef) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, reference: &SessionRef) -> Result<Option<Session>, StoreError> {
         let now = self.clock.now();
         let t = self.read();
-        let by_uuid = reference.uuid().and_then(|id| t.live(id, now));
-        let found = by_uuid.or_else(|| {
-            t.by_session_id
-                .get(reference.as_str())
-                .and_then(|id| t.live(*id, now))
-        });
-        Ok(found.map(|e| e.session.clone()))
+        Ok(t.entry(reference, now).ok().map(|e| e.session.clone()))
     }
 
-    async fn update(&self, id: Uuid, patch: &SessionPatch) -> Result<Session, StoreError> {
+    async fn update_session(
+        &self,
+        reference: &SessionRef,
+        patch: &SessionPatch,
+    ) -> Result<Session, StoreError> {
         let now = self.clock.now();
-        let mut t = self.write(now);
-        let entry = t.live_mut(id, now).ok_or(StoreError::NotFound)?;
+        let mut t = self.write();
+        let entry = t.entry_mut(reference, now)?;
         let old_expiry = entry.session.expires_at;
         patch.apply_to(&mut entry.session);
         let session = entry.session.clone();
         if session.expires_at != old_expiry {
-            t.by_expiry.remove(&(old_expiry, id));
-            t.by_expiry.insert((session.expires_at, id));
+            t.by_expiry.remove(&(old_expiry, session.id));
+            t.by_expiry.insert((session.expires_at, session.id));
         }
         Ok(session)
     }
 
-    async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+    async fn delete_session(&self, reference: &SessionRef) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let mut t = self.write(now);
-        t.live(id, now).ok_or(StoreError::NotFound)?;
+        let mut t = self.write();
+        let id = t.resolve(reference, now)?;
         t.remove(id);
         Ok(())
     }
 
-    async fn list(&self, filter: &SessionFilter, page: Page) -> Result<Vec<Session>, StoreError> {
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: Page,
+    ) -> Result<Vec<Session>, StoreError> {
         let now = self.clock.now();
         let t = self.read();
         Ok(t.by_created
@@ -230,95 +275,112 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl MessageStore for MemoryStore {
-    async fn append(&self, mut message: ChatMessage) -> Result<ChatMessage, StoreError> {
+    async fn append(
+        &self,
+        to: &SessionRef,
+        draft: MessageDraft,
+    ) -> Result<(Session, ChatMessage), StoreError> {
         let now = self.clock.now();
-        let mut t = self.write(now);
-        if t.message_index.contains_key(&message.id) {
-            return Err(StoreError::Conflict);
-        }
-        let entry = t
-            .live_mut(message.session, now)
-            .ok_or(StoreError::NotFound)?;
-        if !entry.session.is_active {
-            return Err(StoreError::SessionInactive);
-        }
-        if let Some(last) = entry.messages.last() {
-            message.timestamp = message.timestamp.max(last.timestamp);
-        }
-        let position = entry.messages.len();
-        entry.messages.push(message.clone());
-        t.message_index
-            .insert(message.id, (message.session, position));
-        Ok(message)
+        let mut t = self.write();
+        let (entry, message) = t.append(to, draft, now)?;
+        Ok((entry.session.clone(), message))
     }
 
-    async fn get(&self, id: Uuid) -> Result<Option<ChatMessage>, StoreError> {
-        Ok(self.get_stored(id).await?.filter(|m| !m.is_deleted))
-    }
-
-    async fn get_stored(&self, id: Uuid) -> Result<Option<ChatMessage>, StoreError> {
+    async fn message(&self, id: Uuid) -> Result<Option<(ChatMessage, Session)>, StoreError> {
         let now = self.clock.now();
         let t = self.read();
         Ok(t.message_index.get(&id).and_then(|(session, pos)| {
-            t.live(*session, now)
-                .and_then(|e| e.messages.get(*pos))
-                .cloned()
+            let entry = t.live(*session, now)?;
+            let message = entry.messages.get(*pos).filter(|m| !m.is_deleted)?;
+            Some((message.clone(), entry.session.clone()))
         }))
     }
 
-    async fn list(
+    async fn list_messages(
         &self,
-        session: Uuid,
-        filter: &MessageFilter,
-        page: Page,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
+        of: &SessionRef,
+        query: &MessageQuery,
+    ) -> Result<(Session, Vec<ChatMessage>), StoreError> {
         let now = self.clock.now();
         let t = self.read();
-        let entry = t.live(session, now).ok_or(StoreError::NotFound)?;
-        Ok(entry
-            .messages
+        let entry = t.entry(of, now)?;
+        let all = &entry.messages;
+        let place = |id: Uuid| match t.message_index.get(&id) {
+            Some(&(session, pos)) if session == entry.session.id => Ok(pos),
+            _ => Err(NO_MESSAGE),
+        };
+        let (from, to) = match query.cursor {
+            Some(cursor) => cursor.range(all.len(), place)?,
+            None => (0, all.len()),
+        };
+        let window = all[from..to]
             .iter()
-            .filter(|m| !m.is_deleted && filter.matches(m))
-            .skip(page.offset)
-            .take(page.limit)
-            .cloned()
-            .collect())
+            .filter(|m| !m.is_deleted && query.filter.matches(m));
+        let Page { limit, offset } = query.page;
+        let page = if query.order.is_newest_first() {
+            window.rev().skip(offset).take(limit).cloned().collect()
+        } else {
+            window.skip(offset).take(limit).cloned().collect()
+        };
+        Ok((entry.session.clone(), page))
     }
 
-    async fn recent(&self, session: Uuid, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
+    async fn delete_message(&self, id: Uuid) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let t = self.read();
-        let entry = t.live(session, now).ok_or(StoreError::NotFound)?;
-        let mut newest: Vec<ChatMessage> = entry
+        let mut t = self.write();
+        let (session, pos) = *t.message_index.get(&id).ok_or(NO_MESSAGE)?;
+        let message = t
+            .sessions
+            .get_mut(&session)
+            .filter(|e| !e.session.is_expired_at(now))
+            .and_then(|e| e.messages.get_mut(pos))
+            .filter(|m| !m.is_deleted)
+            .ok_or(NO_MESSAGE)?;
+        message.is_deleted = true;
+        Ok(())
+    }
+
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut t = self.write();
+        let mut purged = 0;
+        while let Some(&(expires_at, id)) = t.by_expiry.first() {
+            if expires_at > cutoff {
+                break;
+            }
+            t.remove(id);
+            purged += 1;
+        }
+        Ok(purged)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn begin_turn(
+        &self,
+        to: &SessionRef,
+        draft: MessageDraft,
+        window: usize,
+    ) -> Result<Turn, StoreError> {
+        let now = self.clock.now();
+        let mut t = self.write();
+        let (entry, message) = t.append(to, draft, now)?;
+        let mut recent: Vec<ChatMessage> = entry
             .messages
             .iter()
             .rev()
             .filter(|m| !m.is_deleted)
-            .take(limit)
+            .take(window)
             .cloned()
             .collect();
-        newest.reverse();
-        Ok(newest)
-    }
-
-    async fn soft_delete(&self, id: Uuid) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let mut t = self.write(now);
-        let (session, pos) = *t.message_index.get(&id).ok_or(StoreError::NotFound)?;
-        let message = t
-            .live_mut(session, now)
-            .and_then(|e| e.messages.get_mut(pos))
-            .filter(|m| !m.is_deleted)
-            .ok_or(StoreError::NotFound)?;
-        message.is_deleted = true;
-        Ok(())
+        recent.reverse();
+        Ok(Turn {
+            session: entry.session.clone(),
+            system: entry.system_messages(window),
+            message,
+            recent,
+        })
     }
 }
 
@@ -342,31 +404,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn expired_sessions_are_purged_physically() {
+    async fn purge_frees_memory_of_expired_sessions_only() {
         let clock = Arc::new(ManualClock::new());
         let store = MemoryStore::new(clock.clone());
         for i in 0..10 {
             store
-                .create(&session(&clock, &format!("s{i}"), Duration::minutes(1)))
+                .create_session(&session(&clock, &format!("s{i}"), Duration::minutes(1)))
                 .await
                 .expect("create");
         }
         let keeper = session(&clock, "keeper", Duration::hours(1));
-        store.create(&keeper).await.expect("create");
-        assert_eq!(store.stored_sessions(), 11);
+        store.create_session(&keeper).await.expect("create");
         clock.advance(Duration::minutes(2));
-        assert_eq!(store.purge_expired(), 10);
+        // Expired but retained: still held, invisible.
+        assert_eq!(store.stored_sessions(), 11);
+        let purged = store.purge_expired(clock.now()).await.expect("purge");
+        assert_eq!(purged, 10);
         assert_eq!(store.stored_sessions(), 1);
-        // Writes purge too: the next expiry goes with the next create.
-        clock.advance(Duration::hours(2));
-        store
-            .create(&session(&clock, "late", Duration::hours(1)))
+        let found = store
+            .session(&SessionRef::from_uuid(keeper.id))
             .await
-            .expect("create");
-        assert_eq!(store.stored_sessions(), 1);
-        assert!(SessionStore::get(&store, &SessionRef::from_uuid(keeper.id))
-            .await
-            .expect("get")
-            .is_none());
+            .expect("get");
+        assert_eq!(found, Some(keeper));
     }
 }
