@@ -47,6 +47,15 @@ impl Default for ServiceConfig {
     }
 }
 
+/// A page of sessions; see [`ChatService::list_sessions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionPage {
+    /// The sessions, newest first.
+    pub sessions: Vec<Session>,
+    /// The next page, when this one was cut by the limit.
+    pub next: Option<Page>,
+}
+
 /// A page of a session's messages; see [`ChatService::list_messages`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessagePage {
@@ -198,7 +207,8 @@ impl ChatService {
         Ok(self.deps.store.delete_session(reference).await?)
     }
 
-    /// Lists live sessions, newest first.
+    /// Lists a page of live sessions, newest first, and the page after it when this
+    /// one was cut by the limit.
     ///
     /// # Errors
     /// A store failure.
@@ -206,8 +216,21 @@ impl ChatService {
         &self,
         filter: &SessionFilter,
         page: Page,
-    ) -> Result<Vec<Session>, ServiceError> {
-        Ok(self.deps.store.list_sessions(filter, page).await?)
+    ) -> Result<SessionPage, ServiceError> {
+        // One more than asked for tells whether the page was cut.
+        let probe = Page {
+            limit: page.limit.saturating_add(1),
+            ..page
+        };
+        let mut sessions = self.deps.store.list_sessions(filter, probe).await?;
+        let next = (sessions.len() > page.limit).then(|| {
+            sessions.truncate(page.limit);
+            Page {
+                limit: page.limit,
+                offset: page.offset.saturating_add(page.limit),
+            }
+        });
+        Ok(SessionPage { sessions, next })
     }
 
     /// A new message draft: a fresh id, the current time.

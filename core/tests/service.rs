@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Duration as TimeDelta;
-use colloquy_core::ports::{ChatModel, MessageStore, ModelStream};
+use colloquy_core::ports::{ChatModel, ChatStore, ModelStream};
 use colloquy_core::{
-    validate, ChatEvent, ChatService, Completion, ContextBudget, EchoModel, ErrorCode, FinishInfo,
-    FinishReason, ManualClock, MessageFilter, ModelError, ModelEvent, ModelRequest, NewMessage,
-    Page, Role, ServiceConfig, SessionRef, TimeoutKind,
+    validate, ChatEvent, ChatService, Completion, ContextBudget, Cursor, EchoModel, ErrorCode,
+    FinishInfo, FinishReason, ManualClock, MessageQuery, ModelError, ModelEvent, ModelRequest,
+    NewMessage, Role, ServiceConfig, SessionRef, TimeoutKind,
 };
 use colloquy_memory::MemoryStore;
 use futures::StreamExt;
@@ -24,7 +24,7 @@ struct Harness {
 fn harness_with(model: Arc<dyn ChatModel>, config: ServiceConfig) -> Harness {
     let clock = Arc::new(ManualClock::new());
     let store = Arc::new(MemoryStore::new(clock.clone()));
-    let service = ChatService::new(store.clone(), store.clone(), model, clock.clone(), config);
+    let service = ChatService::new(store.clone(), model, clock.clone(), config);
     Harness {
         service,
         store,
@@ -54,13 +54,10 @@ async fn new_session(h: &Harness) -> String {
 
 async fn stored_texts(h: &Harness, session_id: &str) -> Vec<(Role, String)> {
     h.service
-        .list_messages(
-            &SessionRef::parse(session_id),
-            &MessageFilter::default(),
-            Page::default(),
-        )
+        .list_messages(&SessionRef::parse(session_id), &MessageQuery::default())
         .await
         .expect("list")
+        .messages
         .into_iter()
         .map(|m| (m.role, m.message))
         .collect()
@@ -219,13 +216,17 @@ async fn messages_soft_delete_to_404() {
     ] {
         assert_eq!(err.code(), ErrorCode::MessageNotFound);
     }
-    let stored = h
+    // Still stored: a soft-deleted message still works as a cursor.
+    let after_it = MessageQuery {
+        cursor: Some(Cursor::After(m.id)),
+        ..MessageQuery::default()
+    };
+    let (_, rest) = h
         .store
-        .get_stored(m.id)
+        .list_messages(&SessionRef::parse(&sid), &after_it)
         .await
-        .expect("store")
-        .expect("still stored");
-    assert!(stored.is_deleted);
+        .expect("the deleted message is still stored");
+    assert!(rest.is_empty());
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ use crate::Response;
 /// Request headers a page may send (answer to `Access-Control-Request-Headers`).
 pub const ALLOW_HEADERS: &str = "content-type, x-request-id, last-event-id, idempotency-key";
 /// Response headers a page may read.
-pub const EXPOSE_HEADERS: &str = "x-request-id, retry-after";
+pub const EXPOSE_HEADERS: &str = "x-request-id, retry-after, link";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECS: u32 = 3600;
 

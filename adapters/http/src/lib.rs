@@ -10,12 +10,11 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use colloquy_core::{ChatService, EchoModel, ServiceConfig, SystemClock};
-//! use colloquy_core::ports::{MessageStore, SessionStore};
+//! use colloquy_core::ports::ChatStore;
 //! use colloquy_http::{serve, HttpConfig};
 //!
-//! async fn run<S: SessionStore + MessageStore>(store: Arc<S>) -> std::io::Result<()> {
+//! async fn run(store: Arc<dyn ChatStore>) -> std::io::Result<()> {
 //!     let service = ChatService::new(
-//!         store.clone(),
 //!         store,
 //!         Arc::new(EchoModel::new()),
 //!         Arc::new(SystemClock),
@@ -79,6 +78,7 @@ pub mod cors;
 mod error;
 mod handlers;
 mod json;
+mod link;
 mod query;
 mod request_id;
 mod router;

@@ -8,18 +8,24 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::{body, json, query, Response};
+use crate::{body, json, link, query, Response};
 
 /// A message id from the path; one that is not a UUID names no message (404).
 fn message_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::from(ServiceError::MessageNotFound))
 }
 
-/// `GET /messages/?session_id=...` → 200 array in write order.
+/// `GET /messages/?session_id=...` → 200 array (write order, or newest first with
+/// `order=desc`), with a `Link` to the next page when the limit cut it.
 pub(super) async fn list(app: &App, parts: &Parts) -> Result<Response, ApiError> {
-    let (session, filter, page) = validate::message_query(&query::pairs(&parts.uri))?;
-    let messages = app.service.list_messages(&session, &filter, page).await?;
-    Ok(json::response(StatusCode::OK, &messages))
+    let pairs = query::pairs(&parts.uri);
+    let (session, query) = validate::message_query(&pairs)?;
+    let page = app.service.list_messages(&session, &query).await?;
+    let mut response = json::response(StatusCode::OK, &page.messages);
+    if let Some(next) = page.next {
+        link::next_messages(&mut response, &parts.uri, &pairs, next);
+    }
+    Ok(response)
 }
 
 /// `POST /messages/` → 201 message.

@@ -7,7 +7,7 @@ use http::StatusCode;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::{body, json, query, Response};
+use crate::{body, json, link, query, Response};
 
 /// `POST /sessions/` → 201 session.
 pub(super) async fn create<B>(app: &App, parts: &Parts, body: B) -> Result<Response, ApiError>
@@ -55,7 +55,12 @@ pub(super) async fn delete(app: &App, id: &str) -> Result<Response, ApiError> {
 
 /// `GET /sessions/` → 200 array, newest first.
 pub(super) async fn list(app: &App, parts: &Parts) -> Result<Response, ApiError> {
-    let (filter, page) = validate::session_query(&query::pairs(&parts.uri))?;
-    let sessions = app.service.list_sessions(&filter, page).await?;
-    Ok(json::response(StatusCode::OK, &sessions))
+    let pairs = query::pairs(&parts.uri);
+    let (filter, page) = validate::session_query(&pairs)?;
+    let page = app.service.list_sessions(&filter, page).await?;
+    let mut response = json::response(StatusCode::OK, &page.sessions);
+    if let Some(next) = page.next {
+        link::next_sessions(&mut response, &parts.uri, &pairs, next);
+    }
+    Ok(response)
 }

@@ -77,6 +77,90 @@ async fn create_get_list_in_write_order() {
     assert_eq!(texts(&page), ["three"]);
 }
 
+/// The target of a `Link: <target>; rel="next"` header.
+fn next_link(reply: &crate::support::Reply) -> Option<String> {
+    let link = reply.header("link")?;
+    let target = link.strip_prefix('<')?.split_once(">; rel=\"next\"")?.0;
+    Some(target.to_owned())
+}
+
+#[tokio::test]
+async fn cursor_pages_follow_the_next_link_without_gap_or_repeat() {
+    let server = Setup::default().start().await;
+    let c = &server.client;
+    c.create_session(&json!({"session_id": "cur"})).await;
+    let written: Vec<String> = (0..7).map(|i| format!("m{i}")).collect();
+    for text in &written {
+        let r = c
+            .post(
+                "/api/chats/messages/",
+                &json!({"session_id": "cur", "message": text}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    for (order, expected) in [
+        ("asc", written.clone()),
+        ("desc", written.iter().rev().cloned().collect()),
+    ] {
+        let mut seen = Vec::new();
+        let mut next = Some(format!(
+            "/api/chats/messages/?session_id=cur&order={order}&limit=3"
+        ));
+        let mut pages = 0;
+        while let Some(target) = next {
+            pages += 1;
+            assert!(
+                pages <= 3,
+                "{order}: more pages than 7 messages need at 3 a page"
+            );
+            let reply = c.get(&target).await;
+            assert_eq!(reply.status, StatusCode::OK, "{target}");
+            seen.extend(texts(&reply.json()).into_iter().map(str::to_owned));
+            next = next_link(&reply);
+        }
+        assert_eq!(seen, expected, "{order}: every message once, in order");
+    }
+    // A page that is not cut by its limit has no next link.
+    let whole = c.get("/api/chats/messages/?session_id=cur&limit=7").await;
+    assert_eq!(texts(&whole.json()).len(), 7);
+    assert_eq!(next_link(&whole), None, "nothing more to fetch");
+}
+
+#[tokio::test]
+async fn cursor_errors() {
+    let server = Setup::default().start().await;
+    let c = &server.client;
+    c.create_session(&json!({"session_id": "a"})).await;
+    c.create_session(&json!({"session_id": "b"})).await;
+    let other = c
+        .post(
+            "/api/chats/messages/",
+            &json!({"session_id": "b", "message": "x"}),
+        )
+        .await
+        .json();
+    let other_id = other["id"].as_str().expect("id");
+    let foreign = c
+        .get(&format!(
+            "/api/chats/messages/?session_id=a&before={other_id}"
+        ))
+        .await;
+    assert_eq!(
+        foreign.status,
+        StatusCode::NOT_FOUND,
+        "a cursor from another session"
+    );
+    assert_eq!(foreign.error_code(), "message_not_found");
+    for bad in ["order=newest", "before=xyz", "after=1"] {
+        let r = c
+            .get(&format!("/api/chats/messages/?session_id=a&{bad}"))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(r.error_code(), "invalid_field", "{bad}");
+    }
+}
+
 #[tokio::test]
 async fn list_errors() {
     let server = Setup::default().start().await;

@@ -18,7 +18,10 @@ async fn create_with_no_body_empty_object_or_fields() {
         .await;
     assert_eq!(no_body.status, StatusCode::CREATED);
     let s = no_body.json();
-    assert_eq!(s["session_id"].as_str().map(str::len), Some(32));
+    assert_eq!(
+        s["session_id"].as_str().map(str::len),
+        Some(colloquy_core::GENERATED_SESSION_ID_CHARS)
+    );
     assert_eq!(s["is_active"], true);
     assert_eq!(s["metadata"], json!({}));
     assert_eq!(s["external_user_id"], json!(null));
@@ -202,10 +205,18 @@ async fn list_filters_pages_newest_first() {
         ids(c.get("/api/chats/sessions/?search=a-%31").await),
         ["Alpha-1"]
     );
+    let cut = c
+        .get("/api/chats/sessions/?limit=1&offset=1&search=a")
+        .await;
     assert_eq!(
-        ids(c.get("/api/chats/sessions/?limit=1&offset=1").await),
-        ["beta-2"]
+        cut.header("link"),
+        Some("</api/chats/sessions/?limit=1&search=a&offset=2>; rel=\"next\""),
+        "a page cut by its limit links to the next"
     );
+    assert_eq!(ids(cut), ["beta-2"]);
+    let last = c.get("/api/chats/sessions/?limit=1&offset=2").await;
+    assert_eq!(last.header("link"), None, "the last page has no next link");
+    assert_eq!(ids(last), ["Alpha-1"]);
     for bad in [
         "limit=0",
         "limit=1001",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use colloquy_core::ports::MessageStore;
+use colloquy_core::ports::ChatStore;
 use colloquy_http::HttpConfig;
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -55,10 +55,12 @@ async fn streams_in_flight_finish_and_are_stored() {
     server.finished().await;
 
     let store = server.store.as_ref().expect("memory store");
-    let stored = MessageStore::get(store.as_ref(), response_id)
+    let stored = store
+        .message(response_id)
         .await
         .expect("store answers")
-        .expect("answer stored");
+        .expect("answer stored")
+        .0;
     assert_eq!(stored.message, "Echo: slow answer here");
 }
 
@@ -83,10 +85,12 @@ async fn after_the_grace_period_generations_are_cancelled_and_stored() {
     server.finished().await;
 
     let store = server.store.as_ref().expect("memory store");
-    let stored = MessageStore::get(store.as_ref(), response_id)
+    let stored = store
+        .message(response_id)
         .await
         .expect("store answers")
-        .expect("partial answer stored");
+        .expect("partial answer stored")
+        .0;
     assert_eq!(stored.message, "Echo: ");
     assert_eq!(stored.metadata["finish_reason"], "cancelled");
 }

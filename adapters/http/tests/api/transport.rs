@@ -262,7 +262,7 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn a_store_that_is_down_is_503_with_retry_after_everywhere() {
     let server = Setup::default()
-        .stores(FaultyStore(Fault::Unavailable))
+        .store(FaultyStore(Fault::Unavailable))
         .start()
         .await;
     let c = &server.client;
@@ -300,7 +300,7 @@ async fn a_store_that_is_down_is_503_with_retry_after_everywhere() {
 #[tokio::test]
 async fn internal_errors_are_generic_500s() {
     let server = Setup::default()
-        .stores(FaultyStore(Fault::Backend))
+        .store(FaultyStore(Fault::Backend))
         .start()
         .await;
     let r = server.client.get("/api/chats/sessions/").await;
@@ -317,7 +317,7 @@ async fn internal_errors_are_generic_500s() {
 #[tokio::test]
 async fn a_panicking_handler_is_a_500_and_the_server_lives_on() {
     let server = Setup::default()
-        .stores(FaultyStore(Fault::Panic))
+        .store(FaultyStore(Fault::Panic))
         .start()
         .await;
     let c = &server.client;

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use colloquy_core::ports::{ChatModel, MessageStore, ModelStream, SessionStore};
+use chrono::{DateTime, Utc};
+use colloquy_core::ports::{ChatModel, ChatStore, ModelStream};
 use colloquy_core::{
-    ChatMessage, Completion, EchoModel, FinishInfo, MessageFilter, ModelError, ModelEvent,
-    ModelRequest, Page, Session, SessionFilter, SessionPatch, SessionRef, StoreError, TimeoutKind,
+    ChatMessage, Completion, EchoModel, FinishInfo, MessageDraft, MessageQuery, ModelError,
+    ModelEvent, ModelRequest, Page, Session, SessionFilter, SessionPatch, SessionRef, StoreError,
+    TimeoutKind,
 };
 use futures::StreamExt;
 use tokio::sync::Semaphore;
@@ -144,50 +146,50 @@ impl FaultyStore {
 }
 
 #[async_trait]
-impl SessionStore for FaultyStore {
-    async fn create(&self, _: &Session) -> Result<(), StoreError> {
+impl ChatStore for FaultyStore {
+    async fn create_session(&self, _: &Session) -> Result<(), StoreError> {
         self.fail()
     }
-    async fn get(&self, _: &SessionRef) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, _: &SessionRef) -> Result<Option<Session>, StoreError> {
         self.fail()
     }
-    async fn update(&self, _: Uuid, _: &SessionPatch) -> Result<Session, StoreError> {
+    async fn update_session(
+        &self,
+        _: &SessionRef,
+        _: &SessionPatch,
+    ) -> Result<Session, StoreError> {
         self.fail()
     }
-    async fn delete(&self, _: Uuid) -> Result<(), StoreError> {
+    async fn delete_session(&self, _: &SessionRef) -> Result<(), StoreError> {
         self.fail()
     }
-    async fn list(&self, _: &SessionFilter, _: Page) -> Result<Vec<Session>, StoreError> {
+    async fn list_sessions(&self, _: &SessionFilter, _: Page) -> Result<Vec<Session>, StoreError> {
+        self.fail()
+    }
+    async fn append(
+        &self,
+        _: &SessionRef,
+        _: MessageDraft,
+    ) -> Result<(Session, ChatMessage), StoreError> {
+        self.fail()
+    }
+    async fn message(&self, _: Uuid) -> Result<Option<(ChatMessage, Session)>, StoreError> {
+        self.fail()
+    }
+    async fn list_messages(
+        &self,
+        _: &SessionRef,
+        _: &MessageQuery,
+    ) -> Result<(Session, Vec<ChatMessage>), StoreError> {
+        self.fail()
+    }
+    async fn delete_message(&self, _: Uuid) -> Result<(), StoreError> {
+        self.fail()
+    }
+    async fn purge_expired(&self, _: DateTime<Utc>) -> Result<u64, StoreError> {
         self.fail()
     }
     async fn ping(&self) -> Result<(), StoreError> {
-        self.fail()
-    }
-}
-
-#[async_trait]
-impl MessageStore for FaultyStore {
-    async fn append(&self, _: ChatMessage) -> Result<ChatMessage, StoreError> {
-        self.fail()
-    }
-    async fn get(&self, _: Uuid) -> Result<Option<ChatMessage>, StoreError> {
-        self.fail()
-    }
-    async fn get_stored(&self, _: Uuid) -> Result<Option<ChatMessage>, StoreError> {
-        self.fail()
-    }
-    async fn list(
-        &self,
-        _: Uuid,
-        _: &MessageFilter,
-        _: Page,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
-        self.fail()
-    }
-    async fn recent(&self, _: Uuid, _: usize) -> Result<Vec<ChatMessage>, StoreError> {
-        self.fail()
-    }
-    async fn soft_delete(&self, _: Uuid) -> Result<(), StoreError> {
         self.fail()
     }
 }

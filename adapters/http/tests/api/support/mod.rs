@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use colloquy_core::ports::{ChatModel, MessageStore, SessionStore};
+use colloquy_core::ports::{ChatModel, ChatStore};
 use colloquy_core::{ChatService, Clock, EchoModel, ManualClock, ServiceConfig};
 use colloquy_http::HttpConfig;
 use colloquy_memory::MemoryStore;
@@ -24,7 +24,7 @@ pub struct Setup {
     pub model: Arc<dyn ChatModel>,
     pub config: HttpConfig,
     pub service: ServiceConfig,
-    pub stores: Option<(Arc<dyn SessionStore>, Arc<dyn MessageStore>)>,
+    pub store: Option<Arc<dyn ChatStore>>,
 }
 
 impl Default for Setup {
@@ -36,7 +36,7 @@ impl Default for Setup {
                 ..HttpConfig::default()
             },
             service: ServiceConfig::default(),
-            stores: None,
+            store: None,
         }
     }
 }
@@ -47,9 +47,8 @@ impl Setup {
         self
     }
 
-    pub fn stores<S: SessionStore + MessageStore>(mut self, store: S) -> Self {
-        let store = Arc::new(store);
-        self.stores = Some((store.clone(), store));
+    pub fn store(mut self, store: impl ChatStore) -> Self {
+        self.store = Some(Arc::new(store));
         self
     }
 
@@ -73,21 +72,12 @@ impl TestServer {
     pub async fn start(setup: Setup) -> Self {
         let clock = Arc::new(ManualClock::new());
         let mut memory = None;
-        let (sessions, messages) = setup.stores.unwrap_or_else(|| {
+        let store = setup.store.unwrap_or_else(|| {
             let store = Arc::new(MemoryStore::new(clock.clone() as Arc<dyn Clock>));
             memory = Some(store.clone());
-            (
-                store.clone() as Arc<dyn SessionStore>,
-                store as Arc<dyn MessageStore>,
-            )
+            store as Arc<dyn ChatStore>
         });
-        let service = ChatService::new(
-            sessions,
-            messages,
-            setup.model,
-            clock.clone(),
-            setup.service,
-        );
+        let service = ChatService::new(store, setup.model, clock.clone(), setup.service);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
