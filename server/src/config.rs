@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 use colloquy_core::validate::Limits;
-use colloquy_core::ServiceConfig;
+use colloquy_core::{Retention, ServiceConfig};
 use colloquy_http::HttpConfig;
 
 use crate::duration;
@@ -49,10 +49,18 @@ pub(crate) struct Cli {
     #[arg(long, env = "COLLOQUY_REDIS_PREFIX", default_value = store::DEFAULT_REDIS_PREFIX)]
     pub(crate) redis_prefix: String,
 
-    /// With a SQLite store: how often expired sessions and their messages are deleted
-    /// from the file (they are invisible from the moment they expire either way).
-    #[arg(long, env = "COLLOQUY_SQLITE_PURGE_INTERVAL", default_value = "10m", value_parser = duration::parse)]
-    pub(crate) sqlite_purge_interval: Duration,
+    /// How long an expired session and its messages stay stored (invisible to the
+    /// API from the moment they expire) before they are deleted: `0` (the default)
+    /// deletes them at the next purge, a duration such as `90d` keeps transcripts that
+    /// long, `forever` never deletes them. With Redis it sets each key's expiry.
+    #[arg(long, env = "COLLOQUY_RETENTION", default_value = "0", value_parser = duration::parse_retention)]
+    pub(crate) retention: Retention,
+
+    /// How often expired sessions past their retention are deleted from the store
+    /// (SQLite, PostgreSQL, memory; Redis expires its keys by itself).
+    #[arg(long, alias = "sqlite-purge-interval", env = "COLLOQUY_PURGE_INTERVAL",
+          default_value = "10m", value_parser = duration::parse)]
+    pub(crate) purge_interval: Duration,
 
     /// The language model. `echo`: answers "Echo: <message>", streamed word by word.
     /// `openai`: any OpenAI-compatible server (OpenAI, Ollama, vLLM, llama.cpp server,
@@ -117,8 +125,8 @@ pub(crate) enum ConfigError {
     /// The keep-alive interval is zero.
     #[error("--sse-keep-alive must be more than 0")]
     KeepAlive,
-    /// The SQLite purge interval is zero.
-    #[error("--sqlite-purge-interval must be more than 0")]
+    /// The purge interval is zero.
+    #[error("--purge-interval must be more than 0")]
     PurgeInterval,
 }
 
@@ -134,8 +142,12 @@ impl Cli {
         let session_ttl =
             chrono::Duration::from_std(self.session_ttl).map_err(|_| ConfigError::SessionTtl)?;
         let defaults = ServiceConfig::default();
+        if self.purge_interval.is_zero() {
+            return Err(ConfigError::PurgeInterval);
+        }
         Ok(ServiceConfig {
             session_ttl,
+            retention: self.retention,
             limits: Limits {
                 max_message_bytes: self.max_message_bytes,
                 ..defaults.limits
@@ -145,14 +157,11 @@ impl Cli {
     }
 
     /// The store settings that are not part of `--store`.
-    pub(crate) fn store_options(&self) -> Result<StoreOptions, ConfigError> {
-        if self.sqlite_purge_interval.is_zero() {
-            return Err(ConfigError::PurgeInterval);
-        }
-        Ok(StoreOptions {
+    pub(crate) fn store_options(&self) -> StoreOptions {
+        StoreOptions {
             redis_prefix: self.redis_prefix.clone(),
-            sqlite_purge_interval: self.sqlite_purge_interval,
-        })
+            retention: self.retention,
+        }
     }
 
     /// The transport's configuration.
@@ -212,7 +221,8 @@ mod tests {
         );
         assert_eq!(cli.model, ModelSpec::Echo);
         assert_eq!(cli.echo_chunk_delay, Duration::ZERO);
-        assert_eq!(cli.store_options().expect("valid"), StoreOptions::default());
+        assert_eq!(cli.store_options(), StoreOptions::default());
+        assert_eq!(cli.purge_interval, Duration::from_secs(600));
     }
 
     #[test]
@@ -222,19 +232,30 @@ mod tests {
             "redis://:pw@127.0.0.1:6380/1",
             "--redis-prefix",
             "app1:",
+            "--retention",
+            "forever",
             "--sqlite-purge-interval",
             "90s",
         ]);
         assert_eq!(cli.store.to_string(), "redis://:***@127.0.0.1:6380/1");
         assert_eq!(
-            cli.store_options().expect("valid"),
+            cli.store_options(),
             StoreOptions {
                 redis_prefix: "app1:".to_owned(),
-                sqlite_purge_interval: Duration::from_secs(90),
+                retention: Retention::Forever,
             }
         );
         assert_eq!(
-            parse(&["--sqlite-purge-interval", "0"]).store_options(),
+            cli.purge_interval,
+            Duration::from_secs(90),
+            "the old flag name still works"
+        );
+        assert_eq!(
+            cli.service_config().map(|c| c.retention),
+            Ok(Retention::Forever)
+        );
+        assert_eq!(
+            parse(&["--purge-interval", "0"]).service_config(),
             Err(ConfigError::PurgeInterval)
         );
     }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use colloquy_core::Retention;
+
 /// Why a duration did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {input:?}: use seconds (30) or a number with ms, s, m, h or d (30s, 15m, 24h)")]
@@ -34,9 +36,34 @@ pub(crate) fn parse(input: &str) -> Result<Duration, DurationError> {
         .ok_or_else(error)
 }
 
+/// Parses `--retention`: `forever`, or a duration as [`parse`] reads it (`0` purges
+/// expired sessions at the next purge).
+pub(crate) fn parse_retention(input: &str) -> Result<Retention, DurationError> {
+    if input.trim().eq_ignore_ascii_case("forever") {
+        return Ok(Retention::Forever);
+    }
+    let keep = parse(input)?;
+    chrono::Duration::from_std(keep)
+        .map(Retention::For)
+        .map_err(|_| DurationError {
+            input: input.to_owned(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_is_forever_or_a_duration() {
+        assert_eq!(parse_retention("forever"), Ok(Retention::Forever));
+        assert_eq!(parse_retention("0"), Ok(Retention::default()));
+        assert_eq!(
+            parse_retention("7d"),
+            Ok(Retention::For(chrono::Duration::days(7)))
+        );
+        assert!(parse_retention("always").is_err());
+    }
 
     #[test]
     fn numbers_and_units() {

@@ -10,6 +10,7 @@ mod duration;
 mod logging;
 mod model;
 mod openai;
+mod purge;
 mod signal;
 mod store;
 
@@ -56,7 +57,7 @@ const STORE_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10)
 async fn run(cli: Cli) -> Result<(), StartError> {
     let service_config = cli.service_config()?;
     let http_config = cli.http_config()?;
-    let store_options = cli.store_options()?;
+    let store_options = cli.store_options();
     let clock = Arc::new(SystemClock);
     let stores = cli
         .store
@@ -73,13 +74,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             spec: cli.model.clone(),
             source,
         })?;
-    let store::Stores {
-        sessions,
-        messages,
-        purger,
-        closed,
-    } = stores;
-    let service = ChatService::new(sessions, messages, model, clock, service_config);
+    let store::OpenedStore { store, closed } = stores;
+    let service = ChatService::new(store, model, clock, service_config);
+    let purger = purge::spawn(service.clone(), cli.purge_interval);
     let signal = signal::shutdown().map_err(StartError::Signals)?;
     let listener = tokio::net::TcpListener::bind(cli.bind)
         .await
@@ -94,9 +91,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     tracing::info!(store = %cli.store, model = %cli.model, "starting");
     println!("colloquy listening on http://{addr}");
     colloquy_http::serve(listener, service, http_config, signal).await;
-    // The service (and every store handle in it) is gone: stop the purge and wait,
-    // briefly, for the SQLite file to be checkpointed and closed.
-    drop(purger);
+    // Stop the purge (dropping the last service and store handles), then wait,
+    // briefly, for a SQLite file to be checkpointed and closed.
+    purger.stop().await;
     if let Some(closed) = closed {
         if tokio::time::timeout(STORE_CLOSE_WAIT, closed.wait())
             .await

@@ -11,11 +11,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use colloquy_core::ports::{MessageStore, SessionStore};
-use colloquy_core::{Clock, StoreError};
+use colloquy_core::ports::ChatStore;
+use colloquy_core::{Clock, Retention, StoreError};
 use colloquy_memory::MemoryStore;
 use colloquy_redis::{ConnectError, RedisConfig, RedisStore};
-use colloquy_sqlite::{Closed, Purger, SqliteStore};
+use colloquy_sqlite::{Closed, SqliteStore};
 
 /// The spec forms `--store` accepts, for help and error messages.
 pub(crate) const SUPPORTED: &str = "sqlite:PATH (default sqlite:colloquy.db), memory, \
@@ -184,35 +184,31 @@ impl fmt::Display for StoreSpec {
 pub(crate) struct StoreOptions {
     /// Prepended to every Redis key (`--redis-prefix`).
     pub(crate) redis_prefix: String,
-    /// How often a SQLite store deletes expired sessions (`--sqlite-purge-interval`).
-    pub(crate) sqlite_purge_interval: Duration,
+    /// How long expired sessions stay stored (`--retention`); Redis sets each key's
+    /// expiry from it, the other stores are purged by the service.
+    pub(crate) retention: Retention,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
-            sqlite_purge_interval: Duration::from_secs(600),
+            retention: Retention::default(),
         }
     }
 }
 
-/// Both store ports of an opened store (usually one object behind both).
-pub(crate) struct Stores {
-    pub(crate) sessions: Arc<dyn SessionStore>,
-    pub(crate) messages: Arc<dyn MessageStore>,
-    /// Keeps deleting expired sessions from a SQLite file while held.
-    pub(crate) purger: Option<Purger>,
+/// An opened store.
+pub(crate) struct OpenedStore {
+    pub(crate) store: Arc<dyn ChatStore>,
     /// Resolves once a SQLite store is dropped everywhere and its file closed.
     pub(crate) closed: Option<Closed>,
 }
 
-impl Stores {
-    fn shared<S: SessionStore + MessageStore + 'static>(store: Arc<S>) -> Self {
+impl OpenedStore {
+    fn new(store: impl ChatStore) -> Self {
         Self {
-            sessions: store.clone(),
-            messages: store,
-            purger: None,
+            store: Arc::new(store),
             closed: None,
         }
     }
@@ -236,35 +232,34 @@ impl StoreSpec {
         &self,
         clock: Arc<dyn Clock>,
         options: &StoreOptions,
-    ) -> Result<Stores, OpenStoreError> {
+    ) -> Result<OpenedStore, OpenStoreError> {
         match self {
             Self::Sqlite(path) => {
-                let store = Arc::new(
-                    SqliteStore::open(path, clock)
-                        .await
-                        .map_err(OpenStoreError::Sqlite)?,
-                );
-                Ok(Stores {
-                    purger: Some(store.spawn_purger(options.sqlite_purge_interval)),
+                let store = SqliteStore::open(path, clock)
+                    .await
+                    .map_err(OpenStoreError::Sqlite)?;
+                Ok(OpenedStore {
                     closed: Some(store.closed()),
-                    ..Stores::shared(store)
+                    ..OpenedStore::new(store)
                 })
             }
-            Self::Memory => Ok(Stores::shared(Arc::new(MemoryStore::new(clock)))),
+            Self::Memory => Ok(OpenedStore::new(MemoryStore::new(clock))),
             Self::Redis(url) => {
-                let config = RedisConfig::with_prefix(options.redis_prefix.clone());
+                let config = RedisConfig::with_prefix(options.redis_prefix.clone())
+                    .retention(options.retention);
                 let store = RedisStore::connect(url.secret(), &config, clock)
                     .await
                     .map_err(OpenStoreError::Redis)?;
-                Ok(Stores::shared(Arc::new(store)))
+                Ok(OpenedStore::new(store))
             }
             Self::RedisCluster(nodes) => {
-                let config = RedisConfig::with_prefix(options.redis_prefix.clone());
+                let config = RedisConfig::with_prefix(options.redis_prefix.clone())
+                    .retention(options.retention);
                 let urls: Vec<&str> = nodes.iter().map(RedisUrl::secret).collect();
                 let store = RedisStore::connect_cluster(&urls, &config, clock)
                     .await
                     .map_err(OpenStoreError::Redis)?;
-                Ok(Stores::shared(Arc::new(store)))
+                Ok(OpenedStore::new(store))
             }
         }
     }
@@ -413,7 +408,7 @@ mod tests {
             )
             .await
             .expect("sqlite opens");
-        stores.sessions.ping().await.expect("sqlite answers");
+        stores.store.ping().await.expect("sqlite answers");
         let closed = stores.closed.clone().expect("sqlite reports its close");
         drop(stores);
         tokio::time::timeout(Duration::from_secs(10), closed.wait())
