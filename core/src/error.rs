@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use crate::access::AccessError;
+use crate::ratelimit::{AdmissionError, RateLimited};
+
 /// A boxed error kept as the `source` of a port error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -38,6 +41,12 @@ pub enum ErrorCode {
     IdempotencyMismatch,
     /// Too many requests.
     RateLimited,
+    /// The endpoint needs the admin token (401).
+    Unauthorized,
+    /// A visitor used something only the operator may use (403).
+    Forbidden,
+    /// Too many generations are running; retry shortly (503).
+    Busy,
     /// The model failed or answered something unusable.
     LlmUnavailable,
     /// The model did not answer in time.
@@ -66,6 +75,9 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::IdempotencyMismatch => "idempotency_mismatch",
             Self::RateLimited => "rate_limited",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::Busy => "busy",
             Self::LlmUnavailable => "llm_unavailable",
             Self::LlmTimeout => "llm_timeout",
             Self::StoreUnavailable => "store_unavailable",
@@ -271,6 +283,15 @@ pub enum ServiceError {
     /// The model failed.
     #[error("model error")]
     Model(#[from] ModelError),
+    /// A rate limit is reached.
+    #[error(transparent)]
+    RateLimited(#[from] RateLimited),
+    /// The access mode refuses the caller.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// Every generation slot is taken (`--max-generations`).
+    #[error("too many answers are being generated; retry shortly")]
+    Busy,
     /// A bug or an unexpected failure inside the service (a task panicked).
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -289,6 +310,10 @@ impl ServiceError {
             Self::Store(StoreError::Unavailable(_)) => ErrorCode::StoreUnavailable,
             Self::Store(_) | Self::Internal(_) => ErrorCode::Internal,
             Self::Model(e) => e.code(),
+            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::Access(AccessError::AdminOnly(_)) => ErrorCode::Unauthorized,
+            Self::Access(AccessError::Forbidden(_)) => ErrorCode::Forbidden,
+            Self::Busy => ErrorCode::Busy,
         }
     }
 
@@ -313,6 +338,15 @@ impl ServiceError {
             Self::Model(ModelError::Timeout(_)) => "the language model timed out".to_owned(),
             Self::Model(_) => "the language model is unavailable".to_owned(),
             other => other.to_string(),
+        }
+    }
+}
+
+impl From<AdmissionError> for ServiceError {
+    fn from(e: AdmissionError) -> Self {
+        match e {
+            AdmissionError::Limited(limited) => Self::RateLimited(limited),
+            AdmissionError::Store(store) => Self::Store(store),
         }
     }
 }

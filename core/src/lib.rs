@@ -30,6 +30,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
 mod chat;
 mod clock;
 pub mod context;
@@ -38,6 +39,7 @@ mod error;
 mod message;
 mod model;
 pub mod ports;
+pub mod ratelimit;
 mod service;
 mod session;
 pub mod validate;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -34,6 +34,12 @@ pub struct ServiceConfig {
     /// How long expired sessions stay stored before [`ChatService::purge_expired`]
     /// removes them. Default 0 (purged at the first purge after expiry).
     pub retention: Retention,
+    /// The longest a session may live: `expires_at` further than this from now is
+    /// refused (400 `invalid_field`). Default 30 days.
+    pub max_session_ttl: chrono::Duration,
+    /// How many generations may run at once in this service; beyond, chat answers
+    /// 503 `busy` at once instead of queueing. `None` (the default): no limit.
+    pub max_generations: Option<usize>,
 }
 
 impl Default for ServiceConfig {
@@ -43,6 +49,8 @@ impl Default for ServiceConfig {
             limits: Limits::default(),
             context: ContextBudget::default(),
             retention: Retention::default(),
+            max_session_ttl: chrono::Duration::days(30),
+            max_generations: None,
         }
     }
 }
@@ -80,6 +88,8 @@ pub struct ChatService {
     deps: Arc<Deps>,
     config: ServiceConfig,
     generations: TaskTracker,
+    /// Generation slots, when `config.max_generations` limits them.
+    slots: Option<Arc<Semaphore>>,
     shutdown: CancellationToken,
 }
 
@@ -109,6 +119,7 @@ impl ChatService {
             }),
             config,
             generations: TaskTracker::new(),
+            slots: config.max_generations.map(|n| Arc::new(Semaphore::new(n))),
             shutdown: CancellationToken::new(),
         }
     }
@@ -138,6 +149,15 @@ impl ChatService {
             return Err(ValidationError::invalid(
                 "expires_at",
                 "must be in the future",
+            ));
+        }
+        if at > now + self.config.max_session_ttl {
+            return Err(ValidationError::invalid(
+                "expires_at",
+                format_args!(
+                    "may be at most {} days from now",
+                    self.config.max_session_ttl.num_days()
+                ),
             ));
         }
         Ok(at)
@@ -311,6 +331,16 @@ impl ChatService {
         Ok(self.deps.store.delete_message(id).await?)
     }
 
+    /// Takes a generation slot, before anything is stored: a full service answers
+    /// `busy` and the client may retry without leaving a question behind.
+    fn generation_slot(&self) -> Result<Option<OwnedSemaphorePermit>, ServiceError> {
+        self.slots
+            .as_ref()
+            .map(|slots| Arc::clone(slots).try_acquire_owned())
+            .transpose()
+            .map_err(|_| ServiceError::Busy)
+    }
+
     /// Stores the user's message and reads the model's context in one store call.
     async fn begin_chat(&self, new: NewMessage) -> Result<Generation, ServiceError> {
         let budget = self.config.context;
@@ -348,10 +378,13 @@ impl ChatService {
     /// `session_not_found`, `session_inactive`, `llm_unavailable`/`llm_timeout` (the
     /// user message stays stored), or a store failure.
     pub async fn chat(&self, new: NewMessage) -> Result<ChatReply, ServiceError> {
+        let slot = self.generation_slot()?;
         let generation = self.begin_chat(new).await?;
-        let task = self
-            .generations
-            .spawn(chat::complete(Arc::clone(&self.deps), generation));
+        let complete = chat::complete(Arc::clone(&self.deps), generation);
+        let task = self.generations.spawn(async move {
+            let _slot = slot;
+            complete.await
+        });
         task.await
             .map_err(|e| ServiceError::Internal(Box::new(e)))?
     }
@@ -366,6 +399,7 @@ impl ChatService {
     /// # Errors
     /// `session_not_found`, `session_inactive`, or a store failure.
     pub async fn chat_stream(&self, new: NewMessage) -> Result<ChatStream, ServiceError> {
+        let slot = self.generation_slot()?;
         let generation = self.begin_chat(new).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let stream = ChatStream {
@@ -374,12 +408,16 @@ impl ChatService {
             response_id: generation.response_id,
             events: chat::event_stream(rx),
         };
-        self.generations.spawn(chat::stream(
+        let run = chat::stream(
             Arc::clone(&self.deps),
             generation,
             tx,
             self.shutdown.child_token(),
-        ));
+        );
+        self.generations.spawn(async move {
+            let _slot = slot;
+            run.await;
+        });
         Ok(stream)
     }
 

@@ -490,3 +490,113 @@ async fn model_sees_history_with_system_messages_within_budget() {
         ]
     );
 }
+
+#[tokio::test]
+async fn expiry_is_capped_by_the_max_session_ttl() {
+    let h = harness(Arc::new(EchoModel::new()));
+    let max = h.service.config().max_session_ttl;
+    let now = colloquy_core::Clock::now(h.clock.as_ref());
+    let at = |d: TimeDelta| colloquy_core::format_time(&(now + d));
+    let too_far = validate::new_session(
+        &json!({"expires_at": at(max + TimeDelta::seconds(1))}),
+        h.service.limits(),
+    )
+    .expect("valid shape");
+    let err = h
+        .service
+        .create_session(too_far)
+        .await
+        .expect_err("beyond the cap");
+    assert_eq!(err.code(), ErrorCode::InvalidField);
+    assert_eq!(err.field(), Some("expires_at"));
+    let within =
+        validate::new_session(&json!({"expires_at": at(max)}), h.service.limits()).expect("valid");
+    let s = h
+        .service
+        .create_session(within)
+        .await
+        .expect("at the cap is fine");
+    let patch = validate::session_patch(
+        &json!({"expires_at": at(max + TimeDelta::days(1))}),
+        h.service.limits(),
+    )
+    .expect("valid shape");
+    let err = h
+        .service
+        .update_session(&SessionRef::parse(&s.session_id), patch)
+        .await
+        .expect_err("extending beyond the cap");
+    assert_eq!(err.code(), ErrorCode::InvalidField);
+}
+
+/// A model whose stream ends only when the test lets it.
+struct HeldModel(Arc<tokio::sync::Notify>);
+
+#[async_trait]
+impl ChatModel for HeldModel {
+    async fn complete(&self, _: &ModelRequest) -> Result<Completion, ModelError> {
+        self.0.notified().await;
+        Ok(Completion {
+            text: "held".into(),
+            info: FinishInfo::default(),
+        })
+    }
+    async fn stream(&self, _: &ModelRequest) -> Result<ModelStream, ModelError> {
+        let release = Arc::clone(&self.0);
+        Ok(futures::stream::once(async move {
+            release.notified().await;
+            Ok(ModelEvent::Delta("held".into()))
+        })
+        .boxed())
+    }
+}
+
+#[tokio::test]
+async fn beyond_max_generations_chat_is_busy_and_stores_nothing() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let config = ServiceConfig {
+        max_generations: Some(1),
+        ..ServiceConfig::default()
+    };
+    let h = harness_with(Arc::new(HeldModel(Arc::clone(&release))), config);
+    let sid = new_session(&h).await;
+    let first = h
+        .service
+        .chat_stream(chat_input(&sid, "first"))
+        .await
+        .expect("a slot is free");
+    let busy = h
+        .service
+        .chat(chat_input(&sid, "second"))
+        .await
+        .expect_err("no slot");
+    assert_eq!(busy.code(), ErrorCode::Busy);
+    let busy = h
+        .service
+        .chat_stream(chat_input(&sid, "third"))
+        .await
+        .expect_err("no slot");
+    assert_eq!(busy.code(), ErrorCode::Busy);
+    assert_eq!(
+        stored_texts(&h, &sid).await,
+        [(Role::User, "first".to_owned())],
+        "a busy answer leaves no question behind"
+    );
+    release.notify_one();
+    let events: Vec<ChatEvent> =
+        tokio::time::timeout(Duration::from_secs(10), first.events.collect())
+            .await
+            .expect("the first answer ends");
+    assert!(events.last().is_some_and(ChatEvent::is_terminal));
+    // The slot is free again once the generation task has ended.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while h.service.generations_in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the generation task ends");
+    let next = h.service.chat_stream(chat_input(&sid, "fourth")).await;
+    assert!(next.is_ok(), "the slot was released");
+    release.notify_one();
+}
