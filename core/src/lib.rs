@@ -58,7 +58,7 @@ pub use message::{
 pub use model::{
     Completion, ContextMessage, FinishInfo, FinishReason, ModelEvent, ModelRequest, Usage,
 };
-pub use service::{ChatService, MessagePage, ServiceConfig, SessionPage};
+pub use service::{ChatService, MessagePage, ServiceConfig, SessionExport, SessionPage};
 pub use session::{
     generate_session_id, Metadata, NewSession, Page, Retention, Session, SessionFilter,
     SessionPatch, SessionRef, GENERATED_SESSION_ID_CHARS,

@@ -1,5 +1,6 @@
 //! [`ChatService`]: every use case of the API, over the ports.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use crate::error::{ServiceError, ValidationError};
 use crate::message::{Cursor, MessageDraft, MessageQuery, MessageView, NewMessage, Order, Role};
 use crate::model::{ContextMessage, ModelRequest};
 use crate::ports::{ChatModel, ChatStore};
+use crate::ratelimit::{Action, Admission};
 use crate::session::{
     generate_session_id, NewSession, Page, Retention, Session, SessionFilter, SessionPatch,
     SessionRef,
@@ -55,6 +57,15 @@ impl Default for ServiceConfig {
     }
 }
 
+/// A session with all its live messages; see [`ChatService::export_session`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SessionExport {
+    /// The session.
+    pub session: Session,
+    /// Its live messages in write order (each names the session by UUID).
+    pub messages: Vec<crate::message::ChatMessage>,
+}
+
 /// A page of sessions; see [`ChatService::list_sessions`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionPage {
@@ -90,6 +101,8 @@ pub struct ChatService {
     generations: TaskTracker,
     /// Generation slots, when `config.max_generations` limits them.
     slots: Option<Arc<Semaphore>>,
+    /// Rate limits, when set with [`ChatService::with_rate_limits`].
+    admission: Option<Admission>,
     shutdown: CancellationToken,
 }
 
@@ -120,7 +133,29 @@ impl ChatService {
             config,
             generations: TaskTracker::new(),
             slots: config.max_generations.map(|n| Arc::new(Semaphore::new(n))),
+            admission: None,
             shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Enforces `admission`'s rate limits in [`ChatService::admit`].
+    #[must_use]
+    pub fn with_rate_limits(mut self, admission: Admission) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// Spends the rate-limit quotas of `action` for a visitor at `ip` (see
+    /// [`Admission::admit`]); always admits when no limits are set. Transports call
+    /// it before the operation, for visitors (not for the operator).
+    ///
+    /// # Errors
+    /// `rate_limited` naming the quota, or `store_unavailable` when the limiter's
+    /// store is down.
+    pub async fn admit(&self, ip: Option<IpAddr>, action: Action<'_>) -> Result<(), ServiceError> {
+        match &self.admission {
+            Some(admission) => Ok(admission.admit(ip, action).await?),
+            None => Ok(()),
         }
     }
 
@@ -321,6 +356,43 @@ impl ChatService {
                 .collect(),
             next,
         })
+    }
+
+    /// The session with every live message in write order, for the operator's
+    /// export. Reads the messages a page at a time.
+    ///
+    /// # Errors
+    /// `session_not_found`, or a store failure.
+    pub async fn export_session(
+        &self,
+        reference: &SessionRef,
+    ) -> Result<SessionExport, ServiceError> {
+        let mut query = MessageQuery {
+            page: Page {
+                limit: Page::MAX_LIMIT,
+                offset: 0,
+            },
+            ..MessageQuery::default()
+        };
+        let mut messages = Vec::new();
+        let mut session = None;
+        loop {
+            let this = session.as_ref().map_or_else(
+                || reference.clone(),
+                |s: &Session| SessionRef::from_uuid(s.id),
+            );
+            let (s, page) = self.deps.store.list_messages(&this, &query).await?;
+            let last = page.last().map(|m| m.id);
+            let full = page.len() == query.page.limit;
+            messages.extend(page);
+            session = Some(s);
+            match last {
+                Some(id) if full => query.cursor = Some(Cursor::After(id)),
+                _ => break,
+            }
+        }
+        let session = session.ok_or(ServiceError::SessionNotFound)?;
+        Ok(SessionExport { session, messages })
     }
 
     /// Soft-deletes a message.

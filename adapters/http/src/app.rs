@@ -6,11 +6,14 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use bytes::Bytes;
-use colloquy_core::ChatService;
+use colloquy_core::access::{authorize, Caller, Operation};
+use colloquy_core::ratelimit::Action;
+use colloquy_core::{ChatService, ServiceError};
 use futures::FutureExt;
 use http::{header, HeaderValue, Request};
 use tracing::Instrument;
 
+use crate::caller::Visitor;
 use crate::config::HttpConfig;
 use crate::cors::Cors;
 use crate::error::ApiError;
@@ -34,6 +37,21 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 }
 
 impl App {
+    /// Checks the access table for `operation`, then, for visitors, spends the rate
+    /// limits of `action`. The operator (admin token) is never limited.
+    pub(crate) async fn allow(
+        &self,
+        visitor: &Visitor,
+        operation: Operation<'_>,
+        action: Option<Action<'_>>,
+    ) -> Result<(), ApiError> {
+        authorize(self.config.access, visitor.caller, operation).map_err(ServiceError::from)?;
+        if let (Caller::Visitor, Some(action)) = (visitor.caller, action) {
+            self.service.admit(visitor.ip, action).await?;
+        }
+        Ok(())
+    }
+
     /// The app for `service` with `config`.
     pub(crate) fn new(service: ChatService, config: HttpConfig) -> Self {
         let cors = Cors::new(&config.cors_origins);

@@ -3,6 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use colloquy_core::access::AccessMode;
+use ipnet::IpNet;
+
+use crate::caller::AdminToken;
+
 /// Settings of the HTTP transport. Every field has a default (see [`HttpConfig::default`]);
 /// the `colloquy` binary fills them from flags and `COLLOQUY_*` variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +29,16 @@ pub struct HttpConfig {
     /// the generations still running are cancelled (their partial answers are stored
     /// with `finish_reason = "cancelled"`). Default 20 s.
     pub shutdown_grace: Duration,
+    /// Who may do what: [`AccessMode::Open`] (the default; every endpoint open) or
+    /// [`AccessMode::Public`] (visitors reach only their own sessions). See
+    /// [`colloquy_core::access`].
+    pub access: AccessMode,
+    /// The operator's token (`Authorization: Bearer ...`): unlocks every endpoint in
+    /// every mode and bypasses rate limits. Default: none.
+    pub admin_token: Option<AdminToken>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (for
+    /// per-IP rate limits). Default: none, so the socket's peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl HttpConfig {
@@ -48,6 +63,9 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             sse_keep_alive: Self::DEFAULT_SSE_KEEP_ALIVE,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+            access: AccessMode::Open,
+            admin_token: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

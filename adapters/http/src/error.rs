@@ -3,6 +3,9 @@
 
 use std::error::Error as _;
 
+use std::time::Duration;
+
+use colloquy_core::ratelimit::RateLimited;
 use colloquy_core::{ErrorCode, ServiceError, ValidationError};
 use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
@@ -33,7 +36,9 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::LlmUnavailable => StatusCode::BAD_GATEWAY,
         ErrorCode::LlmTimeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::StoreUnavailable | ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -45,6 +50,10 @@ pub(crate) struct ApiError {
     message: String,
     field: Option<String>,
     allow: Option<&'static str>,
+    /// Seconds for `Retry-After`, when the default is not right (429).
+    retry_after: Option<u64>,
+    /// `RateLimit-Policy` and `RateLimit` of a 429.
+    rate_limit: Option<(String, String)>,
 }
 
 #[derive(Serialize)]
@@ -63,6 +72,8 @@ impl ApiError {
             message: message.into(),
             field: None,
             allow: None,
+            retry_after: None,
+            rate_limit: None,
         }
     }
 
@@ -113,9 +124,23 @@ impl ApiError {
         }
         if matches!(
             self.code,
-            ErrorCode::StoreUnavailable | ErrorCode::RateLimited
+            ErrorCode::StoreUnavailable | ErrorCode::RateLimited | ErrorCode::Busy
         ) {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            let secs = self.retry_after.unwrap_or(u64::from(RETRY_AFTER_SECS));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some((policy, state)) = self.rate_limit {
+            for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        if self.code == ErrorCode::Unauthorized {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"colloquy\""),
+            );
         }
         response
     }
@@ -128,8 +153,30 @@ impl From<ValidationError> for ApiError {
             message: e.message,
             field: e.field,
             allow: None,
+            retry_after: None,
+            rate_limit: None,
         }
     }
+}
+
+/// Whole seconds, rounded up: a client that waits this long is admitted.
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The IETF draft's `RateLimit-Policy` and `RateLimit` field values of a refusal
+/// (draft-ietf-httpapi-ratelimit-headers: `"name";q=QUOTA;w=WINDOW` and
+/// `"name";r=REMAINING;t=RESET`).
+fn rate_limit_fields(limited: &RateLimited) -> (String, String) {
+    let name = limited.policy;
+    (
+        format!(
+            "\"{name}\";q={};w={}",
+            limited.quota.count,
+            ceil_secs(limited.quota.period)
+        ),
+        format!("\"{name}\";r=0;t={}", ceil_secs(limited.reset)),
+    )
 }
 
 /// The full `source` chain of an error, for the log.
@@ -158,11 +205,17 @@ impl From<ServiceError> for ApiError {
                 tracing::warn!(error = %cause, code = code.as_str(), "upstream failure");
             }
         }
+        let limited = match &e {
+            ServiceError::RateLimited(limited) => Some(limited),
+            _ => None,
+        };
         Self {
             code,
             message: e.public_message(),
             field: e.field().map(str::to_owned),
             allow: None,
+            retry_after: limited.map(|l| ceil_secs(l.retry_after).max(1)),
+            rate_limit: limited.map(rate_limit_fields),
         }
     }
 }
@@ -188,6 +241,9 @@ mod tests {
             (ErrorCode::UnsupportedMediaType, 415),
             (ErrorCode::IdempotencyMismatch, 422),
             (ErrorCode::RateLimited, 429),
+            (ErrorCode::Unauthorized, 401),
+            (ErrorCode::Forbidden, 403),
+            (ErrorCode::Busy, 503),
             (ErrorCode::LlmUnavailable, 502),
             (ErrorCode::StoreUnavailable, 503),
             (ErrorCode::LlmTimeout, 504),

@@ -73,6 +73,7 @@
 
 mod app;
 mod body;
+mod caller;
 mod config;
 pub mod cors;
 mod error;
@@ -92,6 +93,7 @@ use bytes::Bytes;
 use colloquy_core::ChatService;
 use http_body_util::combinators::UnsyncBoxBody;
 
+pub use caller::{AdminToken, PeerAddr, WeakToken};
 pub use config::HttpConfig;
 pub use error::{status_for, RETRY_AFTER_SECS};
 pub use server::serve;

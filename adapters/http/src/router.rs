@@ -15,6 +15,7 @@ pub(crate) enum Route {
     Readyz,
     Sessions,
     Session(String),
+    SessionExport(String),
     Messages,
     Message(String),
     Chat,
@@ -31,6 +32,7 @@ pub(crate) enum Endpoint {
     GetSession(String),
     UpdateSession(String),
     DeleteSession(String),
+    ExportSession(String),
     ListMessages,
     CreateMessage,
     GetMessage(String),
@@ -61,6 +63,7 @@ impl Route {
             ["", "api", "chats", rest @ ..] => match rest {
                 ["sessions"] => Self::Sessions,
                 ["sessions", id] if !id.is_empty() => Self::Session(decode(id)),
+                ["sessions", id, "export"] if !id.is_empty() => Self::SessionExport(decode(id)),
                 ["messages"] => Self::Messages,
                 ["messages", "chat"] => Self::Chat,
                 ["messages", "chat", "stream"] => Self::ChatStream,
@@ -75,7 +78,7 @@ impl Route {
     /// The methods the route answers, as an `Allow` header value.
     pub(crate) fn allow(&self) -> &'static str {
         match self {
-            Self::Healthz | Self::Readyz => "GET, HEAD, OPTIONS",
+            Self::Healthz | Self::Readyz | Self::SessionExport(_) => "GET, HEAD, OPTIONS",
             Self::Sessions | Self::Messages => "GET, HEAD, POST, OPTIONS",
             Self::Session(_) => "GET, HEAD, PATCH, DELETE, OPTIONS",
             Self::Message(_) => "GET, HEAD, DELETE, OPTIONS",
@@ -98,6 +101,7 @@ impl Route {
             Self::Session(id) if read => Endpoint::GetSession(id),
             Self::Session(id) if method == Method::PATCH => Endpoint::UpdateSession(id),
             Self::Session(id) if method == Method::DELETE => Endpoint::DeleteSession(id),
+            Self::SessionExport(id) if read => Endpoint::ExportSession(id),
             Self::Messages if read => Endpoint::ListMessages,
             Self::Messages if method == Method::POST => Endpoint::CreateMessage,
             Self::Message(id) if read => Endpoint::GetMessage(id),

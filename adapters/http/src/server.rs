@@ -13,7 +13,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::{Api, HttpConfig};
+use crate::{Api, HttpConfig, PeerAddr};
 
 /// After the grace period, how long cancelled streams get to write their last event.
 const FLUSH_AFTER_CANCEL: Duration = Duration::from_secs(2);
@@ -59,8 +59,9 @@ where
                     tracing::debug!(error = %e, "could not set TCP_NODELAY");
                 }
                 let api = api.clone();
-                let service = service_fn(move |request| {
+                let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                     let api = api.clone();
+                    request.extensions_mut().insert(PeerAddr(peer));
                     async move { Ok::<_, Infallible>(api.handle(request).await) }
                 });
                 let connection = builder.serve_connection(TokioIo::new(stream), service);

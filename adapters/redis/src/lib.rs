@@ -126,10 +126,12 @@ mod config;
 mod conn;
 mod error;
 mod keys;
+mod limiter;
 mod message_store;
 mod scripts;
 mod session_store;
 mod store;
 
 pub use config::{ConnectError, RedisConfig};
+pub use limiter::RedisRateLimiter;
 pub use store::RedisStore;

@@ -9,7 +9,11 @@ mod sessions;
 use bytes::Bytes;
 use http::request::Parts;
 
+use colloquy_core::access::Caller;
+use colloquy_core::ratelimit::Action;
+
 use crate::app::App;
+use crate::caller::{PeerAddr, Visitor};
 use crate::error::ApiError;
 use crate::router::Endpoint;
 use crate::Response;
@@ -25,21 +29,34 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let v = match endpoint {
+        Endpoint::Healthz => return Ok(health::healthz()),
+        Endpoint::Readyz => return Ok(health::readyz(app).await),
+        Endpoint::Preflight(allow) => return Ok(app.cors.preflight(&parts.headers, allow)),
+        _ => {
+            let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+            let v = Visitor::identify(&app.config, peer, &parts.headers)?;
+            if v.caller == Caller::Visitor {
+                app.service.admit(v.ip, Action::Request).await?;
+            }
+            v
+        }
+    };
+    let v = &v;
     match endpoint {
-        Endpoint::Healthz => Ok(health::healthz()),
-        Endpoint::Readyz => Ok(health::readyz(app).await),
-        Endpoint::ListSessions => sessions::list(app, &parts).await,
-        Endpoint::CreateSession => sessions::create(app, &parts, body).await,
-        Endpoint::GetSession(id) => sessions::get(app, &id).await,
-        Endpoint::UpdateSession(id) => sessions::update(app, &id, &parts, body).await,
-        Endpoint::DeleteSession(id) => sessions::delete(app, &id).await,
-        Endpoint::ListMessages => messages::list(app, &parts).await,
-        Endpoint::CreateMessage => messages::create(app, &parts, body).await,
-        Endpoint::GetMessage(id) => messages::get(app, &id).await,
-        Endpoint::DeleteMessage(id) => messages::delete(app, &id).await,
-        Endpoint::Chat => chat::chat(app, &parts, body).await,
-        Endpoint::ChatStreamPost => chat::stream_post(app, &parts, body).await,
-        Endpoint::ChatStreamGet => chat::stream_get(app, &parts).await,
-        Endpoint::Preflight(allow) => Ok(app.cors.preflight(&parts.headers, allow)),
+        Endpoint::ListSessions => sessions::list(app, v, &parts).await,
+        Endpoint::CreateSession => sessions::create(app, v, &parts, body).await,
+        Endpoint::GetSession(id) => sessions::get(app, v, &id).await,
+        Endpoint::UpdateSession(id) => sessions::update(app, v, &id, &parts, body).await,
+        Endpoint::DeleteSession(id) => sessions::delete(app, v, &id).await,
+        Endpoint::ExportSession(id) => sessions::export(app, v, &id).await,
+        Endpoint::ListMessages => messages::list(app, v, &parts).await,
+        Endpoint::CreateMessage => messages::create(app, v, &parts, body).await,
+        Endpoint::GetMessage(id) => messages::get(app, v, &id).await,
+        Endpoint::DeleteMessage(id) => messages::delete(app, v, &id).await,
+        Endpoint::Chat => chat::chat(app, v, &parts, body).await,
+        Endpoint::ChatStreamPost => chat::stream_post(app, v, &parts, body).await,
+        Endpoint::ChatStreamGet => chat::stream_get(app, v, &parts).await,
+        Endpoint::Healthz | Endpoint::Readyz | Endpoint::Preflight(_) => Err(ApiError::internal()),
     }
 }

@@ -1,35 +1,53 @@
 //! `/api/chats/sessions/` and `/api/chats/sessions/{id}/`.
 
 use bytes::Bytes;
+use colloquy_core::access::Operation;
+use colloquy_core::ratelimit::Action;
 use colloquy_core::{validate, SessionRef};
 use http::request::Parts;
 use http::StatusCode;
 
 use crate::app::App;
+use crate::caller::Visitor;
 use crate::error::ApiError;
 use crate::{body, json, link, query, Response};
 
 /// `POST /sessions/` → 201 session.
-pub(super) async fn create<B>(app: &App, parts: &Parts, body: B) -> Result<Response, ApiError>
+pub(super) async fn create<B>(
+    app: &App,
+    v: &Visitor,
+    parts: &Parts,
+    body: B,
+) -> Result<Response, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let value = body::read_json(&parts.headers, body, app.config.max_body_bytes).await?;
     let new = validate::new_session(&value, app.service.limits())?;
+    app.allow(
+        v,
+        Operation::CreateSession(&new),
+        Some(Action::CreateSession),
+    )
+    .await?;
     let session = app.service.create_session(new).await?;
     Ok(json::response(StatusCode::CREATED, &session))
 }
 
 /// `GET /sessions/{id}/` → 200 session; `{id}` is the UUID or the session_id.
-pub(super) async fn get(app: &App, id: &str) -> Result<Response, ApiError> {
-    let session = app.service.get_session(&SessionRef::parse(id)).await?;
+pub(super) async fn get(app: &App, v: &Visitor, id: &str) -> Result<Response, ApiError> {
+    let reference = SessionRef::parse(id);
+    app.allow(v, Operation::ReadSession(&reference), None)
+        .await?;
+    let session = app.service.get_session(&reference).await?;
     Ok(json::response(StatusCode::OK, &session))
 }
 
 /// `PATCH /sessions/{id}/` → 200 session.
 pub(super) async fn update<B>(
     app: &App,
+    v: &Visitor,
     id: &str,
     parts: &Parts,
     body: B,
@@ -40,21 +58,25 @@ where
 {
     let value = body::read_json(&parts.headers, body, app.config.max_body_bytes).await?;
     let patch = validate::session_patch(&value, app.service.limits())?;
-    let session = app
-        .service
-        .update_session(&SessionRef::parse(id), patch)
+    let reference = SessionRef::parse(id);
+    app.allow(v, Operation::UpdateSession(&reference, &patch), None)
         .await?;
+    let session = app.service.update_session(&reference, patch).await?;
     Ok(json::response(StatusCode::OK, &session))
 }
 
 /// `DELETE /sessions/{id}/` → 204.
-pub(super) async fn delete(app: &App, id: &str) -> Result<Response, ApiError> {
-    app.service.delete_session(&SessionRef::parse(id)).await?;
+pub(super) async fn delete(app: &App, v: &Visitor, id: &str) -> Result<Response, ApiError> {
+    let reference = SessionRef::parse(id);
+    app.allow(v, Operation::DeleteSession(&reference), None)
+        .await?;
+    app.service.delete_session(&reference).await?;
     Ok(json::empty(StatusCode::NO_CONTENT))
 }
 
 /// `GET /sessions/` → 200 array, newest first.
-pub(super) async fn list(app: &App, parts: &Parts) -> Result<Response, ApiError> {
+pub(super) async fn list(app: &App, v: &Visitor, parts: &Parts) -> Result<Response, ApiError> {
+    app.allow(v, Operation::ListSessions, None).await?;
     let pairs = query::pairs(&parts.uri);
     let (filter, page) = validate::session_query(&pairs)?;
     let page = app.service.list_sessions(&filter, page).await?;
@@ -63,4 +85,14 @@ pub(super) async fn list(app: &App, parts: &Parts) -> Result<Response, ApiError>
         link::next_sessions(&mut response, &parts.uri, &pairs, next);
     }
     Ok(response)
+}
+
+/// `GET /sessions/{id}/export/` → 200 `{"session": ..., "messages": [...]}`: the
+/// session with every live message in write order, for the operator.
+pub(super) async fn export(app: &App, v: &Visitor, id: &str) -> Result<Response, ApiError> {
+    let reference = SessionRef::parse(id);
+    app.allow(v, Operation::ExportSession(&reference), None)
+        .await?;
+    let export = app.service.export_session(&reference).await?;
+    Ok(json::response(StatusCode::OK, &export))
 }

@@ -7,9 +7,11 @@
 
 mod support;
 
+mod access;
 mod chat;
 mod messages;
 mod props;
+mod rate_limits;
 mod sessions;
 mod shutdown;
 mod stream;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_core::ports::{ChatModel, ChatStore};
+use colloquy_core::ratelimit::{Admission, RatePolicy};
 use colloquy_core::{ChatService, Clock, EchoModel, ManualClock, ServiceConfig};
 use colloquy_http::HttpConfig;
 use colloquy_memory::MemoryStore;
@@ -25,6 +26,8 @@ pub struct Setup {
     pub config: HttpConfig,
     pub service: ServiceConfig,
     pub store: Option<Arc<dyn ChatStore>>,
+    /// Rate limits over a fresh in-memory limiter.
+    pub rate_limits: Option<RatePolicy>,
 }
 
 impl Default for Setup {
@@ -37,6 +40,7 @@ impl Default for Setup {
             },
             service: ServiceConfig::default(),
             store: None,
+            rate_limits: None,
         }
     }
 }
@@ -77,7 +81,11 @@ impl TestServer {
             memory = Some(store.clone());
             store as Arc<dyn ChatStore>
         });
-        let service = ChatService::new(store, setup.model, clock.clone(), setup.service);
+        let mut service = ChatService::new(store, setup.model, clock.clone(), setup.service);
+        if let Some(policy) = setup.rate_limits {
+            let limiter = Arc::new(colloquy_memory::MemoryRateLimiter::new());
+            service = service.with_rate_limits(Admission::new(limiter, policy));
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
