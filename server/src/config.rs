@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::Parser;
+use colloquy_core::access::AccessMode;
+use colloquy_core::ratelimit::{Quota, QuotaError, RatePolicy};
 use colloquy_core::validate::Limits;
 use colloquy_core::{Retention, ServiceConfig};
-use colloquy_http::HttpConfig;
+use colloquy_http::{AdminToken, HttpConfig};
+use ipnet::IpNet;
 
 use crate::duration;
 use crate::logging::LogFormat;
@@ -106,6 +109,58 @@ pub(crate) struct Cli {
     #[arg(long, env = "COLLOQUY_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration::parse)]
     pub(crate) shutdown_grace: Duration,
 
+    /// Who may do what. `open`: every endpoint open to anyone (the seed's behaviour).
+    /// `public`: for the internet — a visitor reaches only the sessions whose
+    /// generated id (or UUID) they hold; listing sessions, chosen session_ids,
+    /// system/assistant messages and most PATCHes need --admin-token; rate limits are
+    /// on by default. Default: `open` when --bind is a loopback address; on any other
+    /// address the server refuses to start until --access is given.
+    #[arg(long, env = "COLLOQUY_ACCESS")]
+    pub(crate) access: Option<AccessMode>,
+
+    /// The operator's token: `Authorization: Bearer <token>` unlocks every endpoint
+    /// in every mode and is never rate limited. At least 16 characters. Prefer the
+    /// environment variable: command lines are visible to other users.
+    #[arg(long, env = "COLLOQUY_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<String>,
+
+    /// Reverse proxies (CIDRs, comma-separated, e.g. `10.0.0.0/8,127.0.0.1/32`) whose
+    /// `Forwarded` / `X-Forwarded-For` headers name the client for per-IP limits.
+    /// From any other peer these headers are ignored.
+    #[arg(long, env = "COLLOQUY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub(crate) trusted_proxies: Vec<IpNet>,
+
+    /// Requests per client IP, as COUNT/PERIOD (`300/min`); `off` for none.
+    /// Default with --access public: 300/min; open: off.
+    #[arg(long, env = "COLLOQUY_RATE_REQUESTS", value_parser = parse_limit)]
+    pub(crate) rate_requests: Option<Limit>,
+
+    /// Chat turns per client IP (public default 30/min).
+    #[arg(long, env = "COLLOQUY_RATE_CHATS", value_parser = parse_limit)]
+    pub(crate) rate_chats: Option<Limit>,
+
+    /// Session creations per client IP (public default 20/hour).
+    #[arg(long, env = "COLLOQUY_RATE_SESSIONS", value_parser = parse_limit)]
+    pub(crate) rate_sessions: Option<Limit>,
+
+    /// Chat turns per session (public default 10/min).
+    #[arg(long, env = "COLLOQUY_RATE_SESSION_CHATS", value_parser = parse_limit)]
+    pub(crate) rate_session_chats: Option<Limit>,
+
+    /// Most messages stored in one session (a chat stores two), counted over
+    /// --max-session-ttl; `off` for no cap (public default 1000).
+    #[arg(long, env = "COLLOQUY_MAX_SESSION_MESSAGES", value_parser = parse_cap)]
+    pub(crate) max_session_messages: Option<Cap>,
+
+    /// Most answers generated at once by this instance; beyond, chat answers 503
+    /// `busy` at once instead of queueing. `0` for no limit (public default 64).
+    #[arg(long, env = "COLLOQUY_MAX_GENERATIONS")]
+    pub(crate) max_generations: Option<usize>,
+
+    /// The longest a session may live: a later `expires_at` is refused with 400.
+    #[arg(long, env = "COLLOQUY_MAX_SESSION_TTL", default_value = "30d", value_parser = duration::parse)]
+    pub(crate) max_session_ttl: Duration,
+
     /// Log line format, written to stderr.
     #[arg(long, env = "COLLOQUY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -125,9 +180,61 @@ pub(crate) enum ConfigError {
     /// The keep-alive interval is zero.
     #[error("--sse-keep-alive must be more than 0")]
     KeepAlive,
+    /// A non-loopback bind address without an explicit access mode.
+    #[error("--bind {0} is not a loopback address: say who may use it with --access public (for the internet: visitors reach only their own sessions, rate limits on) or --access open (every endpoint open to anyone, as on loopback)")]
+    AccessRequired(SocketAddr),
+    /// An admin token that is too short.
+    #[error("--admin-token: {0}")]
+    AdminToken(#[from] colloquy_http::WeakToken),
+    /// The session TTL is longer than the cap.
+    #[error("--session-ttl must not exceed --max-session-ttl")]
+    TtlOverCap,
     /// The purge interval is zero.
     #[error("--purge-interval must be more than 0")]
     PurgeInterval,
+}
+
+/// `--max-generations` with `--access public` when not given.
+const DEFAULT_PUBLIC_MAX_GENERATIONS: usize = 64;
+
+/// A rate-limit flag: a quota, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// No limit.
+    Off,
+    /// This quota.
+    Quota(Quota),
+}
+
+fn parse_limit(s: &str) -> Result<Limit, QuotaError> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(Limit::Off);
+    }
+    s.parse().map(Limit::Quota)
+}
+
+/// `--max-session-messages`: a count of at least 1, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cap {
+    /// No cap.
+    Off,
+    /// At most this many.
+    Count(u32),
+}
+
+/// A `--max-session-messages` that is neither a positive count nor `off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cap {0:?}: use a count of at least 1, or off")]
+pub(crate) struct CapError(String);
+
+fn parse_cap(s: &str) -> Result<Cap, CapError> {
+    match s.trim() {
+        off if off.eq_ignore_ascii_case("off") => Ok(Cap::Off),
+        n => match n.parse::<u32>() {
+            Ok(count) if count > 0 => Ok(Cap::Count(count)),
+            _ => Err(CapError(s.to_owned())),
+        },
+    }
 }
 
 /// Sessions may not live longer than this.
@@ -164,6 +271,42 @@ impl Cli {
         }
     }
 
+    /// The access mode: as given, or `open` on a loopback bind address.
+    pub(crate) fn access_mode(&self) -> Result<AccessMode, ConfigError> {
+        match self.access {
+            Some(mode) => Ok(mode),
+            None if self.bind.ip().is_loopback() => Ok(AccessMode::Open),
+            None => Err(ConfigError::AccessRequired(self.bind)),
+        }
+    }
+
+    /// The rate limits: the flags, over the mode's defaults.
+    pub(crate) fn rate_policy(&self) -> Result<RatePolicy, ConfigError> {
+        let defaults = match self.access_mode()? {
+            AccessMode::Public => RatePolicy::public_defaults(self.max_session_ttl),
+            AccessMode::Open => RatePolicy::default(),
+        };
+        let pick = |flag: Option<Limit>, default: Option<Quota>| match flag {
+            Some(Limit::Off) => None,
+            Some(Limit::Quota(q)) => Some(q),
+            None => default,
+        };
+        Ok(RatePolicy {
+            requests_per_ip: pick(self.rate_requests, defaults.requests_per_ip),
+            chats_per_ip: pick(self.rate_chats, defaults.chats_per_ip),
+            sessions_per_ip: pick(self.rate_sessions, defaults.sessions_per_ip),
+            chats_per_session: pick(self.rate_session_chats, defaults.chats_per_session),
+            messages_per_session: match self.max_session_messages {
+                Some(Cap::Off) => None,
+                Some(Cap::Count(count)) => Some(Quota {
+                    count,
+                    period: self.max_session_ttl,
+                }),
+                None => defaults.messages_per_session,
+            },
+        })
+    }
+
     /// The transport's configuration.
     pub(crate) fn http_config(&self) -> Result<HttpConfig, ConfigError> {
         if self.sse_keep_alive.is_zero() {
@@ -180,6 +323,9 @@ impl Cli {
                 .collect(),
             sse_keep_alive: self.sse_keep_alive,
             shutdown_grace: self.shutdown_grace,
+            access: self.access_mode()?,
+            admin_token: self.admin_token.clone().map(AdminToken::new).transpose()?,
+            trusted_proxies: self.trusted_proxies.clone(),
         })
     }
 }
@@ -265,6 +411,8 @@ mod tests {
         let cli = parse(&[
             "--bind",
             "0.0.0.0:9000",
+            "--access",
+            "open",
             "--cors-origins",
             "https://a.example, https://b.example",
             "--max-body-bytes",
@@ -316,5 +464,75 @@ mod tests {
             parse(&["--sse-keep-alive", "0"]).http_config(),
             Err(ConfigError::KeepAlive)
         );
+        assert_eq!(
+            parse(&["--admin-token", "short"]).http_config(),
+            Err(ConfigError::AdminToken(colloquy_http::WeakToken))
+        );
+        assert_eq!(
+            parse(&["--session-ttl", "40d"]).service_config(),
+            Err(ConfigError::TtlOverCap)
+        );
+    }
+
+    #[test]
+    fn access_defaults_to_open_on_loopback_and_must_be_said_elsewhere() {
+        assert_eq!(parse(&[]).access_mode(), Ok(AccessMode::Open));
+        assert_eq!(
+            parse(&["--bind", "[::1]:8080"]).access_mode(),
+            Ok(AccessMode::Open)
+        );
+        let exposed = parse(&["--bind", "0.0.0.0:8080"]);
+        let refused = exposed.http_config().expect_err("no --access on 0.0.0.0");
+        assert!(refused.to_string().contains("--access public"), "{refused}");
+        assert!(exposed.rate_policy().is_err());
+        let public = parse(&["--bind", "0.0.0.0:8080", "--access", "public"]);
+        assert_eq!(
+            public.http_config().map(|c| c.access),
+            Ok(AccessMode::Public)
+        );
+    }
+
+    #[test]
+    fn limits_are_on_in_public_mode_and_off_in_open_mode_unless_set() {
+        assert!(parse(&[]).rate_policy().expect("valid").is_unlimited());
+        assert_eq!(
+            parse(&[]).service_config().map(|c| c.max_generations),
+            Ok(None)
+        );
+        let public = parse(&["--access", "public"]);
+        let policy = public.rate_policy().expect("valid");
+        assert_eq!(
+            policy,
+            RatePolicy::public_defaults(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(
+            public.service_config().map(|c| c.max_generations),
+            Ok(Some(DEFAULT_PUBLIC_MAX_GENERATIONS))
+        );
+        let tuned = parse(&[
+            "--access",
+            "public",
+            "--rate-chats",
+            "5/min",
+            "--rate-requests",
+            "off",
+            "--max-session-messages",
+            "50",
+            "--max-generations",
+            "0",
+        ]);
+        let policy = tuned.rate_policy().expect("valid");
+        assert_eq!(
+            policy.chats_per_ip.map(|q| q.to_string()),
+            Some("5/min".to_owned())
+        );
+        assert_eq!(policy.requests_per_ip, None);
+        assert_eq!(policy.messages_per_session.map(|q| q.count), Some(50));
+        assert_eq!(tuned.service_config().map(|c| c.max_generations), Ok(None));
+        let open = parse(&["--rate-chats", "10/min"])
+            .rate_policy()
+            .expect("valid");
+        assert_eq!(open.chats_per_ip.map(|q| q.count), Some(10));
+        assert_eq!(open.requests_per_ip, None);
     }
 }

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use colloquy_core::ratelimit::Admission;
 use colloquy_core::{ChatService, SystemClock};
 
 use crate::config::{Cli, ConfigError};
@@ -58,6 +59,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     let service_config = cli.service_config()?;
     let http_config = cli.http_config()?;
     let store_options = cli.store_options();
+    let rate_policy = cli.rate_policy()?;
     let clock = Arc::new(SystemClock);
     let stores = cli
         .store
@@ -74,8 +76,15 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             spec: cli.model.clone(),
             source,
         })?;
-    let store::OpenedStore { store, closed } = stores;
-    let service = ChatService::new(store, model, clock, service_config);
+    let store::OpenedStore {
+        store,
+        limiter,
+        closed,
+    } = stores;
+    let mut service = ChatService::new(store, model, clock, service_config);
+    if !rate_policy.is_unlimited() {
+        service = service.with_rate_limits(Admission::new(limiter, rate_policy));
+    }
     let purger = purge::spawn(service.clone(), cli.purge_interval);
     let signal = signal::shutdown().map_err(StartError::Signals)?;
     let listener = tokio::net::TcpListener::bind(cli.bind)
@@ -88,7 +97,15 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         addr: cli.bind,
         source,
     })?;
-    tracing::info!(store = %cli.store, model = %cli.model, "starting");
+    tracing::info!(
+        store = %cli.store,
+        model = %cli.model,
+        access = %http_config.access,
+        admin_token = http_config.admin_token.is_some(),
+        rate_limits = ?rate_policy,
+        max_generations = ?service.config().max_generations,
+        "starting"
+    );
     println!("colloquy listening on http://{addr}");
     colloquy_http::serve(listener, service, http_config, signal).await;
     // Stop the purge (dropping the last service and store handles), then wait,

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_core::ports::ChatStore;
+use colloquy_core::ratelimit::RateLimiter;
 use colloquy_core::{Clock, Retention, StoreError};
-use colloquy_memory::MemoryStore;
+use colloquy_memory::{MemoryRateLimiter, MemoryStore};
 use colloquy_redis::{ConnectError, RedisConfig, RedisStore};
 use colloquy_sqlite::{Closed, SqliteStore};
 
@@ -198,18 +199,30 @@ impl Default for StoreOptions {
     }
 }
 
-/// An opened store.
+/// An opened store, and the rate limiter that goes with it.
 pub(crate) struct OpenedStore {
     pub(crate) store: Arc<dyn ChatStore>,
+    /// Shared by every instance on a Redis store; this process's own otherwise.
+    pub(crate) limiter: Arc<dyn RateLimiter>,
     /// Resolves once a SQLite store is dropped everywhere and its file closed.
     pub(crate) closed: Option<Closed>,
 }
 
 impl OpenedStore {
-    fn new(store: impl ChatStore) -> Self {
+    /// A store whose instances share no limiter: each process counts its own.
+    fn local(store: impl ChatStore) -> Self {
         Self {
             store: Arc::new(store),
+            limiter: Arc::new(MemoryRateLimiter::new()),
             closed: None,
+        }
+    }
+
+    /// A Redis store, with the rate limiter every instance on it shares.
+    fn redis(store: RedisStore) -> Self {
+        Self {
+            limiter: Arc::new(store.rate_limiter()),
+            ..Self::local(store)
         }
     }
 }
@@ -240,17 +253,17 @@ impl StoreSpec {
                     .map_err(OpenStoreError::Sqlite)?;
                 Ok(OpenedStore {
                     closed: Some(store.closed()),
-                    ..OpenedStore::new(store)
+                    ..OpenedStore::local(store)
                 })
             }
-            Self::Memory => Ok(OpenedStore::new(MemoryStore::new(clock))),
+            Self::Memory => Ok(OpenedStore::local(MemoryStore::new(clock))),
             Self::Redis(url) => {
                 let config = RedisConfig::with_prefix(options.redis_prefix.clone())
                     .retention(options.retention);
                 let store = RedisStore::connect(url.secret(), &config, clock)
                     .await
                     .map_err(OpenStoreError::Redis)?;
-                Ok(OpenedStore::new(store))
+                Ok(OpenedStore::redis(store))
             }
             Self::RedisCluster(nodes) => {
                 let config = RedisConfig::with_prefix(options.redis_prefix.clone())
@@ -259,7 +272,7 @@ impl StoreSpec {
                 let store = RedisStore::connect_cluster(&urls, &config, clock)
                     .await
                     .map_err(OpenStoreError::Redis)?;
-                Ok(OpenedStore::new(store))
+                Ok(OpenedStore::redis(store))
             }
         }
     }
