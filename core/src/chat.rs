@@ -22,6 +22,7 @@ use crate::message::{ChatMessage, MessageDraft, Role};
 use crate::model::{FinishInfo, FinishReason, ModelEvent, ModelRequest};
 use crate::service::Deps;
 use crate::session::{Metadata, Session, SessionRef};
+use crate::streams::StreamMeta;
 
 /// One event of a streamed answer. Sequence numbers count from 0 per response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +80,10 @@ pub struct ChatStream {
     pub response_id: Uuid,
     /// The events, ending with exactly one terminal event.
     pub events: ChatEvents,
+    /// How many bytes of the answer the client already has before the first of
+    /// `events` (0 for a new stream; a resume's starting point otherwise). Event ids
+    /// count on from it (see docs/API.md, "Event ids").
+    pub offset: u64,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -112,6 +117,57 @@ pub(crate) struct Generation {
     pub(crate) request: ModelRequest,
 }
 
+impl Generation {
+    /// What followers of this generation's log need.
+    pub(crate) fn meta(&self) -> StreamMeta {
+        StreamMeta {
+            response_id: self.response_id,
+            message_id: self.message_id,
+            session: self.session.id,
+            session_id: self.session.session_id.clone(),
+        }
+    }
+}
+
+/// Where a generation's events go: the client that started it (if it still
+/// listens) and the stream log, for resumes and reloads.
+pub(crate) struct Publisher {
+    deps: Arc<Deps>,
+    response_id: Uuid,
+    client: Option<mpsc::UnboundedSender<ChatEvent>>,
+    /// Whether the log failed once already (logged once per response).
+    log_failed: bool,
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        deps: Arc<Deps>,
+        response_id: Uuid,
+        client: Option<mpsc::UnboundedSender<ChatEvent>>,
+    ) -> Self {
+        Self {
+            deps,
+            response_id,
+            client,
+            log_failed: false,
+        }
+    }
+
+    /// Sends `event` to the client and appends it to the log. A client that left or
+    /// a log that fails does not stop the generation: the answer is still stored.
+    async fn publish(&mut self, event: ChatEvent) {
+        if let Err(e) = self.deps.streams.append(self.response_id, &event).await {
+            if !self.log_failed {
+                tracing::warn!(error = %e, response_id = %self.response_id, "the stream log failed; resumes of this answer will replay it from the store");
+                self.log_failed = true;
+            }
+        }
+        if let Some(client) = &self.client {
+            let _ = client.send(event);
+        }
+    }
+}
+
 /// Why a streamed generation ended.
 enum Outcome {
     Finished(FinishInfo),
@@ -129,8 +185,18 @@ fn elapsed_ms(since: Instant) -> u64 {
 }
 
 /// The assistant message's metadata: how the answer ended and what it cost.
-fn answer_metadata(info: &FinishInfo, latency_ms: u64, first_chunk_ms: Option<u64>) -> Metadata {
+fn answer_metadata(
+    generation: &Generation,
+    info: &FinishInfo,
+    latency_ms: u64,
+    first_chunk_ms: Option<u64>,
+    error: Option<ErrorCode>,
+) -> Metadata {
     let mut m = Metadata::new();
+    m.insert("in_reply_to".into(), json!(generation.message_id));
+    if let Some(code) = error {
+        m.insert("error".into(), json!(code.as_str()));
+    }
     m.insert("finish_reason".into(), json!(info.finish_reason.as_str()));
     if let Some(model) = &info.model {
         m.insert("model".into(), json!(model));
@@ -176,23 +242,54 @@ async fn store_answer(
     }
 }
 
-/// Asks the model for a whole answer and stores it.
+/// Asks the model for a whole answer and stores it. Its log gets only the terminal
+/// event (a reloaded page sees the answer running, then done). A non-streamed answer
+/// is not cancelled: it runs to its end (or the model's timeouts).
 pub(crate) async fn complete(
     deps: Arc<Deps>,
     generation: Generation,
+    mut publisher: Publisher,
 ) -> Result<ChatReply, ServiceError> {
     let started = Instant::now();
-    let completion = deps.model.complete(&generation.request).await?;
-    let metadata = answer_metadata(&completion.info, elapsed_ms(started), None);
-    let stored = store_answer(&deps, &generation, completion.text, metadata)
-        .await
-        .map_err(ServiceError::from)?;
-    Ok(ChatReply {
-        response: stored.message,
-        session_id: generation.session.session_id,
-        message_id: generation.message_id,
-        response_id: generation.response_id,
-    })
+    let outcome = async {
+        let completion = deps.model.complete(&generation.request).await?;
+        let finish_reason = completion.info.finish_reason;
+        let metadata = answer_metadata(
+            &generation,
+            &completion.info,
+            elapsed_ms(started),
+            None,
+            None,
+        );
+        let stored = store_answer(&deps, &generation, completion.text, metadata).await?;
+        Ok::<_, ServiceError>((stored, finish_reason))
+    }
+    .await;
+    match outcome {
+        Ok((stored, finish_reason)) => {
+            publisher
+                .publish(ChatEvent::Done {
+                    seq: 0,
+                    finish_reason,
+                })
+                .await;
+            Ok(ChatReply {
+                response: stored.message,
+                session_id: generation.session.session_id,
+                message_id: generation.message_id,
+                response_id: generation.response_id,
+            })
+        }
+        Err(e) => {
+            publisher
+                .publish(ChatEvent::Failed {
+                    seq: 0,
+                    code: e.code(),
+                })
+                .await;
+            Err(e)
+        }
+    }
 }
 
 /// Streams the model's answer into `events`, then stores it and sends the terminal
@@ -200,7 +297,7 @@ pub(crate) async fn complete(
 pub(crate) async fn stream(
     deps: Arc<Deps>,
     generation: Generation,
-    events: mpsc::UnboundedSender<ChatEvent>,
+    mut events: Publisher,
     cancel: CancellationToken,
 ) {
     let started = Instant::now();
@@ -223,8 +320,8 @@ pub(crate) async fn stream(
                         }
                         first_chunk_ms.get_or_insert_with(|| elapsed_ms(started));
                         text.push_str(&delta);
-                        // A closed receiver means the client left: keep generating.
-                        let _ = events.send(ChatEvent::Chunk { seq, text: delta });
+                        // A client that left does not stop the generation.
+                        events.publish(ChatEvent::Chunk { seq, text: delta }).await;
                         seq += 1;
                     }
                     Some(Ok(ModelEvent::Finished(info))) => break Outcome::Finished(info),
@@ -259,7 +356,13 @@ pub(crate) async fn stream(
         // Nothing was produced: there is no answer to store.
         Some(code) if text.is_empty() => ChatEvent::Failed { seq, code },
         _ => {
-            let metadata = answer_metadata(&info, elapsed_ms(started), first_chunk_ms);
+            let metadata = answer_metadata(
+                &generation,
+                &info,
+                elapsed_ms(started),
+                first_chunk_ms,
+                failure,
+            );
             match store_answer(&deps, &generation, text, metadata).await {
                 Ok(_) => match failure {
                     Some(code) => ChatEvent::Failed { seq, code },
@@ -275,7 +378,7 @@ pub(crate) async fn stream(
             }
         }
     };
-    let _ = events.send(terminal);
+    events.publish(terminal).await;
 }
 
 /// Turns the receiving end of a generation's channel into a [`ChatEvents`] stream.

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// Same `Idempotency-Key` with a different body.
     IdempotencyMismatch,
+    /// A request with the same `Idempotency-Key` is still being answered (409).
+    RequestInProgress,
     /// Too many requests.
     RateLimited,
     /// The endpoint needs the admin token (401).
@@ -47,6 +49,11 @@ pub enum ErrorCode {
     Forbidden,
     /// Too many generations are running; retry shortly (503).
     Busy,
+    /// The answer to cancel is already complete (409).
+    ResponseComplete,
+    /// The instance generating an answer stopped before finishing it (a stream's
+    /// last event only).
+    GenerationLost,
     /// The model failed or answered something unusable.
     LlmUnavailable,
     /// The model did not answer in time.
@@ -74,15 +81,53 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::IdempotencyMismatch => "idempotency_mismatch",
+            Self::RequestInProgress => "request_in_progress",
             Self::RateLimited => "rate_limited",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::Busy => "busy",
+            Self::ResponseComplete => "response_complete",
+            Self::GenerationLost => "generation_lost",
             Self::LlmUnavailable => "llm_unavailable",
             Self::LlmTimeout => "llm_timeout",
             Self::StoreUnavailable => "store_unavailable",
             Self::Internal => "internal_error",
         }
+    }
+}
+
+impl ErrorCode {
+    /// Every code, for lookups by name.
+    pub const ALL: [Self; 23] = [
+        Self::InvalidJson,
+        Self::MissingField,
+        Self::InvalidField,
+        Self::SessionNotFound,
+        Self::MessageNotFound,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::SessionExists,
+        Self::SessionInactive,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::IdempotencyMismatch,
+        Self::RateLimited,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::Busy,
+        Self::ResponseComplete,
+        Self::GenerationLost,
+        Self::LlmUnavailable,
+        Self::LlmTimeout,
+        Self::StoreUnavailable,
+        Self::Internal,
+        Self::RequestInProgress,
+    ];
+
+    /// Reads the name [`ErrorCode::as_str`] gives.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -292,6 +337,15 @@ pub enum ServiceError {
     /// Every generation slot is taken (`--max-generations`).
     #[error("too many answers are being generated; retry shortly")]
     Busy,
+    /// The answer to cancel is already complete.
+    #[error("the answer is already complete")]
+    ResponseComplete,
+    /// Same `Idempotency-Key`, different request.
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyMismatch,
+    /// Same `Idempotency-Key`, first request still running.
+    #[error("a request with this Idempotency-Key is still being answered; retry shortly")]
+    RequestInProgress,
     /// A bug or an unexpected failure inside the service (a task panicked).
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -314,6 +368,9 @@ impl ServiceError {
             Self::Access(AccessError::AdminOnly(_)) => ErrorCode::Unauthorized,
             Self::Access(AccessError::Forbidden(_)) => ErrorCode::Forbidden,
             Self::Busy => ErrorCode::Busy,
+            Self::ResponseComplete => ErrorCode::ResponseComplete,
+            Self::IdempotencyMismatch => ErrorCode::IdempotencyMismatch,
+            Self::RequestInProgress => ErrorCode::RequestInProgress,
         }
     }
 
@@ -370,6 +427,14 @@ impl From<StoreError> for ServiceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_code_parses_back() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::parse("nope"), None);
+    }
 
     #[test]
     fn codes_render_as_documented() {

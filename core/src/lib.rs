@@ -40,8 +40,10 @@ mod message;
 mod model;
 pub mod ports;
 pub mod ratelimit;
+mod resume;
 mod service;
 mod session;
+pub mod streams;
 pub mod validate;
 
 pub use chat::{ChatEvent, ChatEvents, ChatReply, ChatStream};
@@ -58,7 +60,10 @@ pub use message::{
 pub use model::{
     Completion, ContextMessage, FinishInfo, FinishReason, ModelEvent, ModelRequest, Usage,
 };
-pub use service::{ChatService, MessagePage, ServiceConfig, SessionExport, SessionPage};
+pub use resume::{Resume, ResumePoint};
+pub use service::{
+    ChatService, MessagePage, ServiceConfig, SessionExport, SessionPage, SessionView,
+};
 pub use session::{
     generate_session_id, Metadata, NewSession, Page, Retention, Session, SessionFilter,
     SessionPatch, SessionRef, GENERATED_SESSION_ID_CHARS,

@@ -51,6 +51,20 @@ pub enum FinishReason {
 }
 
 impl FinishReason {
+    /// Reads the name [`FinishReason::as_str`] gives.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Stop,
+            Self::Length,
+            Self::ContentFilter,
+            Self::Error,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
     /// The reason as written in metadata and SSE events.
     #[must_use]
     pub const fn as_str(self) -> &'static str {

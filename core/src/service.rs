@@ -1,7 +1,8 @@
 //! [`ChatService`]: every use case of the API, over the ports.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -10,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::chat::{self, ChatReply, ChatStream, Generation};
+use crate::chat::{self, ChatReply, ChatStream, Generation, Publisher};
 use crate::clock::{now_micros, Clock};
 use crate::context::{self, ContextBudget};
 use crate::error::{ServiceError, ValidationError};
@@ -18,10 +19,12 @@ use crate::message::{Cursor, MessageDraft, MessageQuery, MessageView, NewMessage
 use crate::model::{ContextMessage, ModelRequest};
 use crate::ports::{ChatModel, ChatStore};
 use crate::ratelimit::{Action, Admission};
+use crate::resume::{self, Resume, ResumePoint};
 use crate::session::{
     generate_session_id, NewSession, Page, Retention, Session, SessionFilter, SessionPatch,
     SessionRef,
 };
+use crate::streams::{CancelOutcome, LocalStreamLog, StreamLog, StreamMeta};
 use crate::validate::Limits;
 
 /// Settings of the service; every field has a documented default.
@@ -66,6 +69,19 @@ pub struct SessionExport {
     pub messages: Vec<crate::message::ChatMessage>,
 }
 
+/// A generation ended: forget its cancel switch and stop its watcher.
+fn end_generation(
+    running: &Mutex<HashMap<Uuid, CancellationToken>>,
+    watcher: &tokio::task::JoinHandle<()>,
+    response: Uuid,
+) {
+    watcher.abort();
+    running
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&response);
+}
+
 /// A page of sessions; see [`ChatService::list_sessions`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionPage {
@@ -89,6 +105,49 @@ pub(crate) struct Deps {
     pub(crate) store: Arc<dyn ChatStore>,
     pub(crate) model: Arc<dyn ChatModel>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) streams: Arc<dyn StreamLog>,
+}
+
+/// How often a running generation checks for a cancel requested on another instance.
+const CANCEL_POLL: Duration = Duration::from_millis(250);
+
+/// Renews a running generation's lease and turns a cancel requested anywhere into
+/// `cancel`, until it is dropped (the generation ended).
+async fn watch(deps: Arc<Deps>, meta: StreamMeta, cancel: CancellationToken) {
+    let renew_every = deps.streams.lease() / 3;
+    let mut renewed = tokio::time::Instant::now();
+    let mut ticks = tokio::time::interval(CANCEL_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if deps
+            .streams
+            .cancel_requested(meta.response_id)
+            .await
+            .unwrap_or(false)
+        {
+            cancel.cancel();
+        }
+        if renewed.elapsed() >= renew_every {
+            if let Err(e) = deps.streams.renew(&meta).await {
+                tracing::warn!(error = %e, response_id = %meta.response_id, "could not renew the answer's lease");
+            }
+            renewed = tokio::time::Instant::now();
+        }
+    }
+}
+
+/// A session as `GET /sessions/{id}/` shows it: the record and the answer being
+/// generated in it right now, if any.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SessionView {
+    /// The session.
+    #[serde(flatten)]
+    pub session: Session,
+    /// The id of the answer being generated in the session now (the newest started,
+    /// when several are), or `None`. Cleared when the generation ends, however it
+    /// ends; at most the stream log's lease after its instance died.
+    pub active_response_id: Option<Uuid>,
 }
 
 /// The chat module's use cases: sessions, messages and chat, over any store and model.
@@ -103,6 +162,8 @@ pub struct ChatService {
     slots: Option<Arc<Semaphore>>,
     /// Rate limits, when set with [`ChatService::with_rate_limits`].
     admission: Option<Admission>,
+    /// Cancel switches of the generations running in this process.
+    running: Arc<Mutex<HashMap<Uuid, CancellationToken>>>,
     shutdown: CancellationToken,
 }
 
@@ -129,13 +190,29 @@ impl ChatService {
                 store,
                 model,
                 clock,
+                streams: Arc::new(LocalStreamLog::default()),
             }),
+            running: Arc::default(),
             config,
             generations: TaskTracker::new(),
             slots: config.max_generations.map(|n| Arc::new(Semaphore::new(n))),
             admission: None,
             shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Keeps the events of running answers in `log` (default: a [`LocalStreamLog`]
+    /// in this process). Instances behind one load balancer share one log (Redis)
+    /// so a stream resumes, and cancels, on any of them.
+    #[must_use]
+    pub fn with_stream_log(mut self, log: Arc<dyn StreamLog>) -> Self {
+        self.deps = Arc::new(Deps {
+            store: Arc::clone(&self.deps.store),
+            model: Arc::clone(&self.deps.model),
+            clock: Arc::clone(&self.deps.clock),
+            streams: log,
+        });
+        self
     }
 
     /// Enforces `admission`'s rate limits in [`ChatService::admit`].
@@ -452,10 +529,15 @@ impl ChatService {
     pub async fn chat(&self, new: NewMessage) -> Result<ChatReply, ServiceError> {
         let slot = self.generation_slot()?;
         let generation = self.begin_chat(new).await?;
-        let complete = chat::complete(Arc::clone(&self.deps), generation);
+        let response = generation.response_id;
+        let (publisher, _cancel, watcher) = self.begin_generation(&generation, None).await;
+        let complete = chat::complete(Arc::clone(&self.deps), generation, publisher);
+        let running = Arc::clone(&self.running);
         let task = self.generations.spawn(async move {
             let _slot = slot;
-            complete.await
+            let reply = complete.await;
+            end_generation(&running, &watcher, response);
+            reply
         });
         task.await
             .map_err(|e| ServiceError::Internal(Box::new(e)))?
@@ -466,7 +548,9 @@ impl ChatService {
     ///
     /// Errors that can be known up front (validation, missing or inactive session,
     /// store down) are returned here, before any event. Dropping the stream does not
-    /// stop the generation: the answer runs to completion and is stored.
+    /// stop the generation: the answer runs to completion and is stored. Its events
+    /// also go to the stream log, for [`ChatService::resume`] and
+    /// [`ChatService::cancel`] from any instance sharing the log.
     ///
     /// # Errors
     /// `session_not_found`, `session_inactive`, or a store failure.
@@ -479,18 +563,139 @@ impl ChatService {
             message_id: generation.message_id,
             response_id: generation.response_id,
             events: chat::event_stream(rx),
+            offset: 0,
         };
-        let run = chat::stream(
-            Arc::clone(&self.deps),
-            generation,
-            tx,
-            self.shutdown.child_token(),
-        );
+        let response = generation.response_id;
+        let (publisher, cancel, watcher) = self.begin_generation(&generation, Some(tx)).await;
+        let run = chat::stream(Arc::clone(&self.deps), generation, publisher, cancel);
+        let running = Arc::clone(&self.running);
         self.generations.spawn(async move {
             let _slot = slot;
             run.await;
+            end_generation(&running, &watcher, response);
         });
         Ok(stream)
+    }
+
+    /// Starts a generation's log (a log that fails only costs resumes: logged), its
+    /// cancel switch, and the task that renews its lease and hears remote cancels.
+    async fn begin_generation(
+        &self,
+        generation: &Generation,
+        client: Option<mpsc::UnboundedSender<crate::ChatEvent>>,
+    ) -> (Publisher, CancellationToken, tokio::task::JoinHandle<()>) {
+        let meta = generation.meta();
+        if let Err(e) = self.deps.streams.start(&meta).await {
+            tracing::warn!(error = %e, response_id = %meta.response_id, "could not start the answer's stream log");
+        }
+        let cancel = self.shutdown.child_token();
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(meta.response_id, cancel.clone());
+        let publisher = Publisher::new(Arc::clone(&self.deps), meta.response_id, client);
+        let watcher = tokio::spawn(watch(Arc::clone(&self.deps), meta, cancel.clone()));
+        (publisher, cancel, watcher)
+    }
+
+    /// Resumes the streamed answer `response` after `after` (the client's
+    /// `Last-Event-ID`; `None`: from its first event): the events it missed, then the
+    /// live ones to the end. Once the log is gone, the stored answer is replayed
+    /// from where the client stopped.
+    ///
+    /// # Errors
+    /// `message_not_found` for an unknown response or one whose session expired, or
+    /// a store failure.
+    pub async fn resume(
+        &self,
+        response: Uuid,
+        after: Option<ResumePoint>,
+    ) -> Result<Resume, ServiceError> {
+        if let Some(read) = self.deps.streams.read(response, 0).await? {
+            let live = self
+                .deps
+                .store
+                .session(&SessionRef::from_uuid(read.meta.session))
+                .await?;
+            if live.is_none() {
+                return Err(ServiceError::MessageNotFound);
+            }
+            return Ok(resume::from_log(Arc::clone(&self.deps), read, after));
+        }
+        let (answer, session) = self
+            .deps
+            .store
+            .message(response)
+            .await?
+            .filter(|(m, _)| m.role == Role::Assistant)
+            .ok_or(ServiceError::MessageNotFound)?;
+        let message_id = answer
+            .metadata
+            .get("in_reply_to")
+            .and_then(|v| v.as_str())
+            .and_then(|v| Uuid::try_parse(v).ok())
+            .unwrap_or(Uuid::nil());
+        resume::from_store(answer, &session, message_id, after)
+    }
+
+    /// Attaches to the answer being generated in the session `reference` names (a
+    /// reloaded page, or an `EventSource` reconnecting without a response id), from
+    /// after `after`; [`Resume::Finished`] when none is running.
+    ///
+    /// # Errors
+    /// `session_not_found`, or a store failure.
+    pub async fn attach(
+        &self,
+        reference: &SessionRef,
+        after: Option<ResumePoint>,
+    ) -> Result<Resume, ServiceError> {
+        let view = self.session_view(reference).await?;
+        match view.active_response_id {
+            Some(response) => self.resume(response, after).await,
+            None => Ok(Resume::Finished),
+        }
+    }
+
+    /// Stops the streamed answer `response` wherever it is generated: its partial
+    /// text is stored with `finish_reason = "cancelled"` and every stream attached to
+    /// it ends with that `done` event.
+    ///
+    /// # Errors
+    /// `response_complete` when the answer already ended, `message_not_found` for an
+    /// unknown response, or a store failure.
+    pub async fn cancel(&self, response: Uuid) -> Result<(), ServiceError> {
+        let local = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&response)
+            .cloned();
+        let outcome = self.deps.streams.request_cancel(response).await?;
+        if let Some(cancel) = local {
+            cancel.cancel();
+            return Ok(());
+        }
+        match outcome {
+            CancelOutcome::Requested => Ok(()),
+            CancelOutcome::AlreadyComplete => Err(ServiceError::ResponseComplete),
+            CancelOutcome::Unknown => match self.deps.store.message(response).await? {
+                Some((m, _)) if m.role == Role::Assistant => Err(ServiceError::ResponseComplete),
+                _ => Err(ServiceError::MessageNotFound),
+            },
+        }
+    }
+
+    /// The session with the answer being generated in it right now, if any.
+    ///
+    /// # Errors
+    /// `session_not_found`, or a store failure.
+    pub async fn session_view(&self, reference: &SessionRef) -> Result<SessionView, ServiceError> {
+        let session = self.get_session(reference).await?;
+        let active_response_id = self.deps.streams.active(session.id).await?;
+        Ok(SessionView {
+            session,
+            active_response_id,
+        })
     }
 
     /// Removes the sessions whose retention has run out (see

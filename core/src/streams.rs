@@ -194,6 +194,16 @@ impl LocalStreamLog {
         });
     }
 
+    /// The response's waker, while it has no event after `after` (and is not
+    /// complete or cancelled).
+    fn waker(&self, response: Uuid, after: u64) -> Option<Arc<Notify>> {
+        let logs = self.lock();
+        let entry = logs.responses.get(&response)?;
+        let nothing_new = entry.events.last().is_none_or(|ev| ev.seq() <= after);
+        (nothing_new && entry.completed_at.is_none() && !entry.cancel)
+            .then(|| Arc::clone(&entry.notify))
+    }
+
     /// How many responses' logs are held.
     #[must_use]
     pub fn held(&self) -> usize {
@@ -247,24 +257,27 @@ impl StreamLog for LocalStreamLog {
         let logs = self.lock();
         Ok(logs.responses.get(&response).map(|e| LogRead {
             meta: e.meta.clone(),
-            events: e.events.iter().filter(|ev| ev.seq() >= from).cloned().collect(),
+            events: e
+                .events
+                .iter()
+                .filter(|ev| ev.seq() >= from)
+                .cloned()
+                .collect(),
             state: e.state(now),
         }))
     }
 
     async fn changed(&self, response: Uuid, after: u64, within: Duration) {
-        let notify = {
-            let logs = self.lock();
-            match logs.responses.get(&response) {
-                Some(e) if e.events.last().is_none_or(|ev| ev.seq() <= after) => {
-                    Arc::clone(&e.notify)
-                }
-                _ => return, // already more, or gone: read again at once
-            }
+        let Some(notify) = self.waker(response, after) else {
+            return; // already more, or gone: read again at once
         };
         let notified = notify.notified();
-        // An append between the check above and here is seen by `read` anyway: the
-        // wait is bounded by `within`.
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // Registered: an append from now on wakes us. One before it is seen here.
+        if self.waker(response, after).is_none() {
+            return;
+        }
         let _ = tokio::time::timeout(within, notified).await;
     }
 
