@@ -691,6 +691,14 @@ impl ChatService {
     /// `session_not_found`, or a store failure.
     pub async fn session_view(&self, reference: &SessionRef) -> Result<SessionView, ServiceError> {
         let session = self.get_session(reference).await?;
+        self.view(session).await
+    }
+
+    /// `session` with the answer being generated in it right now, if any.
+    ///
+    /// # Errors
+    /// The stream log's failure.
+    pub async fn view(&self, session: Session) -> Result<SessionView, ServiceError> {
         let active_response_id = self.deps.streams.active(session.id).await?;
         Ok(SessionView {
             session,

@@ -194,14 +194,12 @@ impl LocalStreamLog {
         });
     }
 
-    /// The response's waker, while it has no event after `after` (and is not
-    /// complete or cancelled).
+    /// The response's waker, while it has no event after `after` and is not complete.
     fn waker(&self, response: Uuid, after: u64) -> Option<Arc<Notify>> {
         let logs = self.lock();
         let entry = logs.responses.get(&response)?;
         let nothing_new = entry.events.last().is_none_or(|ev| ev.seq() <= after);
-        (nothing_new && entry.completed_at.is_none() && !entry.cancel)
-            .then(|| Arc::clone(&entry.notify))
+        (nothing_new && entry.completed_at.is_none()).then(|| Arc::clone(&entry.notify))
     }
 
     /// How many responses' logs are held.

@@ -29,12 +29,15 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
             StatusCode::NOT_FOUND
         }
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::SessionExists | ErrorCode::SessionInactive => StatusCode::CONFLICT,
+        ErrorCode::SessionExists
+        | ErrorCode::SessionInactive
+        | ErrorCode::ResponseComplete
+        | ErrorCode::RequestInProgress => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::LlmUnavailable => StatusCode::BAD_GATEWAY,
+        ErrorCode::LlmUnavailable | ErrorCode::GenerationLost => StatusCode::BAD_GATEWAY,
         ErrorCode::LlmTimeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::StoreUnavailable | ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -244,6 +247,9 @@ mod tests {
             (ErrorCode::Unauthorized, 401),
             (ErrorCode::Forbidden, 403),
             (ErrorCode::Busy, 503),
+            (ErrorCode::ResponseComplete, 409),
+            (ErrorCode::RequestInProgress, 409),
+            (ErrorCode::GenerationLost, 502),
             (ErrorCode::LlmUnavailable, 502),
             (ErrorCode::StoreUnavailable, 503),
             (ErrorCode::LlmTimeout, 504),

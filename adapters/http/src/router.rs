@@ -20,6 +20,8 @@ pub(crate) enum Route {
     Message(String),
     Chat,
     ChatStream,
+    ChatStreamResume(String),
+    ChatStreamCancel(String),
 }
 
 /// What a request asks for: a route and a method it supports.
@@ -40,6 +42,8 @@ pub(crate) enum Endpoint {
     Chat,
     ChatStreamPost,
     ChatStreamGet,
+    ResumeStream(String),
+    CancelStream(String),
     /// `OPTIONS` on a route; the value is its `Allow` list.
     Preflight(&'static str),
 }
@@ -67,6 +71,12 @@ impl Route {
                 ["messages"] => Self::Messages,
                 ["messages", "chat"] => Self::Chat,
                 ["messages", "chat", "stream"] => Self::ChatStream,
+                ["messages", "chat", "stream", id] if !id.is_empty() => {
+                    Self::ChatStreamResume(decode(id))
+                }
+                ["messages", "chat", "stream", id, "cancel"] if !id.is_empty() => {
+                    Self::ChatStreamCancel(decode(id))
+                }
                 ["messages", id] if !id.is_empty() => Self::Message(decode(id)),
                 _ => return None,
             },
@@ -82,7 +92,8 @@ impl Route {
             Self::Sessions | Self::Messages => "GET, HEAD, POST, OPTIONS",
             Self::Session(_) => "GET, HEAD, PATCH, DELETE, OPTIONS",
             Self::Message(_) => "GET, HEAD, DELETE, OPTIONS",
-            Self::Chat => "POST, OPTIONS",
+            Self::Chat | Self::ChatStreamCancel(_) => "POST, OPTIONS",
+            Self::ChatStreamResume(_) => "GET, OPTIONS",
             Self::ChatStream => "GET, POST, OPTIONS",
         }
     }
@@ -110,6 +121,8 @@ impl Route {
             // GET only: a HEAD must not start a generation.
             Self::ChatStream if method == Method::GET => Endpoint::ChatStreamGet,
             Self::ChatStream if method == Method::POST => Endpoint::ChatStreamPost,
+            Self::ChatStreamResume(id) if method == Method::GET => Endpoint::ResumeStream(id),
+            Self::ChatStreamCancel(id) if method == Method::POST => Endpoint::CancelStream(id),
             _ => return None,
         };
         Some(endpoint)
@@ -180,8 +193,7 @@ mod tests {
             "/api/chats",
             "/api/chats/sessions//",
             "/api/chats/sessions/a/b",
-            "/api/chats/messages/chat/stream/123/",
-            "/api/chats/messages/chat/stream/123/cancel/",
+            "/api/chats/messages/chat/stream/123/cancel/extra",
             "/healthzz",
         ] {
             let e = resolve(&Method::GET, path).expect_err(path);
@@ -190,6 +202,20 @@ mod tests {
         let e = resolve(&Method::PUT, "/api/chats/sessions/").expect_err("put");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
         let e = resolve(&Method::HEAD, "/api/chats/messages/chat/stream/").expect_err("head");
+        assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
+    }
+
+    #[test]
+    fn resume_and_cancel_routes() {
+        assert_eq!(
+            resolve(&Method::GET, "/api/chats/messages/chat/stream/abc/").expect("route"),
+            Endpoint::ResumeStream("abc".into())
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/api/chats/messages/chat/stream/abc/cancel").expect("route"),
+            Endpoint::CancelStream("abc".into())
+        );
+        let e = resolve(&Method::POST, "/api/chats/messages/chat/stream/abc/").expect_err("post");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 

@@ -1,13 +1,19 @@
 //! Server-sent events: a [`ChatStream`] rendered exactly as API.md shows it.
 //!
 //! ```text
-//! id: 0
+//! retry: 1000
+//!
+//! id: <response_id>:0:6
 //! data: {"chunk":"Echo: ","done":false,"message_id":"…","response_id":"…"}
 //!
-//! id: 1
+//! id: <response_id>:1:6
 //! data: {"chunk":"","done":true,"message_id":"…","response_id":"…","finish_reason":"stop"}
 //!
 //! ```
+//! An event id is `<response_id>:<seq>:<end>`: the response, the event's sequence
+//! number (0, 1, 2, ... per response) and how many bytes of the answer the client
+//! holds once it has this event. A browser sends it back as `Last-Event-ID`, which
+//! makes every resume exact (see docs/API.md, "Event ids").
 //! A failed generation ends with `"done":true` and `"error":"<code>"` instead of
 //! `finish_reason`. Each event is written as soon as the model produced it; after
 //! `keep_alive` of silence a `: keep-alive` comment is sent. When the client goes
@@ -18,7 +24,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use colloquy_core::{ChatEvent, ChatEvents, ChatStream, ErrorCode};
+use colloquy_core::{ChatEvent, ChatEvents, ChatStream, ErrorCode, ResumePoint};
 use futures::StreamExt;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
@@ -27,6 +33,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::Response;
+
+/// The reconnection delay an `EventSource` is told to use, first thing.
+pub(crate) const RETRY: &[u8] = b"retry: 1000\n\n";
 
 /// The comment sent on silence.
 pub(crate) const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
@@ -51,8 +60,9 @@ pub(crate) struct Ids {
     pub(crate) response_id: Uuid,
 }
 
-/// One event as SSE bytes: `id: <seq>\ndata: <json>\n\n`.
-pub(crate) fn render(event: &ChatEvent, ids: Ids) -> Bytes {
+/// One event as SSE bytes: `id: <response>:<seq>:<end>\ndata: <json>\n\n`, where
+/// `end` counts the answer's bytes up to and including this event.
+pub(crate) fn render(event: &ChatEvent, ids: Ids, end: u64) -> Bytes {
     let (chunk, done, finish_reason, error) = match event {
         ChatEvent::Chunk { text, .. } => (text.as_str(), false, None, None),
         ChatEvent::Done { finish_reason, .. } => ("", true, Some(finish_reason.as_str()), None),
@@ -70,13 +80,21 @@ pub(crate) fn render(event: &ChatEvent, ids: Ids) -> Bytes {
     // the data is one line.
     let json = serde_json::to_string(&data)
         .unwrap_or_else(|_| r#"{"chunk":"","done":true,"error":"internal_error"}"#.to_owned());
-    Bytes::from(format!("id: {}\ndata: {json}\n\n", event.seq()))
+    let id = ResumePoint::format(ids.response_id, event.seq(), end);
+    Bytes::from(format!("id: {id}\ndata: {json}\n\n"))
 }
 
 /// Where the body stream stands.
 enum State {
-    /// Waiting for the next event; `next_seq` is the sequence number it should have.
-    Open { events: ChatEvents, next_seq: u64 },
+    /// The `retry:` field is not sent yet.
+    Start { events: ChatEvents, end: u64 },
+    /// Waiting for the next event; `next_seq` is the sequence number it should have,
+    /// `end` the answer's bytes sent so far (from the resume point on).
+    Open {
+        events: ChatEvents,
+        next_seq: u64,
+        end: u64,
+    },
     /// The terminal event was sent.
     Finished,
 }
@@ -88,34 +106,55 @@ enum State {
 pub(crate) fn byte_stream(
     events: ChatEvents,
     ids: Ids,
+    offset: u64,
     keep_alive: Duration,
 ) -> impl futures::Stream<Item = Bytes> + Send {
     futures::stream::unfold(
-        State::Open {
+        State::Start {
             events,
-            next_seq: 0,
+            end: offset,
         },
         move |state| async move {
-            let State::Open {
-                mut events,
-                next_seq,
-            } = state
-            else {
-                return None;
+            let (mut events, next_seq, end) = match state {
+                State::Start { events, end } => {
+                    let open = State::Open {
+                        events,
+                        next_seq: 0,
+                        end,
+                    };
+                    return Some((Bytes::from_static(RETRY), open));
+                }
+                State::Open {
+                    events,
+                    next_seq,
+                    end,
+                } => (events, next_seq, end),
+                State::Finished => return None,
             };
             match tokio::time::timeout(keep_alive, events.next()).await {
                 Err(_silence) => Some((
                     Bytes::from_static(KEEP_ALIVE),
-                    State::Open { events, next_seq },
+                    State::Open {
+                        events,
+                        next_seq,
+                        end,
+                    },
                 )),
                 Ok(Some(event)) => {
-                    let bytes = render(&event, ids);
+                    let end = match &event {
+                        ChatEvent::Chunk { text, .. } => {
+                            end + u64::try_from(text.len()).unwrap_or(u64::MAX)
+                        }
+                        _ => end,
+                    };
+                    let bytes = render(&event, ids, end);
                     let next = if event.is_terminal() {
                         State::Finished
                     } else {
                         State::Open {
                             events,
                             next_seq: event.seq() + 1,
+                            end,
                         }
                     };
                     Some((bytes, next))
@@ -126,7 +165,7 @@ pub(crate) fn byte_stream(
                         seq: next_seq,
                         code: ErrorCode::Internal,
                     };
-                    Some((render(&failed, ids), State::Finished))
+                    Some((render(&failed, ids, end), State::Finished))
                 }
             }
         },
@@ -139,7 +178,7 @@ pub(crate) fn response(stream: ChatStream, keep_alive: Duration) -> Response {
         message_id: stream.message_id,
         response_id: stream.response_id,
     };
-    let frames = byte_stream(stream.events, ids, keep_alive)
+    let frames = byte_stream(stream.events, ids, stream.offset, keep_alive)
         .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
     let mut response = http::Response::new(StreamBody::new(frames).boxed_unsync());
     *response.status_mut() = StatusCode::OK;
@@ -173,11 +212,13 @@ mod tests {
                 text: "Once\nupon".into(),
             },
             ids(),
+            9,
         );
         assert_eq!(
             chunk,
             format!(
-                "id: 0\ndata: {{\"chunk\":\"Once\\nupon\",\"done\":false,\"message_id\":\"{}\",\"response_id\":\"{}\"}}\n\n",
+                "id: {}:0:9\ndata: {{\"chunk\":\"Once\\nupon\",\"done\":false,\"message_id\":\"{}\",\"response_id\":\"{}\"}}\n\n",
+                Uuid::max(),
                 Uuid::nil(),
                 Uuid::max()
             )
@@ -188,9 +229,14 @@ mod tests {
                 finish_reason: FinishReason::Stop,
             },
             ids(),
+            9,
         );
         let text = std::str::from_utf8(&done).expect("utf-8");
-        assert!(text.starts_with("id: 3\ndata: {\"chunk\":\"\",\"done\":true,"));
+        let head = format!(
+            "id: {}:3:9\ndata: {{\"chunk\":\"\",\"done\":true,",
+            Uuid::max()
+        );
+        assert!(text.starts_with(&head), "{text}");
         assert!(text.ends_with(",\"finish_reason\":\"stop\"}\n\n"));
         let failed = render(
             &ChatEvent::Failed {
@@ -198,6 +244,7 @@ mod tests {
                 code: ErrorCode::LlmTimeout,
             },
             ids(),
+            0,
         );
         let text = std::str::from_utf8(&failed).expect("utf-8");
         assert!(text.ends_with(",\"error\":\"llm_timeout\"}\n\n"), "{text}");
@@ -210,7 +257,9 @@ mod tests {
         let events: ChatEvents = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|e| (e, rx))
         }));
-        let mut stream = Box::pin(byte_stream(events, ids(), Duration::from_secs(15)));
+        let mut stream = Box::pin(byte_stream(events, ids(), 0, Duration::from_secs(15)));
+        let retry = stream.next().await.expect("retry field");
+        assert_eq!(retry, Bytes::from_static(RETRY));
         // Paused time auto-advances while every task waits: the timeout fires.
         let first = stream.next().await.expect("keep-alive");
         assert_eq!(first, Bytes::from_static(KEEP_ALIVE));
@@ -220,11 +269,15 @@ mod tests {
         })
         .expect("receiver alive");
         let second = stream.next().await.expect("chunk");
-        assert!(second.starts_with(b"id: 0\n"));
+        assert!(second.starts_with(format!("id: {}:0:1\n", Uuid::max()).as_bytes()));
         drop(tx);
         let last = stream.next().await.expect("synthetic failure");
         let text = std::str::from_utf8(&last).expect("utf-8");
-        assert!(text.starts_with("id: 1\n") && text.contains("\"error\":\"internal_error\""));
+        assert!(
+            text.starts_with(&format!("id: {}:1:1\n", Uuid::max())),
+            "{text}"
+        );
+        assert!(text.contains("\"error\":\"internal_error\""));
         assert!(stream.next().await.is_none());
     }
 }

@@ -7,9 +7,10 @@
 use bytes::Bytes;
 use colloquy_core::access::Operation;
 use colloquy_core::ratelimit::Action;
-use colloquy_core::{validate, NewMessage};
+use colloquy_core::{validate, NewMessage, Resume, ResumePoint, ServiceError, ValidationError};
 use http::request::Parts;
 use http::StatusCode;
+use uuid::Uuid;
 
 use crate::app::App;
 use crate::caller::Visitor;
@@ -63,13 +64,107 @@ where
 }
 
 /// `GET /messages/chat/stream/?session_id=...&message=...` (for `EventSource`).
+///
+/// With `Last-Event-ID` it is an `EventSource` reconnecting: it resumes the answer
+/// the id names (or the session's running one) and never stores the message again.
 pub(super) async fn stream_get(
     app: &App,
     v: &Visitor,
     parts: &Parts,
 ) -> Result<Response, ApiError> {
     let new = validate::chat_query(&query::pairs(&parts.uri), app.service.limits())?;
+    if let Some(after) = last_event_id(parts)? {
+        app.allow(v, Operation::Chat(&new.session), None).await?;
+        let resumed = match after.response {
+            Some(response) => {
+                let session = app.service.get_session(&new.session).await?;
+                let resumed = app.service.resume(response, Some(after)).await?;
+                if let Resume::Stream(stream) = &resumed {
+                    if stream.session_id != session.session_id {
+                        return Err(ServiceError::MessageNotFound.into());
+                    }
+                }
+                resumed
+            }
+            None => app.service.attach(&new.session, Some(after)).await?,
+        };
+        return Ok(resumed_response(app, resumed));
+    }
     allow_chat(app, v, &new).await?;
     let stream = app.service.chat_stream(new).await?;
     Ok(sse::response(stream, app.config.sse_keep_alive))
+}
+
+/// The client's resume point: the `Last-Event-ID` header, or `?last_event_id=`.
+fn last_event_id(parts: &Parts) -> Result<Option<ResumePoint>, ApiError> {
+    let header = parts
+        .headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let query = query::pairs(&parts.uri)
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == "last_event_id")
+        .map(|(_, v)| v);
+    match header.or(query).filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(id) => ResumePoint::parse(&id).map(Some).ok_or_else(|| {
+            ValidationError::invalid(
+                "last_event_id",
+                "must be an event id this server sent (<response_id>:<seq>:<end>) or a sequence number",
+            )
+            .into()
+        }),
+    }
+}
+
+/// The events of a resume, or 204 when the client has the whole answer (which also
+/// tells an `EventSource` to stop reconnecting).
+fn resumed_response(app: &App, resumed: Resume) -> Response {
+    match resumed {
+        Resume::Stream(stream) => sse::response(stream, app.config.sse_keep_alive),
+        Resume::Finished => json::empty(StatusCode::NO_CONTENT),
+    }
+}
+
+/// A response id from the path; one that is not a UUID names no answer (404).
+fn response_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(id).map_err(|_| ApiError::from(ServiceError::MessageNotFound))
+}
+
+/// `GET /messages/chat/stream/{response_id}/` → the answer's events after
+/// `Last-Event-ID` (all of them without one), then the live ones to the end.
+pub(super) async fn resume(
+    app: &App,
+    v: &Visitor,
+    id: &str,
+    parts: &Parts,
+) -> Result<Response, ApiError> {
+    app.allow(v, Operation::ByMessageId, None).await?;
+    let response = response_id(id)?;
+    let after = last_event_id(parts)?;
+    if after
+        .and_then(|p| p.response)
+        .is_some_and(|r| r != response)
+    {
+        return Err(ValidationError::invalid(
+            "last_event_id",
+            "names another response than the path",
+        )
+        .into());
+    }
+    let resumed = app.service.resume(response, after).await?;
+    Ok(resumed_response(app, resumed))
+}
+
+/// `POST /messages/chat/stream/{response_id}/cancel/` → 202: the generation stops
+/// wherever it runs; 409 `response_complete` when it already ended.
+pub(super) async fn cancel(app: &App, v: &Visitor, id: &str) -> Result<Response, ApiError> {
+    app.allow(v, Operation::ByMessageId, None).await?;
+    let response = response_id(id)?;
+    app.service.cancel(response).await?;
+    Ok(json::response(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({"response_id": response, "status": "cancelling"}),
+    ))
 }

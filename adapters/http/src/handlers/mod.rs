@@ -57,6 +57,8 @@ where
         Endpoint::Chat => chat::chat(app, v, &parts, body).await,
         Endpoint::ChatStreamPost => chat::stream_post(app, v, &parts, body).await,
         Endpoint::ChatStreamGet => chat::stream_get(app, v, &parts).await,
+        Endpoint::ResumeStream(id) => chat::resume(app, v, &id, &parts).await,
+        Endpoint::CancelStream(id) => chat::cancel(app, v, &id).await,
         Endpoint::Healthz | Endpoint::Readyz | Endpoint::Preflight(_) => Err(ApiError::internal()),
     }
 }

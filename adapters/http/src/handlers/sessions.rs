@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use colloquy_core::access::Operation;
 use colloquy_core::ratelimit::Action;
-use colloquy_core::{validate, SessionRef};
+use colloquy_core::{validate, SessionRef, SessionView};
 use http::request::Parts;
 use http::StatusCode;
 
@@ -31,7 +31,10 @@ where
         Some(Action::CreateSession),
     )
     .await?;
-    let session = app.service.create_session(new).await?;
+    let session = SessionView {
+        session: app.service.create_session(new).await?,
+        active_response_id: None,
+    };
     Ok(json::response(StatusCode::CREATED, &session))
 }
 
@@ -40,7 +43,7 @@ pub(super) async fn get(app: &App, v: &Visitor, id: &str) -> Result<Response, Ap
     let reference = SessionRef::parse(id);
     app.allow(v, Operation::ReadSession(&reference), None)
         .await?;
-    let session = app.service.get_session(&reference).await?;
+    let session = app.service.session_view(&reference).await?;
     Ok(json::response(StatusCode::OK, &session))
 }
 
@@ -62,6 +65,7 @@ where
     app.allow(v, Operation::UpdateSession(&reference, &patch), None)
         .await?;
     let session = app.service.update_session(&reference, patch).await?;
+    let session = app.service.view(session).await?;
     Ok(json::response(StatusCode::OK, &session))
 }
 

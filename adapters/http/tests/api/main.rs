@@ -12,6 +12,7 @@ mod chat;
 mod messages;
 mod props;
 mod rate_limits;
+mod resume;
 mod sessions;
 mod shutdown;
 mod stream;

@@ -29,7 +29,12 @@ async fn create_get_list_in_write_order() {
     let first = first.json();
     assert_eq!(first["role"], "user");
     assert_eq!(first["metadata"], json!({}));
-    assert_eq!(first["session"], s, "the session is nested");
+    let mut nested = s.clone();
+    nested
+        .as_object_mut()
+        .expect("object")
+        .remove("active_response_id");
+    assert_eq!(first["session"], nested, "the session is nested");
     assert!(first["timestamp"].as_str().expect("time").ends_with('Z'));
     let by_uuid = s["id"].as_str().expect("id");
     c.post(

@@ -45,10 +45,16 @@ async fn post_stream_events_are_exactly_as_documented() {
     let mut text = String::new();
     for (i, event) in events.iter().enumerate() {
         assert_eq!(event.event_type, "message");
+        let data = event.json();
+        let chunk_len = data["chunk"].as_str().map_or(0, str::len);
         assert_eq!(
             event.last_event_id,
-            i.to_string(),
-            "id: is the sequence number"
+            format!(
+                "{}:{i}:{}",
+                response_id.as_str().expect("id"),
+                text.len() + chunk_len
+            ),
+            "id: is <response_id>:<seq>:<bytes of the answer so far>"
         );
         let data = event.json();
         assert_eq!(data["message_id"], message_id);
@@ -238,7 +244,11 @@ async fn a_model_failure_mid_stream_ends_with_an_error_event() {
     assert_eq!(last["chunk"], "");
     assert_eq!(last["error"], "llm_unavailable");
     assert!(last.get("finish_reason").is_none(), "never a clean done");
-    assert_eq!(events[2].last_event_id, "2");
+    assert_eq!(
+        events[2].last_event_id,
+        format!("{}:2:8", last["response_id"].as_str().expect("id")),
+        "two chunks, 8 bytes, then the error"
+    );
     let stored = c
         .get(&format!(
             "/api/chats/messages/{}/",
@@ -263,8 +273,11 @@ async fn a_model_that_fails_at_once_gives_a_single_error_event() {
         assert_eq!(response.status(), StatusCode::OK);
         let events = SseReader::new(response.into_body()).rest().await;
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].last_event_id, "0");
         let data = events[0].json();
+        assert_eq!(
+            events[0].last_event_id,
+            format!("{}:0:0", data["response_id"].as_str().expect("id"))
+        );
         assert_eq!(
             (data["done"].clone(), data["error"].clone()),
             (json!(true), json!(code))

@@ -22,7 +22,7 @@ async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
         "/",
         "/api/chats/",
         "/api/chats/nope/",
-        "/api/chats/messages/chat/stream/x/",
+        "/api/chats/messages/chat/stream/x/cancel/more/",
     ] {
         let r = c.get(path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");

@@ -29,6 +29,11 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// Lets `n` more chunks through.
+    pub fn release(&self, n: usize) {
+        self.permits.add_permits(n);
+    }
+
     /// Lets every remaining chunk through.
     pub fn open(&self) {
         self.permits.add_permits(Semaphore::MAX_PERMITS / 2);
