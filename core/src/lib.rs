@@ -36,6 +36,7 @@ mod clock;
 pub mod context;
 mod echo;
 mod error;
+pub mod idempotency;
 mod message;
 mod model;
 pub mod ports;

@@ -15,6 +15,7 @@ use crate::chat::{self, ChatReply, ChatStream, Generation, Publisher};
 use crate::clock::{now_micros, Clock};
 use crate::context::{self, ContextBudget};
 use crate::error::{ServiceError, ValidationError};
+use crate::idempotency::{IdempotencyStore, LocalIdempotency};
 use crate::message::{Cursor, MessageDraft, MessageQuery, MessageView, NewMessage, Order, Role};
 use crate::model::{ContextMessage, ModelRequest};
 use crate::ports::{ChatModel, ChatStore};
@@ -164,6 +165,8 @@ pub struct ChatService {
     admission: Option<Admission>,
     /// Cancel switches of the generations running in this process.
     running: Arc<Mutex<HashMap<Uuid, CancellationToken>>>,
+    /// Results kept for `Idempotency-Key` retries.
+    idempotency: Arc<dyn IdempotencyStore>,
     shutdown: CancellationToken,
 }
 
@@ -193,6 +196,7 @@ impl ChatService {
                 streams: Arc::new(LocalStreamLog::default()),
             }),
             running: Arc::default(),
+            idempotency: Arc::new(LocalIdempotency::new()),
             config,
             generations: TaskTracker::new(),
             slots: config.max_generations.map(|n| Arc::new(Semaphore::new(n))),
@@ -213,6 +217,20 @@ impl ChatService {
             streams: log,
         });
         self
+    }
+
+    /// Keeps `Idempotency-Key` results in `store` (default: a [`LocalIdempotency`]
+    /// in this process); instances behind one load balancer share one.
+    #[must_use]
+    pub fn with_idempotency(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.idempotency = store;
+        self
+    }
+
+    /// Where transports keep `Idempotency-Key` results.
+    #[must_use]
+    pub fn idempotency(&self) -> &Arc<dyn IdempotencyStore> {
+        &self.idempotency
     }
 
     /// Enforces `admission`'s rate limits in [`ChatService::admit`].

@@ -39,6 +39,16 @@ pub(crate) fn response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> 
     }
 }
 
+/// A response whose JSON body is already serialized.
+pub(crate) fn raw(status: StatusCode, body: String) -> Response {
+    let mut response = http::Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    response
+}
+
 /// A response without a body (204, preflight).
 pub(crate) fn empty(status: StatusCode) -> Response {
     let mut response = http::Response::new(Empty::new().boxed_unsync());

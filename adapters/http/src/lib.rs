@@ -78,6 +78,7 @@ mod config;
 pub mod cors;
 mod error;
 mod handlers;
+mod idempotency;
 mod json;
 mod link;
 mod query;

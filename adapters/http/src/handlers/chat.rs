@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::caller::Visitor;
 use crate::error::ApiError;
+use crate::idempotency::{self, Guard};
 use crate::{body, json, query, sse, Response};
 
 /// The access check and rate limits of a chat turn.
@@ -41,8 +42,12 @@ where
     let value = body::read_json(&parts.headers, body, app.config.max_body_bytes).await?;
     let new = validate::chat_request(&value, app.service.limits())?;
     allow_chat(app, v, &new).await?;
+    let ticket = match idempotency::begin(app, v, parts, &value).await? {
+        Guard::Replay(response) => return Ok(response),
+        Guard::Proceed(ticket) => ticket,
+    };
     let reply = app.service.chat(new).await?;
-    Ok(json::response(StatusCode::OK, &reply))
+    Ok(idempotency::respond(ticket, StatusCode::OK, &reply).await)
 }
 
 /// `POST /messages/chat/stream/` → 200 `text/event-stream`.
@@ -59,7 +64,14 @@ where
     let value = body::read_json(&parts.headers, body, app.config.max_body_bytes).await?;
     let new = validate::chat_request(&value, app.service.limits())?;
     allow_chat(app, v, &new).await?;
+    let ticket = match idempotency::begin(app, v, parts, &value).await? {
+        Guard::Replay(response) => return Ok(response),
+        Guard::Proceed(ticket) => ticket,
+    };
     let stream = app.service.chat_stream(new).await?;
+    if let Some(ticket) = ticket {
+        ticket.stream(stream.response_id).await;
+    }
     Ok(sse::response(stream, app.config.sse_keep_alive))
 }
 

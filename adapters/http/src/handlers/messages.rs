@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::caller::Visitor;
 use crate::error::ApiError;
+use crate::idempotency::{self, Guard};
 use crate::{body, json, link, query, Response};
 
 /// A message id from the path; one that is not a UUID names no message (404).
@@ -49,8 +50,12 @@ where
     let action = Action::CreateMessage(&new.session);
     app.allow(v, Operation::CreateMessage(&new), Some(action))
         .await?;
+    let ticket = match idempotency::begin(app, v, parts, &value).await? {
+        Guard::Replay(response) => return Ok(response),
+        Guard::Proceed(ticket) => ticket,
+    };
     let message = app.service.create_message(new).await?;
-    Ok(json::response(StatusCode::CREATED, &message))
+    Ok(idempotency::respond(ticket, StatusCode::CREATED, &message).await)
 }
 
 /// `GET /messages/{id}/` → 200 message.

@@ -10,6 +10,7 @@ use http::StatusCode;
 use crate::app::App;
 use crate::caller::Visitor;
 use crate::error::ApiError;
+use crate::idempotency::{self, Guard};
 use crate::{body, json, link, query, Response};
 
 /// `POST /sessions/` → 201 session.
@@ -31,11 +32,15 @@ where
         Some(Action::CreateSession),
     )
     .await?;
+    let ticket = match idempotency::begin(app, v, parts, &value).await? {
+        Guard::Replay(response) => return Ok(response),
+        Guard::Proceed(ticket) => ticket,
+    };
     let session = SessionView {
         session: app.service.create_session(new).await?,
         active_response_id: None,
     };
-    Ok(json::response(StatusCode::CREATED, &session))
+    Ok(idempotency::respond(ticket, StatusCode::CREATED, &session).await)
 }
 
 /// `GET /sessions/{id}/` → 200 session; `{id}` is the UUID or the session_id.

@@ -9,6 +9,7 @@ mod support;
 
 mod access;
 mod chat;
+mod idempotency;
 mod messages;
 mod props;
 mod rate_limits;
