@@ -22,9 +22,11 @@ use crate::json;
 use crate::Response;
 
 /// Request headers a page may send (answer to `Access-Control-Request-Headers`).
-pub const ALLOW_HEADERS: &str = "content-type, x-request-id, last-event-id, idempotency-key";
+pub const ALLOW_HEADERS: &str =
+    "content-type, x-request-id, last-event-id, idempotency-key, authorization";
 /// Response headers a page may read.
-pub const EXPOSE_HEADERS: &str = "x-request-id, retry-after, link";
+pub const EXPOSE_HEADERS: &str =
+    "x-request-id, retry-after, link, ratelimit, ratelimit-policy, idempotent-replayed";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECS: u32 = 3600;
 
