@@ -385,3 +385,56 @@ pub async fn soft_delete_hides_but_keeps_the_row(s: &TestStore) {
     )
     .await;
 }
+
+/// A message belongs to its session by UUID only: once that session is expired,
+/// `message` and `delete_message` fail even though another live session has the
+/// expired session's UUID as its session_id, and that session does not see it.
+pub async fn message_reads_follow_the_session_uuid_never_a_look_alike(s: &TestStore) {
+    let owner = create(s, "owner").await;
+    let m = append(s, &owner, Role::User, "owned").await;
+    let look_alike = create(s, &owner.id.to_string()).await;
+    let shorten = colloquy_core::SessionPatch {
+        expires_at: Some(super::now(s) + Duration::seconds(30)),
+        ..colloquy_core::SessionPatch::default()
+    };
+    update(s, &by_uuid(&owner), &shorten).await;
+    s.clock.advance(Duration::minutes(1));
+
+    let rule = "message(id) 'returns Ok(None) when ... its session is missing or expired': \
+                the message's session is the one with its UUID, never one whose session_id \
+                is that UUID's text";
+    assert_eq!(get_message(s, m.id).await, None, "{rule}");
+    assert_err!(
+        s.store.delete_message(m.id).await,
+        StoreError::NotFound(Entity::Message),
+        "delete_message 'fails with NotFound(Message) when ... its session is missing or \
+         expired' (a session with a look-alike session_id does not own it)"
+    );
+    let (session, page) = s
+        .store
+        .list_messages(
+            &SessionRef::parse(&owner.id.to_string()),
+            &super::everything(),
+        )
+        .await
+        .expect("list_messages of the look-alike session");
+    assert_eq!(
+        (session.id, page),
+        (look_alike.id, vec![]),
+        "the owner's UUID text now names the look-alike session (by session_id), which \
+         holds no message"
+    );
+    assert_err!(
+        s.store
+            .list_messages(
+                &by_uuid(&look_alike),
+                &MessageQuery {
+                    cursor: Some(colloquy_core::Cursor::After(m.id)),
+                    ..MessageQuery::default()
+                },
+            )
+            .await,
+        StoreError::NotFound(Entity::Message),
+        "a cursor naming a message of another (expired) session fails with NotFound(Message)"
+    );
+}
