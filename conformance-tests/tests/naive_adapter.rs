@@ -108,7 +108,7 @@ impl ChatStore for NaiveStore {
             .filter(|s| !s.is_expired_at(now) && f.matches(s))
             .cloned()
             .collect();
-        all.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        all.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
         Ok(all.into_iter().skip(page.offset).take(page.limit).collect())
     }
     async fn append(
