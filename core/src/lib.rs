@@ -14,12 +14,10 @@
 //! # async fn main() -> Result<(), colloquy_core::ServiceError> {
 //! let clock = Arc::new(SystemClock);
 //! let store = Arc::new(MemoryStore::new(clock.clone()));
-//! let service = ChatService::new(
-//!     store,
-//!     Arc::new(EchoModel::new()),
-//!     clock,
-//!     ServiceConfig::default(),
-//! );
+//! let service = ChatService::builder(store, clock)
+//!     .model(Arc::new(EchoModel::new())) // or any ChatModel adapter
+//!     .config(ServiceConfig::default())
+//!     .build();
 //! // Transports validate JSON bodies with `validate`, then call the use case.
 //! let session = service
 //!     .create_session(validate::new_session(&serde_json::json!({}), service.limits())?)
@@ -63,7 +61,8 @@ pub use model::{
 };
 pub use resume::{Resume, ResumePoint};
 pub use service::{
-    ChatService, MessagePage, ServiceConfig, SessionExport, SessionPage, SessionView,
+    ChatService, ChatServiceBuilder, MessagePage, ServiceConfig, SessionExport, SessionPage,
+    SessionView,
 };
 pub use session::{
     generate_session_id, Metadata, NewSession, Page, Retention, Session, SessionFilter,

@@ -26,7 +26,7 @@ use crate::session::{
     SessionRef,
 };
 use crate::streams::{CancelOutcome, LocalStreamLog, StreamLog, StreamMeta};
-use crate::validate::Limits;
+use crate::validate::{self, Limits};
 
 /// Settings of the service; every field has a documented default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +179,98 @@ impl std::fmt::Debug for ChatService {
     }
 }
 
+/// Builds a [`ChatService`] from one store (both halves of the port) and the clock
+/// it judges expiry by; everything else is optional. See [`ChatService::builder`].
+#[must_use = "call build() to get the service"]
+pub struct ChatServiceBuilder {
+    store: Arc<dyn ChatStore>,
+    clock: Arc<dyn Clock>,
+    model: Arc<dyn ChatModel>,
+    config: ServiceConfig,
+    stream_log: Option<Arc<dyn StreamLog>>,
+    idempotency: Option<Arc<dyn IdempotencyStore>>,
+    rate_limits: Option<Admission>,
+}
+
+impl std::fmt::Debug for ChatServiceBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatServiceBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatServiceBuilder {
+    /// The language model (default: [`crate::EchoModel`]).
+    pub fn model(mut self, model: Arc<dyn ChatModel>) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// The settings (default: [`ServiceConfig::default`]).
+    pub fn config(mut self, config: ServiceConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Where running answers' events are kept (default: in this process).
+    pub fn stream_log(mut self, log: Arc<dyn StreamLog>) -> Self {
+        self.stream_log = Some(log);
+        self
+    }
+
+    /// Where `Idempotency-Key` results are kept (default: in this process).
+    pub fn idempotency(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.idempotency = Some(store);
+        self
+    }
+
+    /// Rate limits (default: none).
+    pub fn rate_limits(mut self, admission: Admission) -> Self {
+        self.rate_limits = Some(admission);
+        self
+    }
+
+    /// The service.
+    #[must_use]
+    pub fn build(self) -> ChatService {
+        let mut service = ChatService::new(self.store, self.model, self.clock, self.config);
+        if let Some(log) = self.stream_log {
+            service = service.with_stream_log(log);
+        }
+        if let Some(store) = self.idempotency {
+            service = service.with_idempotency(store);
+        }
+        if let Some(admission) = self.rate_limits {
+            service = service.with_rate_limits(admission);
+        }
+        service
+    }
+}
+
 impl ChatService {
+    /// A builder over `store` and the `clock` the store was built with:
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use colloquy_core::{ChatService, SystemClock};
+    /// # use colloquy_memory::MemoryStore;
+    /// let clock = Arc::new(SystemClock);
+    /// let service = ChatService::builder(Arc::new(MemoryStore::new(clock.clone())), clock).build();
+    /// # let _ = service;
+    /// ```
+    pub fn builder(store: Arc<dyn ChatStore>, clock: Arc<dyn Clock>) -> ChatServiceBuilder {
+        ChatServiceBuilder {
+            store,
+            clock,
+            model: Arc::new(crate::EchoModel::new()),
+            config: ServiceConfig::default(),
+            stream_log: None,
+            idempotency: None,
+            rate_limits: None,
+        }
+    }
+
     /// A service over the given adapters. `clock` should be the one the store was
     /// built with, so both agree on what has expired.
     pub fn new(
@@ -299,6 +390,7 @@ impl ChatService {
     /// `invalid_field` when `expires_at` is not in the future, `session_exists` when a
     /// custom `session_id` is taken, or a store failure.
     pub async fn create_session(&self, new: NewSession) -> Result<Session, ServiceError> {
+        validate::check_new_session(&new, self.limits())?;
         let now = self.now();
         let expires_at = match new.expires_at {
             Some(at) => self.future_expiry(at, now)?,
@@ -343,6 +435,7 @@ impl ChatService {
         reference: &SessionRef,
         patch: SessionPatch,
     ) -> Result<Session, ServiceError> {
+        validate::check_session_patch(&patch, self.limits())?;
         if let Some(at) = patch.expires_at {
             self.future_expiry(at, self.now())?;
         }
@@ -399,6 +492,7 @@ impl ChatService {
     /// # Errors
     /// `session_not_found`, `session_inactive`, or a store failure.
     pub async fn create_message(&self, new: NewMessage) -> Result<MessageView, ServiceError> {
+        validate::check_new_message(&new, self.limits())?;
         let draft = self.draft(new.role, new.message, new.metadata);
         let (session, stored) = self.deps.store.append(&new.session, draft).await?;
         Ok(MessageView::new(stored, session))
@@ -510,6 +604,7 @@ impl ChatService {
 
     /// Stores the user's message and reads the model's context in one store call.
     async fn begin_chat(&self, new: NewMessage) -> Result<Generation, ServiceError> {
+        validate::check_new_message(&new, self.limits())?;
         let budget = self.config.context;
         let draft = self.draft(Role::User, new.message, new.metadata);
         let turn = self

@@ -161,6 +161,46 @@ fn opt_metadata(
     obj.get("metadata").map(|v| metadata(v, limits)).transpose()
 }
 
+/// Checks a typed [`NewSession`] by the rules its JSON form is read with, so typed
+/// callers of the service are held to the same limits as the HTTP API.
+///
+/// # Errors
+/// `invalid_field` naming the field.
+pub fn check_new_session(new: &NewSession, limits: &Limits) -> Result<(), ValidationError> {
+    if let Some(id) = &new.session_id {
+        session_id(id)?;
+    }
+    if let Some(ext) = &new.external_user_id {
+        external_user_id(ext, limits)?;
+    }
+    metadata(&Value::Object(new.metadata.clone()), limits)?;
+    Ok(())
+}
+
+/// Checks a typed [`SessionPatch`] by the rules of `PATCH /sessions/{id}/`.
+///
+/// # Errors
+/// `invalid_field` naming the field.
+pub fn check_session_patch(patch: &SessionPatch, limits: &Limits) -> Result<(), ValidationError> {
+    if let Some(Some(ext)) = &patch.external_user_id {
+        external_user_id(ext, limits)?;
+    }
+    if let Some(m) = &patch.metadata {
+        metadata(&Value::Object(m.clone()), limits)?;
+    }
+    Ok(())
+}
+
+/// Checks a typed [`NewMessage`] by the rules of `POST /messages/` and chat.
+///
+/// # Errors
+/// `invalid_field` naming the field.
+pub fn check_new_message(new: &NewMessage, limits: &Limits) -> Result<(), ValidationError> {
+    message_text(&new.message, limits)?;
+    metadata(&Value::Object(new.metadata.clone()), limits)?;
+    Ok(())
+}
+
 /// Reads the body of `POST /sessions/`: every field optional.
 ///
 /// # Errors

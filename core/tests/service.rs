@@ -600,3 +600,80 @@ async fn beyond_max_generations_chat_is_busy_and_stores_nothing() {
     assert!(next.is_ok(), "the slot was released");
     release.notify_one();
 }
+
+#[tokio::test]
+async fn typed_callers_get_the_same_validation_as_the_http_api() {
+    let h = harness(Arc::new(EchoModel::new()));
+    let sid = new_session(&h).await;
+    let limits = *h.service.limits();
+    let typed = |text: String| NewMessage {
+        session: SessionRef::parse(&sid),
+        message: text,
+        role: Role::User,
+        metadata: colloquy_core::Metadata::new(),
+    };
+    for (text, what) in [
+        (String::new(), "empty"),
+        ("   ".to_owned(), "blank"),
+        ("x".repeat(limits.max_message_bytes + 1), "oversized"),
+    ] {
+        let json = validate::chat_request(&json!({"session_id": sid, "message": text}), &limits)
+            .expect_err(what);
+        for err in [
+            h.service.chat(typed(text.clone())).await.expect_err(what),
+            h.service
+                .create_message(typed(text.clone()))
+                .await
+                .expect_err(what),
+        ] {
+            assert_eq!(err.code(), json.code, "{what}");
+            assert_eq!(err.field(), json.field.as_deref(), "{what}");
+        }
+        let streamed = h
+            .service
+            .chat_stream(typed(text.clone()))
+            .await
+            .expect_err(what);
+        assert_eq!(streamed.code(), json.code, "{what}");
+    }
+    let bad_id = colloquy_core::NewSession {
+        session_id: Some("bad id! /?".into()),
+        ..colloquy_core::NewSession::default()
+    };
+    let json =
+        validate::new_session(&json!({"session_id": "bad id! /?"}), &limits).expect_err("bad id");
+    let err = h.service.create_session(bad_id).await.expect_err("bad id");
+    assert_eq!(
+        (err.code(), err.field()),
+        (json.code, json.field.as_deref())
+    );
+    // A reference that names nothing is not found, over HTTP and typed alike.
+    let nowhere = NewMessage {
+        session: SessionRef::parse("bad id! /?"),
+        ..typed("hi".into())
+    };
+    assert_eq!(
+        h.service
+            .chat(nowhere)
+            .await
+            .expect_err("no such session")
+            .code(),
+        ErrorCode::SessionNotFound
+    );
+    let mut big = colloquy_core::Metadata::new();
+    big.insert("blob".into(), json!("x".repeat(limits.max_metadata_bytes)));
+    let err = h
+        .service
+        .create_message(NewMessage {
+            metadata: big,
+            ..typed("hi".into())
+        })
+        .await
+        .expect_err("metadata over the limit");
+    assert_eq!(err.field(), Some("metadata"));
+    assert_eq!(
+        stored_texts(&h, &sid).await,
+        [],
+        "nothing invalid was stored"
+    );
+}
