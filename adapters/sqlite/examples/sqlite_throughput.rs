@@ -6,14 +6,15 @@
 //! ```
 //!
 //! Each client appends to its own session, one message at a time, as the server's
-//! request handlers would (`ChatService::create_message`: look the session up, then
-//! append). With one client every SQLite write is its own fsynced commit; with many,
-//! the writer thread's group commit shares each fsync among the queued writes.
+//! request handlers would (`ChatService::create_message`: one `append` store call,
+//! one writer job). With one client every SQLite write is its own fsynced commit;
+//! with many, the writer thread's group commit shares each fsync among the queued
+//! writes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use colloquy_core::ports::{MessageStore, SessionStore};
+use colloquy_core::ports::ChatStore;
 use colloquy_core::{
     ChatService, EchoModel, Metadata, NewMessage, NewSession, Role, ServiceConfig, SessionRef,
     SystemClock,
@@ -24,13 +25,8 @@ use colloquy_sqlite::{database_files, SqliteStore};
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Appends `total` messages from `clients` concurrent clients; returns the elapsed time.
-async fn run<S: SessionStore + MessageStore>(
-    store: Arc<S>,
-    total: usize,
-    clients: usize,
-) -> Result<Duration, Error> {
+async fn run(store: Arc<dyn ChatStore>, total: usize, clients: usize) -> Result<Duration, Error> {
     let service = Arc::new(ChatService::new(
-        store.clone(),
         store,
         Arc::new(EchoModel::new()),
         Arc::new(SystemClock),

@@ -2,19 +2,22 @@
 
 use std::sync::Arc;
 
-use colloquy_core::StoreError;
+use colloquy_core::{Entity, StoreError};
 use rusqlite::ffi;
 
 /// Everything that can go wrong inside the adapter. Never leaves the crate: the ports
 /// see a [`StoreError`], with this value kept as its `source`.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SqliteError {
-    /// The session or message is missing, expired or soft-deleted.
-    #[error("not found")]
-    NotFound,
-    /// A live session (or a message) with the same identifier exists.
-    #[error("already exists")]
-    Conflict,
+    /// The session (no live session matches the reference) or the message (missing,
+    /// soft-deleted, of an expired session, or a cursor naming no message of the
+    /// session) is not there.
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// The identifier is taken: a session's `id` (by any stored session) or live
+    /// `session_id`, or a message's `id`.
+    #[error("{0} already exists")]
+    Conflict(Entity),
     /// The session takes no new messages.
     #[error("session is inactive")]
     Inactive,
@@ -87,7 +90,9 @@ impl SqliteError {
         }
     }
 
-    /// Whether the failure is a UNIQUE or PRIMARY KEY violation.
+    /// Whether the failure is a UNIQUE or PRIMARY KEY violation. The statements that
+    /// can hit one map it to [`SqliteError::Conflict`] with their entity; one that
+    /// escapes is a bug and reported as a backend error.
     pub(crate) fn is_unique_violation(&self) -> bool {
         match self {
             Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
@@ -102,10 +107,9 @@ impl SqliteError {
 impl From<SqliteError> for StoreError {
     fn from(e: SqliteError) -> Self {
         match e {
-            SqliteError::NotFound => Self::NotFound,
-            SqliteError::Conflict => Self::Conflict,
+            SqliteError::NotFound(entity) => Self::NotFound(entity),
+            SqliteError::Conflict(entity) => Self::Conflict(entity),
             SqliteError::Inactive => Self::SessionInactive,
-            e if e.is_unique_violation() => Self::Conflict,
             e @ (SqliteError::Closed | SqliteError::Thread(_)) => Self::unavailable(e),
             e if e.is_busy() => Self::unavailable(e),
             e => Self::backend(e),
@@ -139,14 +143,14 @@ mod tests {
     }
 
     #[test]
-    fn unique_violations_are_conflicts_other_constraints_are_backend() {
+    fn unique_violations_are_recognised_but_only_mapped_with_an_entity() {
+        assert!(failure(ffi::SQLITE_CONSTRAINT_UNIQUE).is_unique_violation());
+        assert!(failure(ffi::SQLITE_CONSTRAINT_PRIMARYKEY).is_unique_violation());
+        assert!(!failure(ffi::SQLITE_CONSTRAINT_FOREIGNKEY).is_unique_violation());
+        // One that no statement mapped to its entity is a bug, not a client conflict.
         assert!(matches!(
             StoreError::from(failure(ffi::SQLITE_CONSTRAINT_UNIQUE)),
-            StoreError::Conflict
-        ));
-        assert!(matches!(
-            StoreError::from(failure(ffi::SQLITE_CONSTRAINT_PRIMARYKEY)),
-            StoreError::Conflict
+            StoreError::Backend(_)
         ));
         assert!(matches!(
             StoreError::from(failure(ffi::SQLITE_CONSTRAINT_FOREIGNKEY)),
@@ -155,11 +159,17 @@ mod tests {
     }
 
     #[test]
-    fn domain_outcomes_map_to_their_variants() {
-        assert!(matches!(
-            StoreError::from(SqliteError::NotFound),
-            StoreError::NotFound
-        ));
+    fn domain_outcomes_map_to_their_variants_with_the_entity() {
+        for entity in [Entity::Session, Entity::Message] {
+            assert!(matches!(
+                StoreError::from(SqliteError::NotFound(entity)),
+                StoreError::NotFound(e) if e == entity
+            ));
+            assert!(matches!(
+                StoreError::from(SqliteError::Conflict(entity)),
+                StoreError::Conflict(e) if e == entity
+            ));
+        }
         assert!(matches!(
             StoreError::from(SqliteError::Inactive),
             StoreError::SessionInactive

@@ -1,10 +1,8 @@
 //! # colloquy-sqlite
 //!
-//! A durable embedded store implementing both Colloquy store ports,
-//! [`SessionStore`](colloquy_core::ports::SessionStore) and
-//! [`MessageStore`](colloquy_core::ports::MessageStore), in one SQLite database file
-//! (SQLite is compiled in: nothing to install or run). It is the reference server's
-//! default store.
+//! A durable embedded [`ChatStore`](colloquy_core::ports::ChatStore) in one SQLite
+//! database file (SQLite is compiled in: nothing to install or run). It is the
+//! reference server's default store.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -12,20 +10,20 @@
 //! use colloquy_sqlite::SqliteStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), colloquy_core::StoreError> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let clock = Arc::new(SystemClock);
 //! # let path = std::env::temp_dir().join(format!("colloquy-doc-{}.db", uuid::Uuid::new_v4()));
 //! // let path = "colloquy.db";
 //! let store = Arc::new(SqliteStore::open(&path, clock.clone()).await?);
-//! let _purger = store.spawn_purger(std::time::Duration::from_secs(600));
 //! let service = ChatService::new(
-//!     store.clone(),
 //!     store,
 //!     Arc::new(EchoModel::new()),
 //!     clock,
 //!     ServiceConfig::default(),
 //! );
-//! # drop((service, _purger));
+//! // Expired sessions stay stored (invisible) until a purge; run it now and then.
+//! service.purge_expired().await?;
+//! # drop(service);
 //! # for f in colloquy_sqlite::database_files(&path) { let _ = std::fs::remove_file(f); }
 //! # Ok(()) }
 //! ```
@@ -49,14 +47,18 @@
 //! ## Concurrency
 //!
 //! No SQLite call runs on the async runtime. One **writer thread** owns the only
-//! read-write connection and takes every write in order from a channel, so writes
-//! never wait on locks, and each append checks the session, assigns the next write
-//! position and inserts in one transaction. Queued writes are committed together in one
-//! transaction (each in its own savepoint, so one failing write rolls back alone), and
-//! all of them are answered after the single fsync: group commit. A small pool of
-//! **reader threads** (two by default, [`SqliteConfig::readers`]) serves reads from
-//! read-only connections in parallel with the writer, each read in one snapshot. The
-//! calling task only awaits a `oneshot` answer.
+//! read-write connection and takes every write in order from a bounded channel, so
+//! writes never wait on locks, and each store method that writes is **one job**: one
+//! savepoint in which it resolves the session reference, checks and writes. That
+//! makes "check the session, then append" and "no live session has this
+//! `session_id`, then insert" atomic, and a chat turn's append plus its context reads
+//! ([`ChatStore::begin_turn`](colloquy_core::ports::ChatStore::begin_turn)) one
+//! transaction. Queued jobs are committed together in one transaction (each in its
+//! own savepoint, so one failing job rolls back alone), and all of them are answered
+//! after the single fsync: group commit. A small pool of **reader threads** (two by
+//! default, [`SqliteConfig::readers`]) serves each read method as one job on a
+//! read-only connection, in one snapshot, in parallel with the writer. The calling
+//! task only awaits a `oneshot` answer; when a queue is full it waits for room.
 //!
 //! ## Lifecycle
 //!
@@ -74,12 +76,16 @@
 //! `ON DELETE CASCADE` (`foreign_keys = ON`). Times are integer microseconds since
 //! the epoch (exact round trips, numeric order), UUIDs their 16 bytes, metadata JSON
 //! text. Each message has a per-session write position; lists follow it. Indexes
-//! serve every query of the HTTP API: session by id, by `session_id` (unique), the
-//! newest-first list (`created_at, id`), the `external_user_id` filter, messages by
-//! `(session, position)` (list, recent, append, cascade), message by id, and expiry
-//! (the purge). A page costs O(offset + limit) index steps, however long the session
-//! or the table. The `search` filters scan the list order with a case-insensitive
-//! substring test (no index can serve a substring).
+//! serve every query of the HTTP API: session by id, by `(session_id, expires_at)`
+//! (the live holder of a `session_id`), the newest-first list (`created_at, id`), the
+//! `external_user_id` filter, messages by `(session, position)` (the append, the
+//! cascade), by `(session, is_deleted, position)` (pages in either order, from either
+//! cursor, and a turn's recent messages), by `(session, role, is_deleted, position)`
+//! (a turn's system messages, pages filtered by role), message by id, and expiry (the
+//! purge). A page costs O(offset + limit) index steps and a chat turn O(window),
+//! however long the session or the table; a test checks every statement's query
+//! plan for an index and no sort. The `search` filters scan the list order with a
+//! case-insensitive substring test (no index can serve a substring).
 //!
 //! `PRAGMA user_version` records the schema version ([`SCHEMA_VERSION`]); opening a
 //! database applies the missing migrations in one transaction, and refuses a file
@@ -96,10 +102,12 @@
 //! ## Expiry
 //!
 //! Every query hides sessions whose `expires_at` is not after the store clock's now,
-//! and their messages. Expired rows stay in the file until purged:
-//! [`SqliteStore::purge_expired`] on demand, or [`SqliteStore::spawn_purger`] in the
-//! background. Creating a session whose `session_id` an expired session still holds
-//! removes that expired session first.
+//! and their messages. Expired rows stay in the file until
+//! [`ChatStore::purge_expired`](colloquy_core::ports::ChatStore::purge_expired)
+//! removes those expired at or before its cutoff (`ChatService::purge_expired`
+//! passes now minus the retention), in transactions of a few hundred sessions. A new
+//! session may take the `session_id` of an expired session still stored; the two
+//! are separate rows, and a purge removes only the old one.
 
 mod error;
 mod messages;
@@ -113,4 +121,4 @@ mod worker;
 mod query_plans;
 
 pub use schema::SCHEMA_VERSION;
-pub use store::{database_files, Closed, Purger, SqliteConfig, SqliteStore};
+pub use store::{database_files, Closed, SqliteConfig, SqliteStore};

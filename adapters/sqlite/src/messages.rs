@@ -1,88 +1,82 @@
 //! Message queries. Like the session queries, each runs inside the worker's
 //! transaction and judges expiry by `now` (microseconds): messages of an expired
 //! session are absent.
+//!
+//! Every message has a per-session write `position`; the indexes on
+//! `(session, is_deleted, position)` and `(session, role, is_deleted, position)`
+//! serve every page in either order and from either cursor in O(offset + page) index
+//! steps, and a chat turn's context in O(window), however long the session.
 
-use colloquy_core::{ChatMessage, MessageFilter, Page};
+use colloquy_core::ports::Turn;
+use colloquy_core::{
+    ChatMessage, Cursor, Entity, MessageDraft, MessageQuery, Role, Session, SessionRef,
+};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 use uuid::Uuid;
 
 use crate::error::SqliteError;
 use crate::rows::{self, message_columns, metadata_json, micros, sql_count, time};
+use crate::sessions;
+
+const NO_MESSAGE: SqliteError = SqliteError::NotFound(Entity::Message);
 
 /// The statements, as constants so the query-plan test checks exactly these.
 pub(crate) mod sql {
-    use crate::rows::message_columns;
+    use crate::rows::{message_columns, session_columns};
 
-    /// Whether a session is live.
-    pub(crate) const SESSION_IS_LIVE: &str =
-        "SELECT 1 FROM sessions WHERE id = ?1 AND expires_at > ?2";
-    /// A live session's `is_active`.
-    pub(crate) const SESSION_IS_ACTIVE: &str =
-        "SELECT is_active FROM sessions WHERE id = ?1 AND expires_at > ?2";
     /// Whether a message id is taken.
     pub(crate) const ID_TAKEN: &str = "SELECT 1 FROM messages WHERE id = ?1";
-    /// The session's last message: its position and timestamp.
+    /// The session's last message (soft-deleted or not): its position and timestamp.
     pub(crate) const LAST: &str = "SELECT position, timestamp FROM messages WHERE session = ?1
          ORDER BY position DESC LIMIT 1";
     /// Inserts a message.
     pub(crate) const INSERT: &str = "INSERT INTO messages
          (id, session, position, message, role, metadata, timestamp, is_deleted)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-    /// A message by id when its session is live.
-    pub(crate) const GET_STORED: &str = concat!(
+    /// A non-deleted message by id with its session, when that is live.
+    pub(crate) const GET_WITH_SESSION: &str = concat!(
         "SELECT ",
-        message_columns!(),
-        " FROM messages WHERE id = ?1 AND EXISTS
-         (SELECT 1 FROM sessions s WHERE s.id = messages.session AND s.expires_at > ?2)"
+        message_columns!("m"),
+        ", ",
+        session_columns!("s"),
+        " FROM messages m JOIN sessions s ON s.id = m.session
+         WHERE m.id = ?1 AND m.is_deleted = 0 AND s.expires_at > ?2"
     );
-    /// The newest non-deleted messages, newest first.
-    pub(crate) const RECENT: &str = concat!(
-        "SELECT ",
-        message_columns!(),
-        " FROM messages WHERE session = ?1 AND is_deleted = 0
-         ORDER BY position DESC LIMIT ?2"
-    );
+    /// The write position of a cursor message (soft-deleted or not) in its session.
+    pub(crate) const CURSOR_POSITION: &str =
+        "SELECT position FROM messages WHERE id = ?1 AND session = ?2";
     /// Soft-deletes a message of a live session.
     pub(crate) const SOFT_DELETE: &str = "UPDATE messages SET is_deleted = 1
          WHERE id = ?1 AND is_deleted = 0 AND EXISTS
          (SELECT 1 FROM sessions s WHERE s.id = messages.session AND s.expires_at > ?2)";
 }
 
-/// `Ok(())` when the session `id` is live, else [`SqliteError::NotFound`].
-fn require_live_session(conn: &Connection, now: i64, id: Uuid) -> Result<(), SqliteError> {
-    conn.prepare_cached(sql::SESSION_IS_LIVE)?
-        .query_row(params![id.as_bytes(), now], |_| Ok(()))
-        .optional()?
-        .ok_or(SqliteError::NotFound)
-}
-
-/// Appends `message` at the end of its session: checks the session is live and
+/// Appends `draft` at the end of the live session `to` names: checks the session is
 /// active and the id is new, raises the timestamp to the previous message's, and
-/// stores it at the next write position. Returns the message as stored.
+/// stores it at the next write position. Returns the session and the message as
+/// stored.
 pub(crate) fn append(
     conn: &Connection,
     now: i64,
-    mut message: ChatMessage,
-) -> Result<ChatMessage, SqliteError> {
-    let active: bool = conn
-        .prepare_cached(sql::SESSION_IS_ACTIVE)?
-        .query_row(params![message.session.as_bytes(), now], |row| row.get(0))
-        .optional()?
-        .ok_or(SqliteError::NotFound)?;
-    if !active {
+    to: &SessionRef,
+    draft: MessageDraft,
+) -> Result<(Session, ChatMessage), SqliteError> {
+    let session = sessions::resolve(conn, now, to)?;
+    if !session.is_active {
         return Err(SqliteError::Inactive);
     }
     let taken = conn
         .prepare_cached(sql::ID_TAKEN)?
-        .query_row(params![message.id.as_bytes()], |_| Ok(()))
+        .query_row(params![draft.id.as_bytes()], |_| Ok(()))
         .optional()?
         .is_some();
     if taken {
-        return Err(SqliteError::Conflict);
+        return Err(SqliteError::Conflict(Entity::Message));
     }
+    let mut message = draft.into_message(session.id);
     let previous: Option<(i64, i64)> = conn
         .prepare_cached(sql::LAST)?
-        .query_row(params![message.session.as_bytes()], |row| {
+        .query_row(params![session.id.as_bytes()], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?;
@@ -97,7 +91,7 @@ pub(crate) fn append(
     conn.prepare_cached(sql::INSERT)?
         .execute(params![
             message.id.as_bytes(),
-            message.session.as_bytes(),
+            session.id.as_bytes(),
             position,
             message.message,
             message.role.as_str(),
@@ -106,31 +100,76 @@ pub(crate) fn append(
             message.is_deleted,
         ])
         .map_err(|e| match SqliteError::from(e) {
-            e if e.is_unique_violation() => SqliteError::Conflict,
+            e if e.is_unique_violation() => SqliteError::Conflict(Entity::Message),
             e => e,
         })?;
     // What a reader will get back: the stored microseconds.
     message.timestamp = time(timestamp)?;
-    Ok(message)
+    Ok((session, message))
 }
 
-/// The message `id`, soft-deleted or not, when its session is live.
-pub(crate) fn get_stored(
+/// Chat's first step in one transaction: [`append`], then the session's oldest
+/// `window` system messages (from the role index) and its newest `window` messages
+/// (from the position index), oldest first. O(window), however long the session.
+pub(crate) fn begin_turn(
+    conn: &Connection,
+    now: i64,
+    to: &SessionRef,
+    draft: MessageDraft,
+    window: usize,
+) -> Result<Turn, SqliteError> {
+    let (session, message) = append(conn, now, to, draft)?;
+    let system = page(
+        conn,
+        session.id,
+        &MessageQuery::oldest_of_role(Role::System, window),
+        None,
+    )?;
+    let mut recent = page(conn, session.id, &MessageQuery::newest(window), None)?;
+    recent.reverse();
+    Ok(Turn {
+        session,
+        message,
+        system,
+        recent,
+    })
+}
+
+/// The message `id` with its session, when it is not soft-deleted and the session
+/// is live.
+pub(crate) fn get(
     conn: &Connection,
     now: i64,
     id: Uuid,
-) -> Result<Option<ChatMessage>, SqliteError> {
+) -> Result<Option<(ChatMessage, Session)>, SqliteError> {
     Ok(conn
-        .prepare_cached(sql::GET_STORED)?
-        .query_row(params![id.as_bytes(), now], rows::message)
+        .prepare_cached(sql::GET_WITH_SESSION)?
+        .query_row(params![id.as_bytes(), now], |row| {
+            Ok((
+                rows::message(row)?,
+                rows::session_from(row, rows::MESSAGE_COLUMNS)?,
+            ))
+        })
         .optional()?)
 }
 
-/// The list statement for `filter` and its arguments (one text per combination).
+/// Where a cursor's range starts or ends, as a bound on `position`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// `position < p`: written before the cursor message.
+    Before(i64),
+    /// `position > p`: written after it.
+    After(i64),
+}
+
+/// The list statement for `query` (with the cursor already turned into a position
+/// `bound`) and its arguments. One text per combination of filters, order and
+/// cursor kind (24, all cached), each served by an index in `ORDER BY` order: the
+/// page costs O(offset + limit) index steps, wherever it starts.
 pub(crate) fn list_statement(
     session: Uuid,
-    filter: &MessageFilter,
-    page: Page,
+    query: &MessageQuery,
+    bound: Option<Bound>,
 ) -> (String, Vec<Box<dyn ToSql>>) {
     let mut sql = concat!(
         "SELECT ",
@@ -139,48 +178,79 @@ pub(crate) fn list_statement(
     )
     .to_owned();
     let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(session.as_bytes().to_vec())];
-    if let Some(role) = filter.role {
+    if let Some(role) = query.filter.role {
         sql.push_str(" AND role = ?");
         args.push(Box::new(role.as_str()));
     }
-    if let Some(needle) = &filter.search {
+    if let Some(needle) = &query.filter.search {
         sql.push_str(" AND colloquy_contains_ci(message, ?)");
         args.push(Box::new(needle.to_lowercase()));
     }
-    sql.push_str(" ORDER BY position LIMIT ? OFFSET ?");
-    args.push(Box::new(sql_count(page.limit)));
-    args.push(Box::new(sql_count(page.offset)));
+    match bound {
+        Some(Bound::Before(p)) => {
+            sql.push_str(" AND position < ?");
+            args.push(Box::new(p));
+        }
+        Some(Bound::After(p)) => {
+            sql.push_str(" AND position > ?");
+            args.push(Box::new(p));
+        }
+        None => {}
+    }
+    sql.push_str(if query.order.is_newest_first() {
+        " ORDER BY position DESC LIMIT ? OFFSET ?"
+    } else {
+        " ORDER BY position ASC LIMIT ? OFFSET ?"
+    });
+    args.push(Box::new(sql_count(query.page.limit)));
+    args.push(Box::new(sql_count(query.page.offset)));
     (sql, args)
 }
 
-/// The session's non-deleted messages passing `filter`, in write order.
-pub(crate) fn list(
+/// One page of the non-deleted messages of session `session` (known live).
+fn page(
     conn: &Connection,
-    now: i64,
     session: Uuid,
-    filter: &MessageFilter,
-    page: Page,
+    query: &MessageQuery,
+    bound: Option<Bound>,
 ) -> Result<Vec<ChatMessage>, SqliteError> {
-    require_live_session(conn, now, session)?;
-    let (sql, args) = list_statement(session, filter, page);
+    let (sql, args) = list_statement(session, query, bound);
     let mut stmt = conn.prepare_cached(&sql)?;
     let found = stmt.query_map(params_from_iter(args.iter()), rows::message)?;
     Ok(found.collect::<Result<_, _>>()?)
 }
 
-/// The session's `limit` newest non-deleted messages, oldest first.
-pub(crate) fn recent(
+/// The cursor as a bound on `position`; `NotFound(Message)` when it names no
+/// message of `session`.
+fn bound(conn: &Connection, session: Uuid, cursor: Cursor) -> Result<Bound, SqliteError> {
+    let position: i64 = conn
+        .prepare_cached(sql::CURSOR_POSITION)?
+        .query_row(
+            params![cursor.message().as_bytes(), session.as_bytes()],
+            |row| row.get(0),
+        )
+        .optional()?
+        .ok_or(NO_MESSAGE)?;
+    Ok(match cursor {
+        Cursor::Before(_) => Bound::Before(position),
+        Cursor::After(_) => Bound::After(position),
+    })
+}
+
+/// The live session `of` names and the page of its messages `query` asks for.
+pub(crate) fn list(
     conn: &Connection,
     now: i64,
-    session: Uuid,
-    limit: usize,
-) -> Result<Vec<ChatMessage>, SqliteError> {
-    require_live_session(conn, now, session)?;
-    let mut stmt = conn.prepare_cached(sql::RECENT)?;
-    let found = stmt.query_map(params![session.as_bytes(), sql_count(limit)], rows::message)?;
-    let mut newest = found.collect::<Result<Vec<_>, _>>()?;
-    newest.reverse();
-    Ok(newest)
+    of: &SessionRef,
+    query: &MessageQuery,
+) -> Result<(Session, Vec<ChatMessage>), SqliteError> {
+    let session = sessions::resolve(conn, now, of)?;
+    let bound = query
+        .cursor
+        .map(|cursor| bound(conn, session.id, cursor))
+        .transpose()?;
+    let messages = page(conn, session.id, query, bound)?;
+    Ok((session, messages))
 }
 
 /// Marks the message `id` deleted when it is not already and its session is live.
@@ -189,7 +259,7 @@ pub(crate) fn soft_delete(conn: &Connection, now: i64, id: Uuid) -> Result<(), S
         .prepare_cached(sql::SOFT_DELETE)?
         .execute(params![id.as_bytes(), now])?;
     if changed == 0 {
-        return Err(SqliteError::NotFound);
+        return Err(NO_MESSAGE);
     }
     Ok(())
 }

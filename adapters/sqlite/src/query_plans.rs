@@ -1,11 +1,15 @@
 //! Every statement the store runs is served by an index: no full table scan and no
-//! temporary sort, checked with `EXPLAIN QUERY PLAN` on the real schema.
+//! temporary sort, checked with `EXPLAIN QUERY PLAN` on the real schema. Message
+//! pages and a chat turn's context are also checked to start at their place in the
+//! index (a cursor is a range bound, not a filter), so they cost O(page) however
+//! long the session.
 
-use colloquy_core::{MessageFilter, Page, Role, SessionFilter};
+use colloquy_core::{Cursor, MessageFilter, MessageQuery, Order, Page, Role, SessionFilter};
 use rusqlite::Connection;
 use uuid::Uuid;
 
-use crate::{messages, schema, sessions};
+use crate::messages::{self, Bound};
+use crate::{schema, sessions};
 
 fn plan(conn: &Connection, sql: &str) -> Vec<String> {
     let mut stmt = conn
@@ -35,25 +39,31 @@ fn assert_indexed(conn: &Connection, what: &str, sql: &str) -> Vec<String> {
     steps
 }
 
+/// Fails unless some step is a `SEARCH` of `index` whose key includes `key` (e.g.
+/// `position<?`): the statement starts at its place in the index.
+fn assert_searches(what: &str, steps: &[String], index: &str, key: &str) {
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("SEARCH") && s.contains(index) && s.contains(key)),
+        "{what}: expected a SEARCH of {index} on ({key}), got {steps:?}"
+    );
+}
+
 #[test]
-fn every_statement_uses_an_index() {
+fn every_fixed_statement_uses_an_index() {
     let conn = schema::open_memory().expect("schema");
     let fixed = [
-        (
-            "delete expired holder",
-            sessions::sql::DELETE_EXPIRED_HOLDER,
-        ),
+        ("session_id taken", sessions::sql::SESSION_ID_TAKEN),
         ("session by id", sessions::sql::GET_BY_ID),
         ("session by session_id", sessions::sql::GET_BY_SESSION_ID),
         ("update session", sessions::sql::UPDATE),
-        ("delete session", sessions::sql::DELETE_LIVE),
+        ("delete session", sessions::sql::DELETE),
         ("purge", sessions::sql::PURGE_EXPIRED),
-        ("session is live", messages::sql::SESSION_IS_LIVE),
-        ("session is active", messages::sql::SESSION_IS_ACTIVE),
         ("message id taken", messages::sql::ID_TAKEN),
         ("last message", messages::sql::LAST),
-        ("message by id", messages::sql::GET_STORED),
-        ("recent messages", messages::sql::RECENT),
+        ("message with its session", messages::sql::GET_WITH_SESSION),
+        ("cursor position", messages::sql::CURSOR_POSITION),
         ("soft delete", messages::sql::SOFT_DELETE),
         // The cascade from sessions looks messages up by session.
         ("cascade", "DELETE FROM messages WHERE session = ?1"),
@@ -61,6 +71,26 @@ fn every_statement_uses_an_index() {
     for (what, sql) in fixed {
         assert_indexed(&conn, what, sql);
     }
+    // The live holder of a session_id is found by its key and expiry together.
+    for (what, sql) in [
+        ("session_id taken", sessions::sql::SESSION_ID_TAKEN),
+        ("session by session_id", sessions::sql::GET_BY_SESSION_ID),
+    ] {
+        let steps = plan(&conn, sql);
+        assert_searches(
+            what,
+            &steps,
+            "sessions_live_by_session_id",
+            "session_id=? AND expires_at>?",
+        );
+    }
+    let steps = plan(&conn, sessions::sql::PURGE_EXPIRED);
+    assert_searches("purge", &steps, "sessions_by_expiry", "expires_at<?");
+}
+
+#[test]
+fn every_session_list_uses_an_index() {
+    let conn = schema::open_memory().expect("schema");
     let page = Page::default();
     for is_active in [None, Some(true)] {
         for external_user_id in [None, Some("u".to_owned())] {
@@ -83,24 +113,78 @@ fn every_statement_uses_an_index() {
             }
         }
     }
+}
+
+#[test]
+fn every_message_page_starts_at_its_place_in_an_index() {
+    let conn = schema::open_memory().expect("schema");
+    let mut checked = 0;
     for role in [None, Some(Role::User)] {
         for search in [None, Some("x".to_owned())] {
-            let filter = MessageFilter { role, search };
-            let (sql, _) = messages::list_statement(Uuid::nil(), &filter, page);
-            let steps = assert_indexed(&conn, &format!("list messages {filter:?}"), &sql);
-            assert!(
-                steps
-                    .iter()
-                    .any(|s| s.contains("messages_live_by_position")),
-                "lists skip their offset in the index that holds is_deleted: {steps:?}"
-            );
+            for order in [Order::Asc, Order::Desc] {
+                for bound in [None, Some(Bound::Before(7)), Some(Bound::After(7))] {
+                    let query = MessageQuery {
+                        filter: MessageFilter {
+                            role,
+                            search: search.clone(),
+                        },
+                        order,
+                        // The statement takes the cursor as `bound`, its position.
+                        cursor: bound.map(|b| match b {
+                            Bound::Before(_) => Cursor::Before(Uuid::nil()),
+                            Bound::After(_) => Cursor::After(Uuid::nil()),
+                        }),
+                        page: Page::default(),
+                    };
+                    let what = format!("list messages {query:?} {bound:?}");
+                    let (sql, _) = messages::list_statement(Uuid::nil(), &query, bound);
+                    let steps = assert_indexed(&conn, &what, &sql);
+                    // A role filter pages in the role index; the rest in the one that
+                    // holds is_deleted, so soft-deleted rows are skipped in the index.
+                    let (index, key) = match role {
+                        Some(_) => (
+                            "messages_live_by_role",
+                            "session=? AND role=? AND is_deleted=?",
+                        ),
+                        None => ("messages_live_by_position", "session=? AND is_deleted=?"),
+                    };
+                    assert_searches(&what, &steps, index, key);
+                    // A cursor is a range bound on the index, not a filter over it.
+                    match bound {
+                        Some(Bound::Before(_)) => {
+                            assert_searches(&what, &steps, index, "position<?");
+                        }
+                        Some(Bound::After(_)) => {
+                            assert_searches(&what, &steps, index, "position>?");
+                        }
+                        None => {}
+                    }
+                    checked += 1;
+                }
+            }
         }
     }
-    let steps = assert_indexed(&conn, "recent", messages::sql::RECENT);
-    assert!(
-        steps
-            .iter()
-            .any(|s| s.contains("messages_live_by_position")),
-        "{steps:?}"
+    assert_eq!(checked, 24, "every statement text the store can build");
+}
+
+#[test]
+fn a_turns_context_reads_come_from_indexes() {
+    let conn = schema::open_memory().expect("schema");
+    let system = MessageQuery::oldest_of_role(Role::System, 20);
+    let (sql, _) = messages::list_statement(Uuid::nil(), &system, None);
+    let steps = assert_indexed(&conn, "turn: system messages", &sql);
+    assert_searches(
+        "turn: system messages",
+        &steps,
+        "messages_live_by_role",
+        "session=? AND role=? AND is_deleted=?",
+    );
+    let (sql, _) = messages::list_statement(Uuid::nil(), &MessageQuery::newest(20), None);
+    let steps = assert_indexed(&conn, "turn: recent messages", &sql);
+    assert_searches(
+        "turn: recent messages",
+        &steps,
+        "messages_live_by_position",
+        "session=? AND is_deleted=?",
     );
 }

@@ -9,18 +9,56 @@ use uuid::Uuid;
 use crate::error::SqliteError;
 
 /// The session columns, in the order [`session`] expects (a macro, so that
-/// statements can be `concat!`-ed constants).
+/// statements can be `concat!`-ed constants); `session_columns!("s")` qualifies each
+/// with the table alias `s`, for joins.
 macro_rules! session_columns {
     () => {
         "id, session_id, external_user_id, created_at, expires_at, is_active, metadata"
     };
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".id, ",
+            $t,
+            ".session_id, ",
+            $t,
+            ".external_user_id, ",
+            $t,
+            ".created_at, ",
+            $t,
+            ".expires_at, ",
+            $t,
+            ".is_active, ",
+            $t,
+            ".metadata"
+        )
+    };
 }
 pub(crate) use session_columns;
 
-/// The message columns, in the order [`message`] expects.
+/// The message columns, in the order [`message`] expects; `message_columns!("m")`
+/// qualifies each with the table alias `m`.
 macro_rules! message_columns {
     () => {
         "id, session, message, role, metadata, timestamp, is_deleted"
+    };
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".id, ",
+            $t,
+            ".session, ",
+            $t,
+            ".message, ",
+            $t,
+            ".role, ",
+            $t,
+            ".metadata, ",
+            $t,
+            ".timestamp, ",
+            $t,
+            ".is_deleted"
+        )
     };
 }
 pub(crate) use message_columns;
@@ -69,20 +107,29 @@ fn metadata_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Metadata> {
     serde_json::from_str(text).map_err(|e| conversion(column, Type::Text, e))
 }
 
+/// How many columns [`message_columns!`] names: where the session's columns start in
+/// a row that selects a message's columns, then its session's.
+pub(crate) const MESSAGE_COLUMNS: usize = 7;
+
 /// Decodes the [`session_columns!`] of `row`.
 pub(crate) fn session(row: &Row<'_>) -> rusqlite::Result<Session> {
+    session_from(row, 0)
+}
+
+/// Decodes the [`session_columns!`] of `row` that start at column `at`.
+pub(crate) fn session_from(row: &Row<'_>, at: usize) -> rusqlite::Result<Session> {
     Ok(Session {
-        id: uuid_at(row, 0)?,
-        session_id: row.get(1)?,
-        external_user_id: row.get(2)?,
-        created_at: time_at(row, 3)?,
-        expires_at: time_at(row, 4)?,
-        is_active: row.get(5)?,
-        metadata: metadata_at(row, 6)?,
+        id: uuid_at(row, at)?,
+        session_id: row.get(at + 1)?,
+        external_user_id: row.get(at + 2)?,
+        created_at: time_at(row, at + 3)?,
+        expires_at: time_at(row, at + 4)?,
+        is_active: row.get(at + 5)?,
+        metadata: metadata_at(row, at + 6)?,
     })
 }
 
-/// Decodes the [`message_columns!`] of `row`.
+/// Decodes the [`message_columns!`] of `row` (the first [`MESSAGE_COLUMNS`]).
 pub(crate) fn message(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
     let role = row.get_ref(3)?.as_str()?;
     Ok(ChatMessage {

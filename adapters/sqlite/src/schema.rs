@@ -61,6 +61,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX messages_live_by_position ON messages (session, is_deleted, position);
     ",
+    // 3: store ports v2.
+    // - A session_id is unique among *live* sessions only: an expired session keeps
+    //   its row (and session_id) until purged while a new session takes the same
+    //   session_id. Liveness depends on the clock, so no constraint can say it; the
+    //   writer checks it in the same transaction as the insert (one writer, so
+    //   concurrent creates have one winner). The index finds the live holder.
+    // - The non-deleted messages of one role in write order: a chat turn reads the
+    //   session's oldest system messages from it, however long the session, and a
+    //   list filtered by role pages in it.
+    "
+    DROP INDEX sessions_by_session_id;
+    CREATE INDEX sessions_live_by_session_id ON sessions (session_id, expires_at);
+    CREATE INDEX messages_live_by_role ON messages (session, role, is_deleted, position);
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the number of
@@ -135,8 +149,9 @@ fn configure_writer(conn: &Connection) -> Result<(), SqliteError> {
 }
 
 /// Statements kept prepared per connection: every statement the store runs (about
-/// 30, counting each filter combination of the lists) fits, so none is re-parsed.
-const STATEMENT_CACHE: usize = 64;
+/// 50, counting each filter, order and cursor combination of the lists) fits, so
+/// none is re-parsed.
+const STATEMENT_CACHE: usize = 96;
 
 /// What every connection needs: the statement cache size and [`CONTAINS_CI`].
 fn prepare_connection(conn: &Connection) -> Result<(), SqliteError> {
@@ -221,6 +236,65 @@ mod tests {
             )
             .expect("schema query");
         assert_eq!(index, 1, "migration 2 ran");
+        migrate(&mut conn).expect("a second migrate is a no-op");
+    }
+
+    fn index_names(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' ORDER BY name")
+            .expect("schema query");
+        stmt.query_map([], |row| row.get(0))
+            .expect("indexes")
+            .collect::<Result<_, _>>()
+            .expect("names")
+    }
+
+    #[test]
+    fn a_version_2_database_is_upgraded_in_place() {
+        let mut conn = Connection::open_in_memory().expect("memory database");
+        conn.execute_batch(MIGRATIONS[0]).expect("schema version 1");
+        conn.execute_batch(MIGRATIONS[1]).expect("schema version 2");
+        conn.pragma_update(None, "user_version", 2)
+            .expect("version 2");
+        conn.execute(
+            "INSERT INTO sessions VALUES (x'01', 'shared', NULL, 1, 2, 1, '{}')",
+            [],
+        )
+        .expect("a row written by version 2");
+        assert!(
+            conn.execute(
+                "INSERT INTO sessions VALUES (x'02', 'shared', NULL, 1, 3, 1, '{}')",
+                [],
+            )
+            .is_err(),
+            "version 2 allows one row per session_id"
+        );
+        migrate(&mut conn).expect("upgrade");
+        assert_eq!(pragma(&conn, "user_version"), "3");
+        let indexes = index_names(&conn);
+        assert!(
+            !indexes.iter().any(|n| n == "sessions_by_session_id"),
+            "{indexes:?}"
+        );
+        for expected in ["sessions_live_by_session_id", "messages_live_by_role"] {
+            assert!(
+                indexes.iter().any(|n| n == expected),
+                "{expected}: {indexes:?}"
+            );
+        }
+        conn.execute(
+            "INSERT INTO sessions VALUES (x'02', 'shared', NULL, 1, 3, 1, '{}')",
+            [],
+        )
+        .expect("version 3 stores a second session under an expired one's session_id");
+        let kept: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sessions WHERE session_id = 'shared'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("count");
+        assert_eq!(kept, 2, "the version 2 row survives the upgrade");
         migrate(&mut conn).expect("a second migrate is a no-op");
     }
 

@@ -1,21 +1,23 @@
 //! Session queries. Each function runs inside a transaction the worker opened, and
 //! takes `now` (microseconds) from the store's clock: a row whose `expires_at <= now`
-//! is expired and treated as absent.
+//! is expired and treated as absent (it stays stored until purged).
 
-use colloquy_core::{Page, Session, SessionFilter, SessionPatch, SessionRef};
+use chrono::{DateTime, Utc};
+use colloquy_core::{Entity, Page, Session, SessionFilter, SessionPatch, SessionRef};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
-use uuid::Uuid;
 
 use crate::error::SqliteError;
 use crate::rows::{self, metadata_json, micros, session_columns, sql_count};
+
+const NO_SESSION: SqliteError = SqliteError::NotFound(Entity::Session);
 
 /// The statements, as constants so the query-plan test checks exactly these.
 pub(crate) mod sql {
     use crate::rows::session_columns;
 
-    /// Removes an expired session holding the id or session_id about to be reused.
-    pub(crate) const DELETE_EXPIRED_HOLDER: &str =
-        "DELETE FROM sessions WHERE (id = ?1 OR session_id = ?2) AND expires_at <= ?3";
+    /// Whether a live session holds a session_id.
+    pub(crate) const SESSION_ID_TAKEN: &str =
+        "SELECT 1 FROM sessions WHERE session_id = ?1 AND expires_at > ?2 LIMIT 1";
     /// Inserts a session.
     pub(crate) const INSERT: &str = "INSERT INTO sessions
          (id, session_id, external_user_id, created_at, expires_at, is_active, metadata)
@@ -26,30 +28,40 @@ pub(crate) mod sql {
         session_columns!(),
         " FROM sessions WHERE id = ?1 AND expires_at > ?2"
     );
-    /// A live session by session_id.
+    /// The live session holding a session_id. At most one is live (creation checks
+    /// it); should a clock set back revive an old holder, the one expiring last wins.
     pub(crate) const GET_BY_SESSION_ID: &str = concat!(
         "SELECT ",
         session_columns!(),
-        " FROM sessions WHERE session_id = ?1 AND expires_at > ?2"
+        " FROM sessions WHERE session_id = ?1 AND expires_at > ?2
+         ORDER BY expires_at DESC LIMIT 1"
     );
     /// Writes the patchable fields.
     pub(crate) const UPDATE: &str = "UPDATE sessions
          SET external_user_id = ?2, expires_at = ?3, is_active = ?4, metadata = ?5
          WHERE id = ?1";
-    /// Deletes a live session (its messages cascade).
-    pub(crate) const DELETE_LIVE: &str = "DELETE FROM sessions WHERE id = ?1 AND expires_at > ?2";
-    /// Deletes a batch of expired sessions (their messages cascade).
+    /// Deletes a session (its messages cascade).
+    pub(crate) const DELETE: &str = "DELETE FROM sessions WHERE id = ?1";
+    /// Deletes a batch of sessions expired at or before a cutoff (their messages
+    /// cascade).
     pub(crate) const PURGE_EXPIRED: &str = "DELETE FROM sessions WHERE id IN
          (SELECT id FROM sessions WHERE expires_at <= ?1 LIMIT ?2)";
 }
 
-/// Inserts `session`; [`SqliteError::Conflict`] when a live session has its `id` or
-/// `session_id`.
+/// Inserts `session`; [`SqliteError::Conflict`]`(Session)` when a live session has
+/// its `session_id` or any stored session its `id`.
+///
+/// An expired session keeps its row, session_id included, until purged: only live
+/// holders count. Runs on the one writer, so the check and the insert are atomic.
 pub(crate) fn create(conn: &Connection, now: i64, session: &Session) -> Result<(), SqliteError> {
-    // An expired session keeps its row until purged, but its session_id (and id) may
-    // be reused: remove such a holder (and its messages) first.
-    conn.prepare_cached(sql::DELETE_EXPIRED_HOLDER)?
-        .execute(params![session.id.as_bytes(), session.session_id, now])?;
+    let taken = conn
+        .prepare_cached(sql::SESSION_ID_TAKEN)?
+        .query_row(params![session.session_id, now], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if taken {
+        return Err(SqliteError::Conflict(Entity::Session));
+    }
     let inserted = conn.prepare_cached(sql::INSERT)?.execute(params![
         session.id.as_bytes(),
         session.session_id,
@@ -61,7 +73,8 @@ pub(crate) fn create(conn: &Connection, now: i64, session: &Session) -> Result<(
     ]);
     match inserted.map_err(SqliteError::from) {
         Ok(_) => Ok(()),
-        Err(e) if e.is_unique_violation() => Err(SqliteError::Conflict),
+        // The primary key: a stored session, live or not, has this id.
+        Err(e) if e.is_unique_violation() => Err(SqliteError::Conflict(Entity::Session)),
         Err(e) => Err(e),
     }
 }
@@ -78,56 +91,60 @@ fn one(
         .optional()?)
 }
 
-/// The live session with this `id`.
-pub(crate) fn get_by_id(
-    conn: &Connection,
-    now: i64,
-    id: Uuid,
-) -> Result<Option<Session>, SqliteError> {
-    one(conn, sql::GET_BY_ID, &id.as_bytes().as_slice(), now)
-}
-
 /// The live session `reference` names: by UUID first, then by `session_id`.
-pub(crate) fn get(
+pub(crate) fn find(
     conn: &Connection,
     now: i64,
     reference: &SessionRef,
 ) -> Result<Option<Session>, SqliteError> {
     if let Some(id) = reference.uuid() {
-        if let Some(found) = get_by_id(conn, now, id)? {
+        if let Some(found) = one(conn, sql::GET_BY_ID, &id.as_bytes().as_slice(), now)? {
             return Ok(Some(found));
         }
     }
     one(conn, sql::GET_BY_SESSION_ID, &reference.as_str(), now)
 }
 
-/// Applies `patch` to the live session `id` and returns it as stored.
+/// [`find`], failing with `NotFound(Session)` when no live session matches.
+pub(crate) fn resolve(
+    conn: &Connection,
+    now: i64,
+    reference: &SessionRef,
+) -> Result<Session, SqliteError> {
+    find(conn, now, reference)?.ok_or(NO_SESSION)
+}
+
+/// Applies `patch` to the live session `reference` names and returns it as stored.
 pub(crate) fn update(
     conn: &Connection,
     now: i64,
-    id: Uuid,
+    reference: &SessionRef,
     patch: &SessionPatch,
 ) -> Result<Session, SqliteError> {
-    let mut session = get_by_id(conn, now, id)?.ok_or(SqliteError::NotFound)?;
+    let mut session = resolve(conn, now, reference)?;
     patch.apply_to(&mut session);
     conn.prepare_cached(sql::UPDATE)?.execute(params![
-        id.as_bytes(),
+        session.id.as_bytes(),
         session.external_user_id,
         micros(session.expires_at),
         session.is_active,
         metadata_json(&session.metadata)?,
     ])?;
+    // What a reader will get back: the stored microseconds.
+    session.expires_at = rows::time(micros(session.expires_at))?;
     Ok(session)
 }
 
-/// Deletes the live session `id`; its messages go with it (`ON DELETE CASCADE`).
-pub(crate) fn delete(conn: &Connection, now: i64, id: Uuid) -> Result<(), SqliteError> {
-    let deleted = conn
-        .prepare_cached(sql::DELETE_LIVE)?
-        .execute(params![id.as_bytes(), now])?;
-    if deleted == 0 {
-        return Err(SqliteError::NotFound);
-    }
+/// Deletes the live session `reference` names; its messages go with it
+/// (`ON DELETE CASCADE`), soft-deleted ones included.
+pub(crate) fn delete(
+    conn: &Connection,
+    now: i64,
+    reference: &SessionRef,
+) -> Result<(), SqliteError> {
+    let session = resolve(conn, now, reference)?;
+    conn.prepare_cached(sql::DELETE)?
+        .execute(params![session.id.as_bytes()])?;
     Ok(())
 }
 
@@ -181,13 +198,15 @@ pub(crate) fn list(
     Ok(found.collect::<Result<_, _>>()?)
 }
 
-/// Deletes up to `batch` expired sessions (and their messages); returns how many.
+/// Deletes up to `batch` sessions expiring at or before `cutoff` (and their
+/// messages); returns how many. A session that took the session_id of a purged one
+/// is another row, expiring later: it stays.
 pub(crate) fn purge_expired(
     conn: &Connection,
-    now: i64,
+    cutoff: DateTime<Utc>,
     batch: usize,
 ) -> Result<usize, SqliteError> {
     Ok(conn
         .prepare_cached(sql::PURGE_EXPIRED)?
-        .execute(params![now, sql_count(batch)])?)
+        .execute(params![micros(cutoff), sql_count(batch)])?)
 }

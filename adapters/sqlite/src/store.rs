@@ -1,14 +1,15 @@
-//! [`SqliteStore`]: opening, closing, purging, and the two store ports.
+//! [`SqliteStore`]: opening, closing, and the [`ChatStore`] port.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use colloquy_core::ports::{MessageStore, SessionStore};
+use chrono::{DateTime, Utc};
+use colloquy_core::ports::{ChatStore, Turn};
 use colloquy_core::{
-    ChatMessage, Clock, MessageFilter, Page, Session, SessionFilter, SessionPatch, SessionRef,
-    StoreError,
+    ChatMessage, Clock, MessageDraft, MessageQuery, Page, Session, SessionFilter, SessionPatch,
+    SessionRef, StoreError,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -42,7 +43,7 @@ impl Default for SqliteConfig {
     }
 }
 
-/// A durable [`SessionStore`] and [`MessageStore`] in one SQLite database file.
+/// A durable [`ChatStore`] in one SQLite database file.
 ///
 /// See the [crate documentation](crate) for durability, concurrency and expiry.
 pub struct SqliteStore {
@@ -135,8 +136,7 @@ impl SqliteStore {
     /// the database file) and waits until that is done.
     ///
     /// Dropping the store does the same without waiting; [`SqliteStore::closed`]
-    /// waits for it when the store is shared. A running [`Purger`] delays the close
-    /// until its current purge ends.
+    /// waits for it when the store is shared.
     pub async fn close(self) {
         let closed = self.closed();
         drop(self);
@@ -150,62 +150,6 @@ impl SqliteStore {
     #[must_use]
     pub fn closed(&self) -> Closed {
         Closed(self.closed.clone())
-    }
-
-    /// Physically deletes every session expired by the store's clock, with all its
-    /// messages, in batches of a few hundred sessions. Returns how many sessions went.
-    ///
-    /// Readers never see expired data anyway; this only reclaims space.
-    ///
-    /// # Errors
-    /// When a batch fails to commit; the batches before it stay purged.
-    pub async fn purge_expired(&self) -> Result<usize, StoreError> {
-        Ok(purge(&self.workers).await?)
-    }
-
-    /// Runs [`SqliteStore::purge_expired`] every `every` (at least 1 ms) on the current
-    /// Tokio runtime until the returned [`Purger`] is dropped or the store is gone.
-    /// Failures are logged and retried at the next tick.
-    ///
-    /// # Panics
-    /// When called outside a Tokio runtime.
-    #[must_use = "dropping the Purger stops the purge"]
-    pub fn spawn_purger(&self, every: Duration) -> Purger {
-        let workers = Arc::downgrade(&self.workers);
-        let every = every.max(Duration::from_millis(1));
-        Purger {
-            task: tokio::spawn(purge_loop(workers, every)),
-        }
-    }
-}
-
-async fn purge(workers: &Workers) -> Result<usize, SqliteError> {
-    let mut total = 0;
-    loop {
-        let purged = workers
-            .write(|conn, now| sessions::purge_expired(conn, now, PURGE_BATCH))
-            .await?;
-        total += purged;
-        if purged < PURGE_BATCH {
-            return Ok(total);
-        }
-    }
-}
-
-async fn purge_loop(workers: Weak<Workers>, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await; // the first tick is immediate; purge after one period
-    loop {
-        ticks.tick().await;
-        let Some(workers) = workers.upgrade() else {
-            return; // the store is closed
-        };
-        match purge(&workers).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::debug!(purged, "purged expired sessions"),
-            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
-        }
     }
 }
 
@@ -223,27 +167,12 @@ impl Closed {
     }
 }
 
-/// The background expiry purge started by [`SqliteStore::spawn_purger`]; dropping it
-/// stops the purge.
-#[derive(Debug)]
-pub struct Purger {
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Purger {
-    /// Stops the purge (same as dropping it).
-    pub fn stop(self) {}
-}
-
-impl Drop for Purger {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
+/// Every method is one job on one connection thread: a write is one savepoint in
+/// the writer's group-committed transaction (answered after its fsync), a read one
+/// read transaction (one snapshot) on a reader.
 #[async_trait]
-impl SessionStore for SqliteStore {
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+impl ChatStore for SqliteStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
         let session = session.clone();
         Ok(self
             .workers
@@ -251,35 +180,99 @@ impl SessionStore for SqliteStore {
             .await?)
     }
 
-    async fn get(&self, reference: &SessionRef) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, reference: &SessionRef) -> Result<Option<Session>, StoreError> {
         let reference = reference.clone();
         Ok(self
             .workers
-            .read(move |conn, now| sessions::get(conn, now, &reference))
+            .read(move |conn, now| sessions::find(conn, now, &reference))
             .await?)
     }
 
-    async fn update(&self, id: Uuid, patch: &SessionPatch) -> Result<Session, StoreError> {
-        let patch = patch.clone();
+    async fn update_session(
+        &self,
+        reference: &SessionRef,
+        patch: &SessionPatch,
+    ) -> Result<Session, StoreError> {
+        let (reference, patch) = (reference.clone(), patch.clone());
         Ok(self
             .workers
-            .write(move |conn, now| sessions::update(conn, now, id, &patch))
+            .write(move |conn, now| sessions::update(conn, now, &reference, &patch))
             .await?)
     }
 
-    async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+    async fn delete_session(&self, reference: &SessionRef) -> Result<(), StoreError> {
+        let reference = reference.clone();
         Ok(self
             .workers
-            .write(move |conn, now| sessions::delete(conn, now, id))
+            .write(move |conn, now| sessions::delete(conn, now, &reference))
             .await?)
     }
 
-    async fn list(&self, filter: &SessionFilter, page: Page) -> Result<Vec<Session>, StoreError> {
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: Page,
+    ) -> Result<Vec<Session>, StoreError> {
         let filter = filter.clone();
         Ok(self
             .workers
             .read(move |conn, now| sessions::list(conn, now, &filter, page))
             .await?)
+    }
+
+    async fn append(
+        &self,
+        to: &SessionRef,
+        draft: MessageDraft,
+    ) -> Result<(Session, ChatMessage), StoreError> {
+        let to = to.clone();
+        Ok(self
+            .workers
+            .write(move |conn, now| messages::append(conn, now, &to, draft))
+            .await?)
+    }
+
+    async fn message(&self, id: Uuid) -> Result<Option<(ChatMessage, Session)>, StoreError> {
+        Ok(self
+            .workers
+            .read(move |conn, now| messages::get(conn, now, id))
+            .await?)
+    }
+
+    async fn list_messages(
+        &self,
+        of: &SessionRef,
+        query: &MessageQuery,
+    ) -> Result<(Session, Vec<ChatMessage>), StoreError> {
+        let (of, query) = (of.clone(), query.clone());
+        Ok(self
+            .workers
+            .read(move |conn, now| messages::list(conn, now, &of, &query))
+            .await?)
+    }
+
+    async fn delete_message(&self, id: Uuid) -> Result<(), StoreError> {
+        Ok(self
+            .workers
+            .write(move |conn, now| messages::soft_delete(conn, now, id))
+            .await?)
+    }
+
+    /// Deletes in transactions of [`PURGE_BATCH`] sessions each, so a large purge
+    /// never holds the writer for long: other writes interleave between batches.
+    /// On failure the batches before stay purged.
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let purged = self
+                .workers
+                .write(move |conn, _| sessions::purge_expired(conn, cutoff, PURGE_BATCH))
+                .await?;
+            total += u64::try_from(purged).unwrap_or(u64::MAX);
+            if purged < PURGE_BATCH {
+                return Ok(total);
+            }
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -288,52 +281,19 @@ impl SessionStore for SqliteStore {
             .read(|conn, _| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
             .await?)
     }
-}
 
-#[async_trait]
-impl MessageStore for SqliteStore {
-    async fn append(&self, message: ChatMessage) -> Result<ChatMessage, StoreError> {
-        Ok(self
-            .workers
-            .write(move |conn, now| messages::append(conn, now, message))
-            .await?)
-    }
-
-    async fn get(&self, id: Uuid) -> Result<Option<ChatMessage>, StoreError> {
-        Ok(self.get_stored(id).await?.filter(|m| !m.is_deleted))
-    }
-
-    async fn get_stored(&self, id: Uuid) -> Result<Option<ChatMessage>, StoreError> {
-        Ok(self
-            .workers
-            .read(move |conn, now| messages::get_stored(conn, now, id))
-            .await?)
-    }
-
-    async fn list(
+    /// One write job: the append and both context reads in one transaction, so one
+    /// fsync, with the system messages read from their own index.
+    async fn begin_turn(
         &self,
-        session: Uuid,
-        filter: &MessageFilter,
-        page: Page,
-    ) -> Result<Vec<ChatMessage>, StoreError> {
-        let filter = filter.clone();
+        to: &SessionRef,
+        draft: MessageDraft,
+        window: usize,
+    ) -> Result<Turn, StoreError> {
+        let to = to.clone();
         Ok(self
             .workers
-            .read(move |conn, now| messages::list(conn, now, session, &filter, page))
-            .await?)
-    }
-
-    async fn recent(&self, session: Uuid, limit: usize) -> Result<Vec<ChatMessage>, StoreError> {
-        Ok(self
-            .workers
-            .read(move |conn, now| messages::recent(conn, now, session, limit))
-            .await?)
-    }
-
-    async fn soft_delete(&self, id: Uuid) -> Result<(), StoreError> {
-        Ok(self
-            .workers
-            .write(move |conn, now| messages::soft_delete(conn, now, id))
+            .write(move |conn, now| messages::begin_turn(conn, now, &to, draft, window))
             .await?)
     }
 }

@@ -14,10 +14,8 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use colloquy_core::ports::{MessageStore, SessionStore};
-use colloquy_core::{
-    ChatMessage, Clock, MessageFilter, Metadata, Page, Role, Session, SessionRef, SystemClock,
-};
+use colloquy_core::ports::ChatStore;
+use colloquy_core::{Clock, Cursor, MessageQuery, Role, SessionRef, SystemClock};
 use colloquy_sqlite::SqliteStore;
 use uuid::Uuid;
 
@@ -46,30 +44,24 @@ fn crash_child() {
             let store = store.clone();
             let clock = clock.clone();
             tasks.push(tokio::spawn(async move {
-                let now = clock.now();
-                let session = Session {
-                    id: Uuid::now_v7(),
-                    session_id: format!("writer-{w}"),
-                    external_user_id: None,
-                    created_at: now,
-                    expires_at: now + Duration::days(1),
-                    is_active: true,
-                    metadata: Metadata::new(),
-                };
-                store.create(&session).await.expect("create");
+                let session = common::session(&*clock, &format!("writer-{w}"), Duration::days(1));
+                store.create_session(&session).await.expect("create");
                 println!("SESSION {}", session.session_id);
-                // Write until killed.
+                let to = SessionRef::from_uuid(session.id);
+                // Write until killed: plain appends and chat turns, both acknowledged
+                // only after their commit.
                 for i in 0.. {
-                    let m = ChatMessage {
-                        id: Uuid::now_v7(),
-                        session: session.id,
-                        message: format!("writer {w} message {i}"),
-                        role: Role::User,
-                        metadata: Metadata::new(),
-                        timestamp: clock.now(),
-                        is_deleted: false,
+                    let draft =
+                        common::draft(&*clock, Role::User, &format!("writer {w} message {i}"));
+                    let stored = if i % 2 == 0 {
+                        store.append(&to, draft).await.expect("append").1
+                    } else {
+                        store
+                            .begin_turn(&to, draft, 20)
+                            .await
+                            .expect("turn")
+                            .message
                     };
-                    let stored = store.append(m).await.expect("append");
                     println!("ACK {} {}", session.session_id, stored.id);
                 }
             }));
@@ -159,24 +151,22 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
         .await
         .expect("reopen after the crash");
     for sid in &sessions {
-        let session = SessionStore::get(&store, &SessionRef::parse(sid))
-            .await
-            .expect("get")
-            .expect("acknowledged session survives");
-        let listed: Vec<Uuid> = MessageStore::list(
-            &store,
-            session.id,
-            &MessageFilter::default(),
-            Page {
-                limit: Page::MAX_LIMIT,
-                offset: 0,
-            },
-        )
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|m| m.id)
-        .collect();
+        // Page through the whole session with After-cursors (it may exceed one page).
+        let mut listed: Vec<Uuid> = Vec::new();
+        loop {
+            let query = MessageQuery {
+                cursor: listed.last().map(|id| Cursor::After(*id)),
+                ..common::everything()
+            };
+            let (_, page) = store
+                .list_messages(&SessionRef::parse(sid), &query)
+                .await
+                .expect("acknowledged session survives");
+            if page.is_empty() {
+                break;
+            }
+            listed.extend(page.into_iter().map(|m| m.id));
+        }
         let acked_here: Vec<Uuid> = acked
             .iter()
             .filter(|(s, _)| s == sid)

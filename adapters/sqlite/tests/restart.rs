@@ -4,58 +4,40 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use colloquy_core::ports::{MessageStore, SessionStore};
+use colloquy_core::ports::ChatStore;
 use colloquy_core::{
-    ChatMessage, Clock, ManualClock, MessageFilter, Metadata, Page, Role, Session, SessionFilter,
-    SessionRef,
+    ChatMessage, Cursor, ManualClock, MessageDraft, MessageQuery, Metadata, Role, Session,
+    SessionFilter, SessionRef,
 };
 use colloquy_sqlite::{database_files, SqliteStore};
+use common::{all, everything};
 use serde_json::json;
-use uuid::Uuid;
 
 fn session(clock: &ManualClock, sid: &str) -> Session {
-    let now = clock.now();
-    let mut metadata = Metadata::new();
-    metadata.insert(
+    let mut s = common::session(clock, sid, Duration::days(1));
+    s.external_user_id = Some("user-7".into());
+    s.metadata.insert(
         "source".into(),
         json!({"page": "/pricing", "n": [1, 2.5, null]}),
     );
-    Session {
-        id: Uuid::now_v7(),
-        session_id: sid.into(),
-        external_user_id: Some("user-7".into()),
-        created_at: now,
-        expires_at: now + Duration::days(1),
-        is_active: true,
-        metadata,
-    }
+    s
 }
 
-fn message(clock: &ManualClock, session: &Session, n: usize) -> ChatMessage {
+fn draft(clock: &ManualClock, n: usize) -> MessageDraft {
     let mut metadata = Metadata::new();
     metadata.insert("n".into(), json!(n));
-    ChatMessage {
-        id: Uuid::now_v7(),
-        session: session.id,
-        message: format!("message {n} — ünïcödé"),
-        role: if n.is_multiple_of(2) {
-            Role::User
-        } else {
-            Role::Assistant
-        },
+    let role = match n % 3 {
+        0 => Role::User,
+        1 => Role::Assistant,
+        _ => Role::System,
+    };
+    MessageDraft {
         metadata,
-        timestamp: clock.now(),
-        is_deleted: false,
-    }
-}
-
-fn all() -> Page {
-    Page {
-        limit: Page::MAX_LIMIT,
-        offset: 0,
+        ..common::draft(clock, role, &format!("message {n} — ünïcödé"))
     }
 }
 
@@ -67,7 +49,7 @@ async fn write_history(
 ) -> (Vec<Session>, Vec<ChatMessage>) {
     let sessions = vec![session(clock, "alpha"), session(clock, "beta")];
     for s in &sessions {
-        store.create(s).await.expect("create session");
+        store.create_session(s).await.expect("create session");
     }
     let mut stored = Vec::new();
     for n in 0..40 {
@@ -75,16 +57,39 @@ async fn write_history(
             clock.advance(Duration::microseconds(1234));
         }
         let s = &sessions[n % 2];
-        stored.push(store.append(message(clock, s, n)).await.expect("append"));
+        let (_, m) = store
+            .append(&SessionRef::from_uuid(s.id), draft(clock, n))
+            .await
+            .expect("append");
+        stored.push(m);
     }
-    store.soft_delete(stored[3].id).await.expect("soft delete");
+    store
+        .delete_message(stored[3].id)
+        .await
+        .expect("soft delete");
     stored[3].is_deleted = true;
     (sessions, stored)
 }
 
-async fn assert_history(store: &SqliteStore, sessions: &[Session], stored: &[ChatMessage]) {
+fn is_deleted_in_file(path: &Path, message: &ChatMessage) -> Option<bool> {
+    let raw = rusqlite::Connection::open(path).expect("raw open");
+    raw.query_row(
+        "SELECT is_deleted FROM messages WHERE id = ?1",
+        [message.id.as_bytes()],
+        |row| row.get(0),
+    )
+    .ok()
+}
+
+async fn assert_history(
+    store: &SqliteStore,
+    path: &Path,
+    sessions: &[Session],
+    stored: &[ChatMessage],
+) {
     for (i, s) in sessions.iter().enumerate() {
-        let got = SessionStore::get(store, &SessionRef::parse(&s.session_id))
+        let got = store
+            .session(&SessionRef::parse(&s.session_id))
             .await
             .expect("get session")
             .expect("session survives the restart");
@@ -93,7 +98,8 @@ async fn assert_history(store: &SqliteStore, sessions: &[Session], stored: &[Cha
             .iter()
             .filter(|m| m.session == s.id && !m.is_deleted)
             .collect();
-        let listed = MessageStore::list(store, s.id, &MessageFilter::default(), all())
+        let (_, listed) = store
+            .list_messages(&SessionRef::from_uuid(s.id), &everything())
             .await
             .expect("list messages");
         assert_eq!(
@@ -101,14 +107,29 @@ async fn assert_history(store: &SqliteStore, sessions: &[Session], stored: &[Cha
             expected,
             "session {i}: same ids, timestamps, metadata and order"
         );
+        // The role index came through too: system messages, in write order.
+        let (_, system) = store
+            .list_messages(
+                &SessionRef::from_uuid(s.id),
+                &MessageQuery::oldest_of_role(Role::System, 100),
+            )
+            .await
+            .expect("list system messages");
+        let want: Vec<&ChatMessage> = expected
+            .iter()
+            .copied()
+            .filter(|m| m.role == Role::System)
+            .collect();
+        assert_eq!(system.iter().collect::<Vec<_>>(), want);
     }
-    let deleted = store
-        .get_stored(stored[3].id)
-        .await
-        .expect("get_stored")
-        .expect("soft-deleted row is kept");
-    assert!(deleted.is_deleted);
-    let listed = SessionStore::list(store, &SessionFilter::default(), all())
+    assert_eq!(store.message(stored[3].id).await.expect("get"), None);
+    assert_eq!(
+        is_deleted_in_file(path, &stored[3]),
+        Some(true),
+        "the soft-deleted row is kept"
+    );
+    let listed = store
+        .list_sessions(&SessionFilter::default(), all())
         .await
         .expect("list sessions");
     assert_eq!(listed.len(), 2);
@@ -122,7 +143,7 @@ async fn history_survives_close_and_reopen() {
         .await
         .expect("open");
     let (sessions, stored) = write_history(&store, &clock).await;
-    assert_history(&store, &sessions, &stored).await;
+    assert_history(&store, db.path(), &sessions, &stored).await;
     store.close().await;
     let [_, wal, _] = database_files(db.path());
     assert!(
@@ -133,20 +154,30 @@ async fn history_survives_close_and_reopen() {
     let reopened = SqliteStore::open(db.path(), clock.clone())
         .await
         .expect("reopen");
-    assert_history(&reopened, &sessions, &stored).await;
+    assert_history(&reopened, db.path(), &sessions, &stored).await;
     // Appends continue the same order after the restart.
-    let next = reopened
-        .append(message(&clock, &sessions[0], 100))
+    let alpha = SessionRef::parse("alpha");
+    let turn = reopened
+        .begin_turn(&alpha, draft(&clock, 100), 3)
         .await
-        .expect("append after restart");
-    let listed = MessageStore::list(&reopened, sessions[0].id, &MessageFilter::default(), all())
+        .expect("a turn after restart");
+    let (_, listed) = reopened
+        .list_messages(&alpha, &everything())
         .await
         .expect("list");
     assert_eq!(
         listed.last(),
-        Some(&next),
+        Some(&turn.message),
         "new message goes after the old ones"
     );
+    assert_eq!(turn.recent, listed[listed.len() - 3..]);
+    let last_before = &listed[listed.len() - 2];
+    let q = MessageQuery {
+        cursor: Some(Cursor::After(last_before.id)),
+        ..everything()
+    };
+    let (_, after) = reopened.list_messages(&alpha, &q).await.expect("list");
+    assert_eq!(after, vec![turn.message]);
     reopened.close().await;
 }
 
@@ -162,7 +193,7 @@ async fn history_survives_a_drop_without_close() {
     let reopened = SqliteStore::open(db.path(), clock.clone())
         .await
         .expect("reopen while the old connections may still be closing");
-    assert_history(&reopened, &sessions, &stored).await;
+    assert_history(&reopened, db.path(), &sessions, &stored).await;
     reopened.close().await;
 }
 
@@ -176,28 +207,22 @@ async fn a_shared_store_closes_cleanly_when_its_last_handle_drops() {
             .expect("open"),
     );
     let closed = store.closed();
-    let purger = store.spawn_purger(std::time::Duration::from_millis(5));
-    let sessions: Arc<dyn SessionStore> = store.clone();
-    let messages: Arc<dyn MessageStore> = store;
+    let shared: Arc<dyn ChatStore> = store;
     let s = session(&clock, "shared");
-    sessions.create(&s).await.expect("create");
-    let m = messages
-        .append(message(&clock, &s, 1))
+    shared.create_session(&s).await.expect("create");
+    let (_, m) = shared
+        .append(&SessionRef::parse("shared"), draft(&clock, 1))
         .await
         .expect("append");
-    drop((sessions, messages));
+    drop(shared);
     tokio::time::timeout(std::time::Duration::from_secs(10), closed.wait())
         .await
-        .expect("the store closes once every handle is dropped, purger or not");
-    drop(purger);
+        .expect("the store closes once every handle is dropped");
     let [_, wal, _] = database_files(db.path());
     assert!(!wal.exists(), "the WAL was checkpointed and removed");
     let reopened = SqliteStore::open(db.path(), clock.clone())
         .await
         .expect("reopen");
-    assert_eq!(
-        MessageStore::get(&reopened, m.id).await.expect("get"),
-        Some(m)
-    );
+    assert_eq!(reopened.message(m.id).await.expect("get"), Some((m, s)));
     reopened.close().await;
 }
