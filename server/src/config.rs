@@ -161,6 +161,12 @@ pub(crate) struct Cli {
     #[arg(long, env = "COLLOQUY_MAX_SESSION_TTL", default_value = "30d", value_parser = duration::parse)]
     pub(crate) max_session_ttl: Duration,
 
+    /// How long the events of a finished answer stay in the stream log, so a client
+    /// that lost its connection resumes it event by event; after that a resume
+    /// replays the stored answer.
+    #[arg(long, env = "COLLOQUY_STREAM_LOG_TTL", default_value = "60s", value_parser = duration::parse)]
+    pub(crate) stream_log_ttl: Duration,
+
     /// Log line format, written to stderr.
     #[arg(long, env = "COLLOQUY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use colloquy_core::ratelimit::Admission;
+use colloquy_core::streams::{LocalStreamLog, DEFAULT_LEASE};
 use colloquy_core::{ChatService, SystemClock};
 
 use crate::config::{Cli, ConfigError};
@@ -81,7 +82,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         limiter,
         closed,
     } = stores;
-    let mut service = ChatService::new(store, model, clock, service_config);
+    let mut service = ChatService::new(store, model, clock, service_config).with_stream_log(
+        Arc::new(LocalStreamLog::new(cli.stream_log_ttl, DEFAULT_LEASE)),
+    );
     if !rate_policy.is_unlimited() {
         service = service.with_rate_limits(Admission::new(limiter, rate_policy));
     }
