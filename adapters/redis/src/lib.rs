@@ -126,12 +126,16 @@ mod config;
 mod conn;
 mod error;
 mod keys;
+mod idempotency;
 mod limiter;
 mod message_store;
 mod scripts;
 mod session_store;
 mod store;
+mod streams;
 
 pub use config::{ConnectError, RedisConfig};
+pub use idempotency::RedisIdempotency;
 pub use limiter::RedisRateLimiter;
 pub use store::RedisStore;
+pub use streams::RedisStreamLog;

@@ -1,0 +1,313 @@
+//! [`RedisStreamLog`]: the [`StreamLog`] port shared by every instance on one Redis
+//! (or Redis Cluster), so a stream resumes, and cancels, on any instance.
+//!
+//! Keys, all under the store's prefix:
+//! - `sl:{<response>}` — a Redis Stream of the answer's events; entry `0-(seq+1)`
+//!   holds `k` (`c` chunk, `d` done, `f` failed) and `v` (the text, the finish
+//!   reason or the error code), so a read from a sequence number is one `XRANGE`;
+//! - `sl:{<response>}:m` — a hash: session UUID, message id, `session_id`, complete,
+//!   cancel requested, lease end (Redis `TIME`, ms);
+//! - `active:{<session>}` — the session's running answer, expiring with its lease.
+//!
+//! The two response keys share a hash tag, so every script touches one slot. A
+//! chunk costs one round trip (one script); starting and finishing an answer two
+//! (the response's slot and the session's). The log of a running answer expires
+//! `lease + log TTL` after its last renewal (an instance that died leaves nothing
+//! behind), and `log TTL` after its terminal event. Followers on other instances
+//! poll every [`POLL`]; the instance that generates pushes to its own client
+//! directly.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use colloquy_core::streams::{CancelOutcome, LogRead, LogState, StreamLog, StreamMeta};
+use colloquy_core::{ChatEvent, ErrorCode, FinishReason, StoreError};
+use redis::{AsyncCommands, Script};
+use uuid::Uuid;
+
+use crate::conn::Conn;
+use crate::error::Error;
+use crate::store::RedisStore;
+
+/// How often a follower on another instance looks for new events.
+pub const POLL: Duration = Duration::from_millis(25);
+
+struct Scripts {
+    start: Script,
+    append: Script,
+    read: Script,
+    cancel: Script,
+    renew: Script,
+    pointer: Script,
+}
+
+/// A stream log on the store's Redis; see the [module docs](self).
+#[derive(Clone)]
+pub struct RedisStreamLog {
+    conn: Conn,
+    prefix: String,
+    log_ttl: Duration,
+    lease: Duration,
+    scripts: Arc<Scripts>,
+}
+
+impl fmt::Debug for RedisStreamLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStreamLog")
+            .field("prefix", &self.prefix)
+            .field("log_ttl", &self.log_ttl)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A stream log sharing this store's connection and key prefix, keeping finished
+    /// answers' events for `log_ttl`, with leases of `lease`.
+    #[must_use]
+    pub fn stream_log(&self, log_ttl: Duration, lease: Duration) -> RedisStreamLog {
+        RedisStreamLog {
+            conn: self.conn.clone(),
+            prefix: self.keys.prefix().to_owned(),
+            log_ttl,
+            lease,
+            scripts: Arc::new(Scripts {
+                start: Script::new(include_str!("../lua/stream_start.lua")),
+                append: Script::new(include_str!("../lua/stream_append.lua")),
+                read: Script::new(include_str!("../lua/stream_read.lua")),
+                cancel: Script::new(include_str!("../lua/stream_cancel.lua")),
+                renew: Script::new(include_str!("../lua/stream_renew.lua")),
+                pointer: Script::new(include_str!("../lua/pointer_if_mine.lua")),
+            }),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn store_error(e: redis::RedisError) -> StoreError {
+    StoreError::from(Error::from(e))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::from(Error::corrupt(what))
+}
+
+/// `(entry id, [k, kind, v, value])` of `XRANGE`.
+type Entry = (String, Vec<String>);
+/// What `stream_read.lua` answers.
+type Read = Option<(String, String, String, String, String, Vec<Entry>)>;
+
+impl RedisStreamLog {
+    fn meta_key(&self, response: Uuid) -> String {
+        format!("{}sl:{{{response}}}:m", self.prefix)
+    }
+
+    fn stream_key(&self, response: Uuid) -> String {
+        format!("{}sl:{{{response}}}", self.prefix)
+    }
+
+    fn active_key(&self, session: Uuid) -> String {
+        format!("{}active:{{{session}}}", self.prefix)
+    }
+
+    /// Renews (`ms > 0`) or deletes (`0`) the session's pointer if it names `response`.
+    async fn pointer(&self, session: Uuid, response: Uuid, ms: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .pointer
+            .key(self.active_key(session))
+            .arg(response.to_string())
+            .arg(ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+fn encode(event: &ChatEvent) -> (&'static str, &str) {
+    match event {
+        ChatEvent::Chunk { text, .. } => ("c", text.as_str()),
+        ChatEvent::Done { finish_reason, .. } => ("d", finish_reason.as_str()),
+        ChatEvent::Failed { code, .. } => ("f", code.as_str()),
+    }
+}
+
+fn decode((id, fields): Entry) -> Result<ChatEvent, StoreError> {
+    let seq = id
+        .strip_prefix("0-")
+        .and_then(|n| n.parse::<u64>().ok())
+        .and_then(|n| n.checked_sub(1))
+        .ok_or_else(|| corrupt("stream entry id"))?;
+    let (kind, value) = match fields.as_slice() {
+        [k, kind, v, value] if k == "k" && v == "v" => (kind.as_str(), value.clone()),
+        _ => return Err(corrupt("stream entry fields")),
+    };
+    Ok(match kind {
+        "c" => ChatEvent::Chunk { seq, text: value },
+        "d" => ChatEvent::Done {
+            seq,
+            finish_reason: FinishReason::parse(&value).ok_or_else(|| corrupt("finish reason"))?,
+        },
+        "f" => ChatEvent::Failed {
+            seq,
+            code: ErrorCode::parse(&value).ok_or_else(|| corrupt("error code"))?,
+        },
+        _ => return Err(corrupt("stream entry kind")),
+    })
+}
+
+#[async_trait]
+impl StreamLog for RedisStreamLog {
+    async fn start(&self, meta: &StreamMeta) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let response = meta.response_id;
+        let _: i64 = self
+            .scripts
+            .start
+            .key(self.meta_key(response))
+            .key(self.stream_key(response))
+            .arg(meta.session.to_string())
+            .arg(meta.message_id.to_string())
+            .arg(&meta.session_id)
+            .arg(millis(self.lease))
+            .arg(millis(self.lease + self.log_ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        let _: () = conn
+            .pset_ex(self.active_key(meta.session), response.to_string(), millis(self.lease))
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn append(&self, response: Uuid, event: &ChatEvent) -> Result<(), StoreError> {
+        let (kind, value) = encode(event);
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .append
+            .key(self.meta_key(response))
+            .key(self.stream_key(response))
+            .arg(event.seq())
+            .arg(kind)
+            .arg(value)
+            .arg(if event.is_terminal() { "1" } else { "0" })
+            .arg(millis(self.lease + self.log_ttl))
+            .arg(millis(self.log_ttl).max(1))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        if event.is_terminal() {
+            let session: Option<String> = conn
+                .hget(self.meta_key(response), "s")
+                .await
+                .map_err(store_error)?;
+            if let Some(session) = session.and_then(|s| Uuid::try_parse(&s).ok()) {
+                self.pointer(session, response, 0).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read(&self, response: Uuid, from: u64) -> Result<Option<LogRead>, StoreError> {
+        let mut conn = self.conn.clone();
+        let read: Read = self
+            .scripts
+            .read
+            .key(self.meta_key(response))
+            .key(self.stream_key(response))
+            .arg(from)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        let Some((session, message_id, session_id, complete, expired, entries)) = read else {
+            return Ok(None);
+        };
+        let parse = |s: &str| Uuid::try_parse(s).map_err(|_| corrupt("uuid in stream meta"));
+        let events = entries
+            .into_iter()
+            .map(decode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let state = match (complete.as_str(), expired.as_str()) {
+            ("1", _) => LogState::Complete,
+            (_, "1") => LogState::Abandoned,
+            _ => LogState::Running,
+        };
+        Ok(Some(LogRead {
+            meta: StreamMeta {
+                response_id: response,
+                message_id: parse(&message_id)?,
+                session: parse(&session)?,
+                session_id,
+            },
+            events,
+            state,
+        }))
+    }
+
+    async fn changed(&self, _response: Uuid, _after: u64, within: Duration) {
+        tokio::time::sleep(POLL.min(within)).await;
+    }
+
+    async fn request_cancel(&self, response: Uuid) -> Result<CancelOutcome, StoreError> {
+        let mut conn = self.conn.clone();
+        let outcome: String = self
+            .scripts
+            .cancel
+            .key(self.meta_key(response))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        Ok(match outcome.as_str() {
+            "requested" => CancelOutcome::Requested,
+            "complete" => CancelOutcome::AlreadyComplete,
+            _ => CancelOutcome::Unknown,
+        })
+    }
+
+    async fn cancel_requested(&self, response: Uuid) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let flag: Option<String> = conn
+            .hget(self.meta_key(response), "x")
+            .await
+            .map_err(store_error)?;
+        Ok(flag.as_deref() == Some("1"))
+    }
+
+    async fn renew(&self, meta: &StreamMeta) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .renew
+            .key(self.meta_key(meta.response_id))
+            .key(self.stream_key(meta.response_id))
+            .arg(millis(self.lease))
+            .arg(millis(self.lease + self.log_ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(store_error)?;
+        self.pointer(meta.session, meta.response_id, millis(self.lease))
+            .await
+    }
+
+    async fn active(&self, session: Uuid) -> Result<Option<Uuid>, StoreError> {
+        let mut conn = self.conn.clone();
+        let active: Option<String> = conn
+            .get(self.active_key(session))
+            .await
+            .map_err(store_error)?;
+        Ok(active.and_then(|r| Uuid::try_parse(&r).ok()))
+    }
+
+    fn lease(&self) -> Duration {
+        self.lease
+    }
+}
