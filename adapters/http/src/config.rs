@@ -24,6 +24,9 @@ pub struct HttpConfig {
     /// the generations still running are cancelled (their partial answers are stored
     /// with `finish_reason = "cancelled"`). Default 20 s.
     pub shutdown_grace: Duration,
+    /// Whether to serve the chat widget: `GET /widget.js`, and its demo page at
+    /// `GET /widget/demo` and `GET /`. When off those paths are 404. Default on.
+    pub widget: bool,
 }
 
 impl HttpConfig {
@@ -48,6 +51,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             sse_keep_alive: Self::DEFAULT_SSE_KEEP_ALIVE,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+            widget: true,
         }
     }
 }

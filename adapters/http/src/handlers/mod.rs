@@ -41,5 +41,6 @@ where
         Endpoint::ChatStreamPost => chat::stream_post(app, &parts, body).await,
         Endpoint::ChatStreamGet => chat::stream_get(app, &parts).await,
         Endpoint::Preflight(allow) => Ok(app.cors.preflight(&parts.headers, allow)),
+        Endpoint::Asset(asset) => Ok(app.assets.serve(asset, &parts)),
     }
 }

@@ -14,4 +14,5 @@ mod sessions;
 mod shutdown;
 mod stream;
 mod transport;
+mod widget;
 mod workflow;
