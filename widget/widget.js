@@ -16,17 +16,19 @@
  */
 (() => {
   "use strict";
+  performance.mark?.("colloquy:start");
 
-  const script =
-    document.currentScript || document.querySelector('script[src*="widget.js"]');
+  const script = document.currentScript || document.querySelector('script[src*="widget.js"]');
   if (!script || document.querySelector("colloquy-chat")) return; // loaded twice
 
   // ---- settings --------------------------------------------------------------
   const data = script.dataset;
   const base = (() => {
     try {
-      return new URL(data.api || new URL(script.src, location.href).origin, location.href)
-        .href.replace(/\/+$/, "");
+      return new URL(
+        data.api || new URL(script.src, location.href).origin,
+        location.href,
+      ).href.replace(/\/+$/, "");
     } catch {
       return location.origin;
     }
@@ -149,7 +151,7 @@
     const lines = text.split(/\r\n?|\n/);
     const plain = (line) =>
       line.trim() && !LIST.test(line) && !FENCE.test(line) && !HEADING.test(line);
-    for (let i = 0; i < lines.length; ) {
+    for (let i = 0; i < lines.length;) {
       const line = lines[i];
       const fence = FENCE.exec(line);
       if (fence) {
@@ -207,6 +209,7 @@ button{font:inherit;color:inherit;cursor:pointer}
 .launcher:focus-visible{outline-offset:3px}
 .panel{position:fixed;bottom:92px;right:20px;z-index:var(--z);width:384px;max-width:calc(100vw - 40px);height:620px;max-height:calc(100vh - 112px);max-height:calc(100dvh - 112px);display:flex;flex-direction:column;background:var(--bg);border:1px solid var(--bd);border-radius:var(--r);box-shadow:0 18px 56px rgba(17,20,45,.24);overflow:hidden;visibility:hidden;opacity:0;transform:translateY(14px) scale(.98);transform-origin:bottom right;transition:opacity .18s ease,transform .18s ease,visibility 0s .18s}
 .left .panel{right:auto;left:20px;transform-origin:bottom left}
+.panel:focus{outline:none}
 .open .panel{visibility:visible;opacity:1;transform:none;transition-delay:0s}
 .head{display:flex;align-items:center;gap:6px;padding:14px 10px 14px 18px;background:var(--a);color:var(--at)}
 .avatar{flex:none;width:34px;height:34px;margin-right:4px;border-radius:50%;background:rgba(255,255,255,.18);display:grid;place-items:center}
@@ -297,22 +300,50 @@ textarea{font-size:16px}
     "aria-label": "Message",
     enterkeyhint: "send",
   });
-  const sendButton = h("button", { class: "send", type: "submit", "aria-label": "Send", disabled: true },
-    icon(ICONS.send));
+  const sendButton = h(
+    "button",
+    { class: "send", type: "submit", "aria-label": "Send", disabled: true },
+    icon(ICONS.send),
+  );
   const live = h("div", { class: "sr", role: "status", "aria-live": "polite" });
   const form = h("form", { class: "form" }, input, sendButton);
   const panel = h(
     "div",
-    { class: "panel", id: "panel", role: "dialog", "aria-modal": "true", "aria-labelledby": "title" },
+    {
+      class: "panel",
+      id: "panel",
+      role: "dialog",
+      "aria-modal": "true",
+      "aria-labelledby": "title",
+      tabindex: "-1", // a click on its background keeps the focus (and the trap) inside
+    },
     h(
       "div",
       { class: "head" },
       h("span", { class: "avatar", "aria-hidden": "true" }, icon(ICONS.chat)),
       h("h2", { class: "title", id: "title", text: opts.title }),
-      h("button", { class: "ib", type: "button", "aria-label": "New conversation", title: "New conversation", onclick: () => restart() },
-        icon(ICONS.fresh)),
-      h("button", { class: "ib", type: "button", "aria-label": "Close chat", title: "Close", onclick: () => close() },
-        icon(ICONS.close)),
+      h(
+        "button",
+        {
+          class: "ib",
+          type: "button",
+          "aria-label": "New conversation",
+          title: "New conversation",
+          onclick: () => restart(),
+        },
+        icon(ICONS.fresh),
+      ),
+      h(
+        "button",
+        {
+          class: "ib",
+          type: "button",
+          "aria-label": "Close chat",
+          title: "Close",
+          onclick: () => close(),
+        },
+        icon(ICONS.close),
+      ),
     ),
     log,
     form,
@@ -379,7 +410,12 @@ textarea{font-size:16px}
     503: "The chat service is temporarily unavailable. Please try again.",
     504: "The assistant took too long to answer. Please try again.",
   };
-  const BY_CODE = { rate_limited: 429, llm_unavailable: 502, store_unavailable: 503, llm_timeout: 504 };
+  const BY_CODE = {
+    rate_limited: 429,
+    llm_unavailable: 502,
+    store_unavailable: 503,
+    llm_timeout: 504,
+  };
   const describe = (e) => {
     if (!navigator.onLine) return "You are offline. Check your connection and try again.";
     const status = e.status || BY_CODE[e.code];
@@ -419,7 +455,9 @@ textarea{font-size:16px}
       const newestFirst =
         page.length > 1 &&
         (when(first.timestamp) > when(last.timestamp) ||
-          (first.timestamp === last.timestamp && first.role === "assistant" && last.role === "user"));
+          (first.timestamp === last.timestamp &&
+            first.role === "assistant" &&
+            last.role === "user"));
       if (newestFirst) return page.reverse();
       if (page.length < 50) return page; // oldest first and complete: order=desc was ignored
     }
@@ -565,7 +603,13 @@ textarea{font-size:16px}
   /** Asks for an answer to `message` (already shown) and streams it in. */
   const ask = async (message) => {
     if (turn) return;
-    const t = (turn = { ctrl: new AbortController(), id: null, last: null, text: "", reason: null });
+    const t = (turn = {
+      ctrl: new AbortController(),
+      id: null,
+      last: null,
+      text: "",
+      reason: null,
+    });
     t.bubble = add(h("div", { class: "msg bot" }, typing()), true);
     setBusy(true);
     try {
@@ -588,7 +632,6 @@ textarea{font-size:16px}
         finish(t);
         // After a lost connection the answer is still stored by the server: reload it.
         errorLine(describe(e), e.code === "lost" ? loadHistory : () => ask(message));
-        live.textContent = describe(e);
       }
     } finally {
       if (turn === t) turn = null;
@@ -612,9 +655,10 @@ textarea{font-size:16px}
     if (!t) return;
     if (t.id) {
       // Fire and forget: a server without the cancel endpoint answers 404.
-      fetch(STREAM + encodeURIComponent(t.id) + "/cancel/", { method: "POST", keepalive: true }).catch(
-        () => {},
-      );
+      fetch(STREAM + encodeURIComponent(t.id) + "/cancel/", {
+        method: "POST",
+        keepalive: true,
+      }).catch(() => {});
     }
     t.ctrl.abort();
   };
@@ -690,8 +734,12 @@ textarea{font-size:16px}
       const items = focusable();
       const at = items.indexOf(root.activeElement);
       const next = e.shiftKey
-        ? at <= 0 ? items[items.length - 1] : null
-        : at === items.length - 1 || at < 0 ? items[0] : null;
+        ? at <= 0
+          ? items[items.length - 1]
+          : null
+        : at === items.length - 1 || at < 0
+          ? items[0]
+          : null;
       if (next) {
         e.preventDefault();
         next.focus();
