@@ -404,10 +404,15 @@ test("the Markdown subset becomes elements", { skip }, async () => {
   await page.locator("textarea").press("Enter");
   await page.waitForFunction(() => {
     const root = document.querySelector("colloquy-chat").shadowRoot;
-    return root.querySelector(".msg.bot pre") && root.querySelector(".send").getAttribute("aria-label") === "Send";
+    return (
+      root.querySelector(".msg.bot pre") &&
+      root.querySelector(".send").getAttribute("aria-label") === "Send"
+    );
   });
   const shape = await page.evaluate(() => {
-    const bot = [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.bot")].pop();
+    const bot = [
+      ...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.bot"),
+    ].pop();
     return {
       blocks: [...bot.children].map((el) => el.tagName.toLowerCase()),
       bullets: [...bot.querySelectorAll("ul > li")].map((li) => li.innerHTML),
