@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
-use clap::Parser;
+use clap::{ArgAction, Parser};
 use colloquy_core::access::AccessMode;
 use colloquy_core::ratelimit::{Quota, QuotaError, RatePolicy};
 use colloquy_core::validate::Limits;
@@ -166,6 +166,19 @@ pub(crate) struct Cli {
     /// replays the stored answer.
     #[arg(long, env = "COLLOQUY_STREAM_LOG_TTL", default_value = "60s", value_parser = duration::parse)]
     pub(crate) stream_log_ttl: Duration,
+
+    /// Serve the chat widget: the script at /widget.js (embed it with
+    /// `<script src="https://YOUR-SERVER/widget.js" defer></script>`) and a demo page
+    /// using it at /widget/demo and /. On by default; `--widget false`,
+    /// `--no-widget` or `COLLOQUY_WIDGET=false` turn it off (those paths are then 404).
+    #[arg(long, env = "COLLOQUY_WIDGET", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) widget: bool,
+
+    /// Do not serve the chat widget and its demo page; wins over --widget and
+    /// COLLOQUY_WIDGET.
+    #[arg(long)]
+    pub(crate) no_widget: bool,
 
     /// Log line format, written to stderr.
     #[arg(long, env = "COLLOQUY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -332,6 +345,7 @@ impl Cli {
             access: self.access_mode()?,
             admin_token: self.admin_token.clone().map(AdminToken::new).transpose()?,
             trusted_proxies: self.trusted_proxies.clone(),
+            widget: self.widget && !self.no_widget,
         })
     }
 }
@@ -447,6 +461,28 @@ mod tests {
         assert_eq!(service.limits.max_message_bytes, 100);
         assert_eq!(service.session_ttl, chrono::Duration::minutes(30));
         assert_eq!(cli.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_widget_is_on_unless_turned_off() {
+        for (args, on) in [
+            (&[][..], true),
+            (&["--widget"], true),
+            (&["--widget", "true"], true),
+            (&["--widget=false"], false),
+            (&["--widget", "false"], false),
+            (&["--no-widget"], false),
+            (&["--no-widget", "--widget"], false),
+            (&["--widget", "--no-widget"], false),
+        ] {
+            assert_eq!(
+                parse(args).http_config().expect("valid").widget,
+                on,
+                "{args:?}"
+            );
+        }
+        let bad = ["colloquy", "--widget", "maybe"];
+        assert!(Cli::try_parse_from(bad).is_err());
     }
 
     #[test]

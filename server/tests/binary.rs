@@ -132,6 +132,7 @@ fn help_documents_every_setting() {
         ("--shutdown-grace", "COLLOQUY_SHUTDOWN_GRACE"),
         ("--log-format", "COLLOQUY_LOG_FORMAT"),
         ("--log-level", "COLLOQUY_LOG_LEVEL"),
+        ("--widget", "COLLOQUY_WIDGET"),
     ] {
         assert!(help.contains(flag), "{flag} in --help");
         assert!(help.contains(env), "{env} in --help");
@@ -167,4 +168,36 @@ fn bad_settings_fail_fast_with_a_message() {
 fn ctrl_c_also_shuts_down_cleanly() {
     let dir = TempDir::new("binary-int");
     Server::start(&dir.0, ARGS).stop_with("INT");
+}
+
+#[tokio::test]
+async fn the_widget_is_served_unless_turned_off() {
+    let dir = TempDir::new("binary-widget");
+    let client = client();
+    for (env, args, served) in [
+        (None, &[][..], true),
+        (Some("false"), &[][..], false),
+        (Some("false"), &["--widget"][..], true),
+        (Some("true"), &["--no-widget"][..], false),
+    ] {
+        let mut command = Server::command(&dir.0, &[&["--store", "memory"][..], args].concat());
+        if let Some(value) = env {
+            command.env("COLLOQUY_WIDGET", value);
+        }
+        let server = Server::spawn(command);
+        let expected = if served {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        for path in ["/widget.js", "/widget/demo", "/"] {
+            let url = format!("{}{path}", server.base);
+            let answer = must(&client, Method::GET, &url, None).await;
+            assert_eq!(
+                answer.status, expected,
+                "COLLOQUY_WIDGET={env:?} {args:?} {path}"
+            );
+        }
+        server.stop();
+    }
 }

@@ -17,6 +17,7 @@ use crate::caller::Visitor;
 use crate::config::HttpConfig;
 use crate::cors::Cors;
 use crate::error::ApiError;
+use crate::static_files::Assets;
 use crate::{handlers, request_id, router, Response};
 
 /// Everything a request needs: the service, the settings, the CORS policy.
@@ -25,6 +26,8 @@ pub(crate) struct App {
     pub(crate) service: ChatService,
     pub(crate) config: HttpConfig,
     pub(crate) cors: Cors,
+    /// The widget's files with their ETags (computed once, here).
+    pub(crate) assets: Assets,
 }
 
 /// The text of a panic payload, when it has one.
@@ -59,6 +62,7 @@ impl App {
             service,
             config,
             cors,
+            assets: Assets::new(),
         }
     }
 
@@ -87,7 +91,11 @@ impl App {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let origin = parts.headers.get(header::ORIGIN).cloned();
-        let result = match router::resolve(&parts.method, parts.uri.path()) {
+        let result = match router::resolve_with_widget(
+            &parts.method,
+            parts.uri.path(),
+            self.config.widget,
+        ) {
             Err(e) => Err(e),
             Ok(endpoint) => AssertUnwindSafe(handlers::dispatch(self, endpoint, parts, body))
                 .catch_unwind()

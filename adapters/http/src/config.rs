@@ -39,6 +39,9 @@ pub struct HttpConfig {
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (for
     /// per-IP rate limits). Default: none, so the socket's peer is the client.
     pub trusted_proxies: Vec<IpNet>,
+    /// Whether to serve the chat widget: `GET /widget.js`, and its demo page at
+    /// `GET /widget/demo` and `GET /`. When off those paths are 404. Default on.
+    pub widget: bool,
 }
 
 impl HttpConfig {
@@ -66,6 +69,7 @@ impl Default for HttpConfig {
             access: AccessMode::Open,
             admin_token: None,
             trusted_proxies: Vec::new(),
+            widget: true,
         }
     }
 }

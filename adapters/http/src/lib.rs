@@ -64,6 +64,11 @@
 //!   stream starts before the model is asked. If a generation ended without a last
 //!   event, the stream ends with `"error":"internal_error"`. The keep-alive is the
 //!   comment line `: keep-alive` followed by a blank line.
+//! - **Widget**: with [`HttpConfig::widget`] on (the default), `GET /widget.js` is
+//!   the chat widget (`text/javascript`, `Cache-Control: public, max-age=300`) and
+//!   `GET /widget/demo` and `GET /` its demo page (`text/html`, `no-cache`), both
+//!   embedded in the binary, with a strong `ETag` and `304` for a matching
+//!   `If-None-Match`. Turned off, those paths are 404.
 //! - **Shutdown**: the listener closes at once; connections drain while
 //!   `ChatService::shutdown(grace)` waits for the generations, so both share one
 //!   deadline (default 20 s); cancelled streams get 2 s more to send their last event.
@@ -86,6 +91,7 @@ mod request_id;
 mod router;
 mod server;
 mod sse;
+mod static_files;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -7,6 +7,7 @@ use http::Method;
 use percent_encoding::percent_decode_str;
 
 use crate::error::ApiError;
+use crate::static_files::Asset;
 
 /// A resource of the API, with the ids in its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub(crate) enum Route {
     ChatStream,
     ChatStreamResume(String),
     ChatStreamCancel(String),
+    /// A file of the chat widget (`/widget.js`, `/widget/demo`, `/`).
+    Asset(Asset),
 }
 
 /// What a request asks for: a route and a method it supports.
@@ -46,6 +49,8 @@ pub(crate) enum Endpoint {
     CancelStream(String),
     /// `OPTIONS` on a route; the value is its `Allow` list.
     Preflight(&'static str),
+    /// `GET`/`HEAD` of a file of the chat widget.
+    Asset(Asset),
 }
 
 /// A path segment, percent-decoded (a segment that does not decode to UTF-8 is kept
@@ -64,6 +69,8 @@ impl Route {
         let route = match segments.as_slice() {
             ["", "healthz"] => Self::Healthz,
             ["", "readyz"] => Self::Readyz,
+            [""] | ["", "widget", "demo"] => Self::Asset(Asset::Demo),
+            ["", "widget.js"] => Self::Asset(Asset::WidgetJs),
             ["", "api", "chats", rest @ ..] => match rest {
                 ["sessions"] => Self::Sessions,
                 ["sessions", id] if !id.is_empty() => Self::Session(decode(id)),
@@ -88,7 +95,9 @@ impl Route {
     /// The methods the route answers, as an `Allow` header value.
     pub(crate) fn allow(&self) -> &'static str {
         match self {
-            Self::Healthz | Self::Readyz | Self::SessionExport(_) => "GET, HEAD, OPTIONS",
+            Self::Healthz | Self::Readyz | Self::SessionExport(_) | Self::Asset(_) => {
+                "GET, HEAD, OPTIONS"
+            }
             Self::Sessions | Self::Messages => "GET, HEAD, POST, OPTIONS",
             Self::Session(_) => "GET, HEAD, PATCH, DELETE, OPTIONS",
             Self::Message(_) => "GET, HEAD, DELETE, OPTIONS",
@@ -123,6 +132,7 @@ impl Route {
             Self::ChatStream if method == Method::POST => Endpoint::ChatStreamPost,
             Self::ChatStreamResume(id) if method == Method::GET => Endpoint::ResumeStream(id),
             Self::ChatStreamCancel(id) if method == Method::POST => Endpoint::CancelStream(id),
+            Self::Asset(asset) if read => Endpoint::Asset(asset),
             _ => return None,
         };
         Some(endpoint)
@@ -137,6 +147,18 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Result<Endpoint, ApiError>
     route
         .endpoint(method)
         .ok_or_else(|| ApiError::method_not_allowed(allow))
+}
+
+/// [`resolve`], except that the widget's paths are unknown (404) when `widget` is off.
+pub(crate) fn resolve_with_widget(
+    method: &Method,
+    path: &str,
+    widget: bool,
+) -> Result<Endpoint, ApiError> {
+    if !widget && matches!(Route::parse(path), Some(Route::Asset(_))) {
+        return Err(ApiError::no_route());
+    }
+    resolve(method, path)
 }
 
 #[cfg(test)]
@@ -189,7 +211,9 @@ mod tests {
     #[test]
     fn unknown_paths_are_404_and_wrong_methods_405() {
         for path in [
-            "/",
+            "/index.html",
+            "/widget",
+            "/widget/demo/x",
             "/api/chats",
             "/api/chats/sessions//",
             "/api/chats/sessions/a/b",
@@ -217,6 +241,34 @@ mod tests {
         );
         let e = resolve(&Method::POST, "/api/chats/messages/chat/stream/abc/").expect_err("post");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
+    }
+
+    #[test]
+    fn widget_paths_exist_only_when_the_widget_is_on() {
+        for (path, asset) in [
+            ("/", Asset::Demo),
+            ("/widget/demo", Asset::Demo),
+            ("/widget/demo/", Asset::Demo),
+            ("/widget.js", Asset::WidgetJs),
+        ] {
+            for method in [Method::GET, Method::HEAD] {
+                assert_eq!(
+                    resolve_with_widget(&method, path, true).expect("route"),
+                    Endpoint::Asset(asset),
+                    "{path}"
+                );
+            }
+            let e = resolve_with_widget(&Method::POST, path, true).expect_err("post");
+            assert_eq!(e.code(), ErrorCode::MethodNotAllowed, "{path}");
+            for method in [Method::GET, Method::POST, Method::OPTIONS] {
+                let e = resolve_with_widget(&method, path, false).expect_err("off");
+                assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
+            }
+        }
+        assert_eq!(
+            resolve_with_widget(&Method::GET, "/healthz", false).expect("route"),
+            Endpoint::Healthz
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ where
         Endpoint::Healthz => return Ok(health::healthz()),
         Endpoint::Readyz => return Ok(health::readyz(app).await),
         Endpoint::Preflight(allow) => return Ok(app.cors.preflight(&parts.headers, allow)),
+        Endpoint::Asset(asset) => return Ok(app.assets.serve(asset, &parts)),
         _ => {
             let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
             let v = Visitor::identify(&app.config, peer, &parts.headers)?;
@@ -59,6 +60,8 @@ where
         Endpoint::ChatStreamGet => chat::stream_get(app, v, &parts).await,
         Endpoint::ResumeStream(id) => chat::resume(app, v, &id, &parts).await,
         Endpoint::CancelStream(id) => chat::cancel(app, v, &id).await,
-        Endpoint::Healthz | Endpoint::Readyz | Endpoint::Preflight(_) => Err(ApiError::internal()),
+        Endpoint::Healthz | Endpoint::Readyz | Endpoint::Preflight(_) | Endpoint::Asset(_) => {
+            Err(ApiError::internal())
+        }
     }
 }

@@ -18,4 +18,5 @@ mod sessions;
 mod shutdown;
 mod stream;
 mod transport;
+mod widget;
 mod workflow;

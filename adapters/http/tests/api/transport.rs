@@ -19,7 +19,7 @@ async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     let server = Setup::default().start().await;
     let c = &server.client;
     for path in [
-        "/",
+        "/index.html",
         "/api/chats/",
         "/api/chats/nope/",
         "/api/chats/messages/chat/stream/x/cancel/more/",

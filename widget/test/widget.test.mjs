@@ -1,0 +1,745 @@
+// Browser test of the chat widget: the real `colloquy` binary, a host page on another
+// origin that only holds the script tag, and headless Chromium (Debian's package)
+// driven by playwright-core. Run with `npm ci && npm test` in this folder.
+//
+// Environment: COLLOQUY_BIN (default $CARGO_TARGET_DIR/debug/colloquy, then
+// target/debug/colloquy), CHROMIUM (default: chromium on PATH), WIDGET_ARTIFACTS (where
+// screenshots go; default <target>/widget-artifacts), COLLOQUY_REQUIRE_SERVICES=1 (a
+// missing browser fails instead of skipping).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, "../..");
+const TARGET = process.env.CARGO_TARGET_DIR || path.join(REPO, "target");
+const ARTIFACTS = process.env.WIDGET_ARTIFACTS || path.join(TARGET, "widget-artifacts");
+const REQUIRED = ["1", "true"].includes(
+  (process.env.COLLOQUY_REQUIRE_SERVICES || "").toLowerCase(),
+);
+const WAIT = 15_000; // every single wait
+const SUITE_BUDGET = 280_000; // the whole file
+
+const watchdog = setTimeout(() => {
+  console.error(`widget test: over its ${SUITE_BUDGET / 1000} s budget, giving up`);
+  process.exit(1);
+}, SUITE_BUDGET);
+watchdog.unref();
+
+function findBinary() {
+  const candidates = [
+    process.env.COLLOQUY_BIN,
+    path.join(TARGET, "debug", "colloquy"),
+    path.join(REPO, "target", "debug", "colloquy"),
+  ].filter(Boolean);
+  const found = candidates.find((p) => existsSync(p));
+  assert.ok(
+    found,
+    `no colloquy binary (looked at ${candidates.join(", ")}); run cargo build -p colloquy-server`,
+  );
+  return found;
+}
+
+function findChromium() {
+  if (process.env.CHROMIUM) return existsSync(process.env.CHROMIUM) ? process.env.CHROMIUM : null;
+  for (const name of ["chromium", "chromium-browser"]) {
+    try {
+      return execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim() || null;
+    } catch {
+      /* not this one */
+    }
+  }
+  return null;
+}
+
+const browserPath = findChromium();
+const skip = browserPath
+  ? false
+  : "no chromium on this machine (apt-get install chromium); set COLLOQUY_REQUIRE_SERVICES=1 to fail instead";
+if (!browserPath && REQUIRED) {
+  console.error("widget test: chromium is required (COLLOQUY_REQUIRE_SERVICES=1) but missing");
+  process.exit(1);
+}
+if (skip) console.log(`SKIPPED: ${skip}`);
+
+/** Resolves with what `promise` gives, or rejects after `ms`. */
+function deadline(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Starts the binary on a free loopback port; resolves with {child, base}. */
+function startServer(bin, args) {
+  const child = spawn(bin, ["--bind", "127.0.0.1:0", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, COLLOQUY_LOG_LEVEL: "warn" },
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const listening = new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = /colloquy listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve({ child, base: m[1] });
+    });
+    child.on("exit", (code) => reject(new Error(`colloquy exited (${code}): ${stderr}`)));
+  });
+  return deadline(listening, 20_000, "colloquy to listen");
+}
+
+/** The host page: another origin, nothing but the script tag (and, for /hostile, rude CSS). */
+function hostPage(api, hostile) {
+  const css = hostile
+    ? `<style>* { font-family: "Comic Sans MS", cursive !important; line-height: 3 !important;
+         letter-spacing: 4px; box-sizing: content-box; } div, button { display: none !important;
+         background: red !important; } textarea { width: 10px !important; }</style>`
+    : "";
+  const script = hostile
+    ? `<script src="${api}/widget.js" defer></script>` // no data-api: the script's origin
+    : `<script src="${api}/widget.js" data-api="${api}" data-external-user-id="visitor-42" defer></script>`;
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">${css}</head>
+<body>${script}</body></html>`;
+}
+
+let server; // the colloquy process
+let api; // its base URL
+let host; // the host page's http server
+let origin; // its origin
+let browser;
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(ARTIFACTS, { recursive: true });
+  console.log(`screenshots and metrics: ${ARTIFACTS}`);
+  host = http.createServer((req, res) => {
+    const headers = { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" };
+    if (req.url.startsWith("/csp")) {
+      // A strict policy: nothing but the chat server's script and API.
+      headers["content-security-policy"] =
+        `default-src 'none'; script-src ${api}; connect-src ${api}`;
+    }
+    res.writeHead(200, headers);
+    res.end(hostPage(api, req.url.startsWith("/hostile")));
+  });
+  await deadline(new Promise((r) => host.listen(0, "127.0.0.1", r)), WAIT, "host page server");
+  origin = `http://127.0.0.1:${host.address().port}`;
+  const started = await startServer(findBinary(), [
+    "--store",
+    "memory",
+    "--echo-chunk-delay",
+    "30ms",
+    "--cors-origins",
+    origin,
+  ]);
+  server = started.child;
+  api = started.base;
+  browser = await chromium.launch({
+    executablePath: browserPath,
+    headless: true,
+    timeout: 30_000,
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  server?.kill("SIGTERM");
+  host?.close();
+  host?.closeAllConnections?.();
+});
+process.on("exit", () => server?.kill("SIGKILL"));
+for (const signal of ["SIGTERM", "SIGINT"]) {
+  process.on(signal, () => process.exit(1)); // runs the "exit" handler: no stray server
+}
+
+/** A fresh browser context (its own storage) and a page in it. */
+async function newPage(viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  context.setDefaultTimeout(WAIT);
+  context.setDefaultNavigationTimeout(WAIT);
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  return page;
+}
+
+// In the page: the widget's shadow root.
+const shadow = () => document.querySelector("colloquy-chat").shadowRoot;
+
+async function openPanel(page) {
+  await page.locator(".launcher").click();
+  await page.waitForFunction(() => {
+    const root = document.querySelector("colloquy-chat").shadowRoot;
+    const panel = root.querySelector(".panel");
+    return (
+      root.activeElement === root.querySelector("textarea") &&
+      getComputedStyle(panel).opacity === "1" &&
+      !root.querySelector(".log").hasAttribute("aria-busy") // the history has loaded
+    );
+  });
+}
+
+/** Sends `text` with Enter and waits for the complete echo answer. */
+async function sendAndWait(page, text, rendered = `Echo: ${text}`) {
+  const input = page.locator("textarea");
+  await input.fill(text);
+  await input.press("Enter");
+  await waitForAnswer(page, rendered);
+}
+
+async function waitForAnswer(page, expected) {
+  await page.waitForFunction((expected) => {
+    const root = document.querySelector("colloquy-chat").shadowRoot;
+    const bots = [...root.querySelectorAll(".msg.bot")];
+    const send = root.querySelector(".send");
+    return (
+      bots.some((b) => b.textContent === expected) && send.getAttribute("aria-label") === "Send"
+    );
+  }, expected);
+}
+
+const bubbles = (page) =>
+  page.evaluate(() =>
+    [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg")].map((m) => ({
+      role: m.classList.contains("user") ? "user" : "bot",
+      text: m.textContent,
+    })),
+  );
+
+const metrics = {};
+
+test("the demo page serves the widget and it is interactive quickly", { skip }, async () => {
+  const page = await newPage();
+  await page.goto(`${api}/widget/demo`);
+  await page.locator(".launcher").waitFor({ state: "visible" });
+  const load = await page.evaluate(() => {
+    const script = performance
+      .getEntriesByType("resource")
+      .find((e) => e.name.endsWith("/widget.js"));
+    const start = performance.getEntriesByName("colloquy:start")[0];
+    const ready = performance.getEntriesByName("colloquy:ready")[0];
+    return {
+      requested: script.startTime,
+      loaded: script.responseEnd,
+      start: start.startTime,
+      ready: ready.startTime,
+    };
+  });
+  // Click to an open panel with the cursor in the text box, measured in the page.
+  const openMs = await page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const root = document.querySelector("colloquy-chat").shadowRoot;
+        const t0 = performance.now();
+        root.querySelector(".launcher").click();
+        const check = () => {
+          if (root.activeElement === root.querySelector("textarea"))
+            resolve(performance.now() - t0);
+          else if (performance.now() - t0 > 5000) reject(new Error("panel not interactive in 5 s"));
+          else requestAnimationFrame(check);
+        };
+        check();
+      }),
+  );
+  metrics.scriptRequestToReadyMs = +(load.ready - load.requested).toFixed(1);
+  metrics.scriptLoadedToReadyMs = +(load.ready - load.loaded).toFixed(1);
+  metrics.scriptRunToReadyMs = +(load.ready - load.start).toFixed(1);
+  metrics.clickToInteractivePanelMs = +openMs.toFixed(1);
+  metrics.scriptRequestToInteractivePanelMs = +(load.ready - load.requested + openMs).toFixed(1);
+  console.log(
+    `widget timing on the demo page: script request -> launcher ready ${metrics.scriptRequestToReadyMs} ms ` +
+      `(script loaded -> ready ${metrics.scriptLoadedToReadyMs} ms, of which the widget's own ` +
+      `set-up ${metrics.scriptRunToReadyMs} ms); click -> interactive panel ` +
+      `${metrics.clickToInteractivePanelMs} ms; total ${metrics.scriptRequestToInteractivePanelMs} ms`,
+  );
+  const title = await page.evaluate(
+    () => document.querySelector("colloquy-chat").shadowRoot.querySelector(".title").textContent,
+  );
+  assert.equal(title, "Colloquy demo");
+  // A short conversation for the screenshot in the README.
+  await sendAndWait(page, "Hello! Do you stream your answers word by word?");
+  await page.waitForTimeout(250); // let the caret blink settle; not a synchronisation
+  await page.screenshot({ path: path.join(ARTIFACTS, "demo.png") });
+  await page.context().close();
+});
+
+test("chat from another origin: streamed answer, restored after a reload", { skip }, async () => {
+  const page = await newPage();
+  await page.goto(`${origin}/`);
+  await openPanel(page);
+  const welcome = await bubbles(page);
+  assert.deepEqual(
+    welcome.map((b) => b.role),
+    ["bot"],
+    "only the welcome message",
+  );
+
+  // Record the answer's length at every change of the conversation.
+  await page.evaluate(() => {
+    const root = document.querySelector("colloquy-chat").shadowRoot;
+    window.__lengths = [];
+    new MutationObserver(() => {
+      const bots = root.querySelectorAll(".msg.bot");
+      const last = bots[bots.length - 1];
+      if (last?.textContent.startsWith("Echo:")) window.__lengths.push(last.textContent.length);
+    }).observe(root.querySelector(".log"), { subtree: true, childList: true, characterData: true });
+  });
+  const message =
+    "Tell me about your pricing plans for small teams, please, and whether there is a free trial";
+  await sendAndWait(page, message);
+  const expected = `Echo: ${message}`;
+  const lengths = await page.evaluate(() => window.__lengths);
+  const partial = new Set(lengths.filter((n) => n > 0 && n < expected.length));
+  assert.ok(partial.size >= 2, `the answer grew in steps before completing: ${lengths}`);
+  assert.equal(Math.max(...lengths), expected.length);
+  const announced = await page.evaluate(
+    () =>
+      document.querySelector("colloquy-chat").shadowRoot.querySelector("[role=status]").textContent,
+  );
+  assert.equal(announced, expected, "the finished answer is in the live region");
+
+  const sessionId = await page.evaluate(
+    (key) => localStorage.getItem(key),
+    `colloquy:${api}:session`,
+  );
+  assert.ok(sessionId, "the session id is kept in localStorage, keyed by the API");
+  const session = await (await fetch(`${api}/api/chats/sessions/${sessionId}/`)).json();
+  assert.equal(session.external_user_id, "visitor-42", "data-external-user-id reaches the session");
+
+  await page.reload();
+  await openPanel(page);
+  await page.waitForFunction(
+    () => document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg").length === 3,
+  );
+  assert.deepEqual(await bubbles(page), [
+    welcome[0],
+    { role: "user", text: message },
+    { role: "bot", text: expected },
+  ]);
+  await page.context().close();
+});
+
+test("model and visitor text render inert: no markup, no javascript: links", { skip }, async () => {
+  const page = await newPage();
+  await page.goto(`${origin}/`);
+  await openPanel(page);
+  const payload =
+    'Look <img src=x onerror="window.__xss=1"> and [x](javascript:window.__xss=2) ' +
+    "or [y](JAVASCRIPT:window.__xss=3) but [docs](https://example.com/docs) and **bold** and `<b>code</b>`";
+  await sendAndWait(
+    page,
+    payload,
+    'Echo: Look <img src=x onerror="window.__xss=1"> and x or y but docs and bold and <b>code</b>',
+  );
+  await page.waitForTimeout(300); // give a broken image's onerror the chance to run (it must not)
+  const found = await page.evaluate(() => {
+    const root = document.querySelector("colloquy-chat").shadowRoot;
+    const bot = [...root.querySelectorAll(".msg.bot")].pop();
+    return {
+      xss: window.__xss,
+      imgs: root.querySelectorAll("img").length + document.querySelectorAll("img").length,
+      links: [...root.querySelectorAll("a")].map((a) => ({
+        text: a.textContent,
+        href: a.getAttribute("href"),
+        rel: a.rel,
+        target: a.target,
+      })),
+      bold: bot.querySelector("strong")?.textContent,
+      code: bot.querySelector("code")?.textContent,
+      text: bot.textContent,
+      user: root.querySelector(".msg.user").textContent,
+    };
+  });
+  assert.equal(found.xss, undefined, "nothing executed");
+  assert.equal(found.imgs, 0, "no img element anywhere");
+  assert.deepEqual(found.links, [
+    {
+      text: "docs",
+      href: "https://example.com/docs",
+      rel: "noopener noreferrer",
+      target: "_blank",
+    },
+  ]);
+  assert.equal(found.bold, "bold");
+  assert.equal(found.code, "<b>code</b>");
+  assert.ok(
+    found.text.includes('<img src=x onerror="window.__xss=1">'),
+    "the tag is shown as text",
+  );
+  assert.equal(found.user, payload, "the visitor's message is shown exactly as typed");
+  await page.context().close();
+});
+
+test("the Markdown subset becomes elements", { skip }, async () => {
+  const page = await newPage();
+  await page.goto(`${origin}/`);
+  await openPanel(page);
+  const message = [
+    "Plans:",
+    "",
+    "- *Starter* with `api`",
+    "- **Team**",
+    "",
+    "3. three",
+    "4. four",
+    "",
+    "```",
+    "let a = 1 < 2;",
+    "```",
+    "See https://example.com/pricing. Or mail [us](mailto:hi@example.com)",
+  ].join("\n");
+  await page.locator("textarea").fill(message);
+  await page.locator("textarea").press("Enter");
+  await page.waitForFunction(() => {
+    const root = document.querySelector("colloquy-chat").shadowRoot;
+    return (
+      root.querySelector(".msg.bot pre") &&
+      root.querySelector(".send").getAttribute("aria-label") === "Send"
+    );
+  });
+  const shape = await page.evaluate(() => {
+    const bot = [
+      ...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.bot"),
+    ].pop();
+    return {
+      blocks: [...bot.children].map((el) => el.tagName.toLowerCase()),
+      bullets: [...bot.querySelectorAll("ul > li")].map((li) => li.innerHTML),
+      numbered: [...bot.querySelectorAll("ol > li")].map((li) => li.textContent),
+      start: bot.querySelector("ol").getAttribute("start"),
+      code: bot.querySelector("pre > code").textContent,
+      links: [...bot.querySelectorAll("a")].map((a) => [a.textContent, a.getAttribute("href")]),
+    };
+  });
+  assert.deepEqual(shape, {
+    blocks: ["p", "ul", "ol", "pre", "p"],
+    bullets: ["<em>Starter</em> with <code>api</code>", "<strong>Team</strong>"],
+    numbered: ["three", "four"],
+    start: "3",
+    code: "let a = 1 < 2;",
+    links: [
+      ["https://example.com/pricing", "https://example.com/pricing"],
+      ["us", "mailto:hi@example.com"],
+    ],
+  });
+  await page.context().close();
+});
+
+for (const [width, height] of [
+  [360, 640],
+  [1280, 800],
+]) {
+  test(`the open panel fits a ${width}x${height} viewport`, { skip }, async () => {
+    const page = await newPage({ width, height });
+    await page.goto(`${origin}/`);
+    await openPanel(page);
+    await sendAndWait(page, "Does this fit on my screen?");
+    const layout = await page.evaluate(() => {
+      const root = document.querySelector("colloquy-chat").shadowRoot;
+      const box = (sel) => {
+        const r = root.querySelector(sel).getBoundingClientRect();
+        return {
+          left: r.left,
+          top: r.top,
+          right: r.right,
+          bottom: r.bottom,
+          width: r.width,
+          height: r.height,
+        };
+      };
+      return {
+        panel: box(".panel"),
+        input: box("textarea"),
+        send: box(".send"),
+        launcherShown: root.querySelector(".launcher").getClientRects().length > 0,
+        inputFont: getComputedStyle(root.querySelector("textarea")).fontSize,
+        scrollWidth: document.documentElement.scrollWidth,
+      };
+    });
+    const shot = path.join(ARTIFACTS, `panel-${width}x${height}.png`);
+    await page.screenshot({ path: shot });
+    const inside = (b, what) => {
+      assert.ok(
+        b.left >= 0 && b.top >= 0 && b.right <= width && b.bottom <= height,
+        `${what} inside the viewport: ${JSON.stringify(b)}`,
+      );
+      assert.ok(b.width > 0 && b.height > 0, `${what} has a size`);
+    };
+    inside(layout.panel, "panel");
+    inside(layout.input, "text box");
+    inside(layout.send, "send button");
+    assert.ok(layout.scrollWidth <= width, "no horizontal scrolling");
+    if (width <= 480) {
+      assert.equal(layout.panel.width, width, "full width on a phone");
+      assert.equal(layout.panel.height, height, "full height on a phone");
+      assert.equal(layout.launcherShown, false, "the launcher hides behind the full-screen panel");
+      assert.equal(layout.inputFont, "16px", "16px text box: no zoom on focus in mobile Safari");
+      assert.ok(
+        layout.send.right <= width - 8 && layout.input.left >= 8,
+        "composer keeps its margins",
+      );
+    } else {
+      assert.ok(layout.panel.width >= 340 && layout.panel.width <= 400, "a side panel on desktop");
+      assert.equal(layout.launcherShown, true);
+    }
+    await page.context().close();
+  });
+}
+
+test(
+  "keyboard only: Tab to the launcher, Enter opens, focus stays inside, Esc returns",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/`);
+    await page.locator(".launcher").waitFor({ state: "visible" });
+    const focused = () =>
+      page.evaluate(() => {
+        const root = document.querySelector("colloquy-chat").shadowRoot;
+        const el = root.activeElement;
+        if (document.activeElement !== document.querySelector("colloquy-chat") || !el)
+          return "outside";
+        if (el.classList.contains("launcher")) return "launcher";
+        return root.querySelector(".panel").contains(el)
+          ? `panel:${el.tagName.toLowerCase()}`
+          : "other";
+      });
+    await page.keyboard.press("Tab");
+    assert.equal(await focused(), "launcher");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(
+      () =>
+        document.querySelector("colloquy-chat").shadowRoot.activeElement?.tagName === "TEXTAREA",
+    );
+    assert.equal(
+      await page.evaluate(() =>
+        document
+          .querySelector("colloquy-chat")
+          .shadowRoot.querySelector(".launcher")
+          .getAttribute("aria-expanded"),
+      ),
+      "true",
+    );
+    // Shift+Enter is a new line, Enter sends.
+    await page.keyboard.type("first line");
+    await page.keyboard.press("Shift+Enter");
+    await page.keyboard.type("second line");
+    assert.equal(await page.locator("textarea").inputValue(), "first line\nsecond line");
+    await page.keyboard.press("Enter");
+    await waitForAnswer(page, "Echo: first linesecond line"); // the newline is a <br>
+    const seen = new Set();
+    for (let i = 0; i < 8; i++) {
+      await page.keyboard.press("Tab");
+      const where = await focused();
+      assert.match(where, /^panel:/, `Tab ${i + 1} stays inside the panel`);
+      seen.add(where);
+    }
+    for (let i = 0; i < 8; i++) {
+      await page.keyboard.press("Shift+Tab");
+      assert.match(await focused(), /^panel:/, `Shift+Tab ${i + 1} stays inside the panel`);
+    }
+    assert.ok(
+      seen.has("panel:textarea") && seen.has("panel:button"),
+      `Tab cycles through the panel: ${[...seen]}`,
+    );
+    await page.keyboard.press("Escape");
+    assert.equal(await focused(), "launcher", "Esc returns focus to the launcher");
+    await page.waitForFunction(
+      () =>
+        getComputedStyle(document.querySelector("colloquy-chat").shadowRoot.querySelector(".panel"))
+          .visibility === "hidden",
+    );
+    const state = await page.evaluate(() => {
+      const root = document.querySelector("colloquy-chat").shadowRoot;
+      return {
+        expanded: root.querySelector(".launcher").getAttribute("aria-expanded"),
+        visibility: getComputedStyle(root.querySelector(".panel")).visibility,
+        dialog: root.querySelector(".panel").getAttribute("role"),
+        log: root.querySelector(".log").getAttribute("role"),
+      };
+    });
+    assert.deepEqual(state, {
+      expanded: "false",
+      visibility: "hidden",
+      dialog: "dialog",
+      log: "log",
+    });
+    await page.context().close();
+  },
+);
+
+test(
+  "errors show a readable line with a working retry, never a blank panel",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/`);
+    await openPanel(page);
+    const errorText = () =>
+      page.evaluate(
+        () =>
+          document.querySelector("colloquy-chat").shadowRoot.querySelector(".err span")
+            ?.textContent ?? null,
+      );
+
+    // A 503 from the server.
+    await page.route("**/api/chats/messages/chat/stream/", (route) =>
+      route.fulfill({
+        status: 503,
+        headers: { "access-control-allow-origin": origin, "retry-after": "1" },
+        contentType: "application/json",
+        body: JSON.stringify({ error: "store unavailable", code: "store_unavailable" }),
+      }),
+    );
+    await page.locator("textarea").fill("are you there?");
+    await page.locator("textarea").press("Enter");
+    await page.locator(".err").waitFor();
+    assert.match(await errorText(), /temporarily unavailable/);
+    await page.unroute("**/api/chats/messages/chat/stream/");
+    await page.locator(".retry").click();
+    await waitForAnswer(page, "Echo: are you there?");
+    assert.equal(await errorText(), null, "the error line is gone after a successful retry");
+
+    // Offline.
+    await page.context().setOffline(true);
+    await page.locator("textarea").fill("offline now");
+    await page.locator("textarea").press("Enter");
+    await page.locator(".err").waitFor();
+    assert.match(await errorText(), /offline/);
+    await page.context().setOffline(false);
+    await page.locator(".retry").click();
+    await waitForAnswer(page, "Echo: offline now");
+
+    // A connection that drops mid-answer: the widget tries to resume (today's server has
+    // no resume route, so that fails) and then offers to reload the stored answer.
+    const resume = page.waitForRequest(
+      (r) => /\/chat\/stream\/[0-9a-f-]{36}\/$/.test(r.url()) && r.method() === "GET",
+    );
+    await page.route("**/api/chats/messages/chat/stream/", async (route) => {
+      const real = await route.fetch(); // the real answer, then cut after its first event
+      const body = (await real.text()).split("\n\n")[0] + "\n\n";
+      await route.fulfill({ response: real, body });
+    });
+    await page.locator("textarea").fill("this connection will drop");
+    await page.locator("textarea").press("Enter");
+    await page.locator(".err").waitFor();
+    assert.match(await errorText(), /connection was lost/);
+    assert.equal(
+      (await resume).headers()["last-event-id"],
+      "0",
+      "resume asks for the events after id 0",
+    );
+    await page.unroute("**/api/chats/messages/chat/stream/");
+    await page.locator(".retry").click(); // reloads the conversation, with the stored answer
+    await waitForAnswer(page, "Echo: this connection will drop");
+    assert.equal(await errorText(), null);
+    await page.context().close();
+  },
+);
+
+test("stop aborts the answer and asks the server to cancel", { skip }, async () => {
+  const page = await newPage();
+  await page.goto(`${origin}/`);
+  await openPanel(page);
+  const cancel = page.waitForRequest((r) => r.url().endsWith("/cancel/") && r.method() === "POST");
+  const words = Array.from({ length: 60 }, (_, i) => `word${i}`).join(" ");
+  await page.locator("textarea").fill(words);
+  await page.locator("textarea").press("Enter");
+  await page.waitForFunction(() => {
+    const bots = document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.bot");
+    return bots[bots.length - 1].textContent.includes("word2");
+  });
+  await page.locator('.send[aria-label="Stop"]').click();
+  await page.waitForFunction(
+    () =>
+      document
+        .querySelector("colloquy-chat")
+        .shadowRoot.querySelector(".send")
+        .getAttribute("aria-label") === "Send",
+  );
+  const text = await page.evaluate(
+    () =>
+      [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.bot")].pop()
+        .textContent,
+  );
+  assert.ok(text.endsWith("Stopped") && !text.includes("word59"), `stopped partway: ${text}`);
+  assert.match(
+    (await cancel).url(),
+    /\/api\/chats\/messages\/chat\/stream\/[0-9a-f-]{36}\/cancel\/$/,
+  );
+  await page.context().close();
+});
+
+test("an expired session starts a new one silently", { skip }, async () => {
+  const page = await newPage();
+  await page.goto(`${origin}/`);
+  const key = `colloquy:${api}:session`;
+  await page.evaluate((key) => localStorage.setItem(key, "gone-long-ago"), key);
+  await page.reload();
+  await openPanel(page);
+  assert.equal((await bubbles(page)).length, 1, "just the welcome");
+  assert.equal(await page.locator(".err").count(), 0, "no error shown");
+  await sendAndWait(page, "hello again");
+  const id = await page.evaluate((key) => localStorage.getItem(key), key);
+  assert.ok(id && id !== "gone-long-ago", "a new session id is stored");
+  await page.context().close();
+});
+
+test("the host page's CSS cannot reach the widget", { skip }, async () => {
+  const page = await newPage();
+  await page.goto(`${origin}/hostile`);
+  await openPanel(page);
+  await sendAndWait(page, "still looking good?");
+  const look = await page.evaluate(() => {
+    const root = document.querySelector("colloquy-chat").shadowRoot;
+    const launcher = getComputedStyle(root.querySelector(".launcher"));
+    const input = root.querySelector("textarea").getBoundingClientRect();
+    const style = getComputedStyle(root.querySelector(".msg.user"));
+    return {
+      launcher: [launcher.width, launcher.height],
+      input: input.width,
+      font: style.fontFamily,
+      spacing: style.letterSpacing,
+    };
+  });
+  await page.screenshot({ path: path.join(ARTIFACTS, "hostile-css.png") });
+  assert.deepEqual(look.launcher, ["58px", "58px"]);
+  assert.ok(look.input > 200, `the text box keeps its width: ${look.input}`);
+  assert.ok(!/comic/i.test(look.font), `own font: ${look.font}`);
+  assert.equal(look.spacing, "normal");
+  await page.context().close();
+});
+
+test("a strict Content-Security-Policy on the host page is enough", { skip }, async () => {
+  const page = await newPage();
+  const violations = [];
+  page.on("console", (m) => /Content Security Policy/i.test(m.text()) && violations.push(m.text()));
+  await page.goto(`${origin}/csp`);
+  await openPanel(page);
+  await sendAndWait(page, "works under CSP?");
+  const width = await page.evaluate(
+    () =>
+      getComputedStyle(
+        document.querySelector("colloquy-chat").shadowRoot.querySelector(".launcher"),
+      ).width,
+  );
+  assert.equal(width, "58px", "the widget's styles apply");
+  assert.deepEqual(violations, []);
+  await page.context().close();
+});
+
+test("metrics are written", { skip }, () => {
+  assert.ok(metrics.clickToInteractivePanelMs >= 0);
+  writeFileSync(path.join(ARTIFACTS, "metrics.json"), JSON.stringify(metrics, null, 2) + "\n");
+});
