@@ -265,13 +265,14 @@ pub async fn list_messages_filters(s: &TestStore) {
     append(s, &chat, Role::User, "What does PRICING look like?").await;
     append(s, &chat, Role::Assistant, "Pricing starts at 10 EUR").await;
     append(s, &chat, Role::User, "thanks 100%").await;
+    append(s, &chat, Role::Assistant, "Grüße aus KÖLN, v1.2").await;
     let hidden = append(s, &chat, Role::User, "pricing, deleted").await;
     delete_message(s, hidden.id).await;
     let filter = |role: Option<Role>, search: Option<&str>| MessageFilter {
         role,
         search: search.map(Into::into),
     };
-    let cases: [(MessageFilter, Vec<&str>); 7] = [
+    let cases: [(MessageFilter, Vec<&str>); 15] = [
         (
             filter(Some(Role::User), None),
             vec!["What does PRICING look like?", "thanks 100%"],
@@ -291,6 +292,16 @@ pub async fn list_messages_filters(s: &TestStore) {
         (filter(None, Some("0%")), vec!["thanks 100%"]),
         (filter(None, Some("_")), vec![]),
         (filter(None, Some("%")), vec!["thanks 100%"]),
+        // Case-insensitive beyond ASCII, as str::to_lowercase.
+        (filter(None, Some("köln")), vec!["Grüße aus KÖLN, v1.2"]),
+        (filter(None, Some("GRÜSSE")), vec![]),
+        (filter(None, Some("GRÜẞE")), vec!["Grüße aus KÖLN, v1.2"]),
+        (filter(None, Some("grüße")), vec!["Grüße aus KÖLN, v1.2"]),
+        // No pattern language: dots, brackets and backslashes are plain text.
+        (filter(None, Some("1.2")), vec!["Grüße aus KÖLN, v1.2"]),
+        (filter(None, Some("1.3")), vec![]),
+        (filter(None, Some("[a-z]")), vec![]),
+        (filter(None, Some("\\")), vec![]),
     ];
     for (f, expected) in cases {
         let query = MessageQuery {
