@@ -496,7 +496,8 @@ pub async fn list_sessions_filters(s: &TestStore) {
     beta.external_user_id = Some("someone-else".into());
     create_as(s, &beta).await;
     s.clock.advance(Duration::seconds(1));
-    let gamma = new_session(s, "gamma-LANDING");
+    let mut gamma = new_session(s, "gamma-LANDING");
+    gamma.external_user_id = Some("Jürgen.Öz".into());
     create_as(s, &gamma).await;
     update(s, &by_uuid(&beta), &set_active(false)).await;
 
@@ -521,6 +522,12 @@ pub async fn list_sessions_filters(s: &TestStore) {
         (filter(None, None, Some("a_x")), vec![beta.id]),
         (filter(None, None, Some("a-x")), vec![]),
         (filter(None, None, Some("*")), vec![]),
+        (filter(None, None, Some("jÜRGEN")), vec![gamma.id]),
+        (filter(None, None, Some("n.ö")), vec![gamma.id]),
+        (filter(None, None, Some("n?ö")), vec![]),
+        (filter(None, None, Some("a.l")), vec![]),
+        (filter(None, Some("jürgen.öz"), None), vec![]),
+        (filter(None, Some("Jürgen.Öz"), None), vec![gamma.id]),
     ];
     for (f, expected) in cases {
         let got = list_sessions(s, &f).await;
