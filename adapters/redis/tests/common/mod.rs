@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use colloquy_conformance::{service_missing, TestStore};
-use colloquy_core::ManualClock;
+use colloquy_core::{ManualClock, Retention};
 use colloquy_redis::{RedisConfig, RedisStore};
 
 /// The shared Redis every helper may use (never flushed: tests use unique prefixes).
@@ -96,11 +96,16 @@ pub async fn count_keys(urls: &[String], prefix: &str) -> usize {
     total
 }
 
+/// The retention conformance stores are built with: the production default (keys
+/// expire at `expires_at` by Redis's wall clock; the suite's manual clock only moves
+/// forward from the wall time, so it sees sessions expire before Redis drops them).
+const TEST_RETENTION: Retention = Retention::For(chrono::Duration::zero());
+
 /// A conformance store on the shared standalone Redis, or `service_missing`.
 pub async fn standalone_test_store() -> Option<TestStore> {
     let clock = Arc::new(ManualClock::new());
     let prefix = unique_prefix();
-    let config = RedisConfig::with_prefix(&prefix);
+    let config = RedisConfig::with_prefix(&prefix).with_retention(TEST_RETENTION);
     let store = match RedisStore::connect(SHARED_URL, &config, clock.clone()).await {
         Ok(store) => store,
         Err(e) => return service_missing("redis (127.0.0.1:6379)", &e),
@@ -108,6 +113,7 @@ pub async fn standalone_test_store() -> Option<TestStore> {
     let urls = vec![SHARED_URL.to_owned()];
     Some(
         TestStore::new(Arc::new(store), clock)
+            .expires_physically()
             .with_teardown(move || Box::pin(async move { purge(&urls, &prefix).await })),
     )
 }
@@ -119,7 +125,7 @@ pub async fn cluster_test_store() -> Option<TestStore> {
     };
     let clock = Arc::new(ManualClock::new());
     let prefix = unique_prefix();
-    let config = RedisConfig::with_prefix(&prefix);
+    let config = RedisConfig::with_prefix(&prefix).with_retention(TEST_RETENTION);
     let store = match RedisStore::connect_cluster(&nodes, &config, clock.clone()).await {
         Ok(store) => store,
         Err(e) => return service_missing("redis cluster", &e),
@@ -127,6 +133,7 @@ pub async fn cluster_test_store() -> Option<TestStore> {
     let urls: Vec<String> = nodes.iter().map(|n| node_url(n)).collect();
     Some(
         TestStore::new(Arc::new(store), clock)
+            .expires_physically()
             .with_teardown(move || Box::pin(async move { purge(&urls, &prefix).await })),
     )
 }
