@@ -97,6 +97,7 @@ macro_rules! store_contract_tests {
             purge_keeps_data_until_the_cutoff_reaches_expiry,
             purge_boundary_is_inclusive,
             purge_leaves_a_new_session_with_the_reused_session_id_alone,
+            purge_follows_a_changed_expiry,
             // concurrency
             concurrent_appends_lose_nothing_and_agree_on_one_order,
             delete_racing_appends_leaves_no_orphans,

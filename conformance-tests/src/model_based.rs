@@ -3,7 +3,7 @@
 //! [`ChatStore`](colloquy_core::ports::ChatStore) contract; every result must agree.
 //!
 //! Every store call runs under the contract deadline ([`contract_timeout`]) and the
-//! whole check under ten times that, so a hanging store fails the check.
+//! whole check under five times that, so a hanging store fails the check.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -718,7 +718,7 @@ pub async fn run_sequence(
 /// each on a fresh store from `factory`. Skips when the factory returns `None`.
 ///
 /// Every store call has the contract deadline ([`contract_timeout`]); the whole
-/// check has ten times that.
+/// check has five times that.
 ///
 /// # Panics
 /// On the first (shrunk) sequence where store and model disagree, or when a store
@@ -729,13 +729,13 @@ where
     Fut: Future<Output = Option<TestStore>>,
 {
     let deadline = contract_timeout();
-    let total = deadline * 10;
+    let total = deadline * 5;
     let outcome = within(
         "model_based",
         total + BACKSTOP_GRACE,
         move || {
             format!(
-                "the model-based check did not finish within {total:?} (ten times \
+                "the model-based check did not finish within {total:?} (five times \
                  {TIMEOUT_ENV}) and its runtime no longer answers: the store blocks the async \
                  runtime's threads"
             )
@@ -800,8 +800,9 @@ where
             return Ok(());
         }
         if started.elapsed() > total {
-            let message =
-                format!("the model-based check ran out of its {total:?} (ten times {TIMEOUT_ENV})");
+            let message = format!(
+                "the model-based check ran out of its {total:?} (five times {TIMEOUT_ENV})"
+            );
             *hung.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
             return Ok(());
         }

@@ -415,7 +415,7 @@ pub(crate) fn assert_session_stored<'a>(
 ) -> impl Future<Output = ()> + 'a {
     let at = Location::caller();
     async move {
-        let mut again = new_session(s, &format!("uuid-probe-{}", Uuid::new_v4().simple()));
+        let mut again = probe(s, "uuid-probe");
         again.id = id;
         let result = s.store.create_session(&again).await;
         assert!(
@@ -440,7 +440,7 @@ pub(crate) fn assert_session_gone<'a>(
 ) -> impl Future<Output = ()> + 'a {
     let at = Location::caller();
     async move {
-        let mut again = new_session(s, &format!("uuid-probe-{}", Uuid::new_v4().simple()));
+        let mut again = probe(s, "uuid-probe");
         again.id = id;
         let result = s.store.create_session(&again).await;
         assert!(
@@ -451,8 +451,16 @@ pub(crate) fn assert_session_gone<'a>(
     }
 }
 
+/// A session for probing that outlives every contract, so that it never counts
+/// in a purge.
+fn probe(s: &TestStore, prefix: &str) -> Session {
+    let mut session = new_session(s, &format!("{prefix}-{}", Uuid::new_v4().simple()));
+    session.expires_at = session.created_at + Duration::days(1000);
+    session
+}
+
 async fn probe_session(s: &TestStore, at: &Location<'_>) -> Session {
-    let probe = new_session(s, &format!("probe-{}", Uuid::new_v4().simple()));
+    let probe = probe(s, "probe");
     if let Err(e) = s.store.create_session(&probe).await {
         panic!("{at}: setup step create_session(probe) failed: {e:?}");
     }

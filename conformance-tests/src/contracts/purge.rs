@@ -252,3 +252,59 @@ pub async fn purge_leaves_a_new_session_with_the_reused_session_id_alone(s: &Tes
         .unwrap_or_else(|e| panic!("{rule}: delete_session by session_id failed: {e:?}"));
     assert_eq!(get(s, "reused").await, None, "deleted by session_id");
 }
+
+/// Purge follows the session's current `expires_at`: an extended session is not
+/// purged at its old expiry, a shortened one is purged at its new one.
+pub async fn purge_follows_a_changed_expiry(s: &TestStore) {
+    let extended = create(s, "extended").await;
+    let shortened = create(s, "shortened").await;
+    let kept = append(s, &extended, Role::User, "kept").await;
+    let old_expiry = extended.expires_at;
+    let extend = colloquy_core::SessionPatch {
+        expires_at: Some(old_expiry + Duration::hours(2)),
+        ..colloquy_core::SessionPatch::default()
+    };
+    let extended = super::update(s, &by_uuid(&extended), &extend).await;
+    let shorten = colloquy_core::SessionPatch {
+        expires_at: Some(now(s) + Duration::minutes(10)),
+        ..colloquy_core::SessionPatch::default()
+    };
+    let shortened = super::update(s, &by_sid(&shortened), &shorten).await;
+
+    s.clock.set(old_expiry + Duration::minutes(1));
+    let removed = purge(
+        s,
+        now(s),
+        1,
+        "'a changed expires_at applies to the session': purge_expired at the old expiry \
+         removes the shortened session only",
+    )
+    .await;
+    assert_eq!(
+        get(s, "extended").await,
+        Some(extended.clone()),
+        "purge_expired 'never removes a session expiring after cutoff': a session extended \
+         past the cutoff stays, whatever its expiry used to be"
+    );
+    assert_eq!(
+        get_message(s, kept.id).await,
+        Some((kept.clone(), extended.clone())),
+        "the extended session's messages stay after the purge"
+    );
+    if removed {
+        assert_session_gone(
+            s,
+            shortened.id,
+            "purge_expired removes a session whose shortened expires_at is before the cutoff",
+        )
+        .await;
+    }
+    s.clock.set(extended.expires_at);
+    purge(
+        s,
+        now(s),
+        1,
+        "purge_expired removes the extended session once the cutoff reaches its new expiry",
+    )
+    .await;
+}

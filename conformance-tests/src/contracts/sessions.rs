@@ -466,15 +466,17 @@ pub async fn list_sessions_newest_first_with_paging(s: &TestStore) {
 /// external_user_id, case-insensitive search in session_id or external_user_id,
 /// with no wildcard characters.
 pub async fn list_sessions_filters(s: &TestStore) {
+    // One second apart, so that newest-first order does not depend on ids.
     let mut alpha = new_session(s, "Alpha-Landing");
     alpha.external_user_id = Some("User@Example.com".into());
+    create_as(s, &alpha).await;
+    s.clock.advance(Duration::seconds(1));
     let mut beta = new_session(s, "beta_x");
     beta.external_user_id = Some("someone-else".into());
+    create_as(s, &beta).await;
+    s.clock.advance(Duration::seconds(1));
     let gamma = new_session(s, "gamma-LANDING");
-    for x in [&alpha, &beta, &gamma] {
-        create_as(s, x).await;
-        s.clock.advance(Duration::seconds(1));
-    }
+    create_as(s, &gamma).await;
     update(s, &by_uuid(&beta), &set_active(false)).await;
 
     let filter = |is_active: Option<bool>, ext: Option<&str>, search: Option<&str>| SessionFilter {
