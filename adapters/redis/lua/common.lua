@@ -1,10 +1,10 @@
 -- Prepended to every script: the key schema (see the crate docs) and session
 -- resolution. Every script gets the same first seven arguments:
 --   ARGV[1] key prefix, ARGV[2] the store clock's now (us), ARGV[3] '1' on a cluster,
---   ARGV[4] mode: 'sid' (session_id = ARGV[5]), 'ref' (ARGV[5] reads as a UUID: that
---   UUID first, then session_id = ARGV[5]), 'at' (the session ARGV[7] stored under
---   session_id ARGV[6]), or '' (the script names no session),
---   ARGV[5] reference text, ARGV[6] and ARGV[7] the 'at' session_id and UUID.
+--   ARGV[4] mode: 'sid' (session_id = ARGV[5]), 'ref' (ARGV[5] reads as UUID ARGV[7]:
+--   that UUID first, then session_id = ARGV[5]), 'at' (the session ARGV[7] stored
+--   under session_id ARGV[6]), or '' (the script names no session),
+--   ARGV[5] reference text, ARGV[6] the 'at' session_id, ARGV[7] the UUID ('at', 'ref').
 -- Their own arguments start at ARGV[8]. KEYS[1] only routes the call (a key of the slot
 -- the script works in); the other keys are built here, in that slot on a cluster.
 -- Times are decimal strings: microseconds for session and message times, milliseconds
@@ -81,10 +81,13 @@ local function resolve()
     return {false, 'fallback'}
   end
   if MODE == 'ref' then
-    local sid = redis.call('GET', k_uuid(REF))
+    -- On a cluster the caller uses this mode only when REF is the UUID's own text, so
+    -- the UUID pointer is in this slot.
+    local uuid = ARGV[7]
+    local sid = redis.call('GET', k_uuid(uuid))
     if sid then
       if sid == REF or not CLUSTER then
-        if live(sid, REF) then return {sid, REF} end
+        if live(sid, uuid) then return {sid, uuid} end
       else
         local fallback = '0'
         if holder(REF) then fallback = '1' end

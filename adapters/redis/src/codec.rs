@@ -94,7 +94,9 @@ pub(crate) fn session_fields(
 }
 
 /// Reads a session hash (as `HGETALL` pairs); `None` when it is empty (missing key).
-pub(crate) fn session_from_fields(fields: &HashMap<String, String>) -> Result<Option<Session>, Error> {
+pub(crate) fn session_from_fields(
+    fields: &HashMap<String, String>,
+) -> Result<Option<Session>, Error> {
     if fields.is_empty() {
         return Ok(None);
     }
@@ -133,7 +135,11 @@ struct BodyIn {
 
 /// The JSON part of a message value: role, text and metadata. The id, session,
 /// timestamp and deletion are known from where the value is stored.
-pub(crate) fn message_body(role: Role, message: &str, metadata: &Metadata) -> Result<String, Error> {
+pub(crate) fn message_body(
+    role: Role,
+    message: &str,
+    metadata: &Metadata,
+) -> Result<String, Error> {
     Ok(serde_json::to_string(&BodyOut {
         role,
         message,
@@ -233,7 +239,11 @@ impl Reply {
 
     /// Items `ids` and `ids + 1`: message ids and their values, as messages of
     /// `session` with their write-order places.
-    pub(crate) fn messages(&self, ids: usize, session: Uuid) -> Result<Vec<(u64, ChatMessage)>, Error> {
+    pub(crate) fn messages(
+        &self,
+        ids: usize,
+        session: Uuid,
+    ) -> Result<Vec<(u64, ChatMessage)>, Error> {
         let id_list = self.strings(ids)?;
         let values = self.optional_strings(ids + 1)?;
         id_list
@@ -289,7 +299,9 @@ mod tests {
         let map: HashMap<String, String> =
             fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         assert_eq!(map["idx"], keys::index_entry(s.created_at, s.id, "s-1"));
-        let back = session_from_fields(&map).expect("decodes").expect("present");
+        let back = session_from_fields(&map)
+            .expect("decodes")
+            .expect("present");
         assert_eq!(back, s);
         assert!(session_from_fields(&HashMap::new())
             .expect("empty is fine")
@@ -302,7 +314,10 @@ mod tests {
         assert_eq!(millis_ceil(t) * 1000, micros(t) + 999);
         let whole = colloquy_core::parse_time("2024-05-01T10:00:00.001Z").expect("time");
         assert_eq!(millis_ceil(whole) * 1000, micros(whole));
-        assert_eq!(purge_time(Retention::default(), whole), millis_ceil(whole).to_string());
+        assert_eq!(
+            purge_time(Retention::default(), whole),
+            millis_ceil(whole).to_string()
+        );
         let day = chrono::Duration::days(1);
         assert_eq!(
             purge_time(Retention::For(day), whole),

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::codec::{self, Reply};
 use crate::error::Error;
-use crate::store::{RedisStore, Target, Then};
+use crate::store::{RedisStore, Target, Then, MAX_STEPS};
 
 /// Messages read per request while scanning a session for a filtered list.
 const SCAN_BATCH: usize = 500;
@@ -42,7 +42,7 @@ impl RedisStore {
             String::new()
         };
         let mut claimed: Option<String> = None;
-        for _ in 0..8 {
+        for _ in 0..MAX_STEPS {
             if cluster {
                 if let Some(sid) = target.sid(to) {
                     if claimed.as_deref() != Some(sid) {
@@ -69,7 +69,10 @@ impl RedisStore {
                 continue;
             };
             match reply.status() {
-                "ok" => return appended(&reply, draft, window.is_some()).inspect(|a| self.learn(&a.session)),
+                "ok" => {
+                    return appended(&reply, draft, window.is_some())
+                        .inspect(|a| self.learn(&a.session))
+                }
                 "inactive" => return Err(Error::SessionInactive),
                 "conflict" => return Err(Error::Conflict(Entity::Message)),
                 "claim" => {
@@ -133,7 +136,10 @@ impl RedisStore {
         }
     }
 
-    pub(crate) async fn get_message(&self, id: Uuid) -> Result<Option<(ChatMessage, Session)>, Error> {
+    pub(crate) async fn get_message(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(ChatMessage, Session)>, Error> {
         let Some(reply) = self.by_id(id, "get").await? else {
             return Ok(None);
         };
@@ -157,7 +163,11 @@ impl RedisStore {
     ) -> Result<(Session, Vec<ChatMessage>), Error> {
         let filter = &query.filter;
         // System messages have their own index; any other filter is applied here.
-        let source = if filter.role == Some(Role::System) { "y" } else { "v" };
+        let source = if filter.role == Some(Role::System) {
+            "y"
+        } else {
+            "v"
+        };
         let (kind, cursor) = match query.cursor {
             None => ("", String::new()),
             Some(Cursor::Before(id)) => ("before", id.to_string()),
@@ -175,7 +185,9 @@ impl RedisStore {
                 query.page.offset.to_string(),
                 if direct { query.page.limit } else { 0 }.to_string(),
             ];
-            let reply = self.on_session(&self.scripts.message_list, of, &args).await?;
+            let reply = self
+                .on_session(&self.scripts.message_list, of, &args)
+                .await?;
             let (session, page, _) = listed(&reply)?;
             return Ok((session, page.into_iter().map(|(_, m)| m).collect()));
         }
@@ -185,16 +197,16 @@ impl RedisStore {
         let mut out = Vec::new();
         let mut skipped = 0;
         loop {
-            let args = match &bounds {
-                None => [kind.to_owned(), cursor.clone(), String::new()],
-                Some((lo, hi)) => ["bounds".to_owned(), lo.clone(), hi.clone()],
+            let (kind, low, high) = match &bounds {
+                None => (kind, cursor.clone(), String::new()),
+                Some((lo, hi)) => ("bounds", lo.clone(), hi.clone()),
             };
             let args = [
                 source.to_owned(),
                 order.to_owned(),
-                args[0].clone(),
-                args[1].clone(),
-                args[2].clone(),
+                kind.to_owned(),
+                low,
+                high,
                 "0".to_owned(),
                 SCAN_BATCH.to_string(),
             ];

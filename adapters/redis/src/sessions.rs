@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::codec;
 use crate::error::Error;
 use crate::keys;
-use crate::store::{RedisStore, Target};
+use crate::store::{RedisStore, Target, MAX_STEPS};
 
 /// Largest number of list index entries read per request while listing.
 const LIST_BATCH: usize = 500;
@@ -74,7 +74,10 @@ impl RedisStore {
         }
     }
 
-    pub(crate) async fn get_session(&self, reference: &SessionRef) -> Result<Option<Session>, Error> {
+    pub(crate) async fn get_session(
+        &self,
+        reference: &SessionRef,
+    ) -> Result<Option<Session>, Error> {
         match self
             .on_session(&self.scripts.session_get, reference, &[])
             .await
@@ -99,11 +102,9 @@ impl RedisStore {
             Some(at) => (codec::micros(at).to_string(), self.purge_time(at)),
             None => (String::new(), String::new()),
         };
-        let mut args = vec![
-            patch
-                .is_active
-                .map_or(String::new(), |a| codec::flag(a).to_owned()),
-        ];
+        let mut args = vec![patch
+            .is_active
+            .map_or(String::new(), |a| codec::flag(a).to_owned())];
         match &patch.metadata {
             Some(meta) => args.extend(["1".to_owned(), serde_json::to_string(meta)?]),
             None => args.extend(["0".to_owned(), String::new()]),
@@ -118,11 +119,16 @@ impl RedisStore {
         // message count then (see lua/session_update.lua).
         let mut covered = (String::new(), String::new());
         let mut target = self.first_target(reference);
-        for _ in 0..8 {
+        for _ in 0..MAX_STEPS {
             let mut call_args = args.clone();
             call_args.extend([covered.0.clone(), covered.1.clone()]);
             let Some(reply) = self
-                .step(&self.scripts.session_update, reference, &mut target, &call_args)
+                .step(
+                    &self.scripts.session_update,
+                    reference,
+                    &mut target,
+                    &call_args,
+                )
                 .await?
             else {
                 continue;
@@ -138,13 +144,16 @@ impl RedisStore {
                     let seq = reply.string(2)?;
                     let entry = reply.string(3)?;
                     let messages = reply.strings(4)?;
-                    self.extend_pointers(uuid, &entry, &messages, &purge).await?;
+                    self.extend_pointers(uuid, &entry, &messages, &purge)
+                        .await?;
                     covered = (purge.clone(), seq);
                 }
                 _ => return Err(reply.unexpected()),
             }
         }
-        Err(Error::Reply("the session kept changing while its expiry moved".into()))
+        Err(Error::Reply(
+            "the session kept changing while its expiry moved".into(),
+        ))
     }
 
     /// Cluster: moves the purge time of a session's UUID pointer, message pointers and
@@ -160,7 +169,11 @@ impl RedisStore {
             if purge == "never" {
                 redis::cmd("PERSIST").arg(key).clone()
             } else {
-                redis::cmd("PEXPIREAT").arg(key).arg(purge).arg("GT").clone()
+                redis::cmd("PEXPIREAT")
+                    .arg(key)
+                    .arg(purge)
+                    .arg("GT")
+                    .clone()
             }
         };
         let mut cmds = vec![extend(self.keys.uuid_pointer(uuid))];
@@ -309,4 +322,3 @@ impl RedisStore {
 fn parse_uuid(s: &str) -> Result<Uuid, Error> {
     Uuid::try_parse(s).map_err(|_| Error::corrupt(format!("uuid {s:?}")))
 }
-

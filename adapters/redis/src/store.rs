@@ -8,7 +8,7 @@ use std::time::Duration;
 use colloquy_core::{Clock, Entity, Retention, Session, SessionRef};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
-use redis::{Script, ScriptInvocation, Value};
+use redis::{AsyncCommands, Script, ScriptInvocation, Value};
 use uuid::Uuid;
 
 use crate::codec::{self, Reply};
@@ -20,7 +20,7 @@ use crate::scripts::Scripts;
 
 /// How many times one operation may be sent on (a UUID's pointer leads to another
 /// slot, a pointer must be claimed or extended first) before it gives up.
-const MAX_STEPS: usize = 8;
+pub(crate) const MAX_STEPS: usize = 8;
 
 /// How many UUID -> session_id pairs a store remembers (cluster only).
 const SID_CACHE_MAX: usize = 65_536;
@@ -229,7 +229,8 @@ impl RedisStore {
     }
 
     /// A script call with the seven arguments every script takes (see
-    /// `lua/common.lua`), routed by `route` (a key of the slot it works in).
+    /// `lua/common.lua`), routed by `route` (a key of the slot it works in); `at` is
+    /// the session_id (for mode `at`) and UUID (modes `at` and `ref`).
     pub(crate) fn call<'a>(
         &self,
         script: &'a Script,
@@ -297,13 +298,34 @@ impl RedisStore {
                 reference.as_str(),
                 None,
             ),
-            Target::Ref => self.call(
-                script,
-                self.keys.holder(reference.as_str()),
-                "ref",
-                reference.as_str(),
-                None,
-            ),
+            Target::Ref => {
+                let uuid = reference
+                    .uuid()
+                    .ok_or_else(|| Error::Reply("not a UUID".into()))?;
+                let text = reference.as_str();
+                if self.conn.is_cluster() && text != uuid.to_string() {
+                    // Upper-case text: the UUID's pointer and the session_id are in two
+                    // slots; read the pointer first.
+                    let sid: Option<String> =
+                        self.conn.clone().get(self.keys.uuid_pointer(uuid)).await?;
+                    *target = match sid {
+                        Some(sid) => Target::At {
+                            sid,
+                            uuid,
+                            then: Then::Sid,
+                        },
+                        None => Target::Sid,
+                    };
+                    return Ok(None);
+                }
+                self.call(
+                    script,
+                    self.keys.holder(text),
+                    "ref",
+                    text,
+                    Some(("", uuid)),
+                )
+            }
             Target::At { sid, uuid, .. } => self.call(
                 script,
                 self.keys.holder(sid),

@@ -187,7 +187,10 @@ async fn every_key_of_a_session_expires_at_its_purge_time_and_moves_with_it() {
     let user = f.append(&s, Role::User).await;
     f.store.delete_message(user.id).await.expect("soft delete");
 
-    let index = [format!("{}{{idx}}:c", f.prefix), format!("{}{{idx}}:p", f.prefix)];
+    let index = [
+        format!("{}{{idx}}:c", f.prefix),
+        format!("{}{{idx}}:p", f.prefix),
+    ];
     let mut expected: Vec<String> = session_key_names(&f.prefix, &s);
     expected.push(format!("{}{{{}}}:u", f.prefix, s.id));
     expected.push(format!("{}{{{}}}:p", f.prefix, system.id));
@@ -230,7 +233,8 @@ async fn every_key_of_a_session_expires_at_its_purge_time_and_moves_with_it() {
         if index.contains(&key) {
             continue;
         }
-        if key.ends_with(":s") || key.ends_with(":m") || key.ends_with(":v") || key.ends_with(":y") {
+        if key.ends_with(":s") || key.ends_with(":m") || key.ends_with(":v") || key.ends_with(":y")
+        {
             assert_eq!(at, ms(sooner + hour), "{key}: moved earlier");
         } else {
             assert_eq!(at, ms(later + hour), "{key}: kept");
@@ -267,7 +271,10 @@ async fn retention_forever_gives_no_key_an_expiry() {
     // Expired, yet kept forever: invisible.
     f.clock.advance(Span::days(4));
     assert_eq!(
-        f.store.session(&SessionRef::from_uuid(s.id)).await.expect("get"),
+        f.store
+            .session(&SessionRef::from_uuid(s.id))
+            .await
+            .expect("get"),
         None
     );
     assert_eq!(f.keys().await.len(), 9);
@@ -342,7 +349,10 @@ async fn redis_drops_expired_sessions_by_wall_time_and_the_list_forgets_them() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let session_key = format!("{}{{short-lived}}:{}:s", f.prefix, short.id);
     while f.query::<bool>("EXISTS", &session_key).await {
-        assert!(Instant::now() < deadline, "Redis never expired {session_key}");
+        assert!(
+            Instant::now() < deadline,
+            "Redis never expired {session_key}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
     }
 
@@ -367,17 +377,25 @@ async fn redis_drops_expired_sessions_by_wall_time_and_the_list_forgets_them() {
         .query_async(&mut f.raw[0].clone())
         .await
         .expect("ZRANGE");
-    assert_eq!(entries.len(), 1, "the list dropped the dead entry: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        1,
+        "the list dropped the dead entry: {entries:?}"
+    );
     assert!(entries[0].contains(&kept.id.to_string()));
 
     // Only the survivor's keys and the index are left, and the session_id is free.
     let left = f.keys().await;
     assert!(
-        left.iter().all(|k| !k.contains("short-lived") && !k.contains(&short.id.to_string())),
+        left.iter()
+            .all(|k| !k.contains("short-lived") && !k.contains(&short.id.to_string())),
         "{left:?}"
     );
     let again = f.session("short-lived", Span::hours(1));
-    f.store.create_session(&again).await.expect("session_id reusable");
+    f.store
+        .create_session(&again)
+        .await
+        .expect("session_id reusable");
     f.cleanup().await;
 }
 
@@ -391,13 +409,19 @@ async fn an_expired_but_retained_session_keeps_its_keys_beside_the_new_holder() 
     let old_message = f.append(&old, Role::User).await;
     f.clock.advance(Span::minutes(11));
     assert_eq!(
-        f.store.session(&SessionRef::from_uuid(old.id)).await.expect("get"),
+        f.store
+            .session(&SessionRef::from_uuid(old.id))
+            .await
+            .expect("get"),
         None
     );
     assert_eq!(f.store.message(old_message.id).await.expect("get"), None);
 
     let new = f.session("reused", Span::hours(1));
-    f.store.create_session(&new).await.expect("the session_id is free");
+    f.store
+        .create_session(&new)
+        .await
+        .expect("the session_id is free");
     let new_message = f.append(&new, Role::User).await;
     let old_keys = session_key_names(&f.prefix, &old);
     let keys = f.keys().await;
@@ -429,7 +453,9 @@ async fn an_expired_but_retained_session_keeps_its_keys_beside_the_new_holder() 
     };
     assert!(matches!(
         f.store.append(&SessionRef::parse("reused"), reuse).await,
-        Err(colloquy_core::StoreError::Conflict(colloquy_core::Entity::Message))
+        Err(colloquy_core::StoreError::Conflict(
+            colloquy_core::Entity::Message
+        ))
     ));
 
     // Deleting the new one leaves the old one stored and the session_id free again.
@@ -438,10 +464,16 @@ async fn an_expired_but_retained_session_keeps_its_keys_beside_the_new_holder() 
         .await
         .expect("delete");
     assert_eq!(
-        f.store.session(&SessionRef::parse("reused")).await.expect("get"),
+        f.store
+            .session(&SessionRef::parse("reused"))
+            .await
+            .expect("get"),
         None
     );
-    assert!(f.keys().await.contains(&old_keys[1]), "old session retained");
+    assert!(
+        f.keys().await.contains(&old_keys[1]),
+        "old session retained"
+    );
     f.store
         .create_session(&f.session("reused", Span::hours(1)))
         .await

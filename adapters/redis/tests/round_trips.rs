@@ -137,9 +137,21 @@ async fn run_operations(
     let s = session(clock, &format!("rt-{tag}"));
     let by_sid = SessionRef::parse(&s.session_id);
     let by_uuid = SessionRef::from_uuid(s.id);
-    op!("create_session", store, store.create_session(&s).await.expect("create"));
-    op!("session by session_id", store, store.session(&by_sid).await.expect("get"));
-    op!("session by UUID", store, store.session(&by_uuid).await.expect("get"));
+    op!(
+        "create_session",
+        store,
+        store.create_session(&s).await.expect("create")
+    );
+    op!(
+        "session by session_id",
+        store,
+        store.session(&by_sid).await.expect("get")
+    );
+    op!(
+        "session by UUID",
+        store,
+        store.session(&by_uuid).await.expect("get")
+    );
     op!(
         "session by UUID, unseen",
         unseen[0],
@@ -277,9 +289,17 @@ async fn run_operations(
             .await
             .expect("list")
     );
-    op!("delete_message", store, store.delete_message(m.id).await.expect("delete"));
+    op!(
+        "delete_message",
+        store,
+        store.delete_message(m.id).await.expect("delete")
+    );
     op!("ping", store, store.ping().await.expect("ping"));
-    op!("delete_session", store, store.delete_session(&by_sid).await.expect("delete"));
+    op!(
+        "delete_session",
+        store,
+        store.delete_session(&by_sid).await.expect("delete")
+    );
 }
 
 /// The documented standalone counts (crate docs, "Round trips per operation").
@@ -370,20 +390,34 @@ async fn standalone_round_trips_per_operation() {
     };
     // A first pass loads the scripts (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA); the
     // measured pass runs under another prefix, on stores that have seen nothing.
-    let warm = [connect("warm:").await, connect("warm:").await, connect("warm:").await];
+    let warm = [
+        connect("warm:").await,
+        connect("warm:").await,
+        connect("warm:").await,
+    ];
     run_operations(&warm[0], [&warm[1], &warm[2]], &clock, "warm-up", |_, _| {}).await;
-    let stores = [connect("rt:").await, connect("rt:").await, connect("rt:").await];
+    let stores = [
+        connect("rt:").await,
+        connect("rt:").await,
+        connect("rt:").await,
+    ];
 
     let monitor = Monitor::start(port);
     let mut counted = Vec::new();
     let mut seen = Vec::new();
     let mut last_mark = monitor.mark("begin");
-    run_operations(&stores[0], [&stores[1], &stores[2]], &clock, "measured", |name, requests| {
-        let mark = monitor.mark(name);
-        counted.push((name.to_owned(), requests));
-        seen.push(monitor.client_commands(last_mark, mark));
-        last_mark = mark;
-    })
+    run_operations(
+        &stores[0],
+        [&stores[1], &stores[2]],
+        &clock,
+        "measured",
+        |name, requests| {
+            let mark = monitor.mark(name);
+            counted.push((name.to_owned(), requests));
+            seen.push(monitor.client_commands(last_mark, mark));
+            last_mark = mark;
+        },
+    )
     .await;
 
     eprintln!("operation | requests (round trips) | client commands seen by MONITOR");
@@ -393,7 +427,10 @@ async fn standalone_round_trips_per_operation() {
     assert_counts(&counted, STANDALONE);
     // No pipelines: Redis saw exactly one command (an EVALSHA) per round trip.
     for ((name, requests), commands) in counted.iter().zip(&seen) {
-        assert_eq!(*commands as u64, *requests, "{name}: commands seen by MONITOR");
+        assert_eq!(
+            *commands as u64, *requests,
+            "{name}: commands seen by MONITOR"
+        );
     }
 }
 
@@ -422,14 +459,28 @@ async fn cluster_round_trips_per_operation() {
     };
     // A first pass loads the scripts on every master; the measured pass runs under
     // another prefix (an empty list index), on stores that have seen nothing.
-    let warm_stores = [connect(&warm).await, connect(&warm).await, connect(&warm).await];
+    let warm_stores = [
+        connect(&warm).await,
+        connect(&warm).await,
+        connect(&warm).await,
+    ];
     let [a, b, c] = &warm_stores;
     run_operations(a, [b, c], &clock, "warm-up", |_, _| {}).await;
-    let stores = [connect(&prefix).await, connect(&prefix).await, connect(&prefix).await];
+    let stores = [
+        connect(&prefix).await,
+        connect(&prefix).await,
+        connect(&prefix).await,
+    ];
     let mut counted = Vec::new();
-    run_operations(&stores[0], [&stores[1], &stores[2]], &clock, "measured", |name, requests| {
-        counted.push((name.to_owned(), requests));
-    })
+    run_operations(
+        &stores[0],
+        [&stores[1], &stores[2]],
+        &clock,
+        "measured",
+        |name, requests| {
+            counted.push((name.to_owned(), requests));
+        },
+    )
     .await;
     let urls: Vec<String> = nodes.iter().map(|n| format!("redis://{n}")).collect();
     common::purge(&urls, &prefix).await;
