@@ -14,17 +14,21 @@ if redis.call('HGET', s, 'active') ~= '1' then return {'inactive'} end
 local M = ARGV[8]
 if stores_message(S, M) then return {'conflict'} end
 local purge = redis.call('HGET', s, 'purge')
+-- When the message's pointer expires: the caller's guess on a cluster, else exactly
+-- with the session.
+local pointer_purge = purge
 if CLUSTER then
-  if ms(ARGV[13]) < ms(purge) then return {'ttl', purge} end
-  if ms(ARGV[13]) < ms(redis.call('HGET', s, 'cover')) then
-    redis.call('HSET', s, 'cover', ARGV[13])
-  end
+  pointer_purge = ARGV[13]
+  if ms(pointer_purge) < ms(purge) then return {'ttl', purge} end
 else
   local p = k_msg(M)
   local other = redis.call('GET', p)
   if other and other ~= S and stores_message(other, M) then return {'conflict'} end
   redis.call('SET', p, S)
   expire(p, purge)
+end
+if ms(pointer_purge) < ms(redis.call('HGET', s, 'cover')) then
+  redis.call('HSET', s, 'cover', pointer_purge)
 end
 local ts = ARGV[9]
 local last = redis.call('HGET', s, 'last')

@@ -1,9 +1,9 @@
 //! Sessions: create, read, update, delete, list.
 
-use colloquy_core::{Entity, Page, Session, SessionFilter, SessionPatch, SessionRef};
-use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 
+use colloquy_core::{Entity, Page, Session, SessionFilter, SessionPatch, SessionRef};
+use futures::{StreamExt, TryStreamExt};
 use redis::{AsyncCommands, Value};
 use uuid::Uuid;
 

@@ -244,6 +244,38 @@ async fn every_key_of_a_session_expires_at_its_purge_time_and_moves_with_it() {
 }
 
 #[tokio::test]
+async fn a_pointer_written_after_a_shortening_follows_a_later_extension() {
+    let Some(f) = Fixture::standalone(Retention::default()).await else {
+        return;
+    };
+    let s = f.session("moving", Span::hours(1));
+    f.store.create_session(&s).await.expect("create");
+    let by_sid = SessionRef::parse("moving");
+    let patch = |at| SessionPatch {
+        expires_at: Some(at),
+        ..SessionPatch::default()
+    };
+    let sooner = s.expires_at - Span::minutes(30);
+    f.store
+        .update_session(&by_sid, &patch(sooner))
+        .await
+        .expect("shorten");
+    let m = f.append(&s, Role::User).await;
+    let pointer = format!("{}{{{}}}:p", f.prefix, m.id);
+    assert_eq!(f.query::<i64>("PEXPIRETIME", &pointer).await, ms(sooner));
+    // Back within the session's first expiry: the new pointer must move too.
+    f.store
+        .update_session(&by_sid, &patch(s.expires_at))
+        .await
+        .expect("extend");
+    assert_eq!(
+        f.query::<i64>("PEXPIRETIME", &pointer).await,
+        ms(s.expires_at)
+    );
+    f.cleanup().await;
+}
+
+#[tokio::test]
 async fn retention_forever_gives_no_key_an_expiry() {
     let Some(f) = Fixture::standalone(Retention::Forever).await else {
         return;
