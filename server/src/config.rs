@@ -267,12 +267,25 @@ impl Cli {
         }
         let session_ttl =
             chrono::Duration::from_std(self.session_ttl).map_err(|_| ConfigError::SessionTtl)?;
-        let defaults = ServiceConfig::default();
         if self.purge_interval.is_zero() {
             return Err(ConfigError::PurgeInterval);
         }
+        let max_session_ttl = chrono::Duration::from_std(self.max_session_ttl)
+            .map_err(|_| ConfigError::SessionTtl)?;
+        if session_ttl > max_session_ttl {
+            return Err(ConfigError::TtlOverCap);
+        }
+        let public = self.access_mode()? == AccessMode::Public;
+        let max_generations = match self.max_generations {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => public.then_some(DEFAULT_PUBLIC_MAX_GENERATIONS),
+        };
+        let defaults = ServiceConfig::default();
         Ok(ServiceConfig {
             session_ttl,
+            max_session_ttl,
+            max_generations,
             retention: self.retention,
             limits: Limits {
                 max_message_bytes: self.max_message_bytes,
@@ -287,6 +300,7 @@ impl Cli {
         StoreOptions {
             redis_prefix: self.redis_prefix.clone(),
             retention: self.retention,
+            stream_log_ttl: self.stream_log_ttl,
         }
     }
 
@@ -409,6 +423,7 @@ mod tests {
             StoreOptions {
                 redis_prefix: "app1:".to_owned(),
                 retention: Retention::Forever,
+                ..StoreOptions::default()
             }
         );
         assert_eq!(

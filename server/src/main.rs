@@ -80,11 +80,17 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     let store::OpenedStore {
         store,
         limiter,
+        stream_log,
+        idempotency,
         closed,
     } = stores;
-    let mut service = ChatService::new(store, model, clock, service_config).with_stream_log(
-        Arc::new(LocalStreamLog::new(cli.stream_log_ttl, DEFAULT_LEASE)),
-    );
+    let stream_log = stream_log
+        .unwrap_or_else(|| Arc::new(LocalStreamLog::new(cli.stream_log_ttl, DEFAULT_LEASE)));
+    let mut service =
+        ChatService::new(store, model, clock, service_config).with_stream_log(stream_log);
+    if let Some(idempotency) = idempotency {
+        service = service.with_idempotency(idempotency);
+    }
     if !rate_policy.is_unlimited() {
         service = service.with_rate_limits(Admission::new(limiter, rate_policy));
     }

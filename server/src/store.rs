@@ -11,8 +11,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use colloquy_core::idempotency::IdempotencyStore;
 use colloquy_core::ports::ChatStore;
 use colloquy_core::ratelimit::RateLimiter;
+use colloquy_core::streams::{StreamLog, DEFAULT_LEASE};
 use colloquy_core::{Clock, Retention, StoreError};
 use colloquy_memory::{MemoryRateLimiter, MemoryStore};
 use colloquy_redis::{ConnectError, RedisConfig, RedisStore};
@@ -188,6 +190,8 @@ pub(crate) struct StoreOptions {
     /// How long expired sessions stay stored (`--retention`); Redis sets each key's
     /// expiry from it, the other stores are purged by the service.
     pub(crate) retention: Retention,
+    /// How long a finished answer's events stay in the stream log (`--stream-log-ttl`).
+    pub(crate) stream_log_ttl: Duration,
 }
 
 impl Default for StoreOptions {
@@ -195,15 +199,21 @@ impl Default for StoreOptions {
         Self {
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             retention: Retention::default(),
+            stream_log_ttl: Duration::from_secs(60),
         }
     }
 }
 
-/// An opened store, and the rate limiter that goes with it.
+/// An opened store, and the rate limiter, stream log and idempotency store that go
+/// with it.
 pub(crate) struct OpenedStore {
     pub(crate) store: Arc<dyn ChatStore>,
     /// Shared by every instance on a Redis store; this process's own otherwise.
     pub(crate) limiter: Arc<dyn RateLimiter>,
+    /// Shared by every instance on a Redis store; `None`: this process's own.
+    pub(crate) stream_log: Option<Arc<dyn StreamLog>>,
+    /// Shared by every instance on a Redis store; `None`: this process's own.
+    pub(crate) idempotency: Option<Arc<dyn IdempotencyStore>>,
     /// Resolves once a SQLite store is dropped everywhere and its file closed.
     pub(crate) closed: Option<Closed>,
 }
@@ -214,14 +224,21 @@ impl OpenedStore {
         Self {
             store: Arc::new(store),
             limiter: Arc::new(MemoryRateLimiter::new()),
+            stream_log: None,
+            idempotency: None,
             closed: None,
         }
     }
 
-    /// A Redis store, with the rate limiter every instance on it shares.
-    fn redis(store: RedisStore) -> Self {
+    /// A Redis store, with the rate limiter, stream log and idempotency store every
+    /// instance on it shares.
+    fn redis(store: RedisStore, options: &StoreOptions) -> Self {
         Self {
             limiter: Arc::new(store.rate_limiter()),
+            stream_log: Some(Arc::new(
+                store.stream_log(options.stream_log_ttl, DEFAULT_LEASE),
+            )),
+            idempotency: Some(Arc::new(store.idempotency())),
             ..Self::local(store)
         }
     }
@@ -258,21 +275,25 @@ impl StoreSpec {
             }
             Self::Memory => Ok(OpenedStore::local(MemoryStore::new(clock))),
             Self::Redis(url) => {
-                let config = RedisConfig::with_prefix(options.redis_prefix.clone())
-                    .retention(options.retention);
+                let config = RedisConfig {
+                    retention: options.retention,
+                    ..RedisConfig::with_prefix(options.redis_prefix.clone())
+                };
                 let store = RedisStore::connect(url.secret(), &config, clock)
                     .await
                     .map_err(OpenStoreError::Redis)?;
-                Ok(OpenedStore::redis(store))
+                Ok(OpenedStore::redis(store, options))
             }
             Self::RedisCluster(nodes) => {
-                let config = RedisConfig::with_prefix(options.redis_prefix.clone())
-                    .retention(options.retention);
+                let config = RedisConfig {
+                    retention: options.retention,
+                    ..RedisConfig::with_prefix(options.redis_prefix.clone())
+                };
                 let urls: Vec<&str> = nodes.iter().map(RedisUrl::secret).collect();
                 let store = RedisStore::connect_cluster(&urls, &config, clock)
                     .await
                     .map_err(OpenStoreError::Redis)?;
-                Ok(OpenedStore::redis(store))
+                Ok(OpenedStore::redis(store, options))
             }
         }
     }
@@ -405,7 +426,7 @@ mod tests {
             )
             .await
             .expect("memory opens");
-        stores.sessions.ping().await.expect("memory answers");
+        stores.store.ping().await.expect("memory answers");
     }
 
     #[tokio::test]

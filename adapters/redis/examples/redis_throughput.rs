@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use colloquy_core::ports::{MessageStore, SessionStore};
+use colloquy_core::ports::ChatStore;
 use colloquy_core::{
-    ChatMessage, ChatService, Clock, EchoModel, Metadata, NewMessage, Role, ServiceConfig, Session,
-    SessionRef, SystemClock,
+    ChatService, Clock, EchoModel, MessageDraft, Metadata, NewMessage, Role, ServiceConfig,
+    Session, SessionRef, SystemClock,
 };
 use colloquy_redis::{RedisConfig, RedisStore};
 use uuid::Uuid;
@@ -38,7 +38,7 @@ async fn sessions(store: &RedisStore, n: usize) -> Result<Vec<Session>, Failure>
     for i in 0..n {
         let now = SystemClock.now();
         let s = Session {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             session_id: format!("bench-{i}-{}", Uuid::new_v4().simple()),
             external_user_id: None,
             created_at: now,
@@ -46,7 +46,7 @@ async fn sessions(store: &RedisStore, n: usize) -> Result<Vec<Session>, Failure>
             is_active: true,
             metadata: Metadata::new(),
         };
-        store.create(&s).await?;
+        store.create_session(&s).await?;
         out.push(s);
     }
     Ok(out)
@@ -69,7 +69,7 @@ async fn main() -> Result<(), Failure> {
         store.is_cluster()
     );
 
-    // 1. MessageStore::append straight on the store.
+    // 1. ChatStore::append straight on the store, by session_id.
     let chats = sessions(&store, writers).await?;
     let started = Instant::now();
     let requests_before = store.requests_sent();
@@ -77,17 +77,16 @@ async fn main() -> Result<(), Failure> {
     for chat in chats.clone() {
         let store = Arc::clone(&store);
         tasks.push(tokio::spawn(async move {
+            let to = SessionRef::parse(&chat.session_id);
             for i in 0..per_writer {
-                let m = ChatMessage {
+                let draft = MessageDraft {
                     id: Uuid::now_v7(),
-                    session: chat.id,
-                    message: format!("message {i}"),
                     role: Role::User,
+                    message: format!("message {i}"),
                     metadata: Metadata::new(),
                     timestamp: SystemClock.now(),
-                    is_deleted: false,
                 };
-                store.append(m).await?;
+                store.append(&to, draft).await?;
             }
             Ok::<(), colloquy_core::StoreError>(())
         }));
@@ -103,9 +102,8 @@ async fn main() -> Result<(), Failure> {
         (store.requests_sent() - requests_before) as f64 / n
     );
 
-    // 2. ChatService::create_message (what POST /messages does): session lookup + append.
+    // 2. ChatService::create_message (what POST /messages does): one append.
     let service = Arc::new(ChatService::new(
-        store.clone(),
         store.clone(),
         Arc::new(EchoModel::new()),
         Arc::new(SystemClock),

@@ -1,5 +1,6 @@
--- Drops the index entries of the sessions ARGV[2..] (verified gone by the caller).
-for i = 2, #ARGV do
-  drop(ARGV[i])
+-- Drops the list index entries ARGV[8..] (their sessions were found gone).
+for i = 8, #ARGV do
+  redis.call('ZREM', K_CREATED, ARGV[i])
+  redis.call('ZREM', K_PURGE, ARGV[i])
 end
-return #ARGV - 1
+return #ARGV - 7

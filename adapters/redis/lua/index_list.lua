@@ -1,8 +1,20 @@
--- Prunes some expired sessions, then returns uuids newest first from rank ARGV[5]
--- to ARGV[6]. ARGV: 2 now us, 3 by external_user_id ('1'/'0'), 4 external_user_id.
-prune(ARGV[2], 64)
-local key = K_CREATED
-if ARGV[3] == '1' then
-  key = EXT_PREFIX .. ARGV[4]
+-- Up to ARGV[9] list index entries, newest first, after entry ARGV[8] ('' from the
+-- start). On a cluster (ARGV[10] '0') returns {entries}; on standalone Redis ('1')
+-- {entries, session fields of each (empty when gone)}, and drops entries whose
+-- session is gone.
+local max = '+'
+if ARGV[8] ~= '' then max = '(' .. ARGV[8] end
+local entries = redis.call('ZREVRANGEBYLEX', K_CREATED, max, '-', 'LIMIT', 0, tonumber(ARGV[9]))
+if ARGV[10] ~= '1' then return {entries} end
+local sessions = {}
+for i, entry in ipairs(entries) do
+  local u, sid = string.match(entry, '^%d+ (%S+) (%S+)$')
+  local fields = {}
+  if u then fields = redis.call('HGETALL', k_sess(sid, u, 's')) end
+  if #fields == 0 then
+    redis.call('ZREM', K_CREATED, entry)
+    redis.call('ZREM', K_PURGE, entry)
+  end
+  sessions[i] = fields
 end
-return redis.call('ZREVRANGE', key, ARGV[5], ARGV[6])
+return {entries, sessions}

@@ -1,37 +1,60 @@
--- Appends a message. KEYS: 1 session hash, 2 messages hash, 3 order zset, and in
--- standalone mode 4 the message's id pointer (in cluster mode the caller claims it next).
--- ARGV: 1 message id, 2 timestamp us, 3 message JSON, 4 now us, 5 session uuid.
--- Returns {'ok', stored timestamp us, expires ms, previous last us, seq} or {'notfound'},
--- {'inactive'}, {'conflict'}.
-local exp = redis.call('HGET', KEYS[1], 'exp')
-if not exp or tonumber(exp) <= tonumber(ARGV[4]) then
-  return {'notfound'}
+-- Appends message ARGV[8] to the session the reference names. ARGV: 9 timestamp us,
+-- 10 body JSON, 11 role, 12 (cluster) the session_id the message's pointer was claimed
+-- for, 13 (cluster) the purge time the pointer was given, 14 the turn window ('' for a
+-- plain append).
+-- Returns {'ok', session fields, stored timestamp us, seq} (a turn adds system ids,
+-- their values, recent ids newest first, their values), {'inactive'}, {'conflict'}; on
+-- a cluster, without writing: {'claim', sid, uuid} when the pointer is not claimed for
+-- this session_id yet, {'ttl', purge} when it must live longer.
+local S, U = session_or_reply()
+if not S then return U end
+if CLUSTER and ARGV[12] ~= S then return {'claim', S, U} end
+local s = k_sess(S, U, 's')
+if redis.call('HGET', s, 'active') ~= '1' then return {'inactive'} end
+local M = ARGV[8]
+if stores_message(S, M) then return {'conflict'} end
+local purge = redis.call('HGET', s, 'purge')
+-- When the message's pointer expires: the caller's guess on a cluster, else exactly
+-- with the session.
+local pointer_purge = purge
+if CLUSTER then
+  pointer_purge = ARGV[13]
+  if ms(pointer_purge) < ms(purge) then return {'ttl', purge} end
+else
+  local p = k_msg(M)
+  local other = redis.call('GET', p)
+  if other and other ~= S and stores_message(other, M) then return {'conflict'} end
+  redis.call('SET', p, S)
+  expire(p, purge)
 end
-if redis.call('HGET', KEYS[1], 'active') ~= '1' then
-  return {'inactive'}
+if ms(pointer_purge) < ms(redis.call('HGET', s, 'cover')) then
+  redis.call('HSET', s, 'cover', pointer_purge)
 end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
-  return {'conflict'}
+local ts = ARGV[9]
+local last = redis.call('HGET', s, 'last')
+if last and tonumber(last) > tonumber(ts) then ts = last end
+local seq = redis.call('HINCRBY', s, 'seq', 1)
+redis.call('HSET', s, 'last', ts)
+local m, v, y = k_sess(S, U, 'm'), k_sess(S, U, 'v'), k_sess(S, U, 'y')
+redis.call('HSET', m, M, seq .. '|' .. ts .. '|' .. ARGV[10])
+redis.call('ZADD', v, seq, M)
+expire(m, purge)
+expire(v, purge)
+if ARGV[11] == 'system' then
+  redis.call('ZADD', y, seq, M)
+  expire(y, purge)
 end
-if KEYS[4] then
-  local owner = redis.call('GET', KEYS[4])
-  if owner and owner ~= ARGV[5] then
-    return {'conflict'}
+local reply = {'ok', redis.call('HGETALL', s), ts, tostring(seq)}
+if ARGV[14] ~= '' then
+  local window = tonumber(ARGV[14])
+  local system, recent = {}, {}
+  if window > 0 then
+    system = redis.call('ZRANGE', y, 0, window - 1)
+    recent = redis.call('ZREVRANGE', v, 0, window - 1)
   end
+  reply[5] = system
+  reply[6] = message_values(m, system)
+  reply[7] = recent
+  reply[8] = message_values(m, recent)
 end
-local expms = redis.call('HGET', KEYS[1], 'expms')
-local ts = ARGV[2]
-local last = redis.call('HGET', KEYS[1], 'last')
-if last and tonumber(last) > tonumber(ts) then
-  ts = last
-end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('HSET', KEYS[1], 'last', ts)
-redis.call('HSET', KEYS[2], ARGV[1], ts .. '|' .. ARGV[3])
-redis.call('ZADD', KEYS[3], seq, ARGV[1])
-redis.call('PEXPIREAT', KEYS[2], expms)
-redis.call('PEXPIREAT', KEYS[3], expms)
-if KEYS[4] then
-  redis.call('SET', KEYS[4], ARGV[5], 'PXAT', expms)
-end
-return {'ok', ts, expms, last or '', tostring(seq)}
+return reply

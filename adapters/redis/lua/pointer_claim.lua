@@ -1,8 +1,15 @@
--- Points a message id at its session. KEYS: 1 the pointer. ARGV: 1 session uuid,
--- 2 expires ms. Returns the other session's uuid when the id is taken, else nil.
-local owner = redis.call('GET', KEYS[1])
-if owner and owner ~= ARGV[1] then
-  return owner
+-- Points KEYS[1] (a UUID or message pointer) at session_id ARGV[8] until purge time
+-- ARGV[9], unless it points at another session_id, which is returned (nil when
+-- claimed). ARGV[10]: a session_id the caller verified holds nothing under this id,
+-- which may be overruled ('' none). Claiming again for the same session_id only
+-- extends the pointer's life.
+local p = KEYS[1]
+local current = redis.call('GET', p)
+if current == ARGV[8] then
+  extend(p, ARGV[9])
+  return false
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+if current and current ~= ARGV[10] then return current end
+redis.call('SET', p, ARGV[8])
+expire(p, ARGV[9])
 return false

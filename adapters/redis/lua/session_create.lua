@@ -1,11 +1,34 @@
--- Writes a new session. KEYS: 1 session hash, 2 messages hash, 3 order zset.
--- ARGV: 1 now us, 2 expires ms, 3.. field/value pairs of the session hash.
--- Returns 0 when a live session has this uuid, 1 when written.
-local exp = redis.call('HGET', KEYS[1], 'exp')
-if exp and tonumber(exp) > tonumber(ARGV[1]) then
-  return 0
+-- Creates session ARGV[8] (UUID) under session_id REF (mode 'sid'). ARGV[9] its purge
+-- time, ARGV[10] its list index member, ARGV[11..] the session hash's field/value pairs.
+-- On a cluster the UUID pointer and the index entry were written before (other slots);
+-- on standalone Redis they are written here. Returns {'ok'} or {'conflict'} (a live
+-- session holds the session_id, or a stored session has the UUID).
+local S, U, PURGE = REF, ARGV[8], ARGV[9]
+local s, h = k_sess(S, U, 's'), k_holder(S)
+if redis.call('EXISTS', s) == 1 then return {'conflict'} end
+local prev = redis.call('GET', h)
+if prev and live(S, prev) then return {'conflict'} end
+if not CLUSTER then
+  local owner = redis.call('GET', k_uuid(U))
+  if owner and redis.call('EXISTS', k_sess(owner, U, 's')) == 1 then return {'conflict'} end
+  redis.call('SET', k_uuid(U), S)
+  expire(k_uuid(U), PURGE)
+  index_add(ARGV[10], PURGE)
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-return 1
+redis.call('HSET', s, unpack(ARGV, 11))
+-- An expired holder stays stored (retention); the new one remembers it.
+if prev and redis.call('EXISTS', k_sess(S, prev, 's')) == 1 then
+  redis.call('HSET', s, 'prev', prev)
+end
+expire(s, PURGE)
+-- The holder key outlives every session it has named.
+local ttl = redis.call('PEXPIRETIME', h)
+redis.call('SET', h, U)
+if PURGE ~= 'never' and ttl ~= -1 then
+  if ttl > tonumber(PURGE) then
+    redis.call('PEXPIREAT', h, ttl)
+  else
+    redis.call('PEXPIREAT', h, PURGE)
+  end
+end
+return {'ok'}

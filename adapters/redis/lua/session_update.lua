@@ -1,49 +1,49 @@
--- Patches a live session. KEYS: on a cluster the session's 1 hash, 2 messages hash,
--- 3 order zset; on standalone Redis 1-6 the index (see index_common) then 7-9 those
--- three, and the index entries and message pointers are brought up to date here too.
--- ARGV: 1 ext prefix, 2 now us, 3 is_active ('' keeps), 4 metadata given ('1'/'0'),
--- 5 metadata, 6 external_user_id mode ('keep'/'set'/'clear'), 7 external_user_id,
--- 8 expires us ('' keeps), 9 expires ms, 10 key prefix.
--- Returns nil when missing or expired, else {session fields, message ids whose
--- pointers the caller must re-time (cluster, when the expiry moved)}.
-local standalone = #KEYS == 9
-local S, M, O = KEYS[1], KEYS[2], KEYS[3]
-if standalone then
-  S, M, O = KEYS[7], KEYS[8], KEYS[9]
-end
-local exp = redis.call('HGET', S, 'exp')
-if not exp or tonumber(exp) <= tonumber(ARGV[2]) then
-  return false
-end
-if ARGV[3] ~= '' then
-  redis.call('HSET', S, 'active', ARGV[3])
-end
-if ARGV[4] == '1' then
-  redis.call('HSET', S, 'meta', ARGV[5])
-end
-if ARGV[6] == 'set' then
-  redis.call('HSET', S, 'ext', ARGV[7])
-elseif ARGV[6] == 'clear' then
-  redis.call('HDEL', S, 'ext')
-end
-local ids = {}
-if ARGV[8] ~= '' then
-  redis.call('HSET', S, 'exp', ARGV[8], 'expms', ARGV[9])
-  redis.call('PEXPIREAT', S, ARGV[9])
-  redis.call('PEXPIREAT', M, ARGV[9])
-  redis.call('PEXPIREAT', O, ARGV[9])
-  ids = redis.call('HKEYS', M)
-end
-local ver = redis.call('HINCRBY', S, 'ver', 1)
-if standalone then
-  if ARGV[6] ~= 'keep' or ARGV[8] ~= '' then
-    local u = redis.call('HGET', S, 'id')
-    reindex(u, ver, redis.call('HGET', S, 'exp'), redis.call('HGET', S, 'ext'),
-      redis.call('HGET', S, 'created'))
+-- Patches the session the reference names. ARGV: 8 is_active ('' keeps, '1', '0'),
+-- 9 metadata given ('1'/'0'), 10 metadata JSON, 11 external_user_id 'keep'/'set'/'clear',
+-- 12 external_user_id, 13 new expires_at us ('' keeps), 14 its purge time,
+-- 15 (cluster) the purge time every pointer of the session was extended to ('' none),
+-- 16 (cluster) the message count when they were.
+-- Returns {'ok', session fields}, or on a cluster, when the new purge time is later than
+-- the session's pointers are known to live ('cover'), {'extend', sid, uuid, message
+-- count, list index member, message ids} without writing: the caller extends those
+-- pointers, then calls again with ARGV 15 and 16 (the commit).
+local S, U = session_or_reply()
+if not S then return U end
+local s = k_sess(S, U, 's')
+local NEW_EXP, NEW_PURGE = ARGV[13], ARGV[14]
+local member = redis.call('HGET', s, 'idx')
+if NEW_EXP ~= '' then
+  local cover = redis.call('HGET', s, 'cover')
+  if ms(NEW_PURGE) > ms(cover) then
+    if CLUSTER then
+      local seq = redis.call('HGET', s, 'seq')
+      if ARGV[15] == '' or ms(ARGV[15]) < ms(NEW_PURGE) or ARGV[16] ~= seq then
+        return {'extend', S, U, seq, member, redis.call('HKEYS', k_sess(S, U, 'm'))}
+      end
+      cover = ARGV[15]
+    else
+      extend(k_uuid(U), NEW_PURGE)
+      for _, m in ipairs(redis.call('HKEYS', k_sess(S, U, 'm'))) do
+        extend(k_msg(m), NEW_PURGE)
+      end
+      index_extend(member, NEW_PURGE)
+      cover = NEW_PURGE
+    end
+    redis.call('HSET', s, 'cover', cover)
   end
-  for _, id in ipairs(ids) do
-    redis.call('PEXPIREAT', ARGV[10] .. 'msg:{' .. id .. '}', ARGV[9])
-  end
-  ids = {}
 end
-return {redis.call('HGETALL', S), ids}
+if ARGV[8] ~= '' then redis.call('HSET', s, 'active', ARGV[8]) end
+if ARGV[9] == '1' then redis.call('HSET', s, 'meta', ARGV[10]) end
+if ARGV[11] == 'set' then
+  redis.call('HSET', s, 'ext', ARGV[12])
+elseif ARGV[11] == 'clear' then
+  redis.call('HDEL', s, 'ext')
+end
+if NEW_EXP ~= '' then
+  redis.call('HSET', s, 'exp', NEW_EXP, 'purge', NEW_PURGE)
+  for _, kind in ipairs({'s', 'm', 'v', 'y'}) do
+    expire(k_sess(S, U, kind), NEW_PURGE)
+  end
+  extend(k_holder(S), NEW_PURGE)
+end
+return {'ok', redis.call('HGETALL', s)}

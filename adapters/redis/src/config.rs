@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use colloquy_core::Retention;
+
 /// How the store talks to Redis. A plain struct with defaults; fill what you need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
@@ -12,6 +14,18 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
     /// How long Redis may take to answer one request before it fails as unavailable.
     pub response_timeout: Duration,
+    /// How long an expired session's keys stay in Redis (invisible) before Redis
+    /// drops them: every key of a session expires at
+    /// [`Retention::purge_at`]`(expires_at)`, and never for [`Retention::Forever`].
+    /// Use the service's retention setting. Default: 0, dropped at expiry.
+    pub retention: Retention,
+    /// Redis Cluster only: how long past an append a message's pointer (the key that
+    /// finds its session for `GET /messages/{id}`) first lives, before the append
+    /// learns the session's real purge time. Set it to the service's session TTL:
+    /// appends to sessions that expire later than this from now cost two more round
+    /// trips (the pointer is extended first), and a longer value keeps pointers of
+    /// finished sessions in memory longer. Standalone Redis ignores it. Default 24 h.
+    pub pointer_ttl: Duration,
 }
 
 impl Default for RedisConfig {
@@ -20,6 +34,8 @@ impl Default for RedisConfig {
             prefix: "colloquy:".to_owned(),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(2),
+            retention: Retention::default(),
+            pointer_ttl: Duration::from_secs(24 * 60 * 60),
         }
     }
 }
@@ -32,6 +48,13 @@ impl RedisConfig {
             prefix: prefix.into(),
             ..Self::default()
         }
+    }
+
+    /// These settings with this retention.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 }
 

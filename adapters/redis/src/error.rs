@@ -1,17 +1,17 @@
 //! The adapter's private error, mapped into the port's [`StoreError`].
 
-use colloquy_core::StoreError;
+use colloquy_core::{Entity, StoreError};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 /// What can go wrong inside the adapter.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    /// Contract outcome: the session or message is missing or expired.
-    #[error("not found")]
-    NotFound,
-    /// Contract outcome: the id or session_id is taken.
-    #[error("already exists")]
-    Conflict,
+    /// Contract outcome: the session or message is missing, expired or deleted.
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// Contract outcome: the session's id or session_id, or the message's id, is taken.
+    #[error("{0} already exists")]
+    Conflict(Entity),
     /// Contract outcome: the session takes no new messages.
     #[error("session is inactive")]
     SessionInactive,
@@ -59,8 +59,8 @@ pub(crate) fn is_unavailable(e: &RedisError) -> bool {
 impl From<Error> for StoreError {
     fn from(e: Error) -> Self {
         match e {
-            Error::NotFound => StoreError::NotFound,
-            Error::Conflict => StoreError::Conflict,
+            Error::NotFound(entity) => StoreError::NotFound(entity),
+            Error::Conflict(entity) => StoreError::Conflict(entity),
             Error::SessionInactive => StoreError::SessionInactive,
             Error::Redis(r) if is_unavailable(&r) => StoreError::unavailable(r),
             other => StoreError::backend(other),
@@ -90,6 +90,10 @@ mod tests {
         assert!(matches!(
             StoreError::from(Error::corrupt("x")),
             StoreError::Backend(_)
+        ));
+        assert!(matches!(
+            StoreError::from(Error::NotFound(Entity::Message)),
+            StoreError::NotFound(Entity::Message)
         ));
     }
 }

@@ -1,5 +1,7 @@
-//! Key names: the one place that knows the key schema (documented in the crate docs).
+//! Key names on the Rust side; `lua/common.lua` builds the same names inside scripts.
+//! The schema is documented in the crate docs.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// Builds every key the store uses from its prefix.
@@ -16,45 +18,56 @@ impl Keys {
         }
     }
 
-    /// The prefix every key starts with (scripts that build keys need it).
+    /// The prefix every key starts with (scripts build keys from it).
     pub(crate) fn prefix(&self) -> &str {
         &self.prefix
     }
 
-    /// The three keys of one session, all with the hash tag `{<uuid>}`:
-    /// the session hash, the messages hash and the order zset.
-    pub(crate) fn session(&self, id: Uuid) -> [String; 3] {
-        let p = &self.prefix;
-        [
-            format!("{p}{{{id}}}:s"),
-            format!("{p}{{{id}}}:m"),
-            format!("{p}{{{id}}}:o"),
-        ]
+    /// `P{sid}:h`: the UUID of the session holding `sid`.
+    pub(crate) fn holder(&self, sid: &str) -> String {
+        format!("{}{{{sid}}}:h", self.prefix)
     }
 
-    /// The pointer from a message id to its session's uuid.
-    pub(crate) fn pointer(&self, message: Uuid) -> String {
-        format!("{}msg:{{{message}}}", self.prefix)
+    /// `P{sid}:U:kind`: one of the keys of session `uuid` (`s` hash, `m` messages,
+    /// `v` visible order, `y` system order).
+    pub(crate) fn session(&self, sid: &str, uuid: Uuid, kind: char) -> String {
+        format!("{}{{{sid}}}:{uuid}:{kind}", self.prefix)
     }
 
-    /// The six global index keys, in the order the index scripts expect them, all with
-    /// the hash tag `{idx}`.
-    pub(crate) fn index(&self) -> [String; 6] {
-        let p = &self.prefix;
-        [
-            format!("{p}{{idx}}:sid"),
-            format!("{p}{{idx}}:created"),
-            format!("{p}{{idx}}:exp"),
-            format!("{p}{{idx}}:sidof"),
-            format!("{p}{{idx}}:extof"),
-            format!("{p}{{idx}}:ver"),
-        ]
+    /// `P{U}:u`: the session_id session `uuid` is stored under.
+    pub(crate) fn uuid_pointer(&self, uuid: Uuid) -> String {
+        format!("{}{{{uuid}}}:u", self.prefix)
     }
 
-    /// The prefix of the per-`external_user_id` zsets (same hash tag as the index).
-    pub(crate) fn ext_prefix(&self) -> String {
-        format!("{}{{idx}}:ext:", self.prefix)
+    /// `P{M}:p`: the session_id of the session message `id` was appended to.
+    pub(crate) fn message_pointer(&self, id: Uuid) -> String {
+        format!("{}{{{id}}}:p", self.prefix)
     }
+
+    /// `P{idx}:c`: the list index (a zset ordered by its entries' text).
+    pub(crate) fn index(&self) -> String {
+        format!("{}{{idx}}:c", self.prefix)
+    }
+
+    /// `P{idx}:p`: the list index entries by purge time.
+    pub(crate) fn index_purge(&self) -> String {
+        format!("{}{{idx}}:p", self.prefix)
+    }
+}
+
+/// A session's entry in the list index: `<created_at us, 17 digits> <uuid> <sid>`, so
+/// the index's text order is (created_at, id), and the entry names the session's keys.
+pub(crate) fn index_entry(created_at: DateTime<Utc>, uuid: Uuid, sid: &str) -> String {
+    let micros = created_at.timestamp_micros().max(0);
+    format!("{micros:017} {uuid} {sid}")
+}
+
+/// The UUID and session_id an index entry names.
+pub(crate) fn parse_index_entry(entry: &str) -> Option<(Uuid, &str)> {
+    let mut parts = entry.splitn(3, ' ');
+    let _created = parts.next()?;
+    let uuid = Uuid::try_parse(parts.next()?).ok()?;
+    Some((uuid, parts.next()?))
 }
 
 #[cfg(test)]
@@ -68,22 +81,29 @@ mod tests {
     }
 
     #[test]
-    fn session_keys_share_the_session_tag() {
+    fn session_keys_share_the_session_id_tag() {
         let keys = Keys::new("app:");
         let id = Uuid::new_v4();
-        for key in keys.session(id) {
+        for kind in ['s', 'm', 'v', 'y'] {
+            let key = keys.session("chat:42", id, kind);
             assert!(key.starts_with("app:"));
-            assert_eq!(tag(&key), id.to_string());
+            assert_eq!(tag(&key), "chat:42");
         }
-        assert_eq!(tag(&keys.pointer(id)), id.to_string());
+        assert_eq!(tag(&keys.holder("chat:42")), "chat:42");
+        assert_eq!(tag(&keys.uuid_pointer(id)), id.to_string());
+        assert_eq!(tag(&keys.message_pointer(id)), id.to_string());
+        assert_eq!(tag(&keys.index()), "idx");
+        assert_eq!(tag(&keys.index_purge()), "idx");
     }
 
     #[test]
-    fn index_keys_share_one_tag() {
-        let keys = Keys::new("app:");
-        for key in keys.index() {
-            assert_eq!(tag(&key), "idx");
-        }
-        assert_eq!(tag(&format!("{}user{{x}}", keys.ext_prefix())), "idx");
+    fn index_entries_sort_by_time_then_id_and_name_the_session() {
+        let t = colloquy_core::parse_time("2024-05-01T10:00:00.000001Z").expect("time");
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let early = index_entry(t, b, "x");
+        let late_a = index_entry(t + chrono::Duration::microseconds(1), a, "y");
+        let late_b = index_entry(t + chrono::Duration::microseconds(1), b, "x");
+        assert!(early < late_a && late_a < late_b);
+        assert_eq!(parse_index_entry(&late_a), Some((a, "y")));
     }
 }

@@ -1,20 +1,19 @@
 //! # colloquy-redis
 //!
-//! A Redis store for Colloquy: [`RedisStore`] implements both
-//! [`SessionStore`](colloquy_core::ports::SessionStore) and
-//! [`MessageStore`](colloquy_core::ports::MessageStore), on a standalone Redis (through
-//! a reconnecting `ConnectionManager`) or a Redis Cluster, so several server instances
-//! can share one store.
+//! A Redis store for Colloquy: [`RedisStore`] implements
+//! [`ChatStore`](colloquy_core::ports::ChatStore) on a standalone Redis (through a
+//! reconnecting `ConnectionManager`) or a Redis Cluster, so several server instances
+//! can share one store. Redis 7.0 or later.
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //!
-//! use colloquy_core::ports::SessionStore;
-//! use colloquy_core::SystemClock;
+//! use colloquy_core::ports::ChatStore;
+//! use colloquy_core::{Retention, SystemClock};
 //! use colloquy_redis::{RedisConfig, RedisStore};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = RedisConfig::with_prefix("chat:");
+//! let config = RedisConfig::with_prefix("chat:").with_retention(Retention::default());
 //! let store = RedisStore::connect("redis://127.0.0.1:6379/0", &config, Arc::new(SystemClock)).await?;
 //! store.ping().await?;
 //!
@@ -26,101 +25,172 @@
 //! # }
 //! ```
 //!
+//! Every operation is one Lua script (`EVALSHA`, reloaded by redis-rs after a
+//! `NOSCRIPT`), so it is atomic and costs **one round trip on standalone Redis**. On a
+//! cluster, an operation on a session referenced by its `session_id` (the common path:
+//! the widget and the seed clients) touches only that session's hash slot; see
+//! [Redis Cluster](#redis-cluster).
+//!
 //! # Key schema
 //!
-//! `P` is the configured prefix (default `colloquy:`), `U` a session's UUID, `M` a
-//! message's UUID. Times are integer microseconds since the Unix epoch.
+//! `P` is the configured prefix (default `colloquy:`, no braces), `S` a session's
+//! `session_id`, `U` its UUID, `M` a message's UUID. Times are integer microseconds
+//! since the Unix epoch; purge times milliseconds.
 //!
-//! | key | type | holds | TTL |
+//! | key | type | holds | slot |
 //! |---|---|---|---|
-//! | `P{U}:s` | hash | the session: `id`, `sid`, `ext` (absent when none), `created`, `exp`, `expms`, `active` (`1`/`0`), `meta` (JSON), `seq` (messages written), `last` (timestamp of the newest message), `ver` (updates applied) | `PEXPIREAT expires_at` |
-//! | `P{U}:m` | hash | every message, soft-deleted ones too: `M` → `"<timestamp>\|<message JSON>"` | same |
-//! | `P{U}:o` | zset | the non-deleted messages, `M` scored by write order (`seq`) | same |
-//! | `Pmsg:{M}` | string | `U`: which session message `M` belongs to | same as its session |
-//! | `P{idx}:sid` | hash | `session_id` → `U` | none (index) |
-//! | `P{idx}:created` | zset | `U` scored by `created_at` | none (index) |
-//! | `P{idx}:exp` | zset | `U` scored by `expires_at` | none (index) |
-//! | `P{idx}:ext:<external_user_id>` | zset | `U` scored by `created_at`, one per user | none (index) |
-//! | `P{idx}:sidof`, `P{idx}:extof`, `P{idx}:ver` | hash | `U` → its `session_id`, `external_user_id`, indexed version (to prune and refresh the index) | none (index) |
+//! | `P{S}:h` | string | `U` of the newest session created with `S` (the *holder*) | `S` |
+//! | `P{S}:U:s` | hash | the session: `id`, `sid`, `ext` (absent when none), `created`, `exp`, `active` (`1`/`0`), `meta` (JSON); bookkeeping: `seq` (messages written), `last` (newest message's timestamp), `purge` (when its keys expire, or `never`), `cover` (until when all its pointers live at least), `idx` (its list entry), `prev` (the previous holder of `S`, when still stored) | `S` |
+//! | `P{S}:U:m` | hash | every message, soft-deleted ones too: `M` → `"<seq>\|<timestamp>\|<JSON role, text, metadata>"` | `S` |
+//! | `P{S}:U:v` | zset | the non-deleted messages, `M` scored by `seq` (write order) | `S` |
+//! | `P{S}:U:y` | zset | the non-deleted **system** messages, `M` scored by `seq` | `S` |
+//! | `P{U}:u` | string | `S`: where session `U` is stored | `U` |
+//! | `P{M}:p` | string | `S`: the session_id message `M` was appended under | `M` |
+//! | `P{idx}:c` | zset | the list index: `"<created 17 digits> U S"`, all scored 0 (text order = `(created_at, id)`) | `idx` |
+//! | `P{idx}:p` | zset | the same entries scored by purge time (none for `Retention::Forever`) | `idx` |
 //!
-//! Expiry is judged by the injected [`Clock`](colloquy_core::Clock): a session whose
-//! `expires_at` is not after `clock.now()` is invisible to every method, whatever Redis
-//! still holds. Independently, every key of a session carries `PEXPIREAT expires_at`
-//! (rounded up to the millisecond), so Redis frees it by wall time; an update that
-//! moves `expires_at` moves the session's three keys in the same script (and its
-//! message pointers too on standalone Redis; right after it on a cluster).
+//! `session_id` characters (`A-Z a-z 0-9 . _ : -`) are safe inside a hash tag. Keys
+//! are named per UUID, so a session that expired but is still stored (retention) and
+//! a new session that took its `session_id` never share a key; the holder key names
+//! the new one, whose `prev` names the old one.
 //!
-//! # Atomicity and Redis Cluster
+//! # Expiry and retention
 //!
-//! All keys of one session share the hash tag `{U}`, so they live in one slot and each
-//! operation on a session is one Lua script (`EVALSHA`, reloaded by redis-rs after a
-//! `NOSCRIPT`): append checks that the session exists, is live and active and that
-//! the id is new, raises the timestamp to the previous message's, assigns the next
-//! write order, writes and sets the TTL, all at once. Soft delete, update and the delete
-//! cascade are single scripts too, so no read-modify-write races.
+//! Expiry is judged by the injected [`Clock`](colloquy_core::Clock): every script
+//! gets the store clock's `now` and treats a session whose `expires_at` is not after it
+//! as absent, whatever Redis still holds. Physically, every key of a session gets
+//! `PEXPIREAT` [`Retention::purge_at`](colloquy_core::Retention::purge_at)`(expires_at)`
+//! (rounded up to the millisecond), or no expiry (`PERSIST`) for
+//! `Retention::Forever`; [`RedisConfig::retention`] sets the retention (default 0:
+//! the keys go at expiry). An update that moves `expires_at` moves the session's keys
+//! in the same script. So [`ChatStore::purge_expired`](colloquy_core::ports::ChatStore::purge_expired)
+//! has nothing to do and returns `Ok(0)`: Redis removes the data by itself.
 //!
-//! The global indexes (session_id → UUID, lists by `created_at` and by
-//! `external_user_id`) cannot live in every session's slot. They share the hash tag
-//! `{idx}`, so each index change is itself atomic.
+//! Pointers (`P{U}:u`, `P{M}:p`) and the holder key never expire *before* the
+//! session they lead to, but may expire later (their expiry only moves later): every
+//! reader checks a pointer against the session's own keys, so a pointer that outlives
+//! its session, or that an interrupted write left behind, leads nowhere.
 //!
-//! **On standalone Redis** every operation is one script covering the session, its
-//! message pointers and the index together (one round trip, fully atomic). These
-//! scripts build some key names inside Lua (the session keys named by an index entry or
-//! a pointer), which Redis allows outside cluster mode only.
+//! # Operations
 //!
-//! **On Redis Cluster** a script may only touch one slot, so the index is written as a
-//! **second step** after the session's own script (and message pointers, each in its
-//! own slot, likewise). The trade-off, and how it is contained:
+//! A reference that is not a hyphenated UUID (a `session_id`; generated ones never
+//! are) is resolved by reading `P{S}:h`. A UUID reference is tried as a UUID first
+//! (its pointer `P{U}:u`, then that session's keys) and then as a `session_id`, all in
+//! the same script on standalone Redis.
 //!
-//! - Between the two steps (or if the process dies between them) the index can lag the
-//!   sessions. Readers never trust it alone: a lookup by session_id and every list entry
-//!   are verified against the session hash, and entries whose session is gone are
-//!   pruned as they are met. A create whose index step finds the session_id held by a
-//!   session that turns out to be gone takes the session_id over. Index refreshes carry
-//!   the session's update counter, so a late or replayed refresh never undoes a newer
-//!   one.
-//! - A create whose index step fails is undone, so a failed create leaves nothing;
-//!   update and delete report success once the session's own script ran, since the
-//!   index catches up (pruning) or is verified on read.
-//! - An append claims the message's pointer right after its script, and is undone when
-//!   the id turns out to belong to another session.
-//! - The `{idx}` slot takes O(1) work per session create, update and delete, none per
-//!   message, so the hot path (appends and reads) spreads over the cluster.
+//! - **append / begin_turn**: checks the session is live and active and the id is new
+//!   (in any stored session under `S`, the holder and its `prev` chain, and on
+//!   standalone Redis wherever the message pointer leads), raises the timestamp to
+//!   the previous message's, assigns the next `seq`, writes the value, adds it to
+//!   `v` (and `y` for system messages). `begin_turn` then reads the oldest `window` of
+//!   `y` and the newest `window` of `v` in the same script: O(window · log n),
+//!   whatever the session's length.
+//! - **list_messages**: a cursor message's `seq` comes from `m` (soft-deleted ones
+//!   too); the page is a `ZRANGEBYSCORE`/`ZREVRANGEBYSCORE` with `LIMIT offset limit`
+//!   on `v`, or on `y` for a `role=system` filter: O(log n + offset + page) in both
+//!   orders. Other filters (a search, role user or assistant) are applied by the
+//!   adapter, exactly as [`MessageFilter::matches`](colloquy_core::MessageFilter::matches)
+//!   says, over batches of 500 messages read in the requested order: one round trip
+//!   per 500 messages scanned.
+//! - **message / delete_message**: `P{M}:p` names `S`; the message must be in the live
+//!   holder of `S` (a pointer to anything else is "not found").
+//! - **delete_session**: deletes the session's four keys and hands `P{S}:h` back to
+//!   the previous holder (if still stored). On standalone Redis the same script also
+//!   deletes its pointers and list entry; on a cluster they are left to expire.
+//! - **list_sessions**: reads the list index newest first, in batches of
+//!   `offset + limit + 8` entries (16 to 500), and each entry's session hash; entries
+//!   whose session is gone are dropped as they are met, and every create drops up to
+//!   16 entries past their purge time.
 //!
-//! In both modes index structures carry no TTL; instead every create and list prunes a
-//! bounded number of entries whose `expires_at` has passed (by the store's clock),
-//! oldest first, so they do not grow without bound.
+//! The list index is the one global structure, because listing all sessions by
+//! `created_at` needs one ordered set. It lives in the `{idx}` slot and is written
+//! only by creates (and by updates that move `expires_at` beyond what the session's
+//! pointers cover, on a cluster, to keep its purge score late enough). Appends,
+//! reads and the rest of the per-session path never touch it.
+//!
+//! # Redis Cluster
+//!
+//! A script may only touch keys of one slot, so writes that span slots are
+//! **ordered, with the session's own script last**: that script is the commit, and
+//! everything before it is a pointer or index entry that readers check against the
+//! session's keys. An interrupted sequence (a node down between steps, a crash) leaves
+//! nothing a reader can see, and an operation that reports an error has not stored
+//! anything visible (a retry of the same call succeeds). There are no undo steps.
+//!
+//! - **create**: the UUID pointer `P{U}:u` and the list entry (concurrently), then the
+//!   session in `S`'s slot. A UUID pointer already naming another `session_id` is
+//!   checked there: a stored session with that UUID is a conflict, a leftover pointer
+//!   is taken over.
+//! - **append / begin_turn**: the message pointer `P{M}:p` first, then the append in
+//!   `S`'s slot. The pointer is first given the purge time of a session expiring
+//!   [`RedisConfig::pointer_ttl`] from now; when the session lives longer, the append
+//!   script refuses to commit and names its purge time, and the pointer is extended
+//!   before the append is sent again.
+//! - **update moving `expires_at`** beyond the session's `cover`: the script refuses
+//!   and names the session's pointers; they and the list entry are extended
+//!   (`PEXPIREAT … GT`, never earlier), then the update commits. Within `cover` (at
+//!   first `pointer_ttl`, a day by default, past the session's creation) it is one
+//!   step.
+//! - **by UUID**: `P{U}:u` names `S`; the script then runs in `S`'s slot. The store
+//!   remembers UUID → `session_id` pairs it has seen (they never change; a stale
+//!   one is noticed by the script and forgotten), so e.g. the chat's second append,
+//!   which names the session by UUID, goes straight to `S`'s slot.
+//!
+//! What losing one master of three breaks: every operation by `session_id` on the
+//! sessions whose slot it serves (a third); appends also when the new message's id
+//! hashes to it (the pointer comes first), so about 5/9 of appends; `message(id)`
+//! likewise; and every create if it serves the list index's slot (about 5/9 of
+//! creates otherwise).
 //!
 //! # Round trips per operation
 //!
-//! Counted by [`RedisStore::requests_sent`] and checked by this crate's tests (on
-//! standalone Redis also against `MONITOR`):
+//! Requests sent ([`RedisStore::requests_sent`]), as pinned by this crate's
+//! `round_trips` test (on standalone Redis also checked against `MONITOR`):
 //!
 //! | operation | standalone | cluster |
 //! |---|---|---|
-//! | `SessionStore::create` | 1 | 2 |
-//! | `SessionStore::get` by UUID | 1 | 1 |
-//! | `SessionStore::get` by session_id | 1 | 2 |
-//! | `SessionStore::update` | 1 | 1; 2 when `expires_at` or `external_user_id` changes, + one request per message pointer when `expires_at` moves (64 at a time) |
-//! | `SessionStore::delete` | 1 | 2, + one when the session had messages (concurrently) |
-//! | `SessionStore::list` | 1 per batch of up to 500 index entries | 1 + one per session (64 at a time), per batch |
-//! | `SessionStore::ping` | 1 | 1 (sent to every master) |
-//! | `MessageStore::append` | 1 | 2 |
-//! | `MessageStore::get` / `get_stored` / `soft_delete` | 1 | 2 |
-//! | `MessageStore::list` (unfiltered) / `recent` | 1 | 1 |
-//! | `MessageStore::list` (filtered) | 1 per 500 messages scanned | same |
+//! | `create_session` | 1 | 3 (2 round trips: the UUID pointer and the list entry concurrently, then the session) |
+//! | `session`, `update_session`, `delete_session`, `list_messages` by session_id | 1 | 1 |
+//! | the same by UUID | 1 | 1 for a session this store has seen, else 2 |
+//! | `append`, `begin_turn` by session_id | 1 | 2 (pointer, append) |
+//! | `append`, `begin_turn` by UUID | 1 | 2 for a session this store has seen, else 3 |
+//! | `message`, `delete_message` | 1 | 2 (pointer, session) |
+//! | `list_messages` with a search, or role user/assistant | 1 per 500 messages scanned | same |
+//! | `update_session` moving `expires_at` beyond `cover` | 1 | 2 + one request per pointer (concurrently: the UUID pointer, each message pointer, the list entry) |
+//! | `list_sessions` | 1 per index batch (usually 1) | 1 + one request per entry read (concurrently), per batch; +1 to drop entries found gone |
+//! | `ping` | 1 | 1 |
+//! | `purge_expired` | 0 | 0 |
 //!
-//! The first call of each script on a fresh Redis costs two more (`NOSCRIPT`, then
-//! `SCRIPT LOAD`), once.
+//! Rarer extra steps on a cluster: +2 when an append's pointer must be extended first
+//! (a session living longer than `pointer_ttl`); +1 when a UUID reference written in
+//! upper case is resolved (the pointer and the text hash to different slots); +1 when
+//! a UUID's session is not live and a live session has that UUID's text as its
+//! `session_id`; +2 when a create or append meets a pointer left by an interrupted
+//! write under another `session_id` (checked, then taken over). The first call of
+//! each script on a fresh Redis costs two more (`NOSCRIPT`, then `SCRIPT LOAD`), once.
+//!
+//! # Upgrading from the previous key layout
+//!
+//! The key layout changed (keys were hash-tagged with the session's UUID, with global
+//! session_id and list indexes). **Data written by the old layout is not read by this
+//! one**: sessions and messages stored before the upgrade are invisible afterwards,
+//! and their old keys expire by their own TTLs (the old global index keys, which had
+//! none, can be deleted: `P{idx}:sid`, `P{idx}:created`, `P{idx}:exp`, `P{idx}:sidof`,
+//! `P{idx}:extof`, `P{idx}:ver`, `P{idx}:ext:*`). Operators upgrading must drain
+//! first or accept losing the sessions in flight; sessions are short-lived (24 h by
+//! default), so a quiet moment or a new key prefix is usually enough.
 //!
 //! # Errors
 //!
 //! Connection refused or dropped, timeouts and cluster-down replies map to
 //! [`StoreError::Unavailable`](colloquy_core::StoreError::Unavailable) (the server
 //! answers 503 `store_unavailable`); anything else Redis or the stored data gets wrong
-//! maps to [`StoreError::Backend`](colloquy_core::StoreError::Backend). The
+//! maps to [`StoreError::Backend`](colloquy_core::StoreError::Backend); contract
+//! outcomes carry their entity (`NotFound(Session)`, `NotFound(Message)` for a
+//! missing message or cursor, `Conflict(Session)`, `Conflict(Message)`). The
 //! [`RedisConfig`] timeouts bound how long a dead Redis can hold a request.
 
+mod chat_store;
 mod codec;
 mod config;
 mod conn;
@@ -128,9 +198,9 @@ mod error;
 mod keys;
 mod idempotency;
 mod limiter;
-mod message_store;
+mod messages;
 mod scripts;
-mod session_store;
+mod sessions;
 mod store;
 mod streams;
 

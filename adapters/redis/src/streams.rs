@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::store::RedisStore;
 
 /// How often a follower on another instance looks for new events.
-pub const POLL: Duration = Duration::from_millis(25);
+pub(crate) const POLL: Duration = Duration::from_millis(25);
 
 struct Scripts {
     start: Script,

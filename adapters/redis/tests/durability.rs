@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Duration as Span;
-use colloquy_core::ports::{MessageStore, SessionStore};
+use colloquy_core::ports::ChatStore;
 use colloquy_core::{
-    ChatMessage, Clock, ManualClock, MessageFilter, Metadata, Page, Role, Session, SessionRef,
+    Clock, ManualClock, MessageDraft, MessageQuery, Metadata, Page, Role, Session, SessionRef,
 };
 use colloquy_redis::{RedisConfig, RedisStore};
 use common::{free_port, RedisServer, TempDir};
@@ -50,19 +50,22 @@ async fn acknowledged_appends_survive_kill_9() {
         is_active: true,
         metadata: Metadata::new(),
     };
-    store.create(&session).await.expect("create");
+    store.create_session(&session).await.expect("create");
+    let durable = SessionRef::parse("durable");
     let mut acknowledged = Vec::with_capacity(N);
     for i in 0..N {
-        let m = ChatMessage {
+        let draft = MessageDraft {
             id: Uuid::now_v7(),
-            session: session.id,
-            message: format!("message {i}"),
             role: Role::User,
+            message: format!("message {i}"),
             metadata: Metadata::new(),
             timestamp: clock.now(),
-            is_deleted: false,
         };
-        acknowledged.push(store.append(m).await.expect("append acknowledged"));
+        let (_, stored) = store
+            .append(&durable, draft)
+            .await
+            .expect("append acknowledged");
+        acknowledged.push(stored);
     }
 
     server.kill(); // SIGKILL: no shutdown, no final fsync
@@ -70,26 +73,27 @@ async fn acknowledged_appends_survive_kill_9() {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let listed = loop {
-        match MessageStore::list(
-            &store,
-            session.id,
-            &MessageFilter::default(),
-            Page {
+        let all = MessageQuery {
+            page: Page {
                 limit: Page::MAX_LIMIT,
                 offset: 0,
             },
-        )
-        .await
-        {
-            Ok(listed) => break listed,
+            ..MessageQuery::default()
+        };
+        match store.list_messages(&durable, &all).await {
+            Ok((_, listed)) => break listed,
             Err(e) => assert!(Instant::now() < deadline, "store did not come back: {e:?}"),
         }
         tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
     };
     assert_eq!(listed.len(), N, "every acknowledged append survived");
     assert_eq!(listed, acknowledged, "same messages, same order");
-    let found = SessionStore::get(&store, &SessionRef::parse("durable"))
+    let (first, _) = store
+        .message(acknowledged[0].id)
         .await
-        .expect("get");
+        .expect("get")
+        .expect("message pointers survived too");
+    assert_eq!(first, acknowledged[0]);
+    let found = store.session(&durable).await.expect("get");
     assert_eq!(found, Some(session));
 }

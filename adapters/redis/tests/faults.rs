@@ -1,6 +1,11 @@
-//! Redis going away and coming back, on a private `redis-server` on its own port:
+//! Redis going away and coming back, on private `redis-server`s on their own ports:
 //! operations fail fast with `StoreError::Unavailable` (no hang), the service reports
 //! `store_unavailable`, and everything works again within 2 s of Redis being back.
+//!
+//! On a cluster an operation may write to two slots (a pointer first, the session's
+//! own keys last). Killing the node of one step makes the operation fail between or
+//! before its steps: what it wrote first must stay invisible, and an operation that
+//! failed must not have stored anything a reader sees.
 
 mod common;
 
@@ -8,23 +13,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Duration as Span;
-use colloquy_core::ports::{MessageStore, SessionStore};
+use colloquy_core::ports::ChatStore;
 use colloquy_core::{
-    ChatMessage, ChatService, Clock, EchoModel, ErrorCode, ManualClock, Metadata, Role,
-    ServiceConfig, Session, SessionRef, StoreError,
+    ChatService, Clock, EchoModel, ErrorCode, ManualClock, MessageDraft, MessageQuery, Metadata,
+    Page, Role, ServiceConfig, Session, SessionFilter, SessionRef, StoreError,
 };
 use colloquy_redis::{RedisConfig, RedisStore};
-use common::{free_port, RedisServer, TempDir};
+use common::{free_port, PrivateCluster, RedisServer, TempDir};
+use redis::AsyncCommands;
 use uuid::Uuid;
 
 /// Longer than any failure may take with the timeouts below; only guards against a hang.
 const HANG_GUARD: Duration = Duration::from_secs(10);
 
 fn session(clock: &ManualClock) -> Session {
+    session_named(clock, &format!("fault-{}", Uuid::new_v4().simple()))
+}
+
+fn session_named(clock: &ManualClock, sid: &str) -> Session {
     let now = clock.now();
     Session {
-        id: Uuid::new_v4(),
-        session_id: format!("fault-{}", Uuid::new_v4().simple()),
+        id: Uuid::now_v7(),
+        session_id: sid.to_owned(),
         external_user_id: None,
         created_at: now,
         expires_at: now + Span::hours(1),
@@ -33,24 +43,30 @@ fn session(clock: &ManualClock) -> Session {
     }
 }
 
-fn message(clock: &ManualClock, session: &Session) -> ChatMessage {
-    ChatMessage {
-        id: Uuid::now_v7(),
-        session: session.id,
-        message: "hello".into(),
+fn draft(clock: &ManualClock) -> MessageDraft {
+    draft_with_id(clock, Uuid::now_v7())
+}
+
+fn draft_with_id(clock: &ManualClock, id: Uuid) -> MessageDraft {
+    MessageDraft {
+        id,
         role: Role::User,
+        message: "hello".into(),
         metadata: Metadata::new(),
         timestamp: clock.now(),
-        is_deleted: false,
     }
+}
+
+fn by_sid(s: &Session) -> SessionRef {
+    SessionRef::parse(&s.session_id)
 }
 
 /// Creates a session and appends to it; the whole round must succeed.
 async fn write_round(store: &RedisStore, clock: &ManualClock) -> Result<(), StoreError> {
     let s = session(clock);
-    store.create(&s).await?;
-    store.append(message(clock, &s)).await?;
-    let got = SessionStore::get(store, &SessionRef::parse(&s.session_id)).await?;
+    store.create_session(&s).await?;
+    store.append(&by_sid(&s), draft(clock)).await?;
+    let got = store.session(&by_sid(&s)).await?;
     assert_eq!(got.map(|g| g.id), Some(s.id));
     Ok(())
 }
@@ -74,6 +90,7 @@ async fn unreachable_redis_is_unavailable_then_service_resumes_within_2s() {
         prefix: "fault:".into(),
         connect_timeout: Duration::from_millis(500),
         response_timeout: Duration::from_secs(1),
+        ..RedisConfig::default()
     };
     let store = Arc::new(
         RedisStore::connect(&server.url(), &config, clock.clone())
@@ -82,7 +99,6 @@ async fn unreachable_redis_is_unavailable_then_service_resumes_within_2s() {
     );
     let service = ChatService::new(
         store.clone(),
-        store.clone(),
         Arc::new(EchoModel::new()),
         clock.clone(),
         ServiceConfig::default(),
@@ -90,29 +106,26 @@ async fn unreachable_redis_is_unavailable_then_service_resumes_within_2s() {
     write_round(&store, &clock).await.expect("works while up");
     service.ready().await.expect("ready while up");
     let known = session(&clock);
-    store.create(&known).await.expect("create");
+    store.create_session(&known).await.expect("create");
 
     server.kill();
 
     let guard = |f| tokio::time::timeout(HANG_GUARD, f);
     assert_unavailable(
         "get",
-        guard(SessionStore::get(
-            store.as_ref(),
-            &SessionRef::from_uuid(known.id),
-        ))
-        .await
-        .expect("get does not hang"),
+        guard(store.session(&SessionRef::from_uuid(known.id)))
+            .await
+            .expect("get does not hang"),
     );
     assert_unavailable(
         "append",
-        tokio::time::timeout(HANG_GUARD, store.append(message(&clock, &known)))
+        tokio::time::timeout(HANG_GUARD, store.append(&by_sid(&known), draft(&clock)))
             .await
             .expect("append does not hang"),
     );
     assert_unavailable(
         "create",
-        tokio::time::timeout(HANG_GUARD, store.create(&session(&clock)))
+        tokio::time::timeout(HANG_GUARD, store.create_session(&session(&clock)))
             .await
             .expect("create does not hang"),
     );
@@ -162,6 +175,7 @@ async fn frozen_redis_times_out_as_unavailable_instead_of_hanging() {
         prefix: "frozen:".into(),
         connect_timeout: Duration::from_millis(500),
         response_timeout: Duration::from_millis(500),
+        ..RedisConfig::default()
     };
     let store = RedisStore::connect(&server.url(), &config, clock.clone())
         .await
@@ -186,4 +200,256 @@ async fn frozen_redis_times_out_as_unavailable_instead_of_hanging() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await; // poll interval, not a sync
     }
+}
+
+/// A store on a private cluster, with timeouts short enough for a dead node.
+struct ClusterFixture {
+    cluster: PrivateCluster,
+    store: RedisStore,
+    clock: Arc<ManualClock>,
+}
+
+impl ClusterFixture {
+    async fn start() -> Option<Self> {
+        let cluster = PrivateCluster::start()?;
+        let clock = Arc::new(ManualClock::new());
+        let config = RedisConfig {
+            prefix: "steps:".into(),
+            connect_timeout: Duration::from_millis(300),
+            response_timeout: Duration::from_secs(1),
+            ..RedisConfig::default()
+        };
+        let store = RedisStore::connect_cluster(&cluster.addresses(), &config, clock.clone())
+            .await
+            .expect("connect to the private cluster");
+        Some(Self {
+            cluster,
+            store,
+            clock,
+        })
+    }
+
+    /// A session_id whose slot is on node `node` (and the list index is not).
+    fn session_id_on(&self, node: usize) -> String {
+        let index = self.cluster.node_of("steps:{idx}:c");
+        assert_ne!(index, node, "pick another node");
+        (0..)
+            .map(|i| format!("steps-{i}"))
+            .find(|sid| self.cluster.node_of(sid) == node)
+            .expect("some session_id lands on every node")
+    }
+
+    /// A UUID whose slot is on node `node`.
+    fn uuid_on(&self, node: usize) -> Uuid {
+        std::iter::repeat_with(Uuid::now_v7)
+            .find(|id| self.cluster.node_of(&id.to_string()) == node)
+            .expect("some UUID lands on every node")
+    }
+
+    /// The node other than the list index's and `not`.
+    fn other_node(&self, not: usize) -> usize {
+        let index = self.cluster.node_of("steps:{idx}:c");
+        (0..3)
+            .find(|n| *n != not && *n != index)
+            .unwrap_or((not + 1) % 3)
+    }
+
+    /// Restarts node `n` and waits until the store answers for `s` again.
+    async fn restart(&mut self, n: usize, s: &Session) {
+        self.cluster.nodes[n].restart();
+        self.cluster.wait_ok();
+        let deadline = Instant::now() + HANG_GUARD;
+        let probe = MessageQuery::newest(1);
+        while tokio::time::timeout(HANG_GUARD, self.store.list_messages(&by_sid(s), &probe))
+            .await
+            .map_or(true, |r| matches!(r, Err(StoreError::Unavailable(_))))
+        {
+            assert!(Instant::now() < deadline, "the store did not come back");
+            tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
+        }
+    }
+
+    async fn messages(&self, s: &Session) -> Vec<Uuid> {
+        let all = MessageQuery {
+            page: Page::default(),
+            ..MessageQuery::default()
+        };
+        let (_, listed) = self
+            .store
+            .list_messages(&by_sid(s), &all)
+            .await
+            .expect("list");
+        listed.iter().map(|m| m.id).collect()
+    }
+}
+
+/// The pointer first, the append last: the append's node dies in between, the append
+/// fails, and its message is nowhere to be seen; a retry stores it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_failing_after_its_pointer_leaves_no_message() {
+    let Some(mut f) = ClusterFixture::start().await else {
+        return;
+    };
+    let session_node = f.cluster.node_of("steps:{idx}:c").wrapping_add(1) % 3;
+    let s = session_named(&f.clock, &f.session_id_on(session_node));
+    f.store.create_session(&s).await.expect("create");
+    let (_, first) = f
+        .store
+        .append(&by_sid(&s), draft(&f.clock))
+        .await
+        .expect("append");
+    let pointer_node = f.other_node(session_node);
+    let lost = draft_with_id(&f.clock, f.uuid_on(pointer_node));
+
+    f.cluster.nodes[session_node].kill();
+    let failed = tokio::time::timeout(HANG_GUARD, f.store.append(&by_sid(&s), lost.clone()))
+        .await
+        .expect("no hang");
+    assert_unavailable("append with the session's node down", failed);
+    // The first step happened: the pointer is there.
+    let pointer: Option<String> = redis::Client::open(f.cluster.nodes[pointer_node].url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+        .get(format!("steps:{{{}}}:p", lost.id))
+        .await
+        .expect("GET");
+    assert_eq!(pointer.as_deref(), Some(s.session_id.as_str()));
+
+    f.restart(session_node, &s).await;
+    assert_eq!(
+        f.messages(&s).await,
+        [first.id],
+        "the failed append stored nothing"
+    );
+    assert_eq!(f.store.message(lost.id).await.expect("get"), None);
+    let (_, retried) = f
+        .store
+        .append(&by_sid(&s), lost.clone())
+        .await
+        .expect("retry");
+    assert_eq!(f.messages(&s).await, [first.id, lost.id]);
+    let (found, _) = f.store.message(lost.id).await.expect("get").expect("found");
+    assert_eq!(found, retried);
+}
+
+/// The pointer's node is down: the append fails at its first step and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_failing_at_its_pointer_writes_nothing() {
+    let Some(mut f) = ClusterFixture::start().await else {
+        return;
+    };
+    let session_node = f.cluster.node_of("steps:{idx}:c").wrapping_add(1) % 3;
+    let s = session_named(&f.clock, &f.session_id_on(session_node));
+    f.store.create_session(&s).await.expect("create");
+    let pointer_node = f.other_node(session_node);
+    let lost = draft_with_id(&f.clock, f.uuid_on(pointer_node));
+
+    f.cluster.nodes[pointer_node].kill();
+    let failed = tokio::time::timeout(HANG_GUARD, f.store.append(&by_sid(&s), lost.clone()))
+        .await
+        .expect("no hang");
+    assert_unavailable("append with the pointer's node down", failed);
+    // The session's own node is up: nothing reached it.
+    assert_eq!(f.messages(&s).await, Vec::<Uuid>::new());
+
+    f.restart(pointer_node, &s).await;
+    assert_eq!(f.messages(&s).await, Vec::<Uuid>::new());
+    f.store
+        .append(&by_sid(&s), lost.clone())
+        .await
+        .expect("retry");
+    assert_eq!(f.messages(&s).await, [lost.id]);
+}
+
+/// The UUID pointer and list entry first, the session last: the session's node dies in
+/// between, the create fails, and no reader finds the session; a retry creates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_failing_after_its_pointers_leaves_no_session() {
+    let Some(mut f) = ClusterFixture::start().await else {
+        return;
+    };
+    let session_node = f.cluster.node_of("steps:{idx}:c").wrapping_add(1) % 3;
+    let mut s = session_named(&f.clock, &f.session_id_on(session_node));
+    s.id = f.uuid_on(f.other_node(session_node));
+
+    f.cluster.nodes[session_node].kill();
+    let failed = tokio::time::timeout(HANG_GUARD, f.store.create_session(&s))
+        .await
+        .expect("no hang");
+    assert_unavailable("create with the session's node down", failed);
+
+    // The UUID pointer and the list entry were written (their nodes are up) ...
+    let listed = f
+        .store
+        .list_sessions(&SessionFilter::default(), Page::default())
+        .await;
+    // ... but the list checks each entry in the session's slot, which is down.
+    assert_unavailable("list with the session's node down", listed);
+    f.cluster.nodes[session_node].restart();
+    f.cluster.wait_ok();
+    let deadline = Instant::now() + HANG_GUARD;
+    let found = loop {
+        match f.store.session(&SessionRef::from_uuid(s.id)).await {
+            Err(StoreError::Unavailable(_)) => {
+                assert!(Instant::now() < deadline, "the store did not come back");
+                tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
+            }
+            other => break other.expect("get by UUID"),
+        }
+    };
+    assert_eq!(found, None, "no session by UUID");
+    assert_eq!(f.store.session(&by_sid(&s)).await.expect("get"), None);
+    let listed = f
+        .store
+        .list_sessions(&SessionFilter::default(), Page::default())
+        .await
+        .expect("list");
+    assert!(listed.is_empty(), "no session listed: {listed:?}");
+    f.store.create_session(&s).await.expect("retry");
+    assert_eq!(
+        f.store
+            .session(&SessionRef::from_uuid(s.id))
+            .await
+            .expect("get"),
+        Some(s.clone())
+    );
+    let listed = f
+        .store
+        .list_sessions(&SessionFilter::default(), Page::default())
+        .await
+        .expect("list");
+    assert_eq!(listed, [s]);
+}
+
+/// The UUID pointer's node is down: the create fails at its first step, and the
+/// session's own (live) node never gets the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_failing_at_its_uuid_pointer_writes_no_session() {
+    let Some(mut f) = ClusterFixture::start().await else {
+        return;
+    };
+    let session_node = f.cluster.node_of("steps:{idx}:c").wrapping_add(1) % 3;
+    let mut s = session_named(&f.clock, &f.session_id_on(session_node));
+    let pointer_node = f.other_node(session_node);
+    s.id = f.uuid_on(pointer_node);
+
+    f.cluster.nodes[pointer_node].kill();
+    let failed = tokio::time::timeout(HANG_GUARD, f.store.create_session(&s))
+        .await
+        .expect("no hang");
+    assert_unavailable("create with the UUID pointer's node down", failed);
+    assert_eq!(
+        f.store
+            .session(&by_sid(&s))
+            .await
+            .expect("get by session_id"),
+        None,
+        "the session's node never got it"
+    );
+    f.cluster.nodes[pointer_node].restart();
+    f.cluster.wait_ok();
+    f.store.create_session(&s).await.expect("retry");
+    assert_eq!(f.store.session(&by_sid(&s)).await.expect("get"), Some(s));
 }

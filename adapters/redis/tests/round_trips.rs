@@ -1,6 +1,7 @@
-//! Round trips per store operation: counted by the store ([`RedisStore::requests_sent`])
-//! and, independently, by Redis itself through `MONITOR` on a private `redis-server`
-//! (commands sent by clients, not those run inside scripts).
+//! Round trips per store operation, pinned to the numbers in the crate docs: counted
+//! by the store ([`RedisStore::requests_sent`]) on standalone Redis and on a cluster,
+//! and on standalone Redis also by Redis itself through `MONITOR` on a private
+//! `redis-server` (commands sent by clients, not those run inside scripts).
 
 mod common;
 
@@ -10,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Duration as Span;
-use colloquy_core::ports::{MessageStore, SessionStore};
+use colloquy_core::ports::ChatStore;
 use colloquy_core::{
-    ChatMessage, Clock, ManualClock, MessageFilter, Metadata, Page, Role, Session, SessionFilter,
-    SessionPatch, SessionRef,
+    Clock, Cursor, ManualClock, MessageDraft, MessageFilter, MessageQuery, Metadata, Order, Page,
+    Role, Session, SessionFilter, SessionPatch, SessionRef,
 };
 use colloquy_redis::{RedisConfig, RedisStore};
 use common::{free_port, RedisServer, TempDir};
@@ -95,7 +96,7 @@ impl Drop for Monitor {
 fn session(clock: &ManualClock, sid: &str) -> Session {
     let now = clock.now();
     Session {
-        id: Uuid::new_v4(),
+        id: Uuid::now_v7(),
         session_id: sid.to_owned(),
         external_user_id: Some("user-1".to_owned()),
         created_at: now,
@@ -105,89 +106,144 @@ fn session(clock: &ManualClock, sid: &str) -> Session {
     }
 }
 
-fn message(clock: &ManualClock, session: &Session, text: &str) -> ChatMessage {
-    ChatMessage {
+fn draft(clock: &ManualClock, role: Role, text: &str) -> MessageDraft {
+    MessageDraft {
         id: Uuid::now_v7(),
-        session: session.id,
+        role,
         message: text.to_owned(),
-        role: Role::User,
         metadata: Metadata::new(),
         timestamp: clock.now(),
-        is_deleted: false,
     }
 }
 
-/// Runs every operation once and returns (operation, requests counted by the store).
-/// `observe` is called around each operation (to read MONITOR).
+/// Runs every operation once; `observe` gets each operation's name and the requests
+/// the store sent for it. `unseen` are two other stores on the same keys that have
+/// seen no session (so a lookup by UUID starts from nothing).
 async fn run_operations(
     store: &RedisStore,
+    unseen: [&RedisStore; 2],
     clock: &ManualClock,
     tag: &str,
     mut observe: impl FnMut(&str, u64),
 ) {
     macro_rules! op {
-        ($name:expr, $body:expr) => {{
-            let before = store.requests_sent();
+        ($name:expr, $store:expr, $body:expr) => {{
+            let before = $store.requests_sent();
             let out = $body;
-            observe($name, store.requests_sent() - before);
+            observe($name, $store.requests_sent() - before);
             out
         }};
     }
     let s = session(clock, &format!("rt-{tag}"));
-    op!("create", store.create(&s).await.expect("create"));
+    let by_sid = SessionRef::parse(&s.session_id);
+    let by_uuid = SessionRef::from_uuid(s.id);
     op!(
-        "get session by uuid",
-        SessionStore::get(store, &SessionRef::from_uuid(s.id))
-            .await
-            .expect("get")
+        "create_session",
+        store,
+        store.create_session(&s).await.expect("create")
     );
     op!(
-        "get session by session_id",
-        SessionStore::get(store, &SessionRef::parse(&s.session_id))
-            .await
-            .expect("get")
+        "session by session_id",
+        store,
+        store.session(&by_sid).await.expect("get")
     );
-    let m = op!(
-        "append",
+    op!(
+        "session by UUID",
+        store,
+        store.session(&by_uuid).await.expect("get")
+    );
+    op!(
+        "session by UUID, unseen",
+        unseen[0],
+        unseen[0].session(&by_uuid).await.expect("get")
+    );
+    let (_, system) = op!(
+        "append by session_id",
+        store,
         store
-            .append(message(clock, &s, "hello"))
+            .append(&by_sid, draft(clock, Role::System, "be brief"))
+            .await
+            .expect("append")
+    );
+    let (_, m) = op!(
+        "append by UUID",
+        store,
+        store
+            .append(&by_uuid, draft(clock, Role::User, "hello"))
             .await
             .expect("append")
     );
     op!(
-        "get message",
-        MessageStore::get(store, m.id).await.expect("get")
+        "append by UUID, unseen",
+        unseen[1],
+        unseen[1]
+            .append(&by_uuid, draft(clock, Role::Assistant, "hi"))
+            .await
+            .expect("append")
     );
     op!(
-        "get_stored message",
-        store.get_stored(m.id).await.expect("get_stored")
+        "begin_turn by session_id",
+        store,
+        store
+            .begin_turn(&by_sid, draft(clock, Role::User, "question"), 50)
+            .await
+            .expect("turn")
     );
+    op!("message", store, store.message(m.id).await.expect("get"));
     op!(
-        "list messages (unfiltered)",
-        MessageStore::list(store, s.id, &MessageFilter::default(), Page::default())
+        "list_messages (newest page)",
+        store,
+        store
+            .list_messages(&by_sid, &MessageQuery::newest(10))
             .await
             .expect("list")
     );
     op!(
-        "list messages (filtered)",
-        MessageStore::list(
-            store,
-            s.id,
-            &MessageFilter {
-                role: Some(Role::User),
-                search: None
-            },
-            Page::default()
-        )
-        .await
-        .expect("list")
-    );
-    op!("recent", store.recent(s.id, 10).await.expect("recent"));
-    op!(
-        "update is_active + metadata",
+        "list_messages (cursor, asc)",
+        store,
         store
-            .update(
-                s.id,
+            .list_messages(
+                &by_sid,
+                &MessageQuery {
+                    cursor: Some(Cursor::After(system.id)),
+                    order: Order::Asc,
+                    ..MessageQuery::default()
+                }
+            )
+            .await
+            .expect("list")
+    );
+    op!(
+        "list_messages (role system)",
+        store,
+        store
+            .list_messages(&by_sid, &MessageQuery::oldest_of_role(Role::System, 10))
+            .await
+            .expect("list")
+    );
+    op!(
+        "list_messages (search, < 500 messages)",
+        store,
+        store
+            .list_messages(
+                &by_sid,
+                &MessageQuery {
+                    filter: MessageFilter {
+                        role: None,
+                        search: Some("HELLO".into())
+                    },
+                    ..MessageQuery::default()
+                }
+            )
+            .await
+            .expect("list")
+    );
+    op!(
+        "update_session (is_active, metadata)",
+        store,
+        store
+            .update_session(
+                &by_sid,
                 &SessionPatch {
                     is_active: Some(true),
                     metadata: Some(Metadata::new()),
@@ -198,23 +254,11 @@ async fn run_operations(
             .expect("update")
     );
     op!(
-        "update external_user_id",
+        "update_session (expires_at +1 h)",
+        store,
         store
-            .update(
-                s.id,
-                &SessionPatch {
-                    external_user_id: Some(Some("user-2".into())),
-                    ..SessionPatch::default()
-                }
-            )
-            .await
-            .expect("update")
-    );
-    op!(
-        "update expires_at (1 message)",
-        store
-            .update(
-                s.id,
+            .update_session(
+                &by_sid,
                 &SessionPatch {
                     expires_at: Some(s.expires_at + Span::hours(1)),
                     ..SessionPatch::default()
@@ -224,41 +268,106 @@ async fn run_operations(
             .expect("update")
     );
     op!(
-        "list sessions",
-        SessionStore::list(store, &SessionFilter::default(), Page::default())
+        "update_session (expires_at +30 days, 4 messages)",
+        store,
+        store
+            .update_session(
+                &by_sid,
+                &SessionPatch {
+                    expires_at: Some(s.expires_at + Span::days(30)),
+                    ..SessionPatch::default()
+                }
+            )
+            .await
+            .expect("update")
+    );
+    op!(
+        "list_sessions (1 session)",
+        store,
+        store
+            .list_sessions(&SessionFilter::default(), Page::default())
             .await
             .expect("list")
     );
     op!(
-        "soft_delete",
-        store.soft_delete(m.id).await.expect("soft delete")
+        "delete_message",
+        store,
+        store.delete_message(m.id).await.expect("delete")
     );
-    op!("ping", store.ping().await.expect("ping"));
+    op!("ping", store, store.ping().await.expect("ping"));
     op!(
-        "delete session (1 message)",
-        store.delete(s.id).await.expect("delete")
+        "delete_session",
+        store,
+        store.delete_session(&by_sid).await.expect("delete")
     );
 }
 
 /// The documented standalone counts (crate docs, "Round trips per operation").
 const STANDALONE: &[(&str, u64)] = &[
-    ("create", 1),
-    ("get session by uuid", 1),
-    ("get session by session_id", 1),
-    ("append", 1),
-    ("get message", 1),
-    ("get_stored message", 1),
-    ("list messages (unfiltered)", 1),
-    ("list messages (filtered)", 1),
-    ("recent", 1),
-    ("update is_active + metadata", 1),
-    ("update external_user_id", 1),
-    ("update expires_at (1 message)", 1),
-    ("list sessions", 1),
-    ("soft_delete", 1),
+    ("create_session", 1),
+    ("session by session_id", 1),
+    ("session by UUID", 1),
+    ("session by UUID, unseen", 1),
+    ("append by session_id", 1),
+    ("append by UUID", 1),
+    ("append by UUID, unseen", 1),
+    ("begin_turn by session_id", 1),
+    ("message", 1),
+    ("list_messages (newest page)", 1),
+    ("list_messages (cursor, asc)", 1),
+    ("list_messages (role system)", 1),
+    ("list_messages (search, < 500 messages)", 1),
+    ("update_session (is_active, metadata)", 1),
+    ("update_session (expires_at +1 h)", 1),
+    ("update_session (expires_at +30 days, 4 messages)", 1),
+    ("list_sessions (1 session)", 1),
+    ("delete_message", 1),
     ("ping", 1),
-    ("delete session (1 message)", 1),
+    ("delete_session", 1),
 ];
+
+/// The documented cluster counts: requests sent (see the crate docs for which run
+/// concurrently).
+const CLUSTER: &[(&str, u64)] = &[
+    // UUID pointer and list entry (concurrently), then the session.
+    ("create_session", 3),
+    ("session by session_id", 1),
+    // This store has seen the session: straight to its slot.
+    ("session by UUID", 1),
+    // The UUID's pointer, then the session's slot.
+    ("session by UUID, unseen", 2),
+    // The message pointer first, then the append.
+    ("append by session_id", 2),
+    ("append by UUID", 2),
+    // The UUID's slot, the message pointer, the append.
+    ("append by UUID, unseen", 3),
+    ("begin_turn by session_id", 2),
+    // The message pointer, then the session's slot.
+    ("message", 2),
+    ("list_messages (newest page)", 1),
+    ("list_messages (cursor, asc)", 1),
+    ("list_messages (role system)", 1),
+    ("list_messages (search, < 500 messages)", 1),
+    ("update_session (is_active, metadata)", 1),
+    // Within the time the session's pointers already live (`pointer_ttl`).
+    ("update_session (expires_at +1 h)", 1),
+    // Beyond it: the script names the pointers, they are extended (the UUID pointer,
+    // 4 message pointers, the list entry: 6 concurrent requests), then the commit.
+    ("update_session (expires_at +30 days, 4 messages)", 8),
+    // The list index, then each session on the page (concurrently).
+    ("list_sessions (1 session)", 2),
+    ("delete_message", 2),
+    ("ping", 1),
+    ("delete_session", 1),
+];
+
+fn assert_counts(counted: &[(String, u64)], documented: &[(&str, u64)]) {
+    assert_eq!(counted.len(), documented.len(), "every operation measured");
+    for ((name, requests), (doc_name, expected)) in counted.iter().zip(documented) {
+        assert_eq!(name, doc_name);
+        assert_eq!(requests, expected, "{name}: requests");
+    }
+}
 
 #[tokio::test]
 async fn standalone_round_trips_per_operation() {
@@ -268,48 +377,61 @@ async fn standalone_round_trips_per_operation() {
         return;
     };
     let clock = Arc::new(ManualClock::new());
-    let store = RedisStore::connect(
-        &format!("redis://127.0.0.1:{port}/0"),
-        &RedisConfig::with_prefix("rt:"),
-        clock.clone(),
-    )
-    .await
-    .expect("connect to the private server");
-    // First pass loads the scripts (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA).
-    run_operations(&store, &clock, "warm-up", |_, _| {}).await;
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let connect = |prefix: &str| {
+        let config = RedisConfig::with_prefix(prefix);
+        let clock = clock.clone();
+        let url = url.clone();
+        async move {
+            RedisStore::connect(&url, &config, clock)
+                .await
+                .expect("connect to the private server")
+        }
+    };
+    // A first pass loads the scripts (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA); the
+    // measured pass runs under another prefix, on stores that have seen nothing.
+    let warm = [
+        connect("warm:").await,
+        connect("warm:").await,
+        connect("warm:").await,
+    ];
+    run_operations(&warm[0], [&warm[1], &warm[2]], &clock, "warm-up", |_, _| {}).await;
+    let stores = [
+        connect("rt:").await,
+        connect("rt:").await,
+        connect("rt:").await,
+    ];
 
     let monitor = Monitor::start(port);
     let mut counted = Vec::new();
+    let mut seen = Vec::new();
     let mut last_mark = monitor.mark("begin");
-    run_operations(&store, &clock, "measured", |name, requests| {
-        let mark = monitor.mark(name);
-        counted.push((
-            name.to_owned(),
-            requests,
-            monitor.client_commands(last_mark, mark),
-        ));
-        last_mark = mark;
-    })
+    run_operations(
+        &stores[0],
+        [&stores[1], &stores[2]],
+        &clock,
+        "measured",
+        |name, requests| {
+            let mark = monitor.mark(name);
+            counted.push((name.to_owned(), requests));
+            seen.push(monitor.client_commands(last_mark, mark));
+            last_mark = mark;
+        },
+    )
     .await;
 
     eprintln!("operation | requests (round trips) | client commands seen by MONITOR");
-    for (name, requests, commands) in &counted {
+    for ((name, requests), commands) in counted.iter().zip(&seen) {
         eprintln!("{name} | {requests} | {commands}");
     }
-    for ((name, requests, commands), (doc_name, documented)) in counted.iter().zip(STANDALONE) {
-        assert_eq!(name, doc_name);
-        assert_eq!(requests, documented, "{name}: round trips");
-        // A pipeline is one round trip but several commands; nothing else differs.
-        assert!(
-            *commands as u64 >= *requests,
-            "{name}: MONITOR saw {commands} commands"
+    assert_counts(&counted, STANDALONE);
+    // No pipelines: Redis saw exactly one command (an EVALSHA) per round trip.
+    for ((name, requests), commands) in counted.iter().zip(&seen) {
+        assert_eq!(
+            *commands as u64, *requests,
+            "{name}: commands seen by MONITOR"
         );
     }
-    let append = counted
-        .iter()
-        .find(|(n, ..)| n == "append")
-        .expect("append measured");
-    assert_eq!(append.2, 1, "append is one EVALSHA as Redis sees it");
 }
 
 #[tokio::test]
@@ -324,32 +446,48 @@ async fn cluster_round_trips_per_operation() {
         return;
     };
     let clock = Arc::new(ManualClock::new());
-    let prefix = common::unique_prefix();
-    let store =
-        RedisStore::connect_cluster(&nodes, &RedisConfig::with_prefix(&prefix), clock.clone())
-            .await
-            .expect("connect to the cluster");
-    run_operations(&store, &clock, "warm-up", |_, _| {}).await;
+    let (warm, prefix) = (common::unique_prefix(), common::unique_prefix());
+    let connect = |prefix: &str| {
+        let config = RedisConfig::with_prefix(prefix);
+        let clock = clock.clone();
+        let nodes = nodes.clone();
+        async move {
+            RedisStore::connect_cluster(&nodes, &config, clock)
+                .await
+                .expect("connect to the cluster")
+        }
+    };
+    // A first pass loads the scripts on every master; the measured pass runs under
+    // another prefix (an empty list index), on stores that have seen nothing.
+    let warm_stores = [
+        connect(&warm).await,
+        connect(&warm).await,
+        connect(&warm).await,
+    ];
+    let [a, b, c] = &warm_stores;
+    run_operations(a, [b, c], &clock, "warm-up", |_, _| {}).await;
+    let stores = [
+        connect(&prefix).await,
+        connect(&prefix).await,
+        connect(&prefix).await,
+    ];
     let mut counted = Vec::new();
-    run_operations(&store, &clock, "measured", |name, requests| {
-        counted.push((name.to_owned(), requests));
-    })
+    run_operations(
+        &stores[0],
+        [&stores[1], &stores[2]],
+        &clock,
+        "measured",
+        |name, requests| {
+            counted.push((name.to_owned(), requests));
+        },
+    )
     .await;
     let urls: Vec<String> = nodes.iter().map(|n| format!("redis://{n}")).collect();
     common::purge(&urls, &prefix).await;
+    common::purge(&urls, &warm).await;
     eprintln!("operation | requests (cluster)");
     for (name, requests) in &counted {
         eprintln!("{name} | {requests}");
     }
-    let get = |name: &str| {
-        counted
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, r)| *r)
-            .expect("measured")
-    };
-    assert_eq!(get("append"), 2, "script + pointer claim");
-    assert_eq!(get("get session by uuid"), 1);
-    assert_eq!(get("recent"), 1);
-    assert_eq!(get("list messages (unfiltered)"), 1);
+    assert_counts(&counted, CLUSTER);
 }

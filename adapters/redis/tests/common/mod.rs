@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use colloquy_conformance::{service_missing, TestStore};
-use colloquy_core::ManualClock;
+use colloquy_core::{ManualClock, Retention};
 use colloquy_redis::{RedisConfig, RedisStore};
 
 /// The shared Redis every helper may use (never flushed: tests use unique prefixes).
@@ -96,11 +96,16 @@ pub async fn count_keys(urls: &[String], prefix: &str) -> usize {
     total
 }
 
+/// The retention conformance stores are built with: the production default (keys
+/// expire at `expires_at` by Redis's wall clock; the suite's manual clock only moves
+/// forward from the wall time, so it sees sessions expire before Redis drops them).
+const TEST_RETENTION: Retention = Retention::For(chrono::Duration::zero());
+
 /// A conformance store on the shared standalone Redis, or `service_missing`.
 pub async fn standalone_test_store() -> Option<TestStore> {
     let clock = Arc::new(ManualClock::new());
     let prefix = unique_prefix();
-    let config = RedisConfig::with_prefix(&prefix);
+    let config = RedisConfig::with_prefix(&prefix).with_retention(TEST_RETENTION);
     let store = match RedisStore::connect(SHARED_URL, &config, clock.clone()).await {
         Ok(store) => store,
         Err(e) => return service_missing("redis (127.0.0.1:6379)", &e),
@@ -108,6 +113,7 @@ pub async fn standalone_test_store() -> Option<TestStore> {
     let urls = vec![SHARED_URL.to_owned()];
     Some(
         TestStore::new(Arc::new(store), clock)
+            .expires_physically()
             .with_teardown(move || Box::pin(async move { purge(&urls, &prefix).await })),
     )
 }
@@ -119,7 +125,7 @@ pub async fn cluster_test_store() -> Option<TestStore> {
     };
     let clock = Arc::new(ManualClock::new());
     let prefix = unique_prefix();
-    let config = RedisConfig::with_prefix(&prefix);
+    let config = RedisConfig::with_prefix(&prefix).with_retention(TEST_RETENTION);
     let store = match RedisStore::connect_cluster(&nodes, &config, clock.clone()).await {
         Ok(store) => store,
         Err(e) => return service_missing("redis cluster", &e),
@@ -127,6 +133,7 @@ pub async fn cluster_test_store() -> Option<TestStore> {
     let urls: Vec<String> = nodes.iter().map(|n| node_url(n)).collect();
     Some(
         TestStore::new(Arc::new(store), clock)
+            .expires_physically()
             .with_teardown(move || Box::pin(async move { purge(&urls, &prefix).await })),
     )
 }
@@ -137,6 +144,20 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind an ephemeral port")
+}
+
+/// A loopback port for a cluster node: it and its cluster bus port (+10000) are free.
+pub fn free_cluster_port() -> u16 {
+    for _ in 0..1000 {
+        let port = free_port() % 20_000 + 20_000;
+        let bus = port + 10_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", bus)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port pair for a cluster node");
 }
 
 /// A fresh temporary directory, removed by [`TempDir`]'s drop.
@@ -166,7 +187,7 @@ impl Drop for TempDir {
 /// A private `redis-server` child process on its own loopback port; killed on drop.
 pub struct RedisServer {
     child: Option<Child>,
-    port: u16,
+    pub port: u16,
     dir: PathBuf,
     extra: Vec<String>,
 }
@@ -263,5 +284,126 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A private 3-master Redis Cluster of `redis-server` children (AOF on, so a killed
+/// node comes back with its data; full slot coverage not required, so the other
+/// nodes keep serving while one is down). Killed on drop.
+pub struct PrivateCluster {
+    pub nodes: Vec<RedisServer>,
+    _dirs: Vec<TempDir>,
+}
+
+impl PrivateCluster {
+    /// Starts it, or `None` (skip) when `redis-server` is not installed.
+    pub fn start() -> Option<Self> {
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        for _ in 0..3 {
+            let dir = TempDir::new("cluster-node");
+            let port = free_cluster_port();
+            let conf = format!("nodes-{port}.conf");
+            let args = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                conf.as_str(),
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-require-full-coverage",
+                "no",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ];
+            nodes.push(RedisServer::start_with(port, dir.path(), &args)?);
+            dirs.push(dir);
+        }
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run redis-cli --cluster create");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes, _dirs: dirs };
+        cluster.wait_ok();
+        Some(cluster)
+    }
+
+    /// `host:port` of every node.
+    pub fn addresses(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    /// Polls until every node reports `cluster_state:ok` (bounded).
+    pub fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &self.nodes {
+            let client = redis::Client::open(node.url()).expect("valid url");
+            loop {
+                let info: Option<String> = client
+                    .get_connection_with_timeout(Duration::from_millis(200))
+                    .ok()
+                    .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query(&mut c).ok());
+                if info.is_some_and(|i| i.contains("cluster_state:ok")) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {} never reached cluster_state:ok",
+                    node.port
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The index in `nodes` of the node serving the slot of `key` (or of a bare hash tag).
+    pub fn node_of(&self, key: &str) -> usize {
+        let client = redis::Client::open(self.nodes[0].url()).expect("valid url");
+        let mut conn = client.get_connection().expect("connect");
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut conn)
+            .expect("CLUSTER KEYSLOT");
+        let ranges: Vec<(i64, i64, (String, i64))> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query::<Vec<redis::Value>>(&mut conn)
+            .expect("CLUSTER SLOTS")
+            .into_iter()
+            .map(|range| {
+                let redis::Value::Array(items) = range else {
+                    panic!("CLUSTER SLOTS entry {range:?}")
+                };
+                let start: i64 = redis::from_redis_value_ref(&items[0]).expect("start");
+                let end: i64 = redis::from_redis_value_ref(&items[1]).expect("end");
+                let redis::Value::Array(master) = &items[2] else {
+                    panic!("CLUSTER SLOTS master {items:?}")
+                };
+                let host: String = redis::from_redis_value_ref(&master[0]).expect("host");
+                let port: i64 = redis::from_redis_value_ref(&master[1]).expect("port");
+                (start, end, (host, port))
+            })
+            .collect();
+        let (_, _, (_, port)) = ranges
+            .iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&slot))
+            .expect("every slot is served");
+        self.nodes
+            .iter()
+            .position(|n| i64::from(n.port) == *port)
+            .expect("a node of this cluster")
     }
 }

@@ -1,0 +1,90 @@
+//! [`ChatStore`] on Redis: each method is one of the operations in `sessions.rs` and
+//! `messages.rs`, with the adapter's errors mapped to the port's.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use colloquy_core::ports::{ChatStore, Turn};
+use colloquy_core::{
+    ChatMessage, MessageDraft, MessageQuery, Page, Session, SessionFilter, SessionPatch,
+    SessionRef, StoreError,
+};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::RedisStore;
+
+#[async_trait]
+impl ChatStore for RedisStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        Ok(RedisStore::create_session(self, session).await?)
+    }
+
+    async fn session(&self, reference: &SessionRef) -> Result<Option<Session>, StoreError> {
+        Ok(self.get_session(reference).await?)
+    }
+
+    async fn update_session(
+        &self,
+        reference: &SessionRef,
+        patch: &SessionPatch,
+    ) -> Result<Session, StoreError> {
+        Ok(RedisStore::update_session(self, reference, patch).await?)
+    }
+
+    async fn delete_session(&self, reference: &SessionRef) -> Result<(), StoreError> {
+        Ok(RedisStore::delete_session(self, reference).await?)
+    }
+
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: Page,
+    ) -> Result<Vec<Session>, StoreError> {
+        Ok(RedisStore::list_sessions(self, filter, page).await?)
+    }
+
+    async fn append(
+        &self,
+        to: &SessionRef,
+        draft: MessageDraft,
+    ) -> Result<(Session, ChatMessage), StoreError> {
+        let appended = self.append_message(to, draft, None).await?;
+        Ok((appended.session, appended.message))
+    }
+
+    async fn message(&self, id: Uuid) -> Result<Option<(ChatMessage, Session)>, StoreError> {
+        Ok(self.get_message(id).await?)
+    }
+
+    async fn list_messages(
+        &self,
+        of: &SessionRef,
+        query: &MessageQuery,
+    ) -> Result<(Session, Vec<ChatMessage>), StoreError> {
+        Ok(self.list(of, query).await?)
+    }
+
+    async fn delete_message(&self, id: Uuid) -> Result<(), StoreError> {
+        Ok(self.soft_delete(id).await?)
+    }
+
+    /// Redis drops every key of a session at its purge time by itself (see
+    /// [`RedisConfig::retention`](crate::RedisConfig::retention)): nothing to do here.
+    async fn purge_expired(&self, _cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut self.conn.clone()).await;
+        pong.map(drop).map_err(|e| Error::from(e).into())
+    }
+
+    async fn begin_turn(
+        &self,
+        to: &SessionRef,
+        draft: MessageDraft,
+        window: usize,
+    ) -> Result<Turn, StoreError> {
+        Ok(self.begin(to, draft, window).await?)
+    }
+}
