@@ -440,28 +440,20 @@ textarea{font-size:16px}
     setSession((await res.json()).session_id);
   };
 
-  // RFC 3339 times with a fraction of any length, made comparable as strings.
-  const when = (t) =>
-    String(t).replace(/(\.\d+)?Z$/, (_, f) => ((f || ".") + "000000000").slice(0, 10) + "Z");
+  /** The session, or null when it is gone. */
+  const fetchSession = async () => {
+    const res = await fetch(API + "sessions/" + encodeURIComponent(sessionId) + "/");
+    if (res.status === 404) return null;
+    if (!res.ok) throw await httpError(res);
+    return res.json();
+  };
 
   /** The newest page of the conversation, oldest first; null when the session is gone. */
   const fetchMessages = async () => {
     const url = API + "messages/?session_id=" + encodeURIComponent(sessionId);
     let res = await fetch(url + "&order=desc&limit=50");
-    if (res.status === 404) return null;
-    const page = res.ok ? await res.json().catch(() => null) : null;
-    if (Array.isArray(page)) {
-      const [first, last] = [page[0], page[page.length - 1]];
-      const newestFirst =
-        page.length > 1 &&
-        (when(first.timestamp) > when(last.timestamp) ||
-          (first.timestamp === last.timestamp &&
-            first.role === "assistant" &&
-            last.role === "user"));
-      if (newestFirst) return page.reverse();
-      if (page.length < 50) return page; // oldest first and complete: order=desc was ignored
-    }
-    res = await fetch(url + "&limit=100"); // a server without order=desc
+    if (res.ok) return (await res.json()).reverse();
+    if (res.status !== 404) res = await fetch(url + "&limit=100"); // a server refusing order=
     if (res.status === 404) return null;
     if (!res.ok) throw await httpError(res);
     return res.json();
@@ -479,10 +471,14 @@ textarea{font-size:16px}
     log.setAttribute("aria-busy", "true");
     if (!log.children.length) log.append(...intro); // the welcome while the history loads
     try {
-      const messages = await fetchMessages();
-      if (messages === null) setSession(null); // expired: a new one starts with the next message
+      // The session first: an answer that ends between the two requests is in the list.
+      const session = await fetchSession();
+      const messages = session && (await fetchMessages());
+      if (!messages) setSession(null); // expired: a new one starts with the next message
+      const active = messages && session.active_response_id; // being generated right now
       const shown = [];
       for (const m of messages || []) {
+        if (m.id === active) continue; // shown arriving, below
         if (m.role === "user") shown.push(userBubble(m.message));
         else if (m.role === "assistant") {
           const bubble = botBubble(m.message);
@@ -493,6 +489,7 @@ textarea{font-size:16px}
       }
       log.replaceChildren(...intro, ...shown);
       log.scrollTop = log.scrollHeight;
+      if (active) attach(active);
     } catch (e) {
       errorLine(describe(e), loadHistory);
     } finally {
@@ -583,9 +580,13 @@ textarea{font-size:16px}
       signal: t.ctrl.signal,
     });
 
-  /** After a dropped connection: resume from the last event id; throws if it cannot. */
-  const resume = async (t) => {
-    if (!t.id) throw Object.assign(new Error("lost"), { code: "lost" });
+  const lost = () => Object.assign(new Error("lost"), { code: "lost" });
+
+  /**
+   * The events of answer `t` after `t.last` (all of them without it): true when the
+   * stream reached the end or the server answered 204 (the client has it all).
+   */
+  const follow = async (t) => {
     let res;
     try {
       res = await fetch(STREAM + encodeURIComponent(t.id) + "/", {
@@ -594,50 +595,58 @@ textarea{font-size:16px}
       });
     } catch (e) {
       if (t.ctrl.signal.aborted) throw e;
-      res = null;
     }
-    if (!res || !res.ok) throw Object.assign(new Error("lost"), { code: "lost" });
+    if (res?.status === 204) return true;
+    if (!res?.ok) throw lost();
     return readStream(res, t);
   };
 
-  /** Asks for an answer to `message` (already shown) and streams it in. */
-  const ask = async (message) => {
+  /**
+   * Streams an answer into a new bubble: `start(t)` gives true once it is complete
+   * (else it is resumed); `retry` is offered after an error.
+   */
+  const run = async (start, retry, id = null) => {
     if (turn) return;
-    const t = (turn = {
-      ctrl: new AbortController(),
-      id: null,
-      last: null,
-      text: "",
-      reason: null,
-    });
+    const t = (turn = { ctrl: new AbortController(), id, last: null, text: "", reason: null });
     t.bubble = add(h("div", { class: "msg bot" }, typing()), true);
     setBusy(true);
     try {
-      if (!sessionId) await createSession();
-      let res = await post(message, t);
-      if (res.status === 404) {
-        await createSession(); // the session expired: start a new one, silently
-        res = await post(message, t);
+      let complete = await start(t);
+      for (let tries = 0; !complete && tries < 3; tries++) {
+        if (!t.id) throw lost();
+        complete = await follow(t); // after a dropped connection: resume
       }
-      if (!res.ok) throw await httpError(res);
-      let complete = await readStream(res, t);
-      for (let tries = 0; !complete && tries < 3; tries++) complete = await resume(t);
-      if (!complete) throw Object.assign(new Error("lost"), { code: "lost" });
+      if (!complete) throw lost();
       finish(t);
     } catch (e) {
-      if (t.ctrl.signal.aborted) {
-        t.reason = "cancelled";
-        finish(t);
-      } else {
-        finish(t);
-        // After a lost connection the answer is still stored by the server: reload it.
-        errorLine(describe(e), e.code === "lost" ? loadHistory : () => ask(message));
-      }
+      if (t.ctrl.signal.aborted) t.reason = "cancelled";
+      finish(t);
+      // After a lost connection the answer is still stored by the server: reload it.
+      if (!t.ctrl.signal.aborted) errorLine(describe(e), e.code === "lost" ? loadHistory : retry);
     } finally {
       if (turn === t) turn = null;
       setBusy(false);
     }
   };
+
+  /** Asks for an answer to `message` (already shown) and streams it in. */
+  const ask = (message) =>
+    run(
+      async (t) => {
+        if (!sessionId) await createSession();
+        let res = await post(message, t);
+        if (res.status === 404) {
+          await createSession(); // the session expired: start a new one, silently
+          res = await post(message, t);
+        }
+        if (!res.ok) throw await httpError(res);
+        return readStream(res, t);
+      },
+      () => ask(message),
+    );
+
+  /** Shows answer `id`, running now (a reload, a second tab), from its first event. */
+  const attach = (id) => run(follow, loadHistory, id);
 
   const finish = (t) => {
     cancelAnimationFrame(frame);

@@ -116,6 +116,8 @@ function hostPage(api, hostile) {
 
 let server; // the colloquy process
 let api; // its base URL
+let slowServer; // another one, whose answers take seconds (a word every 200 ms)
+let slowApi; // its base URL
 let host; // the host page's http server
 let origin; // its origin
 let browser;
@@ -132,7 +134,8 @@ before(async () => {
         `default-src 'none'; script-src ${api}; connect-src ${api}`;
     }
     res.writeHead(200, headers);
-    res.end(hostPage(api, req.url.startsWith("/hostile")));
+    const slow = req.url.startsWith("/slow"); // the page for the slow server
+    res.end(hostPage(slow ? slowApi : api, req.url.startsWith("/hostile")));
   });
   await deadline(new Promise((r) => host.listen(0, "127.0.0.1", r)), WAIT, "host page server");
   origin = `http://127.0.0.1:${host.address().port}`;
@@ -146,6 +149,16 @@ before(async () => {
   ]);
   server = started.child;
   api = started.base;
+  const slow = await startServer(findBinary(), [
+    "--store",
+    "memory",
+    "--echo-chunk-delay",
+    "200ms",
+    "--cors-origins",
+    origin,
+  ]);
+  slowServer = slow.child;
+  slowApi = slow.base;
   browser = await chromium.launch({
     executablePath: browserPath,
     headless: true,
@@ -157,10 +170,14 @@ before(async () => {
 after(async () => {
   await browser?.close().catch(() => {});
   server?.kill("SIGTERM");
+  slowServer?.kill("SIGTERM");
   host?.close();
   host?.closeAllConnections?.();
 });
-process.on("exit", () => server?.kill("SIGKILL"));
+process.on("exit", () => {
+  server?.kill("SIGKILL");
+  slowServer?.kill("SIGKILL");
+});
 for (const signal of ["SIGTERM", "SIGINT"]) {
   process.on(signal, () => process.exit(1)); // runs the "exit" handler: no stray server
 }
@@ -217,6 +234,53 @@ const bubbles = (page) =>
       text: m.textContent,
     })),
   );
+
+/** Resolves with the first truthy value `check()` gives, polling for at most WAIT. */
+async function until(check, what) {
+  const end = Date.now() + WAIT;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${WAIT} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // between two polls
+  }
+}
+
+/** The stored messages of a session, oldest first. */
+async function storedMessages(base, sessionId) {
+  const res = await fetch(`${base}/api/chats/messages/?session_id=${sessionId}`);
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+const storedSession = (page, base) =>
+  page.evaluate((key) => localStorage.getItem(key), `colloquy:${base}:session`);
+
+/** Records, at every change of the conversation, [answer length, send button label]. */
+const recordAnswer = (page) =>
+  page.evaluate(() => {
+    const root = document.querySelector("colloquy-chat").shadowRoot;
+    window.__answer = [];
+    new MutationObserver(() => {
+      const bots = root.querySelectorAll(".msg.bot");
+      const last = bots[bots.length - 1];
+      if (last?.textContent.startsWith("Echo:")) {
+        const label = root.querySelector(".send").getAttribute("aria-label");
+        window.__answer.push([last.textContent.length, label]);
+      }
+    }).observe(root.querySelector(".log"), { subtree: true, childList: true, characterData: true });
+  });
+
+/** Sends `text` with Enter and waits until some of the answer is shown, not all of it. */
+async function sendAndWaitForChunk(page, text) {
+  await page.locator("textarea").fill(text);
+  await page.locator("textarea").press("Enter");
+  await page.waitForFunction((full) => {
+    const bots = document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.bot");
+    const shown = bots[bots.length - 1].textContent;
+    return shown.startsWith("Echo:") && shown.length < full.length;
+  }, `Echo: ${text}`);
+}
 
 const metrics = {};
 
@@ -621,28 +685,63 @@ test(
     await page.locator(".retry").click();
     await waitForAnswer(page, "Echo: offline now");
 
-    // A connection that drops mid-answer: the widget tries to resume (today's server has
-    // no resume route, so that fails) and then offers to reload the stored answer.
-    const resume = page.waitForRequest(
-      (r) => /\/chat\/stream\/[0-9a-f-]{36}\/$/.test(r.url()) && r.method() === "GET",
-    );
-    await page.route("**/api/chats/messages/chat/stream/", async (route) => {
-      const real = await route.fetch(); // the real answer, then cut after its first event
-      const body = (await real.text()).split("\n\n")[0] + "\n\n";
-      await route.fulfill({ response: real, body });
+    // A connection that drops mid-answer: the widget resumes from the last event it had.
+    const STREAM = "**/api/chats/messages/chat/stream/";
+    const RESUME = /\/chat\/stream\/[0-9a-f-]{36}\/$/;
+    /** Serves the real answer to the POST, cut by `cut(events)` (the SSE blocks). */
+    const cutStream = (cut) =>
+      page.route(STREAM, async (route) => {
+        const real = await route.fetch();
+        const events = (await real.text()).split("\n\n").filter(Boolean); // [retry, event...]
+        await route.fulfill({ response: real, body: cut(events) });
+      });
+    const idOf = (event) => /^id: (.*)$/m.exec(event)[1];
+    let firstId;
+    await cutStream((events) => {
+      firstId = idOf(events[1]);
+      return events.slice(0, 2).join("\n\n") + "\n\n"; // retry and the first event
     });
+    const resume = page.waitForRequest((r) => RESUME.test(r.url()) && r.method() === "GET");
     await page.locator("textarea").fill("this connection will drop");
+    await page.locator("textarea").press("Enter");
+    await waitForAnswer(page, "Echo: this connection will drop");
+    assert.match(firstId, /^[0-9a-f-]{36}:0:\d+$/);
+    assert.equal(
+      (await resume).headers()["last-event-id"],
+      firstId,
+      "resume asks for the events after the first one, by its full id",
+    );
+    assert.equal(await errorText(), null, "a resumed answer is no error");
+
+    // Dropped after the last event's id but before its data: the client has the whole
+    // answer, the resume is answered 204, and that is a complete answer.
+    let lastId;
+    await page.unroute(STREAM);
+    await cutStream((events) => {
+      lastId = idOf(events[events.length - 1]);
+      return events.slice(0, -1).join("\n\n") + `\n\nid: ${lastId}\n`;
+    });
+    const noContent = page.waitForResponse((r) => RESUME.test(r.url()));
+    await page.locator("textarea").fill("all but the end");
+    await page.locator("textarea").press("Enter");
+    await waitForAnswer(page, "Echo: all but the end");
+    const answered = await noContent;
+    assert.equal(answered.status(), 204);
+    assert.equal(answered.request().headers()["last-event-id"], lastId);
+    assert.equal(await errorText(), null, "a 204 resume is a complete answer, not a lost one");
+
+    // A resume that fails too: the widget offers to reload the stored answer.
+    await page.unroute(STREAM);
+    await cutStream((events) => events.slice(0, 2).join("\n\n") + "\n\n");
+    await page.route(RESUME, (route) => route.abort());
+    await page.locator("textarea").fill("this connection is gone");
     await page.locator("textarea").press("Enter");
     await page.locator(".err").waitFor();
     assert.match(await errorText(), /connection was lost/);
-    assert.equal(
-      (await resume).headers()["last-event-id"],
-      "0",
-      "resume asks for the events after id 0",
-    );
-    await page.unroute("**/api/chats/messages/chat/stream/");
+    await page.unroute(STREAM);
+    await page.unroute(RESUME);
     await page.locator(".retry").click(); // reloads the conversation, with the stored answer
-    await waitForAnswer(page, "Echo: this connection will drop");
+    await waitForAnswer(page, "Echo: this connection is gone");
     assert.equal(await errorText(), null);
     await page.context().close();
   },
@@ -678,6 +777,106 @@ test("stop aborts the answer and asks the server to cancel", { skip }, async () 
     (await cancel).url(),
     /\/api\/chats\/messages\/chat\/stream\/[0-9a-f-]{36}\/cancel\/$/,
   );
+  await page.context().close();
+});
+
+test(
+  "a reload mid-answer shows the answer arriving, once; a second tab too",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/slow`);
+    await openPanel(page);
+    const welcome = (await bubbles(page))[0];
+    const message =
+      "Please tell me slowly and word by word what your opening hours are on public holidays " +
+      "and whether I can book an appointment online before I come to the shop";
+    const expected = `Echo: ${message}`;
+    await sendAndWaitForChunk(page, message);
+    const sessionId = await storedSession(page, slowApi);
+
+    const second = await page.context().newPage(); // shares localStorage: the same session
+    await second.goto(`${origin}/slow`);
+    await page.reload();
+    for (const p of [page, second]) {
+      await p.locator(".launcher").waitFor({ state: "visible" });
+      await recordAnswer(p);
+      await openPanel(p);
+    }
+    for (const [p, name] of [
+      [page, "reloaded page"],
+      [second, "second tab"],
+    ]) {
+      await waitForAnswer(p, expected);
+      const seen = await p.evaluate(() => window.__answer);
+      const partial = new Set(
+        seen.filter(([n, label]) => n < expected.length && label === "Stop").map(([n]) => n),
+      );
+      assert.ok(
+        partial.size >= 2,
+        `${name}: the answer grew in steps, with a stop button: ${seen}`,
+      );
+      assert.equal(Math.max(...seen.map(([n]) => n)), expected.length, `${name}: all of it`);
+      assert.deepEqual(
+        await bubbles(p),
+        [welcome, { role: "user", text: message }, { role: "bot", text: expected }],
+        `${name}: the question once, the answer once`,
+      );
+    }
+    const stored = await storedMessages(slowApi, sessionId);
+    assert.deepEqual(
+      stored.map((m) => [m.role, m.message, m.metadata.finish_reason]),
+      [
+        ["user", message, undefined],
+        ["assistant", expected, "stop"],
+      ],
+    );
+    await page.context().close();
+  },
+);
+
+test("stop on an answer reattached after a reload cancels it", { skip }, async () => {
+  const page = await newPage();
+  await page.goto(`${origin}/slow`);
+  await openPanel(page);
+  const message = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ");
+  const expected = `Echo: ${message}`;
+  await sendAndWaitForChunk(page, message);
+  const sessionId = await storedSession(page, slowApi);
+  await page.reload();
+  await openPanel(page);
+  await page.waitForFunction(() => {
+    const root = document.querySelector("colloquy-chat").shadowRoot;
+    const bots = root.querySelectorAll(".msg.bot");
+    return (
+      bots[bots.length - 1].textContent.includes("word1") &&
+      root.querySelector(".send").getAttribute("aria-label") === "Stop"
+    );
+  });
+  const cancel = page.waitForRequest((r) => r.url().endsWith("/cancel/") && r.method() === "POST");
+  await page.locator('.send[aria-label="Stop"]').click();
+  await page.waitForFunction(
+    () =>
+      document
+        .querySelector("colloquy-chat")
+        .shadowRoot.querySelector(".send")
+        .getAttribute("aria-label") === "Send",
+  );
+  const shown = (await bubbles(page)).pop().text;
+  assert.ok(shown.endsWith("Stopped") && !shown.includes("word39"), `stopped partway: ${shown}`);
+  const responseId = /\/chat\/stream\/([0-9a-f-]{36})\/cancel\/$/.exec((await cancel).url())?.[1];
+  assert.ok(responseId, "the cancel names the answer");
+  const answer = await until(
+    async () => (await storedMessages(slowApi, sessionId)).find((m) => m.role === "assistant"),
+    "the cancelled answer to be stored",
+  );
+  assert.equal(answer.id, responseId, "the reattached answer is the one cancelled");
+  assert.equal(answer.metadata.finish_reason, "cancelled");
+  assert.ok(
+    expected.startsWith(answer.message) && answer.message.length < expected.length,
+    `the stored answer is the part generated before the stop: ${answer.message}`,
+  );
+  assert.equal((await storedMessages(slowApi, sessionId)).length, 2, "one question, one answer");
   await page.context().close();
 });
 
