@@ -20,7 +20,6 @@ fn service(model: OpenAiModel, context: ContextBudget) -> ChatService {
     let clock = Arc::new(SystemClock);
     let store = Arc::new(MemoryStore::new(clock.clone()));
     ChatService::new(
-        store.clone(),
         store,
         Arc::new(model),
         clock,
