@@ -1,0 +1,17 @@
+//! # colloquy-postgres
+//!
+//! (docs to come)
+
+mod config;
+mod error;
+mod rows;
+mod schema;
+mod sql;
+mod store;
+mod text;
+mod tls;
+
+pub use config::PostgresConfig;
+pub use error::ConnectError;
+pub use schema::SCHEMA_VERSION;
+pub use store::PostgresStore;
