@@ -6,7 +6,7 @@
 //! | no pooled connection (connect refused or timed out, pool wait timed out) | `Unavailable` |
 //! | connection lost or closed mid-statement | `Unavailable` |
 //! | SQLSTATE class `08` (connection), `53` (resources), `57` (operator intervention: `57014` statement timeout, `57P01` shutdown, ...), `40` (serialization failure, deadlock), `55P03` (lock not available) | `Unavailable` |
-//! | `23505` unique violation | `Conflict(entity)`: `Message` for the message id index, else `Session` |
+//! | `23505` unique violation | `Conflict(Message)` on the message id index, `Conflict(Session)` on the session id or live session_id index; `Backend` on any other |
 //! | anything else (a bad row, an unexpected SQL error) | `Backend` |
 //!
 //! No error carries the connection string: the password never reaches a log line.
@@ -15,7 +15,7 @@ use colloquy_core::{BoxError, Entity, StoreError};
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
-use crate::schema::MESSAGE_ID_INDEX;
+use crate::schema::{MESSAGE_ID_INDEX, SESSION_ID_INDEX, SESSION_PKEY};
 
 /// Why [`PostgresStore::connect`](crate::PostgresStore::connect) failed.
 #[non_exhaustive]
@@ -102,15 +102,12 @@ pub(crate) fn pool_error(e: PoolError) -> StoreError {
 /// Maps a failed statement. A unique violation names its entity by the index it hit.
 pub(crate) fn query_error(e: tokio_postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-        let on_message_id = e
-            .as_db_error()
-            .and_then(|db| db.constraint())
-            .is_some_and(|c| c == MESSAGE_ID_INDEX);
-        return StoreError::Conflict(if on_message_id {
-            Entity::Message
-        } else {
-            Entity::Session
-        });
+        match e.as_db_error().and_then(|db| db.constraint()) {
+            Some(MESSAGE_ID_INDEX) => return StoreError::Conflict(Entity::Message),
+            Some(SESSION_PKEY | SESSION_ID_INDEX) => return StoreError::Conflict(Entity::Session),
+            // Any other unique index (a message position) clashing is a bug.
+            _ => return StoreError::backend(e),
+        }
     }
     if is_unavailable(&e) {
         StoreError::unavailable(e)

@@ -11,6 +11,9 @@ mod store;
 mod text;
 mod tls;
 
+#[cfg(test)]
+mod query_plans;
+
 pub use config::PostgresConfig;
 pub use error::ConnectError;
 pub use schema::SCHEMA_VERSION;

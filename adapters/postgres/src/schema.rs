@@ -14,6 +14,10 @@ use crate::error::ConnectError;
 
 /// The unique index on message ids; a unique violation on it is a message conflict.
 pub(crate) const MESSAGE_ID_INDEX: &str = "colloquy_messages_id";
+/// The sessions' primary key; a unique violation on it is a session conflict.
+pub(crate) const SESSION_PKEY: &str = "colloquy_sessions_pkey";
+/// The unique index on live holders' session_ids; a violation is a session conflict.
+pub(crate) const SESSION_ID_INDEX: &str = "colloquy_sessions_session_id";
 
 /// How long the migration transaction may run (waiting for another instance's
 /// migration included) before start-up fails.

@@ -144,10 +144,10 @@ RETURNING m.id";
 /// cascade); returns how many.
 pub(crate) const PURGE_BATCH: &str = "
 WITH gone AS (
-    DELETE FROM colloquy_sessions WHERE id IN (
+    DELETE FROM colloquy_sessions WHERE id = ANY (ARRAY(
         SELECT id FROM colloquy_sessions WHERE expires_at <= $1::timestamptz
         ORDER BY expires_at LIMIT $2::bigint
-    )
+    ))
     RETURNING 1
 )
 SELECT count(*) FROM gone";
