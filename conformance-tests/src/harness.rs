@@ -1,8 +1,12 @@
-//! The store under test and how the suite gets one.
+//! The store under test, how the suite gets one, and the deadline every contract
+//! runs under.
 
+use std::future::Future;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::Duration;
 
-use colloquy_core::ports::{MessageStore, SessionStore};
+use colloquy_core::ports::ChatStore;
 use colloquy_core::ManualClock;
 use futures::future::BoxFuture;
 
@@ -10,36 +14,70 @@ use futures::future::BoxFuture;
 /// `.ci/run` sets it, so CI never passes by skipping.
 pub const REQUIRE_SERVICES_ENV: &str = "COLLOQUY_REQUIRE_SERVICES";
 
+/// Environment variable overriding the deadline of each contract, in seconds.
+pub const TIMEOUT_ENV: &str = "COLLOQUY_CONTRACT_TIMEOUT_SECS";
+
+/// The deadline of each contract when [`TIMEOUT_ENV`] is not set: generous, so a
+/// loaded machine never fails a correct store, yet a hanging store fails the run.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+
+/// How long the test thread waits beyond the deadline before it gives up on a
+/// contract whose runtime is blocked (a store that blocks its async workers).
+pub(crate) const BACKSTOP_GRACE: Duration = Duration::from_secs(15);
+
+type Teardown = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// A fresh, isolated store for one contract, plus the clock it was built with.
 ///
-/// Build it with [`TestStore::new`]; add a [`TestStore::with_teardown`] when the store
-/// leaves something behind (keys under a test prefix, a database file).
+/// Build it with [`TestStore::new`]; add [`TestStore::with_teardown`] when the store
+/// leaves something behind (keys under a test prefix, a database file), and
+/// [`TestStore::expires_physically`] when the backend removes expired data by itself.
 pub struct TestStore {
-    /// The store's session port.
-    pub sessions: Arc<dyn SessionStore>,
-    /// The store's message port (usually the same object).
-    pub messages: Arc<dyn MessageStore>,
+    /// The store under test.
+    pub store: Arc<dyn ChatStore>,
     /// The clock the store judges expiry by. It starts at the real current time and
     /// the suite only moves it forward.
     pub clock: Arc<ManualClock>,
-    teardown: Option<Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send + Sync>>,
+    physical_expiry: bool,
+    teardown: Option<Teardown>,
+}
+
+impl std::fmt::Debug for TestStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestStore")
+            .field("physical_expiry", &self.physical_expiry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestStore {
-    /// Wraps one store object implementing both ports.
-    pub fn new<S>(store: Arc<S>, clock: Arc<ManualClock>) -> Self
-    where
-        S: SessionStore + MessageStore,
-    {
+    /// Wraps a store built with `clock`.
+    pub fn new(store: Arc<dyn ChatStore>, clock: Arc<ManualClock>) -> Self {
         Self {
-            sessions: store.clone(),
-            messages: store,
+            store,
             clock,
+            physical_expiry: false,
             teardown: None,
         }
     }
 
-    /// Runs `teardown` after the contract, whether it passed or failed.
+    /// Declares that the backend removes expired data by itself, by wall time (Redis
+    /// key expiry), so `purge_expired` may return `Ok(0)` and leave data in place.
+    /// Purge contracts then accept `Ok(0)` (or the exact count) and skip their checks
+    /// that data is physically gone; every other contract still applies.
+    #[must_use]
+    pub fn expires_physically(mut self) -> Self {
+        self.physical_expiry = true;
+        self
+    }
+
+    /// Whether [`TestStore::expires_physically`] was declared.
+    #[must_use]
+    pub fn has_physical_expiry(&self) -> bool {
+        self.physical_expiry
+    }
+
+    /// Runs `teardown` after the contract, whether it passed, failed or timed out.
     #[must_use]
     pub fn with_teardown<F>(mut self, teardown: F) -> Self
     where
@@ -81,4 +119,162 @@ pub fn service_missing(service: &str, why: &dyn std::fmt::Display) -> Option<Tes
         "skipping: {service} not reachable ({why}); set {REQUIRE_SERVICES_ENV}=1 to fail instead"
     );
     None
+}
+
+/// The deadline of one contract: [`TIMEOUT_ENV`] seconds, [`DEFAULT_TIMEOUT_SECS`]
+/// when unset.
+///
+/// # Panics
+/// When [`TIMEOUT_ENV`] is set to something other than a positive whole number.
+#[must_use]
+pub fn contract_timeout() -> Duration {
+    match std::env::var(TIMEOUT_ENV) {
+        Err(_) => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Duration::from_secs(secs),
+            _ => panic!("{TIMEOUT_ENV} must be a positive whole number of seconds, got {v:?}"),
+        },
+    }
+}
+
+/// Why a contract run failed.
+enum Failure {
+    /// The contract panicked; the panic hook has printed its message already.
+    Panicked(Box<dyn std::any::Any + Send>),
+    /// The harness's own verdict (deadline, cancelled task), not printed yet.
+    Verdict(String),
+}
+
+/// Runs `body` on a thread of its own and returns what it returns, resuming its
+/// panic if it panics; fails with `late()` when it has not finished within
+/// `limit`. The backstop for stores that block their runtime's threads, where no
+/// `tokio::time::timeout` can fire.
+pub(crate) fn within<T, B>(name: &str, limit: Duration, late: impl FnOnce() -> String, body: B) -> T
+where
+    T: Send + 'static,
+    B: FnOnce() -> T + Send + 'static,
+{
+    let (done, finished) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let outcome = body();
+            // The receiver is gone only if the test thread already gave up.
+            let _ = done.send(());
+            outcome
+        })
+        .expect("spawn a thread for the check");
+    match finished.recv_timeout(limit) {
+        Ok(()) | Err(RecvTimeoutError::Disconnected) => match thread.join() {
+            Ok(outcome) => outcome,
+            Err(payload) => std::panic::resume_unwind(payload),
+        },
+        Err(RecvTimeoutError::Timeout) => panic!("{}", late()),
+    }
+}
+
+/// A fresh multi-threaded runtime for one check.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the check")
+}
+
+/// Runs one contract against a fresh store from `factory`, under the deadline of
+/// [`contract_timeout`], then tears the store down; [`store_contract_tests!`] calls
+/// this once per contract.
+///
+/// Skips (returns) when the factory returns `None`.
+///
+/// # Panics
+/// When the contract fails, panics, or misses its deadline; the message names the
+/// contract.
+///
+/// [`store_contract_tests!`]: crate::store_contract_tests
+pub fn run_contract<F, Fut, C>(name: &'static str, factory: F, contract: C)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Option<TestStore>>,
+    C: for<'a> FnOnce(&'a TestStore) -> BoxFuture<'a, ()> + Send + 'static,
+{
+    let deadline = contract_timeout();
+    let late = move || {
+        format!(
+            "contract `{name}` did not finish within {deadline:?} ({TIMEOUT_ENV}) and its \
+             runtime no longer answers: the store blocks the async runtime's threads (a \
+             synchronous lock or blocking I/O held across a call?)"
+        )
+    };
+    let outcome = within(name, deadline + BACKSTOP_GRACE, late, move || {
+        let runtime = runtime();
+        let outcome = runtime.block_on(contract_with_deadline(name, deadline, factory, contract));
+        // Tasks a failed contract left behind must not keep this thread waiting.
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        outcome
+    });
+    match outcome {
+        Ok(()) => {}
+        Err(Failure::Verdict(message)) => panic!("{message}"),
+        Err(Failure::Panicked(payload)) => std::panic::resume_unwind(payload),
+    }
+}
+
+async fn contract_with_deadline<F, Fut, C>(
+    name: &'static str,
+    deadline: Duration,
+    factory: F,
+    contract: C,
+) -> Result<(), Failure>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Option<TestStore>>,
+    C: for<'a> FnOnce(&'a TestStore) -> BoxFuture<'a, ()> + Send + 'static,
+{
+    let store = match tokio::time::timeout(deadline, factory()).await {
+        Ok(Some(store)) => Arc::new(store),
+        Ok(None) => return Ok(()),
+        Err(_) => {
+            return Err(Failure::Verdict(format!(
+                "contract `{name}`: the store factory did not return within {deadline:?} \
+                 ({TIMEOUT_ENV})"
+            )))
+        }
+    };
+    let mut task = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { contract(&store).await }
+    });
+    let outcome = match tokio::time::timeout(deadline, &mut task).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) if e.is_panic() => Err(Failure::Panicked(e.into_panic())),
+        Ok(Err(e)) => Err(Failure::Verdict(format!(
+            "contract `{name}` was cancelled: {e}"
+        ))),
+        Err(_) => {
+            task.abort();
+            // Wait (briefly) for the aborted task to drop its handle on the store.
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut task).await;
+            Err(Failure::Verdict(format!(
+                "contract `{name}` did not finish within {deadline:?}: a store call hangs, or \
+                 is far too slow (raise {TIMEOUT_ENV} only for a store known to be slow)"
+            )))
+        }
+    };
+    teardown(name, store, deadline).await;
+    outcome
+}
+
+async fn teardown(name: &str, store: Arc<TestStore>, deadline: Duration) {
+    let Ok(store) = Arc::try_unwrap(store) else {
+        eprintln!("contract `{name}`: a task still holds the store; teardown skipped");
+        return;
+    };
+    if tokio::time::timeout(deadline, store.teardown())
+        .await
+        .is_err()
+    {
+        eprintln!("contract `{name}`: teardown did not finish within {deadline:?}");
+    }
 }

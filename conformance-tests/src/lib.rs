@@ -1,11 +1,13 @@
 //! # colloquy-conformance
 //!
 //! The reusable contract suite for Colloquy store adapters. Every sentence of the
-//! store ports' documentation ([`colloquy_core::ports`]) has a public async fn in
-//! [`contracts`] that checks it; [`store_contract_tests!`] stamps each one as its
-//! own `#[tokio::test]` in the adapter's test file, so a failure names the contract.
-//! A model-based property test ([`model_based`]) runs random operation sequences
-//! against the store and a reference model and compares every result.
+//! [`ChatStore`](colloquy_core::ports::ChatStore) documentation has a public async
+//! fn in [`contracts`] that checks it; [`store_contract_tests!`] stamps each one as
+//! its own test in the adapter's test file, so a failure names the contract, and
+//! runs it under a deadline ([`contract_timeout`]), so a hanging store fails instead
+//! of hanging the run. A model-based property test ([`model_based`]) runs random
+//! operation sequences against the store and a reference model and compares every
+//! result.
 //!
 //! An adapter's whole conformance test file:
 //!
@@ -27,56 +29,80 @@
 //! The factory returns a fresh, isolated store each call, built with the given clock
 //! (the suite moves it forward to test expiry). A store backed by a service returns
 //! [`service_missing`] when the service is not reachable: the tests then skip
-//! locally and fail when `COLLOQUY_REQUIRE_SERVICES=1` (as in CI).
+//! locally and fail when `COLLOQUY_REQUIRE_SERVICES=1` (as in CI). A store whose
+//! backend removes expired data by itself declares it with
+//! [`TestStore::expires_physically`].
 
 pub mod contracts;
 mod harness;
 pub mod model_based;
 
-pub use harness::{service_missing, services_required, TestStore, REQUIRE_SERVICES_ENV};
+pub use harness::{
+    contract_timeout, run_contract, service_missing, services_required, TestStore,
+    DEFAULT_TIMEOUT_SECS, REQUIRE_SERVICES_ENV, TIMEOUT_ENV,
+};
 
 #[doc(hidden)]
 pub mod __private {
-    pub use futures::FutureExt;
-    pub use tokio;
+    pub use futures::future::FutureExt;
 }
 
-/// Stamps every contract of [`contracts`] as a `#[tokio::test]`, plus the
-/// model-based check as a `#[test]`, given the path of an
+/// Stamps every contract of [`contracts`] as a `#[test]` running under the contract
+/// deadline, plus the model-based check, given the path of an
 /// `async fn() -> Option<TestStore>` factory.
 #[macro_export]
 macro_rules! store_contract_tests {
     ($factory:path) => {
         $crate::store_contract_tests!(@contracts $factory;
+            // sessions
             create_then_get_by_uuid_and_session_id,
             unknown_session_is_none,
+            reference_resolves_uuid_first_then_session_id,
             duplicate_session_id_conflicts,
             duplicate_session_uuid_conflicts,
             expired_session_id_can_be_reused,
-            get_prefers_uuid_over_session_id,
             update_changes_each_field,
             update_missing_or_expired_is_not_found,
             changed_expiry_applies_to_messages,
             delete_cascades_to_messages,
             list_sessions_newest_first_with_paging,
             list_sessions_filters,
-            expired_session_is_invisible_everywhere,
-            session_expires_at_its_expiry_instant,
             ping_succeeds,
+            // expiry
+            expired_session_is_invisible_everywhere,
+            expiry_is_inclusive_on_every_path,
+            // messages
             append_then_get_round_trips,
+            reads_return_the_current_session,
             append_to_missing_session_is_not_found,
             append_to_inactive_session_is_rejected,
             duplicate_message_id_conflicts,
             messages_keep_write_order_with_equal_timestamps,
             earlier_timestamp_is_raised,
             list_messages_filters,
-            list_messages_paging,
+            list_messages_paging_in_both_orders,
             list_messages_of_missing_session_is_not_found,
-            recent_returns_newest_oldest_first,
             soft_delete_hides_but_keeps_the_row,
+            // cursors
+            cursors_before_and_after_in_both_orders,
+            cursor_offset_applies_after_the_cursor_in_order,
+            soft_deleted_cursor_message_still_works,
+            cursor_of_another_session_or_unknown_is_message_not_found,
+            // begin_turn
+            begin_turn_stores_the_message_and_returns_the_session,
+            begin_turn_returns_the_context_windows,
+            begin_turn_fails_like_append,
+            // purge and retention
+            purge_removes_expired_sessions_and_returns_the_count,
+            purge_keeps_data_until_the_cutoff_reaches_expiry,
+            purge_boundary_is_inclusive,
+            purge_leaves_a_new_session_with_the_reused_session_id_alone,
+            purge_follows_a_changed_expiry,
+            // concurrency
             concurrent_appends_lose_nothing_and_agree_on_one_order,
             delete_racing_appends_leaves_no_orphans,
             concurrent_creates_with_one_session_id_have_one_winner,
+            cursor_paging_while_appending_has_no_gap_and_no_duplicate,
         );
 
         #[test]
@@ -86,17 +112,14 @@ macro_rules! store_contract_tests {
     };
     (@contracts $factory:path; $($contract:ident),* $(,)?) => {
         $(
-            #[$crate::__private::tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $contract() {
+            #[test]
+            fn $contract() {
                 use $crate::__private::FutureExt as _;
-                let Some(store) = $factory().await else { return };
-                let outcome = ::std::panic::AssertUnwindSafe($crate::contracts::$contract(&store))
-                    .catch_unwind()
-                    .await;
-                store.teardown().await;
-                if let Err(panic) = outcome {
-                    ::std::panic::resume_unwind(panic);
-                }
+                $crate::run_contract(
+                    ::core::stringify!($contract),
+                    $factory,
+                    |store| $crate::contracts::$contract(store).boxed(),
+                );
             }
         )*
     };
