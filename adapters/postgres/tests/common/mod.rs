@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
+
 use std::sync::Arc;
 
 use colloquy_core::{Clock, ManualClock};
