@@ -217,10 +217,7 @@ mod tests {
                 "postgres://app:s3cret@db.example:5432/chat?sslmode=require",
                 "postgres://app:***@db.example:5432/chat?sslmode=require",
             ),
-            (
-                "postgresql://app:p%40ss@h/db",
-                "postgresql://app:***@h/db",
-            ),
+            ("postgresql://app:p%40ss@h/db", "postgresql://app:***@h/db"),
             (
                 "postgres://app@h/db?password=s3cret&sslmode=require",
                 "postgres://app@h/db?password=***&sslmode=require",

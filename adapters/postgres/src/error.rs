@@ -38,7 +38,9 @@ pub enum ConnectError {
         source: tokio_postgres::Error,
     },
     /// The database was migrated by a newer build.
-    #[error("the database schema is at version {found}, newer than this build supports ({supported})")]
+    #[error(
+        "the database schema is at version {found}, newer than this build supports ({supported})"
+    )]
     SchemaTooNew {
         /// The version recorded in the database.
         found: i64,

@@ -22,12 +22,7 @@ fn required() -> bool {
 }
 
 /// A client on `schema` whose notices (auto_explain's plans) arrive on the receiver.
-async fn client(
-    schema: &str,
-) -> (
-    Client,
-    tokio::sync::mpsc::UnboundedReceiver<String>,
-) {
+async fn client(schema: &str) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let mut config: tokio_postgres::Config = url().parse().expect("test URL");
     config.options(format!("-c search_path={schema}"));
     let (client, mut connection) = config.connect(NoTls).await.expect("direct connection");
@@ -84,7 +79,10 @@ async fn generic_plan(client: &Client, statement: &str) -> String {
         .query(&format!("EXPLAIN EXECUTE p{args}"), &[])
         .await
         .expect("explain");
-    client.batch_execute("DEALLOCATE p").await.expect("deallocate");
+    client
+        .batch_execute("DEALLOCATE p")
+        .await
+        .expect("deallocate");
     rows.iter()
         .map(|r| r.get::<_, String>(0))
         .collect::<Vec<_>>()
@@ -136,7 +134,10 @@ async fn every_statement_uses_an_index_on_its_generic_plan() {
         let client = &client;
         async move {
             let plan = generic_plan(client, &statement).await;
-            assert!(plan.contains(&index), "{statement}: not via {index}\n{plan}");
+            assert!(
+                plan.contains(&index),
+                "{statement}: not via {index}\n{plan}"
+            );
             plan
         }
     };
@@ -145,7 +146,11 @@ async fn every_statement_uses_an_index_on_its_generic_plan() {
     for list in sql::LIST_MESSAGES.iter() {
         let plan = expect_index(list, "colloquy_messages_live").await;
         let backward = plan.contains("Index Scan Backward using colloquy_messages_live");
-        assert_eq!(backward, list.contains("m.seq DESC"), "direction of\n{plan}");
+        assert_eq!(
+            backward,
+            list.contains("m.seq DESC"),
+            "direction of\n{plan}"
+        );
     }
     expect_index(sql::PURGE_BATCH, "colloquy_sessions_expiry").await;
     expect_index(sql::GET_MESSAGE, "colloquy_messages_id").await;
@@ -181,7 +186,11 @@ async fn every_statement_uses_an_index_on_its_generic_plan() {
     for plan in &nested {
         assert_indexed("begin_turn", plan);
     }
-    assert!(nested[0].contains("colloquy_messages_system"), "{}", nested[0]);
+    assert!(
+        nested[0].contains("colloquy_messages_system"),
+        "{}",
+        nested[0]
+    );
     assert!(
         nested[1].contains("Index Scan Backward using colloquy_messages_live"),
         "{}",

@@ -17,8 +17,20 @@ use colloquy_core::{Cursor, Order};
 macro_rules! session_cols {
     ($t:literal) => {
         concat!(
-            $t, ".id, ", $t, ".session_id, ", $t, ".external_user_id, ", $t, ".created_at, ",
-            $t, ".expires_at, ", $t, ".is_active, ", $t, ".metadata"
+            $t,
+            ".id, ",
+            $t,
+            ".session_id, ",
+            $t,
+            ".external_user_id, ",
+            $t,
+            ".created_at, ",
+            $t,
+            ".expires_at, ",
+            $t,
+            ".is_active, ",
+            $t,
+            ".metadata"
         )
     };
 }
@@ -39,7 +51,13 @@ macro_rules! resolve_id {
 /// The case-insensitive substring test of stored column `$col` against needle `$n`.
 macro_rules! contains_ci {
     ($col:literal, $n:literal) => {
-        concat!("strpos(lower(", $col, " COLLATE \"und-x-icu\"), ", $n, ") > 0")
+        concat!(
+            "strpos(lower(",
+            $col,
+            " COLLATE \"und-x-icu\"), ",
+            $n,
+            ") > 0"
+        )
     };
 }
 

@@ -107,7 +107,10 @@ impl PostgresStore {
         let run = async {
             let client = self.pool.get().await.map_err(pool_error)?;
             // Prepared when the connection opened: a cache hit, no round trip.
-            let prepared = client.prepare_cached(statement).await.map_err(query_error)?;
+            let prepared = client
+                .prepare_cached(statement)
+                .await
+                .map_err(query_error)?;
             client.query(&prepared, params).await.map_err(query_error)
         };
         match self.deadline {
@@ -263,9 +266,7 @@ impl ChatStore for PostgresStore {
     async fn session(&self, r: &SessionRef) -> Result<Option<Session>, StoreError> {
         let (uuid, raw) = reference(r);
         let now = self.now();
-        let rows = self
-            .query(sql::GET_SESSION, &[&uuid, &raw, &now])
-            .await?;
+        let rows = self.query(sql::GET_SESSION, &[&uuid, &raw, &now]).await?;
         rows.first().map(|row| rows::session(row, 0)).transpose()
     }
 

@@ -18,8 +18,9 @@ pub(crate) fn connector(root_cert: Option<&Path>) -> Result<MakeRustlsConnect, C
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
     if let Some(path) = root_cert {
-        let unreadable =
-            |e: rustls::pki_types::pem::Error| ConnectError::Config(format!("root_cert {}: {e}", path.display()));
+        let unreadable = |e: rustls::pki_types::pem::Error| {
+            ConnectError::Config(format!("root_cert {}: {e}", path.display()))
+        };
         for cert in CertificateDer::pem_file_iter(path).map_err(unreadable)? {
             roots
                 .add(cert.map_err(unreadable)?)

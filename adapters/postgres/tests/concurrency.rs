@@ -190,10 +190,9 @@ async fn racing_creates_of_an_expired_session_id_have_one_winner() {
             .map(|(id, _)| *id)
             .collect();
         assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
-        assert!(outcomes.iter().all(|(_, o)| matches!(
-            o,
-            Ok(()) | Err(StoreError::Conflict(Entity::Session))
-        )));
+        assert!(outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, Ok(()) | Err(StoreError::Conflict(Entity::Session)))));
         let live = store
             .session(&SessionRef::parse(&sid))
             .await

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::Duration as ChronoDuration;
 use colloquy_core::ports::ChatStore;
 use colloquy_core::{
-    Clock, Entity, Metadata, MessageDraft, Role, Session, SessionRef, StoreError, SystemClock,
+    Clock, Entity, MessageDraft, Metadata, Role, Session, SessionRef, StoreError, SystemClock,
 };
 use colloquy_postgres::{PostgresConfig, PostgresStore};
 use common::cluster::Cluster;
@@ -104,7 +104,8 @@ async fn restarts_under_load_lose_no_acknowledged_write_and_recover_quickly() {
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|w| {
-            let (store, log, stop, clock) = (store.clone(), log.clone(), stop.clone(), clock.clone());
+            let (store, log, stop, clock) =
+                (store.clone(), log.clone(), stop.clone(), clock.clone());
             let r = SessionRef::from_uuid(session.id);
             tokio::spawn(async move {
                 // Paces the load (2 ms between calls); no test step waits on it.
@@ -114,7 +115,9 @@ async fn restarts_under_load_lose_no_acknowledged_write_and_recover_quickly() {
                     pace.tick().await;
                     i += 1;
                     let started = Instant::now();
-                    let outcome = store.append(&r, draft(clock.as_ref(), format!("{w}:{i}"))).await;
+                    let outcome = store
+                        .append(&r, draft(clock.as_ref(), format!("{w}:{i}")))
+                        .await;
                     let mut log = log.lock().expect("log");
                     match outcome {
                         Ok((_, m)) => {
@@ -130,7 +133,10 @@ async fn restarts_under_load_lose_no_acknowledged_write_and_recover_quickly() {
 
     for mode in ["fast", "immediate"] {
         let before = log.lock().expect("log").acked.len();
-        wait_for(&log, "writes before the restart", |l| l.acked.len() >= before + 50).await;
+        wait_for(&log, "writes before the restart", |l| {
+            l.acked.len() >= before + 50
+        })
+        .await;
         let failed_before = log.lock().expect("log").failed.len();
         // Down: stop, check that calls fail promptly, start again.
         cluster.stop(mode).await.expect("stop");
@@ -144,7 +150,11 @@ async fn restarts_under_load_lose_no_acknowledged_write_and_recover_quickly() {
             matches!(pinged, Err(StoreError::Unavailable(_))),
             "ping while down: {pinged:?}"
         );
-        assert!(outage_ping.elapsed() < PROMPT, "ping took {:?}", outage_ping.elapsed());
+        assert!(
+            outage_ping.elapsed() < PROMPT,
+            "ping took {:?}",
+            outage_ping.elapsed()
+        );
         cluster.start_again().await.expect("start");
         let back = Instant::now();
         wait_for(&log, "the first write after the restart", |l| {
@@ -184,7 +194,10 @@ async fn restarts_under_load_lose_no_acknowledged_write_and_recover_quickly() {
         .into_inner()
         .expect("log");
     for (error, took) in &log.failed {
-        assert!(error.starts_with("Unavailable"), "a failure that is not Unavailable: {error}");
+        assert!(
+            error.starts_with("Unavailable"),
+            "a failure that is not Unavailable: {error}"
+        );
         assert!(*took < PROMPT, "a failure took {took:?}: {error}");
     }
     // Every acknowledged write is there, in one order, after two restarts.
@@ -273,15 +286,24 @@ async fn a_statement_timeout_and_an_exhausted_pool_are_unavailable() {
         .await
         .expect("the pool wait has a deadline");
     let waited = waiting.elapsed();
-    assert!(matches!(second, Err(StoreError::Unavailable(_))), "{second:?}");
-    assert!(waited < Duration::from_secs(1), "the pool wait took {waited:?}");
+    assert!(
+        matches!(second, Err(StoreError::Unavailable(_))),
+        "{second:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(1),
+        "the pool wait took {waited:?}"
+    );
 
     let (first, took) = tokio::time::timeout(DEADLINE, blocked)
         .await
         .expect("the statement timeout fires")
         .expect("task");
     tx.rollback().await.expect("release the lock");
-    assert!(took < Duration::from_secs(3), "the timed-out append took {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "the timed-out append took {took:?}"
+    );
     match first {
         Err(StoreError::Unavailable(source)) => {
             let code = source
@@ -297,7 +319,9 @@ async fn a_statement_timeout_and_an_exhausted_pool_are_unavailable() {
         .await
         .expect("append after the lock is released");
     assert!(matches!(
-        store.append(&SessionRef::parse("nope"), draft(&SystemClock, "x".into())).await,
+        store
+            .append(&SessionRef::parse("nope"), draft(&SystemClock, "x".into()))
+            .await,
         Err(StoreError::NotFound(Entity::Session))
     ));
     store.close();

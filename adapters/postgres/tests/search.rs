@@ -60,7 +60,15 @@ async fn every_code_point_lowercases_as_in_rust_but_the_documented_gap() {
 
     // Context-dependent mappings: final sigma, dotted capital I, titlecase digraphs.
     for s in [
-        "ΣΑΣ", "ὈΔΥΣΣΕΎΣ", "AΣ.b", "Σ", "aΣ\u{10FFFF}", "İstanbul", "ǅemal", "ẞtraße", "ΌΣΟΣ ΜΕΣΑ",
+        "ΣΑΣ",
+        "ὈΔΥΣΣΕΎΣ",
+        "AΣ.b",
+        "Σ",
+        "aΣ\u{10FFFF}",
+        "İstanbul",
+        "ǅemal",
+        "ẞtraße",
+        "ΌΣΟΣ ΜΕΣΑ",
     ] {
         let server: String = client
             .query_one("SELECT lower($1::text COLLATE \"und-x-icu\")", &[&s])
@@ -88,8 +96,27 @@ const TEXTS: &[&str] = &[
 ];
 
 const NEEDLES: &[&str] = &[
-    "", "hello", "WORLD", "ärger", "odysseus", "οδυσσευσ", "οδυσσευς", "50%", "%", "_", "f_n",
-    "0 o", "i̇stanbul", "istanbul", "STRASSE", "straße", "\0", "l\0b", "\t", "🎉 party", "marker",
+    "",
+    "hello",
+    "WORLD",
+    "ärger",
+    "odysseus",
+    "οδυσσευσ",
+    "οδυσσευς",
+    "50%",
+    "%",
+    "_",
+    "f_n",
+    "0 o",
+    "i̇stanbul",
+    "istanbul",
+    "STRASSE",
+    "straße",
+    "\0",
+    "l\0b",
+    "\t",
+    "🎉 party",
+    "marker",
 ];
 
 fn message(session: Uuid, text: &str) -> ChatMessage {
@@ -152,10 +179,7 @@ async fn message_search_agrees_with_the_filter_definition() {
             },
             ..MessageQuery::default()
         };
-        let (_, page) = store
-            .list_messages(&reference, &query)
-            .await
-            .expect("list");
+        let (_, page) = store.list_messages(&reference, &query).await.expect("list");
         let found: Vec<&str> = page.iter().map(|m| m.message.as_str()).collect();
         assert_eq!(found, expected, "needle {needle:?}");
     }

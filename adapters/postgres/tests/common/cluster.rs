@@ -58,7 +58,8 @@ impl Cluster {
     /// options. `Err` says why it could not (no binaries, initdb failed, ...).
     pub async fn start(settings: &[&str]) -> Result<Self, String> {
         let bin = bindir().ok_or("no PostgreSQL server binaries (initdb) found")?;
-        let dir = std::env::temp_dir().join(format!("colloquy-pg-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("colloquy-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
         let as_postgres = is_root();
         if as_postgres {
@@ -84,7 +85,17 @@ impl Cluster {
         cluster
             .tool(
                 "initdb",
-                &["-D", &cluster.data(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
+                &[
+                    "-D",
+                    &cluster.data(),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                ],
             )
             .await?;
         cluster.pg_ctl(&["start"]).await?;
@@ -128,12 +139,25 @@ impl Cluster {
         self.pg_ctl(&["start"]).await
     }
 
+    /// Adds `-c` settings (kept for later restarts), then `pg_ctl start`.
+    pub async fn start_again_with(&mut self, settings: &[&str]) -> Result<(), String> {
+        for s in settings {
+            self.extra.push_str(" -c ");
+            self.extra.push_str(s);
+        }
+        self.start_again().await
+    }
+
     async fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
         let data = self.data();
         let log = self.dir.join("server.log").display().to_string();
         let mut all = vec!["-D", &data, "-l", &log, "-w", "-t", "60", "-o", &self.extra];
         all.extend_from_slice(args);
-        self.tool("pg_ctl", &all).await
+        let outcome = self.tool("pg_ctl", &all).await;
+        outcome.map_err(|e| {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            format!("{e}\nserver log:\n{log}")
+        })
     }
 
     async fn tool(&self, name: &str, args: &[&str]) -> Result<(), String> {

@@ -61,11 +61,28 @@ pub fn skip_or_fail(why: &dyn std::fmt::Display) {
 
 /// A direct connection for test set-up and inspection.
 pub async fn raw_client() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+    raw_client_to(&url()).await
+}
+
+/// A direct connection to `url`, without TLS.
+pub async fn raw_client_to(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .expect("direct connection");
     tokio::spawn(connection);
     client
+}
+
+/// `e` and its sources, joined with `: `.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// A test schema; [`Schema::drop`] removes it with everything in it.
