@@ -11,6 +11,13 @@
 
 use std::sync::LazyLock;
 
+/// Planner settings of every pooled connection. A list must walk its index in order
+/// and stop after the page: a cached (generic) plan estimates rows per session from
+/// the average, and for a small average a bitmap scan plus sort looks as cheap,
+/// but it reads and sorts the whole session. With sorting disabled the planner
+/// sorts only where no index gives the order (a two-row sort resolving a reference).
+pub(crate) const PLANNER_SETTINGS: &str = "-c enable_sort=off";
+
 use colloquy_core::{Cursor, Order};
 
 /// The session columns, in the order [`crate::rows`] reads them.

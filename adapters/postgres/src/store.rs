@@ -137,6 +137,8 @@ fn pg_config(config: &PostgresConfig) -> Result<tokio_postgres::Config, ConnectE
         pg.application_name("colloquy");
     }
     let mut options = pg.get_options().unwrap_or_default().to_owned();
+    options.push(' ');
+    options.push_str(sql::PLANNER_SETTINGS);
     options.push_str(&format!(
         " -c statement_timeout={}",
         config.statement_timeout.as_millis()
