@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Mutation testing of store adapters against the conformance suite: cargo-mutants
 # changes the adapter's code one small way at a time (a `>` becomes `>=`, a function
-# returns a default, ...) and runs the adapter's tests; a mutant that no test
-# catches is a behaviour the suite does not check.
+# returns a default, ...) and runs the adapter's conformance tests (its
+# tests/conformance*.rs targets, nothing else); a mutant that survives is a
+# behaviour the suite does not check.
 #
 #   scripts/mutants.sh                 # the memory adapter
 #   scripts/mutants.sh memory sqlite   # colloquy-memory, then colloquy-sqlite
@@ -45,9 +46,17 @@ for adapter in "${adapters[@]}"; do
     out="target/mutants/$adapter"
     mkdir -p "$out"
     echo "== cargo mutants -p colloquy-$adapter (timeout ${timeout}s per mutant)"
+    tests=()
+    for file in "adapters/$adapter"/tests/conformance*.rs; do
+        [ -e "$file" ] && tests+=(--test "$(basename "$file" .rs)")
+    done
+    if [ ${#tests[@]} -eq 0 ]; then
+        echo "adapters/$adapter/tests has no conformance*.rs test target" >&2
+        exit 2
+    fi
     status=0
-    cargo mutants -p "colloquy-$adapter" --jobs 1 --timeout "$timeout" --output "$out" ||
-        status=$?
+    cargo mutants -p "colloquy-$adapter" --jobs 1 --timeout "$timeout" --output "$out" \
+        -- "${tests[@]}" || status=$?
     results="$out/mutants.out"
     caught=$(count "$results/caught.txt")
     missed=$(count "$results/missed.txt")

@@ -83,6 +83,8 @@ macro_rules! store_contract_tests {
             list_messages_paging_in_both_orders,
             list_messages_of_missing_session_is_not_found,
             soft_delete_hides_but_keeps_the_row,
+            message_reads_follow_the_session_uuid_never_a_look_alike,
+            errors_name_their_entity,
             // cursors
             cursors_before_and_after_in_both_orders,
             cursor_offset_applies_after_the_cursor_in_order,

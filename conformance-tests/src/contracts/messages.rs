@@ -61,13 +61,31 @@ pub async fn append_then_get_round_trips(s: &TestStore) {
 /// an update too; `list_messages` takes either reference.
 pub async fn reads_return_the_current_session(s: &TestStore) {
     let chat = create(s, "current").await;
-    let m = append(s, &chat, Role::User, "hi").await;
     let patch = colloquy_core::SessionPatch {
         metadata: Some(meta(json!({"topic": "pricing"}))),
         external_user_id: Some(Some("u-1".into())),
         ..colloquy_core::SessionPatch::default()
     };
     let updated = update(s, &by_uuid(&chat), &patch).await;
+    let (session, _) = s
+        .store
+        .append(&by_uuid(&chat), draft(s, Role::User, "after the update"))
+        .await
+        .expect("append after an update");
+    assert_eq!(
+        session, updated,
+        "append returns 'the session ... as stored': as updated"
+    );
+    let t = s
+        .store
+        .begin_turn(&super::by_sid(&chat), draft(s, Role::User, "turn"), 1)
+        .await
+        .expect("begin_turn after an update");
+    assert_eq!(
+        t.session, updated,
+        "begin_turn returns the session as stored: as updated"
+    );
+    let m = append(s, &chat, Role::User, "hi").await;
     assert_eq!(
         get_message(s, m.id).await,
         Some((m.clone(), updated.clone())),
@@ -84,9 +102,9 @@ pub async fn reads_return_the_current_session(s: &TestStore) {
             "list_messages 'returns the session and the page' ({how}): the session as stored"
         );
         assert_eq!(
-            page,
-            vec![m.clone()],
-            "list_messages {how}: the one message"
+            texts(&page),
+            ["after the update", "turn", "hi"],
+            "list_messages {how}: the session's messages"
         );
     }
 }
@@ -247,13 +265,14 @@ pub async fn list_messages_filters(s: &TestStore) {
     append(s, &chat, Role::User, "What does PRICING look like?").await;
     append(s, &chat, Role::Assistant, "Pricing starts at 10 EUR").await;
     append(s, &chat, Role::User, "thanks 100%").await;
+    append(s, &chat, Role::Assistant, "Grüße aus KÖLN, v1.2").await;
     let hidden = append(s, &chat, Role::User, "pricing, deleted").await;
     delete_message(s, hidden.id).await;
     let filter = |role: Option<Role>, search: Option<&str>| MessageFilter {
         role,
         search: search.map(Into::into),
     };
-    let cases: [(MessageFilter, Vec<&str>); 7] = [
+    let cases: [(MessageFilter, Vec<&str>); 15] = [
         (
             filter(Some(Role::User), None),
             vec!["What does PRICING look like?", "thanks 100%"],
@@ -273,6 +292,16 @@ pub async fn list_messages_filters(s: &TestStore) {
         (filter(None, Some("0%")), vec!["thanks 100%"]),
         (filter(None, Some("_")), vec![]),
         (filter(None, Some("%")), vec!["thanks 100%"]),
+        // Case-insensitive beyond ASCII, as str::to_lowercase.
+        (filter(None, Some("köln")), vec!["Grüße aus KÖLN, v1.2"]),
+        (filter(None, Some("GRÜSSE")), vec![]),
+        (filter(None, Some("GRÜẞE")), vec!["Grüße aus KÖLN, v1.2"]),
+        (filter(None, Some("grüße")), vec!["Grüße aus KÖLN, v1.2"]),
+        // No pattern language: dots, brackets and backslashes are plain text.
+        (filter(None, Some("1.2")), vec!["Grüße aus KÖLN, v1.2"]),
+        (filter(None, Some("1.3")), vec![]),
+        (filter(None, Some("[a-z]")), vec![]),
+        (filter(None, Some("\\")), vec![]),
     ];
     for (f, expected) in cases {
         let query = MessageQuery {
@@ -384,4 +413,134 @@ pub async fn soft_delete_hides_but_keeps_the_row(s: &TestStore) {
         "delete_message: the message 'stays stored but no reader sees it'",
     )
     .await;
+}
+
+/// A message belongs to its session by UUID only: once that session is expired,
+/// `message` and `delete_message` fail even though another live session has the
+/// expired session's UUID as its session_id, and that session does not see it.
+pub async fn message_reads_follow_the_session_uuid_never_a_look_alike(s: &TestStore) {
+    let owner = create(s, "owner").await;
+    let m = append(s, &owner, Role::User, "owned").await;
+    let look_alike = create(s, &owner.id.to_string()).await;
+    let shorten = colloquy_core::SessionPatch {
+        expires_at: Some(super::now(s) + Duration::seconds(30)),
+        ..colloquy_core::SessionPatch::default()
+    };
+    update(s, &by_uuid(&owner), &shorten).await;
+    s.clock.advance(Duration::minutes(1));
+
+    let rule = "message(id) 'returns Ok(None) when ... its session is missing or expired': \
+                the message's session is the one with its UUID, never one whose session_id \
+                is that UUID's text";
+    assert_eq!(get_message(s, m.id).await, None, "{rule}");
+    assert_err!(
+        s.store.delete_message(m.id).await,
+        StoreError::NotFound(Entity::Message),
+        "delete_message 'fails with NotFound(Message) when ... its session is missing or \
+         expired' (a session with a look-alike session_id does not own it)"
+    );
+    let (session, page) = s
+        .store
+        .list_messages(
+            &SessionRef::parse(&owner.id.to_string()),
+            &super::everything(),
+        )
+        .await
+        .expect("list_messages of the look-alike session");
+    assert_eq!(
+        (session.id, page),
+        (look_alike.id, vec![]),
+        "the owner's UUID text now names the look-alike session (by session_id), which \
+         holds no message"
+    );
+    assert_err!(
+        s.store
+            .list_messages(
+                &by_uuid(&look_alike),
+                &MessageQuery {
+                    cursor: Some(colloquy_core::Cursor::After(m.id)),
+                    ..MessageQuery::default()
+                },
+            )
+            .await,
+        StoreError::NotFound(Entity::Message),
+        "a cursor naming a message of another (expired) session fails with NotFound(Message)"
+    );
+}
+
+/// Errors name their entity: `NotFound(Session)` when the session reference
+/// matches nothing, `NotFound(Message)` when the message (or cursor) does,
+/// `Conflict(Session)` for a taken session_id or UUID, `Conflict(Message)` for a
+/// taken message id, `SessionInactive` for an append to an inactive session.
+pub async fn errors_name_their_entity(s: &TestStore) {
+    let chat = create(s, "entities").await;
+    let m = append(s, &chat, Role::User, "hi").await;
+    let missing = SessionRef::parse("missing");
+    assert_err!(
+        s.store.list_messages(&missing, &super::everything()).await,
+        StoreError::NotFound(Entity::Session),
+        "list_messages of a missing session names the session"
+    );
+    assert_err!(
+        s.store
+            .list_messages(
+                &by_uuid(&chat),
+                &MessageQuery {
+                    cursor: Some(colloquy_core::Cursor::Before(Uuid::new_v4())),
+                    ..MessageQuery::default()
+                }
+            )
+            .await,
+        StoreError::NotFound(Entity::Message),
+        "list_messages with an unknown cursor names the message"
+    );
+    assert_err!(
+        s.store.delete_message(Uuid::new_v4()).await,
+        StoreError::NotFound(Entity::Message),
+        "delete_message of an unknown id names the message"
+    );
+    let mut taken = new_session(s, "entities");
+    assert_err!(
+        s.store.create_session(&taken).await,
+        StoreError::Conflict(Entity::Session),
+        "create_session with a taken session_id names the session"
+    );
+    taken.session_id = "free".into();
+    taken.id = chat.id;
+    assert_err!(
+        s.store.create_session(&taken).await,
+        StoreError::Conflict(Entity::Session),
+        "create_session with a taken UUID names the session"
+    );
+    let mut again = draft(s, Role::User, "again");
+    again.id = m.id;
+    assert_err!(
+        s.store.append(&by_uuid(&chat), again).await,
+        StoreError::Conflict(Entity::Message),
+        "append with a taken message id names the message"
+    );
+    update(s, &by_uuid(&chat), &set_active(false)).await;
+    assert_err!(
+        s.store
+            .append(&by_uuid(&chat), draft(s, Role::User, "closed"))
+            .await,
+        StoreError::SessionInactive,
+        "append to an inactive session is SessionInactive"
+    );
+    s.store
+        .delete_session(&by_uuid(&chat))
+        .await
+        .expect("delete_session");
+    assert_err!(
+        s.store.delete_message(m.id).await,
+        StoreError::NotFound(Entity::Message),
+        "delete_message of a message whose session was deleted names the message"
+    );
+    assert_err!(
+        s.store
+            .append(&by_uuid(&chat), draft(s, Role::User, "gone"))
+            .await,
+        StoreError::NotFound(Entity::Session),
+        "append to a deleted session names the session"
+    );
 }

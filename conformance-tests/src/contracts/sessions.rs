@@ -154,6 +154,27 @@ pub async fn duplicate_session_id_conflicts(s: &TestStore) {
         1,
         "create_session writes nothing when it fails: one session listed"
     );
+
+    // A session_id may look like another session's UUID; it is still a session_id.
+    let other = create(s, "other").await;
+    let look_alike = create(s, &other.id.to_string()).await;
+    let copy = new_session(s, &other.id.to_string());
+    assert_err!(
+        s.store.create_session(&copy).await,
+        StoreError::Conflict(Entity::Session),
+        "create_session fails with Conflict(Session) when a live session already has the \
+         same session_id, also when that session_id is the text of another session's UUID"
+    );
+    assert_eq!(
+        get(s, &copy.id.to_string()).await,
+        None,
+        "create_session writes nothing when it fails (look-alike session_id)"
+    );
+    assert_eq!(
+        get(s, &look_alike.id.to_string()).await,
+        Some(look_alike),
+        "the look-alike session stays as it was"
+    );
 }
 
 /// `create_session` fails with `Conflict(Session)` when any stored session has the
@@ -475,7 +496,8 @@ pub async fn list_sessions_filters(s: &TestStore) {
     beta.external_user_id = Some("someone-else".into());
     create_as(s, &beta).await;
     s.clock.advance(Duration::seconds(1));
-    let gamma = new_session(s, "gamma-LANDING");
+    let mut gamma = new_session(s, "gamma-LANDING");
+    gamma.external_user_id = Some("Jürgen.Öz".into());
     create_as(s, &gamma).await;
     update(s, &by_uuid(&beta), &set_active(false)).await;
 
@@ -500,6 +522,12 @@ pub async fn list_sessions_filters(s: &TestStore) {
         (filter(None, None, Some("a_x")), vec![beta.id]),
         (filter(None, None, Some("a-x")), vec![]),
         (filter(None, None, Some("*")), vec![]),
+        (filter(None, None, Some("jÜRGEN")), vec![gamma.id]),
+        (filter(None, None, Some("n.ö")), vec![gamma.id]),
+        (filter(None, None, Some("n?ö")), vec![]),
+        (filter(None, None, Some("a.l")), vec![]),
+        (filter(None, Some("jürgen.öz"), None), vec![]),
+        (filter(None, Some("Jürgen.Öz"), None), vec![gamma.id]),
     ];
     for (f, expected) in cases {
         let got = list_sessions(s, &f).await;
