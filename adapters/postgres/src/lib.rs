@@ -72,7 +72,8 @@
 //!   is_deleted` so a turn finds the system messages without scanning the session.
 //!
 //! A page costs O(offset + limit) index steps however long the session; a turn
-//! O(window). The store's connections run with `enable_sort = off`: a cached plan
+//! O(window). The store's connections run with `enable_sort = off` (and `jit = off`,
+//! which its cost penalty would otherwise trigger): a cached plan
 //! estimates a session's length from the average, and for many short sessions a
 //! bitmap scan plus a sort of the whole session looks as cheap as walking the index
 //! (a test caught PostgreSQL choosing it). A unit test checks that the generic plan of

@@ -25,6 +25,7 @@ fn required() -> bool {
 async fn client(schema: &str) -> (Client, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let mut config: tokio_postgres::Config = url().parse().expect("test URL");
     config.options(format!("{} -c search_path={schema}", sql::PLANNER_SETTINGS));
+    // (jit=off is part of the settings; the plans below must not need JIT either.)
     let (client, mut connection) = config.connect(NoTls).await.expect("direct connection");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -98,6 +99,7 @@ fn assert_indexed(what: &str, plan: &str) {
         !plan.contains("Seq Scan on colloquy_"),
         "{what}: sequential scan\n{plan}"
     );
+    assert!(!plan.contains("JIT"), "{what}: compiled by JIT\n{plan}");
     for line in plan.lines().filter(|l| l.contains("Sort Key:")) {
         let sorts_a_list = ["seq", "created_at", "expires_at"]
             .iter()

@@ -16,7 +16,10 @@ use std::sync::LazyLock;
 /// the average, and for a small average a bitmap scan plus sort looks as cheap,
 /// but it reads and sorts the whole session. With sorting disabled the planner
 /// sorts only where no index gives the order (a two-row sort resolving a reference).
-pub(crate) const PLANNER_SETTINGS: &str = "-c enable_sort=off";
+/// JIT is off: the disabled sort's cost penalty would otherwise push every plan over
+/// the JIT thresholds, and compiling costs a second per statement (for statements
+/// that run in well under a millisecond, JIT never pays anyway).
+pub(crate) const PLANNER_SETTINGS: &str = "-c enable_sort=off -c jit=off";
 
 use colloquy_core::{Cursor, Order};
 
