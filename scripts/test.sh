@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: makes sure the services the store tests need are up
-# (Redis standalone on 127.0.0.1:6379, a 3-node Redis Cluster on 127.0.0.1:7001-7003),
-# then `cargo test --workspace` (extra arguments go to cargo test), then the chat
-# widget's browser test (widget/test: headless Chromium from Debian's `chromium`
-# package, driven by playwright-core under node >= 20). A missing browser or node skips
-# that test with a message; with COLLOQUY_REQUIRE_SERVICES=1 (CI) it fails instead.
+# (Redis standalone on 127.0.0.1:6379, a 3-node Redis Cluster on 127.0.0.1:7001-7003,
+# PostgreSQL), then `cargo test --workspace` (extra arguments go to cargo test), then
+# the chat widget's browser test (widget/test: headless Chromium from Debian's
+# `chromium` package, driven by playwright-core under node >= 20). A missing service,
+# browser or node skips with a message; with COLLOQUY_REQUIRE_SERVICES=1 (CI) it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,40 @@ ensure_redis() {
         done
     fi
     redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
+}
+
+# PostgreSQL for colloquy-postgres: COLLOQUY_POSTGRES_URL if set; else the local
+# server on /var/run/postgresql when it lets us in as `postgres`; else a throwaway
+# cluster (installing Debian's postgresql package if needed) on a free port of
+# 127.0.0.1, stopped and removed on exit.
+ensure_postgres() {
+    local default_url="postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres"
+    [ -n "${COLLOQUY_POSTGRES_URL:-}" ] && return
+    if command -v psql >/dev/null 2>&1 && timeout 10 psql "$default_url" -qAtc 'select 1' >/dev/null 2>&1; then
+        export COLLOQUY_POSTGRES_URL="$default_url"
+        return
+    fi
+    local bindir
+    bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    if [ -z "$bindir" ]; then
+        echo "installing postgresql (Debian package)"
+        apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+        bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+    fi
+    local port=55432
+    while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    PG_TMP="$(mktemp -d /tmp/colloquy-pg.XXXXXX)"
+    local as=()
+    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$PG_TMP"; as=(runuser -u postgres --); fi
+    echo "starting a throwaway PostgreSQL on 127.0.0.1:$port ($PG_TMP)"
+    "${as[@]}" "$bindir/initdb" -D "$PG_TMP/data" -A trust -U postgres -E UTF8 --no-sync >/dev/null
+    "${as[@]}" "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMP" start >/dev/null
+    PG_STOP="${as[*]} $bindir/pg_ctl -D $PG_TMP/data -m immediate -w -t 30 stop >/dev/null; rm -rf $PG_TMP"
+    local previous
+    previous="$(trap -p EXIT | sed "s/^trap -- '\(.*\)' EXIT\$/\1/")"
+    trap "${previous:+$previous; }$PG_STOP" EXIT
+    export COLLOQUY_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
 
 ensure_redis
@@ -67,6 +101,7 @@ widget_browser_test() {
         timeout --kill-after=10 300 node --test --test-timeout=120000 widget.test.mjs
     )
 }
+ensure_postgres
 
 cargo test --workspace "$@"
 echo "== widget browser test"
