@@ -17,7 +17,7 @@ use crate::duration;
 use crate::logging::LogFormat;
 use crate::model::ModelSpec;
 use crate::openai::OpenAiArgs;
-use crate::store::{self, StoreOptions, StoreSpec};
+use crate::store::{self, PostgresOptions, StoreOptions, StoreSpec};
 
 /// The Colloquy reference server: chat sessions, their messages, and chat with a
 /// language model, over a JSON HTTP API with server-sent-event streaming.
@@ -51,6 +51,21 @@ pub(crate) struct Cli {
     /// same data use the same prefix. Must not contain `{` or `}`.
     #[arg(long, env = "COLLOQUY_REDIS_PREFIX", default_value = store::DEFAULT_REDIS_PREFIX)]
     pub(crate) redis_prefix: String,
+
+    /// With a PostgreSQL store: connections in the pool.
+    #[arg(long, env = "COLLOQUY_POSTGRES_POOL_SIZE", default_value_t = colloquy_postgres::PostgresConfig::DEFAULT_POOL_SIZE,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) postgres_pool_size: usize,
+
+    /// With a PostgreSQL store: longest a statement may run; past it the request
+    /// answers 503 `store_unavailable` instead of hanging. `0` turns it off.
+    #[arg(long, env = "COLLOQUY_POSTGRES_STATEMENT_TIMEOUT", default_value = "5s", value_parser = duration::parse)]
+    pub(crate) postgres_statement_timeout: Duration,
+
+    /// With a PostgreSQL store: do not migrate the schema at start-up, only check that
+    /// it is the version this build expects (for operators who migrate separately).
+    #[arg(long, env = "COLLOQUY_POSTGRES_NO_MIGRATE")]
+    pub(crate) postgres_no_migrate: bool,
 
     /// How long an expired session and its messages stay stored (invisible to the
     /// API from the moment they expire) before they are deleted: `0` (the default)
@@ -301,6 +316,12 @@ impl Cli {
             redis_prefix: self.redis_prefix.clone(),
             retention: self.retention,
             stream_log_ttl: self.stream_log_ttl,
+            postgres: PostgresOptions {
+                pool_size: self.postgres_pool_size,
+                statement_timeout: self.postgres_statement_timeout,
+                no_migrate: self.postgres_no_migrate,
+            },
+            session_ttl: self.session_ttl,
         }
     }
 

@@ -17,13 +17,15 @@ use colloquy_core::ratelimit::RateLimiter;
 use colloquy_core::streams::{StreamLog, DEFAULT_LEASE};
 use colloquy_core::{Clock, Retention, StoreError};
 use colloquy_memory::{MemoryRateLimiter, MemoryStore};
+use colloquy_postgres::{PostgresConfig, PostgresStore};
 use colloquy_redis::{ConnectError, RedisConfig, RedisStore};
 use colloquy_sqlite::{Closed, SqliteStore};
 
 /// The spec forms `--store` accepts, for help and error messages.
 pub(crate) const SUPPORTED: &str = "sqlite:PATH (default sqlite:colloquy.db), memory, \
      redis://[:PASSWORD@]HOST:PORT/DB (or rediss://), \
-     redis-cluster://[:PASSWORD@]HOST:PORT,HOST:PORT,...";
+     redis-cluster://[:PASSWORD@]HOST:PORT,HOST:PORT,..., \
+     postgres://USER:PASSWORD@HOST:PORT/DB (or postgresql://)";
 
 /// The default `--store`: a SQLite file in the working directory.
 pub(crate) const DEFAULT_STORE: &str = "sqlite:colloquy.db";
@@ -39,32 +41,35 @@ pub(crate) enum StoreSpec {
     /// `memory`: in-process, lost on restart.
     Memory,
     /// `redis://…` or `rediss://…`: one standalone Redis, shared by every instance.
-    Redis(RedisUrl),
+    Redis(SecretUrl),
     /// `redis-cluster://[:PASSWORD@]HOST:PORT,…`: a Redis Cluster, reached through any
     /// of these nodes. Each node is kept as a `redis://` URL.
-    RedisCluster(Vec<RedisUrl>),
+    RedisCluster(Vec<SecretUrl>),
+    /// `postgres://…` or `postgresql://…`: a PostgreSQL database, shared by every
+    /// instance (libpq URL syntax; `sslmode=require` for TLS).
+    Postgres(SecretUrl),
 }
 
-/// A Redis URL. Its `Display` (used in every log line and error) hides the password.
+/// A store URL. Its `Display` (used in every log line and error) hides the password.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct RedisUrl(String);
+pub(crate) struct SecretUrl(String);
 
-impl RedisUrl {
+impl SecretUrl {
     /// The URL, password included: for connecting only, never for printing.
     fn secret(&self) -> &str {
         &self.0
     }
 }
 
-impl fmt::Display for RedisUrl {
+impl fmt::Display for SecretUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&redact(&self.0))
     }
 }
 
-impl fmt::Debug for RedisUrl {
+impl fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RedisUrl({:?})", redact(&self.0))
+        write!(f, "SecretUrl({:?})", redact(&self.0))
     }
 }
 
@@ -137,7 +142,7 @@ impl FromStr for StoreSpec {
                     if node.contains(['/', '@']) || !has_host_and_port(node) {
                         return Err(unknown());
                     }
-                    Ok(RedisUrl(match userinfo {
+                    Ok(SecretUrl(match userinfo {
                         Some(userinfo) => format!("redis://{userinfo}@{node}"),
                         None => format!("redis://{node}"),
                     }))
@@ -148,13 +153,16 @@ impl FromStr for StoreSpec {
             }
             return Ok(Self::RedisCluster(nodes));
         }
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            return Ok(Self::Postgres(SecretUrl(spec.to_owned())));
+        }
         for scheme in ["redis://", "rediss://"] {
             if let Some(rest) = spec.strip_prefix(scheme) {
                 let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
                 if !has_host_and_port(authority) {
                     return Err(unknown());
                 }
-                return Ok(Self::Redis(RedisUrl(spec.to_owned())));
+                return Ok(Self::Redis(SecretUrl(spec.to_owned())));
             }
         }
         Err(unknown())
@@ -166,7 +174,7 @@ impl fmt::Display for StoreSpec {
         match self {
             Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             Self::Memory => f.write_str("memory"),
-            Self::Redis(url) => url.fmt(f),
+            Self::Redis(url) | Self::Postgres(url) => url.fmt(f),
             Self::RedisCluster(nodes) => {
                 f.write_str("redis-cluster://")?;
                 for (i, node) in nodes.iter().enumerate() {
@@ -192,6 +200,43 @@ pub(crate) struct StoreOptions {
     pub(crate) retention: Retention,
     /// How long a finished answer's events stay in the stream log (`--stream-log-ttl`).
     pub(crate) stream_log_ttl: Duration,
+    /// The `--postgres-*` settings.
+    pub(crate) postgres: PostgresOptions,
+    /// `--session-ttl`: on a Redis Cluster, how long message pointers are written to
+    /// live (the store's `pointer_ttl`).
+    pub(crate) session_ttl: Duration,
+}
+
+/// The `--postgres-*` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PostgresOptions {
+    /// Connections in the pool.
+    pub(crate) pool_size: usize,
+    /// Longest a statement may run before it fails as unavailable (503).
+    pub(crate) statement_timeout: Duration,
+    /// Only check the schema version at start-up instead of migrating.
+    pub(crate) no_migrate: bool,
+}
+
+impl StoreOptions {
+    /// The Redis store's settings.
+    fn redis_config(&self) -> RedisConfig {
+        RedisConfig {
+            retention: self.retention,
+            pointer_ttl: self.session_ttl,
+            ..RedisConfig::with_prefix(self.redis_prefix.clone())
+        }
+    }
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: colloquy_postgres::PostgresConfig::DEFAULT_POOL_SIZE,
+            statement_timeout: colloquy_postgres::PostgresConfig::DEFAULT_STATEMENT_TIMEOUT,
+            no_migrate: false,
+        }
+    }
 }
 
 impl Default for StoreOptions {
@@ -200,6 +245,8 @@ impl Default for StoreOptions {
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             retention: Retention::default(),
             stream_log_ttl: Duration::from_secs(60),
+            postgres: PostgresOptions::default(),
+            session_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -254,6 +301,9 @@ pub(crate) enum OpenStoreError {
     /// Redis was not reachable, refused the connection, or the prefix is invalid.
     #[error("connecting to Redis failed")]
     Redis(#[source] ConnectError),
+    /// PostgreSQL was not reachable, refused us, or its schema could not be migrated.
+    #[error("connecting to PostgreSQL failed")]
+    Postgres(#[source] colloquy_postgres::ConnectError),
 }
 
 impl StoreSpec {
@@ -275,25 +325,31 @@ impl StoreSpec {
             }
             Self::Memory => Ok(OpenedStore::local(MemoryStore::new(clock))),
             Self::Redis(url) => {
-                let config = RedisConfig {
-                    retention: options.retention,
-                    ..RedisConfig::with_prefix(options.redis_prefix.clone())
-                };
+                let config = options.redis_config();
                 let store = RedisStore::connect(url.secret(), &config, clock)
                     .await
                     .map_err(OpenStoreError::Redis)?;
                 Ok(OpenedStore::redis(store, options))
             }
             Self::RedisCluster(nodes) => {
-                let config = RedisConfig {
-                    retention: options.retention,
-                    ..RedisConfig::with_prefix(options.redis_prefix.clone())
-                };
-                let urls: Vec<&str> = nodes.iter().map(RedisUrl::secret).collect();
+                let config = options.redis_config();
+                let urls: Vec<&str> = nodes.iter().map(SecretUrl::secret).collect();
                 let store = RedisStore::connect_cluster(&urls, &config, clock)
                     .await
                     .map_err(OpenStoreError::Redis)?;
                 Ok(OpenedStore::redis(store, options))
+            }
+            Self::Postgres(url) => {
+                let config = PostgresConfig {
+                    no_migrate: options.postgres.no_migrate,
+                    pool_size: options.postgres.pool_size,
+                    statement_timeout: options.postgres.statement_timeout,
+                    ..PostgresConfig::new(url.secret())
+                };
+                let store = PostgresStore::connect(config, clock)
+                    .await
+                    .map_err(OpenStoreError::Postgres)?;
+                Ok(OpenedStore::local(store))
             }
         }
     }
@@ -332,8 +388,17 @@ mod tests {
             "sqlite".parse(),
             Ok(StoreSpec::Sqlite(PathBuf::from("colloquy.db")))
         );
+        let pg: StoreSpec = "postgresql://app:s3cret@db.internal:5432/chat?sslmode=require"
+            .parse()
+            .expect("postgres");
+        assert!(matches!(pg, StoreSpec::Postgres(_)));
+        assert_eq!(
+            pg.to_string(),
+            "postgresql://app:***@db.internal:5432/chat?sslmode=require",
+            "the password is never shown"
+        );
         for bad in [
-            "postgres://x",
+            "mysql://x",
             "sqlite:",
             "floppy",
             "redis://",
@@ -387,7 +452,7 @@ mod tests {
         let StoreSpec::RedisCluster(nodes) = &spec else {
             panic!("a cluster spec: {spec:?}");
         };
-        let urls: Vec<&str> = nodes.iter().map(RedisUrl::secret).collect();
+        let urls: Vec<&str> = nodes.iter().map(SecretUrl::secret).collect();
         assert_eq!(
             urls,
             [
