@@ -70,9 +70,10 @@ async fn serves_the_workflow_and_exits_0_on_sigterm() {
     .await;
     assert_eq!(answer.status, StatusCode::OK);
     let text = &answer.text;
+    assert!(text.starts_with("retry: 1000\n\nid: "), "{text}");
     assert!(
-        text.starts_with("id: 0\ndata: {\"chunk\":\"Echo: \""),
-        "{text}"
+        text.contains(":0:6\ndata: {\"chunk\":\"Echo: \""),
+        "the first event's id is <response_id>:0:6: {text}"
     );
     assert!(text.contains("\"done\":true"), "{text}");
 

@@ -338,3 +338,96 @@ fn scan(conn: &mut redis::Connection, prefix: &str) -> redis::RedisResult<Vec<St
         cursor = next;
     }
 }
+
+/// One server-sent event: its `id:` and its `data:` as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub id: String,
+    pub data: Value,
+}
+
+/// Reads an SSE body event by event as it arrives (`retry:` fields and comments are
+/// skipped; fields are `name: value`, as Colloquy writes them).
+pub struct SseStream {
+    body: hyper::body::Incoming,
+    buf: String,
+}
+
+impl SseStream {
+    /// The next event, or `None` when the stream ended; panics after [`DEADLINE`].
+    pub async fn next_event(&mut self) -> Option<SseEvent> {
+        tokio::time::timeout(DEADLINE, self.next_unbounded())
+            .await
+            .expect("an SSE event (or the end of the stream) within the deadline")
+    }
+
+    async fn next_unbounded(&mut self) -> Option<SseEvent> {
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut id = String::new();
+                let mut data = None;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = Some(serde_json::from_str(v).expect("event data is JSON"));
+                    }
+                }
+                if let Some(data) = data {
+                    return Some(SseEvent { id, data });
+                }
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(bytes) = frame.into_data() {
+                        self.buf.push_str(&String::from_utf8_lossy(&bytes));
+                    }
+                }
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Every remaining event, to the end of the stream.
+    pub async fn rest(&mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next_event().await {
+            events.push(event);
+        }
+        events
+    }
+}
+
+/// Sends a request and returns its status and its body as an [`SseStream`].
+pub async fn open_stream(
+    client: &HttpClient,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (StatusCode, SseStream) {
+    let mut request = Request::builder().method(method).uri(url);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let response = tokio::time::timeout(
+        DEADLINE,
+        client.request(request.body(Full::new(Bytes::from(body))).expect("request")),
+    )
+    .await
+    .expect("an answer within the deadline")
+    .expect("the server answers");
+    let status = response.status();
+    (
+        status,
+        SseStream {
+            body: response.into_body(),
+            buf: String::new(),
+        },
+    )
+}
