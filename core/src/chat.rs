@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::clock::now_micros;
 use crate::error::{ErrorCode, ModelError, ServiceError, StoreError};
+use crate::knowledge::{Grounding, Source};
 use crate::message::{ChatMessage, MessageDraft, Role};
 use crate::model::{FinishInfo, FinishReason, ModelEvent, ModelRequest};
 use crate::service::Deps;
@@ -39,6 +40,9 @@ pub enum ChatEvent {
         seq: u64,
         /// Why it ended (`stop`, `length`, `cancelled`, ...).
         finish_reason: FinishReason,
+        /// The passages the answer was grounded in; `None` when the service has no
+        /// knowledge base.
+        sources: Option<Vec<Source>>,
     },
     /// The answer is truncated: the model or the store failed. What was produced so
     /// far is stored with `finish_reason = "error"` when the store allows.
@@ -102,6 +106,10 @@ pub struct ChatReply {
     pub message_id: Uuid,
     /// The stored assistant message's id.
     pub response_id: Uuid,
+    /// The passages the answer was grounded in; absent when the service has no
+    /// knowledge base.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<Source>>,
 }
 
 /// Everything a generation needs, decided before it starts.
@@ -110,6 +118,7 @@ pub(crate) struct Generation {
     pub(crate) message_id: Uuid,
     pub(crate) response_id: Uuid,
     pub(crate) request: ModelRequest,
+    pub(crate) grounding: Grounding,
 }
 
 /// Why a streamed generation ended.
@@ -129,7 +138,12 @@ fn elapsed_ms(since: Instant) -> u64 {
 }
 
 /// The assistant message's metadata: how the answer ended and what it cost.
-fn answer_metadata(info: &FinishInfo, latency_ms: u64, first_chunk_ms: Option<u64>) -> Metadata {
+fn answer_metadata(
+    info: &FinishInfo,
+    latency_ms: u64,
+    first_chunk_ms: Option<u64>,
+    grounding: &Grounding,
+) -> Metadata {
     let mut m = Metadata::new();
     m.insert("finish_reason".into(), json!(info.finish_reason.as_str()));
     if let Some(model) = &info.model {
@@ -145,6 +159,7 @@ fn answer_metadata(info: &FinishInfo, latency_ms: u64, first_chunk_ms: Option<u6
     if let Some(ms) = first_chunk_ms {
         m.insert("time_to_first_chunk_ms".into(), json!(ms));
     }
+    grounding.add_to(&mut m);
     m
 }
 
@@ -183,7 +198,12 @@ pub(crate) async fn complete(
 ) -> Result<ChatReply, ServiceError> {
     let started = Instant::now();
     let completion = deps.model.complete(&generation.request).await?;
-    let metadata = answer_metadata(&completion.info, elapsed_ms(started), None);
+    let metadata = answer_metadata(
+        &completion.info,
+        elapsed_ms(started),
+        None,
+        &generation.grounding,
+    );
     let stored = store_answer(&deps, &generation, completion.text, metadata)
         .await
         .map_err(ServiceError::from)?;
@@ -192,6 +212,7 @@ pub(crate) async fn complete(
         session_id: generation.session.session_id,
         message_id: generation.message_id,
         response_id: generation.response_id,
+        sources: generation.grounding.sources(),
     })
 }
 
@@ -259,11 +280,20 @@ pub(crate) async fn stream(
         // Nothing was produced: there is no answer to store.
         Some(code) if text.is_empty() => ChatEvent::Failed { seq, code },
         _ => {
-            let metadata = answer_metadata(&info, elapsed_ms(started), first_chunk_ms);
+            let metadata = answer_metadata(
+                &info,
+                elapsed_ms(started),
+                first_chunk_ms,
+                &generation.grounding,
+            );
             match store_answer(&deps, &generation, text, metadata).await {
                 Ok(_) => match failure {
                     Some(code) => ChatEvent::Failed { seq, code },
-                    None => ChatEvent::Done { seq, finish_reason },
+                    None => ChatEvent::Done {
+                        seq,
+                        finish_reason,
+                        sources: generation.grounding.sources(),
+                    },
                 },
                 Err(e) => {
                     tracing::error!(error = %e, response_id = %generation.response_id, "could not store the answer");

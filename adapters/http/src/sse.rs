@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use colloquy_core::{ChatEvent, ChatEvents, ChatStream, ErrorCode};
+use colloquy_core::{ChatEvent, ChatEvents, ChatStream, ErrorCode, Source};
 use futures::StreamExt;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
@@ -42,6 +42,9 @@ struct EventData<'a> {
     finish_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// On the `done` event, when the service has a knowledge base.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<&'a [Source]>,
 }
 
 /// The ids every event of one response carries.
@@ -53,10 +56,20 @@ pub(crate) struct Ids {
 
 /// One event as SSE bytes: `id: <seq>\ndata: <json>\n\n`.
 pub(crate) fn render(event: &ChatEvent, ids: Ids) -> Bytes {
-    let (chunk, done, finish_reason, error) = match event {
-        ChatEvent::Chunk { text, .. } => (text.as_str(), false, None, None),
-        ChatEvent::Done { finish_reason, .. } => ("", true, Some(finish_reason.as_str()), None),
-        ChatEvent::Failed { code, .. } => ("", true, None, Some(code.as_str())),
+    let (chunk, done, finish_reason, error, sources) = match event {
+        ChatEvent::Chunk { text, .. } => (text.as_str(), false, None, None, None),
+        ChatEvent::Done {
+            finish_reason,
+            sources,
+            ..
+        } => (
+            "",
+            true,
+            Some(finish_reason.as_str()),
+            None,
+            sources.as_deref(),
+        ),
+        ChatEvent::Failed { code, .. } => ("", true, None, Some(code.as_str()), None),
     };
     let data = EventData {
         chunk,
@@ -65,8 +78,9 @@ pub(crate) fn render(event: &ChatEvent, ids: Ids) -> Bytes {
         response_id: ids.response_id,
         finish_reason,
         error,
+        sources,
     };
-    // Serializing strings, bools and UUIDs cannot fail; JSON escapes newlines, so
+    // Serializing strings, bools, UUIDs and numbers cannot fail; JSON escapes newlines, so
     // the data is one line.
     let json = serde_json::to_string(&data)
         .unwrap_or_else(|_| r#"{"chunk":"","done":true,"error":"internal_error"}"#.to_owned());
@@ -186,12 +200,33 @@ mod tests {
             &ChatEvent::Done {
                 seq: 3,
                 finish_reason: FinishReason::Stop,
+                sources: None,
             },
             ids(),
         );
         let text = std::str::from_utf8(&done).expect("utf-8");
         assert!(text.starts_with("id: 3\ndata: {\"chunk\":\"\",\"done\":true,"));
         assert!(text.ends_with(",\"finish_reason\":\"stop\"}\n\n"));
+        let grounded = render(
+            &ChatEvent::Done {
+                seq: 4,
+                finish_reason: FinishReason::Stop,
+                sources: Some(vec![Source {
+                    id: "faq.md#1".into(),
+                    document: "faq.md".into(),
+                    title: "FAQ".into(),
+                    uri: "https://example.com/faq".into(),
+                    score: 2.5,
+                    snippet: "Yes.".into(),
+                }]),
+            },
+            ids(),
+        );
+        let text = std::str::from_utf8(&grounded).expect("utf-8");
+        assert!(
+            text.ends_with(",\"finish_reason\":\"stop\",\"sources\":[{\"id\":\"faq.md#1\",\"document\":\"faq.md\",\"title\":\"FAQ\",\"uri\":\"https://example.com/faq\",\"score\":2.5,\"snippet\":\"Yes.\"}]}\n\n"),
+            "{text}"
+        );
         let failed = render(
             &ChatEvent::Failed {
                 seq: 2,
