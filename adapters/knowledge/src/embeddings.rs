@@ -151,8 +151,8 @@ impl OpenAiEmbeddings {
             field,
             reason: reason.to_owned(),
         };
-        let mut url = Url::parse(config.base_url.trim())
-            .map_err(|e| bad("base_url", &e.to_string()))?;
+        let mut url =
+            Url::parse(config.base_url.trim()).map_err(|e| bad("base_url", &e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("base_url", "must be an http or https URL"));
         }
@@ -229,15 +229,18 @@ impl OpenAiEmbeddings {
                     let message = serde_json::from_slice::<ErrorBody>(&bytes)
                         .ok()
                         .and_then(|b| b.error.message);
-                    let retry =
-                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    let retry = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     if !retry || attempt >= self.config.max_attempts {
                         return Err(EmbeddingsError::Status {
                             status: status.as_u16(),
                             message,
                         });
                     }
-                    tracing::warn!(status = status.as_u16(), attempt, "embeddings server refused; retrying");
+                    tracing::warn!(
+                        status = status.as_u16(),
+                        attempt,
+                        "embeddings server refused; retrying"
+                    );
                     true
                 }
             };

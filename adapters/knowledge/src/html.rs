@@ -206,8 +206,7 @@ impl Output {
         }
         for (i, word) in text.split_whitespace().enumerate() {
             let at_line_start = self.text.is_empty() || self.text.ends_with('\n');
-            if (i > 0 || self.space || text.starts_with(char::is_whitespace)) && !at_line_start
-            {
+            if (i > 0 || self.space || text.starts_with(char::is_whitespace)) && !at_line_start {
                 self.text.push(' ');
             }
             self.text.push_str(word);
@@ -357,7 +356,16 @@ mod tests {
 
     #[test]
     fn broken_html_does_not_panic() {
-        for input in ["<", "<<>>", "<p", "a < b > c", "<!-- open", "&#xFFFFFFFF;", "<é>", "</"] {
+        for input in [
+            "<",
+            "<<>>",
+            "<p",
+            "a < b > c",
+            "<!-- open",
+            "&#xFFFFFFFF;",
+            "<é>",
+            "</",
+        ] {
             let _ = html_to_text(input);
         }
         assert_eq!(html_to_text("a < b").markdown, "a < b");

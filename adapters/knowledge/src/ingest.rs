@@ -136,7 +136,9 @@ fn path_id(path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
     let joined = parts.join("/");
-    joined.strip_prefix("//").map_or(joined.clone(), |j| format!("/{j}"))
+    joined
+        .strip_prefix("//")
+        .map_or(joined.clone(), |j| format!("/{j}"))
 }
 
 /// The supported files under `roots`, in path order: folders are walked

@@ -2,11 +2,11 @@
 
 /// Words too common to help a ranking (English). A query of nothing else keeps them.
 const STOPWORDS: &[&str] = &[
-    "a", "about", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "do",
-    "does", "for", "from", "has", "have", "how", "i", "if", "in", "is", "it", "its", "me",
-    "my", "of", "on", "or", "our", "so", "than", "that", "the", "their", "then", "there",
-    "these", "this", "to", "us", "was", "we", "what", "when", "where", "which", "who", "why",
-    "will", "with", "would", "you", "your",
+    "a", "about", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "do", "does",
+    "for", "from", "has", "have", "how", "i", "if", "in", "is", "it", "its", "me", "my", "of",
+    "on", "or", "our", "so", "than", "that", "the", "their", "then", "there", "these", "this",
+    "to", "us", "was", "we", "what", "when", "where", "which", "who", "why", "will", "with",
+    "would", "you", "your",
 ];
 
 /// The most words a query keeps.
@@ -52,8 +52,14 @@ mod tests {
             fts_query("How much does the Team plan cost? TEAM!").as_deref(),
             Some("\"much\" OR \"team\" OR \"plan\" OR \"cost\"")
         );
-        assert_eq!(fts_query("Crème brûlée").as_deref(), Some("\"crème\" OR \"brûlée\""));
-        assert_eq!(fts_query("who is it").as_deref(), Some("\"who\" OR \"is\" OR \"it\""));
+        assert_eq!(
+            fts_query("Crème brûlée").as_deref(),
+            Some("\"crème\" OR \"brûlée\"")
+        );
+        assert_eq!(
+            fts_query("who is it").as_deref(),
+            Some("\"who\" OR \"is\" OR \"it\"")
+        );
         assert_eq!(
             fts_query("NEAR(a b) AND \"x\" OR title:y*").as_deref(),
             Some("\"near\" OR \"b\" OR \"x\" OR \"title\" OR \"y\"")

@@ -68,7 +68,11 @@ pub fn split_markdown(text: &str, config: &SplitConfig) -> Split {
         }
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             flush_paragraph(&mut paragraph, &mut section);
-            fence = Some(if trimmed.starts_with("```") { "```" } else { "~~~" });
+            fence = Some(if trimmed.starts_with("```") {
+                "```"
+            } else {
+                "~~~"
+            });
             paragraph.push_str(line);
             paragraph.push('\n');
             continue;
@@ -216,7 +220,11 @@ fn pack(
 fn overlap_tail(text: &str, n: usize) -> String {
     let len = char_len(text);
     if n == 0 || len <= n {
-        return if n == 0 { String::new() } else { text.to_owned() };
+        return if n == 0 {
+            String::new()
+        } else {
+            text.to_owned()
+        };
     }
     let start = text
         .char_indices()
@@ -266,7 +274,10 @@ mod tests {
         let md = "# Acme Pricing\n\nIntro.\n\n## Plans\n\nTeam is 40.\n\n### Team\n\nSSO included.\n\n## FAQ\n\nAsk us.\n";
         let split = split_markdown(md, &SplitConfig::default());
         assert_eq!(split.title.as_deref(), Some("Acme Pricing"));
-        assert_eq!(texts(&split), ["Intro.", "Team is 40.", "SSO included.", "Ask us."]);
+        assert_eq!(
+            texts(&split),
+            ["Intro.", "Team is 40.", "SSO included.", "Ask us."]
+        );
         let headings: Vec<Option<&str>> = split
             .passages
             .iter()
@@ -283,7 +294,9 @@ mod tests {
         let md = "# T\n\n```sh\n# not a heading\n\necho hi\n```\n\nAfter.\n";
         let split = split_markdown(md, &SplitConfig::default());
         assert_eq!(split.passages.len(), 1);
-        assert!(split.passages[0].text.contains("# not a heading\n\necho hi"));
+        assert!(split.passages[0]
+            .text
+            .contains("# not a heading\n\necho hi"));
         assert!(split.passages[0].text.ends_with("After."));
     }
 
@@ -310,11 +323,22 @@ mod tests {
             assert!(p.text.chars().count() <= 120, "{:?}", p.text);
         }
         for pair in split.passages.windows(2) {
-            let tail: String = pair[0].text.chars().rev().take(10).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: String = pair[0]
+                .text
+                .chars()
+                .rev()
+                .take(10)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             assert!(pair[1].text.contains(&tail), "{pair:?}");
         }
         for p in &paragraphs {
-            assert!(split.passages.iter().any(|s| s.text.contains(p.as_str())), "{p} lost");
+            assert!(
+                split.passages.iter().any(|s| s.text.contains(p.as_str())),
+                "{p} lost"
+            );
         }
     }
 
@@ -349,10 +373,14 @@ mod tests {
 
     #[test]
     fn empty_input_gives_no_passages() {
-        assert!(split_markdown("", &SplitConfig::default()).passages.is_empty());
+        assert!(split_markdown("", &SplitConfig::default())
+            .passages
+            .is_empty());
         assert!(split_markdown("# Only a title\n", &SplitConfig::default())
             .passages
             .is_empty());
-        assert!(split_plain("  \n\n ", &SplitConfig::default()).passages.is_empty());
+        assert!(split_plain("  \n\n ", &SplitConfig::default())
+            .passages
+            .is_empty());
     }
 }

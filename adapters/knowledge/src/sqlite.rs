@@ -271,11 +271,7 @@ impl SqliteKnowledge {
                 .embed(&texts)
                 .await
                 .map_err(KnowledgeError::unavailable)?;
-            let rows: Vec<(i64, Vec<f32>)> = chunk
-                .iter()
-                .map(|(id, _)| *id)
-                .zip(vectors)
-                .collect();
+            let rows: Vec<(i64, Vec<f32>)> = chunk.iter().map(|(id, _)| *id).zip(vectors).collect();
             let model = model.clone();
             self.blocking(move |db| {
                 let tx = db.conn.transaction().map_err(backend)?;
@@ -362,7 +358,11 @@ impl SqliteKnowledge {
             if stale {
                 db.vectors = Some(VectorIndex::load(&db.conn, &model, generation)?);
             }
-            let top = db.vectors.as_ref().map(|v| v.top(&q, n)).unwrap_or_default();
+            let top = db
+                .vectors
+                .as_ref()
+                .map(|v| v.top(&q, n))
+                .unwrap_or_default();
             let mut stmt = db
                 .conn
                 .prepare_cached(
@@ -442,9 +442,10 @@ fn bump_generation(conn: &Connection) -> Result<(), KnowledgeError> {
 
 fn migrate(conn: &Connection) -> Result<(), OpenError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let fts5: bool = conn.query_row("SELECT sqlite_compileoption_used('ENABLE_FTS5')", [], |r| {
-        r.get(0)
-    })?;
+    let fts5: bool =
+        conn.query_row("SELECT sqlite_compileoption_used('ENABLE_FTS5')", [], |r| {
+            r.get(0)
+        })?;
     if !fts5 {
         return Err(OpenError::NoFts5);
     }

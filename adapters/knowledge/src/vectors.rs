@@ -60,7 +60,11 @@ impl VectorIndex {
             index.data.extend(from_blob(blob));
         }
         if skipped > 0 {
-            tracing::warn!(skipped, model, "vectors of another length skipped; re-ingest to fix");
+            tracing::warn!(
+                skipped,
+                model,
+                "vectors of another length skipped; re-ingest to fix"
+            );
         }
         Ok(index)
     }

@@ -105,7 +105,8 @@ pub async fn reingest_replaces_passages<K: KnowledgeBase + KnowledgeIngest>(kb: 
     put(kb, &changed).await;
     let hits = search(kb, "invoices monthly email credit cards", 10).await;
     assert!(
-        hits.iter().all(|p| !p.text.contains("Invoices") && !p.text.contains("credit cards")),
+        hits.iter()
+            .all(|p| !p.text.contains("Invoices") && !p.text.contains("credit cards")),
         "old passages are gone: {hits:?}"
     );
     let hits = search(kb, "cryptocurrency", 3).await;
@@ -124,11 +125,11 @@ pub async fn delete_removes<K: KnowledgeBase + KnowledgeIngest>(kb: &K) {
     }
     assert!(kb.delete_document("security.md").await.expect("delete"));
     let hits = search(kb, "Okta single sign-on SAML encrypted", 10).await;
-    assert!(
-        hits.iter().all(|p| p.document != "security.md"),
-        "{hits:?}"
-    );
-    assert!(!kb.delete_document("security.md").await.expect("second delete"));
+    assert!(hits.iter().all(|p| p.document != "security.md"), "{hits:?}");
+    assert!(!kb
+        .delete_document("security.md")
+        .await
+        .expect("second delete"));
     let ids: Vec<String> = kb
         .documents()
         .await
@@ -179,7 +180,8 @@ pub async fn case_and_diacritics_do_not_matter<K: KnowledgeBase + KnowledgeInges
     for query in ["creme brulee", "CRÈME BRÛLÉE", "zurich cafe", "ZÜRICH"] {
         let hits = search(kb, query, 3).await;
         assert!(
-            hits.first().is_some_and(|p| p.text.contains("crème brûlée")),
+            hits.first()
+                .is_some_and(|p| p.text.contains("crème brûlée")),
             "{query}: {hits:?}"
         );
     }

@@ -61,7 +61,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 pub fn hashed_bag_of_words(text: &str, dims: usize) -> Vec<f32> {
     let mut v = vec![0f32; dims.max(1)];
     let folded: String = text.chars().map(fold).collect();
-    for word in folded.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in folded
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         let h = fnv1a(word.as_bytes());
         let slot = usize::try_from(h % dims.max(1) as u64).unwrap_or(0);
         v[slot] += if h >> 63 == 0 { 1.0 } else { -1.0 };
@@ -106,7 +109,9 @@ impl FakeEmbeddings {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("the fake embeddings server binds a loopback port");
-        let addr = listener.local_addr().expect("a bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let state = Arc::new(State {
             dims,
             requests: AtomicUsize::new(0),
@@ -190,7 +195,12 @@ async fn answer(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             .iter()
             .map(|i| i.as_str().unwrap_or_default().to_owned())
             .collect(),
-        _ => return error(StatusCode::BAD_REQUEST, "input must be a string or an array"),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "input must be a string or an array",
+            )
+        }
     };
     state.texts.fetch_add(inputs.len(), Ordering::SeqCst);
     let data: Vec<Value> = inputs
@@ -219,7 +229,10 @@ mod tests {
         let b = hashed_bag_of_words("team plan price", 256);
         let c = hashed_bag_of_words("refunds within thirty days", 256);
         assert!(dot(&a, &b) > dot(&a, &c));
-        assert_eq!(hashed_bag_of_words("Café", 64), hashed_bag_of_words("cafe", 64));
+        assert_eq!(
+            hashed_bag_of_words("Café", 64),
+            hashed_bag_of_words("cafe", 64)
+        );
         assert!(hashed_bag_of_words("", 8).iter().all(|x| *x == 0.0));
     }
 }
