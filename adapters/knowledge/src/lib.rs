@@ -21,12 +21,13 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = std::env::temp_dir().join(format!("colloquy-kb-doc-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
 //! # std::fs::create_dir_all(&dir)?;
 //! # std::fs::write(dir.join("faq.md"), "# FAQ\n\nRefunds are possible within 30 days.\n")?;
 //! let kb = Arc::new(SqliteKnowledge::open(dir.join("kb.db"), None).await?);
 //! let summary = ingest(kb.as_ref(), &[dir.join("faq.md")], &IngestOptions::default(), |_| {}).await?;
 //! assert_eq!(summary.added, 1);
-//! let hits = kb.search("refund", 5).await?;
+//! let hits = kb.search("refunds", 5).await?; // words match whole: no stemming
 //! assert!(hits[0].text.contains("30 days"));
 //!
 //! let clock = Arc::new(SystemClock);

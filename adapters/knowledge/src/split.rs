@@ -47,6 +47,7 @@ pub fn split_markdown(text: &str, config: &SplitConfig) -> Split {
     let mut section: Vec<String> = Vec::new();
     let mut paragraph = String::new();
     let mut fence: Option<&str> = None;
+    let mut seen_h1 = false;
     let mut out = Vec::new();
     let flush_paragraph = |paragraph: &mut String, section: &mut Vec<String>| {
         let p = paragraph.trim();
@@ -81,8 +82,10 @@ pub fn split_markdown(text: &str, config: &SplitConfig) -> Split {
             flush_paragraph(&mut paragraph, &mut section);
             pack(&section, heading_path(&headings), config, &mut out);
             section.clear();
-            if level == 1 && title.is_none() {
-                title = Some(heading.clone());
+            if level == 1 && !seen_h1 {
+                // The first level-1 heading names the document, not a section.
+                seen_h1 = true;
+                title.get_or_insert(heading);
                 headings.clear();
                 continue;
             }
@@ -302,10 +305,15 @@ mod tests {
 
     #[test]
     fn front_matter_gives_the_title() {
-        let md = "---\ntitle: \"Refund policy\"\nslug: refunds\n---\n# Other\n\nText.\n";
+        let md = "---\ntitle: \"Refund policy\"\nslug: refunds\n---\n# Refunds\n\nText.\n\n## Rules\n\nMore.\n\n# Second top\n\nLast.\n";
         let split = split_markdown(md, &SplitConfig::default());
         assert_eq!(split.title.as_deref(), Some("Refund policy"));
-        assert_eq!(split.passages[0].heading.as_deref(), Some("Other"));
+        let headings: Vec<Option<&str>> = split
+            .passages
+            .iter()
+            .map(|p| p.heading.as_deref())
+            .collect();
+        assert_eq!(headings, [None, Some("Rules"), Some("Second top")]);
     }
 
     #[test]

@@ -68,7 +68,7 @@ async fn reingesting_skips_unchanged_replaces_changed_and_prunes_removed() {
     let options = IngestOptions::default();
 
     let mut events = Vec::new();
-    let first = ingest(&kb, &[docs.clone()], &options, |p| {
+    let first = ingest(&kb, std::slice::from_ref(&docs), &options, |p| {
         events.push((p.index, p.total, p.outcome.clone()));
     })
     .await
@@ -83,7 +83,7 @@ async fn reingesting_skips_unchanged_replaces_changed_and_prunes_removed() {
     let stats = kb.stats().await.expect("stats");
     assert_eq!((stats.documents, stats.passages), (11, first.passages));
 
-    let second = ingest(&kb, &[docs.clone()], &options, |_| {})
+    let second = ingest(&kb, std::slice::from_ref(&docs), &options, |_| {})
         .await
         .expect("ingest");
     assert_eq!((second.added, second.updated, second.unchanged), (0, 0, 11));
@@ -95,7 +95,7 @@ async fn reingesting_skips_unchanged_replaces_changed_and_prunes_removed() {
     )
     .expect("edit");
     std::fs::remove_file(docs.join("changelog.md")).expect("remove");
-    let third = ingest(&kb, &[docs.clone()], &options, |_| {})
+    let third = ingest(&kb, std::slice::from_ref(&docs), &options, |_| {})
         .await
         .expect("ingest");
     assert_eq!((third.updated, third.unchanged, third.removed), (1, 9, 0));
@@ -115,7 +115,7 @@ async fn reingesting_skips_unchanged_replaces_changed_and_prunes_removed() {
 
     let pruned = ingest(
         &kb,
-        &[docs.clone()],
+        std::slice::from_ref(&docs),
         &IngestOptions {
             prune: true,
             ..IngestOptions::default()
@@ -152,7 +152,7 @@ async fn formats_titles_uris_and_bad_files() {
     let kb = SqliteKnowledge::open_in_memory(None).expect("opens");
     let summary = ingest(
         &kb,
-        &[docs.clone()],
+        std::slice::from_ref(&docs),
         &IngestOptions {
             base_url: Some("https://kestrel.example/docs/".into()),
             ..IngestOptions::default()
@@ -198,9 +198,14 @@ async fn embeddings_are_stored_filled_in_and_seen_by_other_handles() {
 
     // Ingested without embeddings first; then an embedder fills the vectors in.
     let plain = SqliteKnowledge::open(&path, None).await.expect("opens");
-    let summary = ingest(&plain, &[docs.clone()], &IngestOptions::default(), |_| {})
-        .await
-        .expect("ingest");
+    let summary = ingest(
+        &plain,
+        std::slice::from_ref(&docs),
+        &IngestOptions::default(),
+        |_| {},
+    )
+    .await
+    .expect("ingest");
     let with_vectors = SqliteKnowledge::open(&path, Some(embedder(&server)))
         .await
         .expect("opens")

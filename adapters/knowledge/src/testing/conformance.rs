@@ -4,7 +4,7 @@
 //! [`knowledge_conformance!`](crate::knowledge_conformance) stamps them as
 //! `#[tokio::test]`s in the adapter's own test file:
 //!
-//! ```ignore
+//! ```text
 //! async fn fresh() -> SqliteKnowledge { SqliteKnowledge::open_in_memory(None).expect("opens") }
 //! colloquy_knowledge::knowledge_conformance!(bm25, fresh);
 //! ```
