@@ -116,9 +116,9 @@ impl KnowledgeError {
 #[async_trait]
 pub trait KnowledgeBase: Send + Sync + 'static {
     /// The (at most) `k` passages that match `query` best, best first, with
-    /// descending scores. A query with no match returns an empty list; a query that
-    /// cannot be searched as given (operators, punctuation only) is searched by its
-    /// words, never an error. An exact term of a passage ranks that passage above
+    /// descending scores. A query that no passage matches returns an empty list (or,
+    /// for similarity search, only weak matches); a query that cannot be searched as
+    /// given (operators, punctuation only) is searched by its words, never an error. An exact term of a passage ranks that passage above
     /// passages without it; case and diacritics do not matter (`CAFE` finds `café`).
     async fn search(&self, query: &str, k: usize) -> Result<Vec<Passage>, KnowledgeError>;
 }
