@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::clock::now_micros;
 use crate::error::{ErrorCode, ModelError, ServiceError, StoreError};
+use crate::knowledge::{Grounding, Source};
 use crate::message::{ChatMessage, MessageDraft, Role};
 use crate::model::{FinishInfo, FinishReason, ModelEvent, ModelRequest};
 use crate::service::Deps;
@@ -40,6 +41,9 @@ pub enum ChatEvent {
         seq: u64,
         /// Why it ended (`stop`, `length`, `cancelled`, ...).
         finish_reason: FinishReason,
+        /// The passages the answer was grounded in; `None` when the service has no
+        /// knowledge base.
+        sources: Option<Vec<Source>>,
     },
     /// The answer is truncated: the model or the store failed. What was produced so
     /// far is stored with `finish_reason = "error"` when the store allows.
@@ -107,6 +111,10 @@ pub struct ChatReply {
     pub message_id: Uuid,
     /// The stored assistant message's id.
     pub response_id: Uuid,
+    /// The passages the answer was grounded in; absent when the service has no
+    /// knowledge base.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<Source>>,
 }
 
 /// Everything a generation needs, decided before it starts.
@@ -115,6 +123,7 @@ pub(crate) struct Generation {
     pub(crate) message_id: Uuid,
     pub(crate) response_id: Uuid,
     pub(crate) request: ModelRequest,
+    pub(crate) grounding: Grounding,
 }
 
 impl Generation {
@@ -211,6 +220,7 @@ fn answer_metadata(
     if let Some(ms) = first_chunk_ms {
         m.insert("time_to_first_chunk_ms".into(), json!(ms));
     }
+    generation.grounding.add_to(&mut m);
     m
 }
 
@@ -267,10 +277,12 @@ pub(crate) async fn complete(
     .await;
     match outcome {
         Ok((stored, finish_reason)) => {
+            let sources = generation.grounding.sources();
             publisher
                 .publish(ChatEvent::Done {
                     seq: 0,
                     finish_reason,
+                    sources: sources.clone(),
                 })
                 .await;
             Ok(ChatReply {
@@ -278,6 +290,7 @@ pub(crate) async fn complete(
                 session_id: generation.session.session_id,
                 message_id: generation.message_id,
                 response_id: generation.response_id,
+                sources,
             })
         }
         Err(e) => {
@@ -366,7 +379,11 @@ pub(crate) async fn stream(
             match store_answer(&deps, &generation, text, metadata).await {
                 Ok(_) => match failure {
                     Some(code) => ChatEvent::Failed { seq, code },
-                    None => ChatEvent::Done { seq, finish_reason },
+                    None => ChatEvent::Done {
+                        seq,
+                        finish_reason,
+                        sources: generation.grounding.sources(),
+                    },
                 },
                 Err(e) => {
                     tracing::error!(error = %e, response_id = %generation.response_id, "could not store the answer");

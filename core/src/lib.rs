@@ -35,6 +35,7 @@ pub mod context;
 mod echo;
 mod error;
 pub mod idempotency;
+pub mod knowledge;
 mod message;
 mod model;
 pub mod ports;
@@ -51,6 +52,10 @@ pub use context::ContextBudget;
 pub use echo::EchoModel;
 pub use error::{
     BoxError, Entity, ErrorCode, ModelError, ServiceError, StoreError, TimeoutKind, ValidationError,
+};
+pub use knowledge::{
+    DocumentInfo, KnowledgeBase, KnowledgeConfig, KnowledgeError, KnowledgeIngest, NewDocument,
+    NewPassage, Passage, Source,
 };
 pub use message::{
     ChatMessage, Cursor, MessageDraft, MessageFilter, MessageQuery, MessageView, NewMessage, Order,

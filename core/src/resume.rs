@@ -182,6 +182,10 @@ fn terminal(message: &ChatMessage, seq: u64) -> ChatEvent {
     ChatEvent::Done {
         seq,
         finish_reason: reason,
+        sources: message
+            .metadata
+            .get("sources")
+            .and_then(|v| serde_json::from_value(v.clone()).ok()),
     }
 }
 

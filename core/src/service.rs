@@ -16,6 +16,7 @@ use crate::clock::{now_micros, Clock};
 use crate::context::{self, ContextBudget};
 use crate::error::{ServiceError, ValidationError};
 use crate::idempotency::{IdempotencyStore, LocalIdempotency};
+use crate::knowledge::{self, Grounding, KnowledgeBase, KnowledgeConfig};
 use crate::message::{Cursor, MessageDraft, MessageQuery, MessageView, NewMessage, Order, Role};
 use crate::model::{ContextMessage, ModelRequest};
 use crate::ports::{ChatModel, ChatStore};
@@ -168,6 +169,7 @@ pub struct ChatService {
     /// Results kept for `Idempotency-Key` retries.
     idempotency: Arc<dyn IdempotencyStore>,
     shutdown: CancellationToken,
+    knowledge: Option<(Arc<dyn KnowledgeBase>, KnowledgeConfig)>,
 }
 
 impl std::fmt::Debug for ChatService {
@@ -175,6 +177,7 @@ impl std::fmt::Debug for ChatService {
         f.debug_struct("ChatService")
             .field("config", &self.config)
             .field("generations_in_flight", &self.generations.len())
+            .field("knowledge", &self.knowledge.as_ref().map(|(_, c)| c))
             .finish_non_exhaustive()
     }
 }
@@ -293,6 +296,7 @@ impl ChatService {
             slots: config.max_generations.map(|n| Arc::new(Semaphore::new(n))),
             admission: None,
             shutdown: CancellationToken::new(),
+            knowledge: None,
         }
     }
 
@@ -343,6 +347,17 @@ impl ChatService {
             Some(admission) => Ok(admission.admit(ip, action).await?),
             None => Ok(()),
         }
+    }
+
+    /// Grounds every chat answer in `knowledge`: see [`crate::knowledge`].
+    #[must_use]
+    pub fn with_knowledge(
+        mut self,
+        knowledge: Arc<dyn KnowledgeBase>,
+        config: KnowledgeConfig,
+    ) -> Self {
+        self.knowledge = Some((knowledge, config));
+        self
     }
 
     /// The service's settings.
@@ -622,12 +637,46 @@ impl ChatService {
                 content: turn.message.message.clone(),
             });
         }
+        let grounding = self.ground(&turn, &mut request).await;
         Ok(Generation {
             session: turn.session,
             message_id: turn.message.id,
             response_id: Uuid::now_v7(),
             request,
+            grounding,
         })
+    }
+
+    /// Searches the knowledge base for the turn and adds the passages that fit the
+    /// context budget to `request`. A failed search only loses the sources.
+    async fn ground(&self, turn: &crate::ports::Turn, request: &mut ModelRequest) -> Grounding {
+        let Some((base, config)) = &self.knowledge else {
+            return Grounding::Off;
+        };
+        let query = knowledge::retrieval_query(&turn.recent, &turn.message.message);
+        let found = tokio::time::timeout(config.timeout, base.search(&query, config.top_k)).await;
+        let passages = match found {
+            Ok(Ok(passages)) => passages,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "knowledge search failed; answering without sources");
+                return Grounding::Failed;
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?config.timeout, "knowledge search timed out; answering without sources");
+                return Grounding::Failed;
+            }
+        };
+        let room = self
+            .config
+            .context
+            .max_chars
+            .saturating_sub(knowledge::chars(&request.messages))
+            .min(config.max_chars);
+        let sources = knowledge::fit(passages, room);
+        if !sources.is_empty() {
+            knowledge::insert(&mut request.messages, knowledge::context_message(&sources));
+        }
+        Grounding::Sources(sources)
     }
 
     /// Chat: stores the user's message, asks the model with the session's history,

@@ -302,7 +302,8 @@ async fn stream_events_concatenate_to_the_stored_answer() {
         events.last(),
         Some(&ChatEvent::Done {
             seq: events.len() as u64 - 1,
-            finish_reason: FinishReason::Stop
+            finish_reason: FinishReason::Stop,
+            sources: None,
         })
     );
     let text: String = events

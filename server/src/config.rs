@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
 use colloquy_core::access::AccessMode;
 use colloquy_core::ratelimit::{Quota, QuotaError, RatePolicy};
 use colloquy_core::validate::Limits;
@@ -14,6 +14,8 @@ use colloquy_http::{AdminToken, HttpConfig};
 use ipnet::IpNet;
 
 use crate::duration;
+use crate::ingest::IngestArgs;
+use crate::knowledge::KnowledgeArgs;
 use crate::logging::LogFormat;
 use crate::model::ModelSpec;
 use crate::openai::OpenAiArgs;
@@ -26,9 +28,16 @@ use crate::store::{self, PostgresOptions, StoreOptions, StoreSpec};
 /// seconds (`30`) or a number with a unit: `500ms`, `30s`, `15m`, `24h`, `7d`.
 /// SIGTERM or Ctrl-C shut down gracefully: no new connections, requests and streams
 /// in flight finish (up to --shutdown-grace), every answer is stored.
+///
+/// `colloquy ingest --knowledge sqlite:PATH FILE_OR_DIR...` fills a knowledge base
+/// for --knowledge; with no command, colloquy serves.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "colloquy", version, about, long_about)]
 pub(crate) struct Cli {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+
     /// Address to listen on, IP:PORT (port 0 picks a free port; the address is printed
     /// on stdout as "colloquy listening on http://IP:PORT").
     #[arg(long, env = "COLLOQUY_BIND", default_value_t = HttpConfig::DEFAULT_BIND)]
@@ -94,6 +103,10 @@ pub(crate) struct Cli {
     /// (demos of streaming, benchmarks of many slow streams). `0` streams at once.
     #[arg(long, env = "COLLOQUY_ECHO_CHUNK_DELAY", default_value = "0s", value_parser = duration::parse)]
     pub(crate) echo_chunk_delay: Duration,
+
+    /// Answers from your documents.
+    #[command(flatten)]
+    pub(crate) knowledge: KnowledgeArgs,
 
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://www.example.com,https://landing.example.com`; `*` allows any origin.
@@ -203,6 +216,13 @@ pub(crate) struct Cli {
     /// per-crate directives such as `colloquy_http=debug,info`.
     #[arg(long, env = "COLLOQUY_LOG_LEVEL", default_value = "info")]
     pub(crate) log_level: String,
+}
+
+/// The commands besides serving.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum Command {
+    /// Read documents into a knowledge base for --knowledge.
+    Ingest(IngestArgs),
 }
 
 /// A setting that is well-formed but unusable.
@@ -424,6 +444,58 @@ mod tests {
         assert_eq!(cli.echo_chunk_delay, Duration::ZERO);
         assert_eq!(cli.store_options(), StoreOptions::default());
         assert_eq!(cli.purge_interval, Duration::from_secs(600));
+        assert!(cli.command.is_none(), "no subcommand: serve");
+        assert_eq!(cli.knowledge.knowledge, None);
+        assert_eq!(
+            cli.knowledge.config(),
+            colloquy_core::KnowledgeConfig::default()
+        );
+    }
+
+    #[test]
+    fn ingest_is_a_subcommand_and_serving_flags_still_parse() {
+        let cli = parse(&[
+            "--log-level",
+            "warn",
+            "ingest",
+            "--knowledge",
+            "sqlite:kb.db",
+            "--prune",
+            "--embeddings-base-url",
+            "http://127.0.0.1:9/v1",
+            "docs",
+            "faq.md",
+        ]);
+        let Some(Command::Ingest(ingest)) = cli.command else {
+            panic!("ingest expected");
+        };
+        assert_eq!(ingest.knowledge.to_string(), "sqlite:kb.db");
+        assert_eq!(ingest.paths.len(), 2);
+        assert!(ingest.prune);
+        assert_eq!(
+            ingest.embeddings.embeddings_base_url.as_deref(),
+            Some("http://127.0.0.1:9/v1")
+        );
+        assert_eq!(cli.log_level, "warn");
+        let serve = parse(&[
+            "--knowledge",
+            "sqlite:kb.db",
+            "--knowledge-top-k",
+            "3",
+            "--knowledge-search",
+            "bm25",
+        ]);
+        assert!(serve.command.is_none());
+        assert_eq!(serve.knowledge.config().top_k, 3);
+        for args in [
+            &["ingest", "--knowledge", "sqlite:kb.db"][..],
+            &["ingest", "docs"],
+            &["--knowledge", "kb.db"],
+            &["--knowledge-top-k", "0"],
+        ] {
+            let all = std::iter::once("colloquy").chain(args.iter().copied());
+            assert!(Cli::try_parse_from(all).is_err(), "{args:?}");
+        }
     }
 
     #[test]

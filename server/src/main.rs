@@ -7,6 +7,8 @@
 
 mod config;
 mod duration;
+mod ingest;
+mod knowledge;
 mod logging;
 mod model;
 mod openai;
@@ -23,7 +25,7 @@ use colloquy_core::ratelimit::Admission;
 use colloquy_core::streams::{LocalStreamLog, DEFAULT_LEASE};
 use colloquy_core::{ChatService, SystemClock};
 
-use crate::config::{Cli, ConfigError};
+use crate::config::{Cli, Command, ConfigError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,8 @@ enum StartError {
         #[source]
         source: model::BuildModelError,
     },
+    #[error(transparent)]
+    Knowledge(#[from] knowledge::KnowledgeOpenError),
     #[error("could not listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -93,6 +97,15 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     }
     if !rate_policy.is_unlimited() {
         service = service.with_rate_limits(Admission::new(limiter, rate_policy));
+    }
+    if let Some(spec) = &cli.knowledge.knowledge {
+        let kb = cli
+            .knowledge
+            .embeddings
+            .open(spec, cli.knowledge.knowledge_search)
+            .await?;
+        tracing::info!(knowledge = %spec, search = kb.mode().as_str(), "answers grounded in a knowledge base");
+        service = service.with_knowledge(Arc::new(kb), cli.knowledge.config());
     }
     let purger = purge::spawn(service.clone(), cli.purge_interval);
     let signal = signal::shutdown().map_err(StartError::Signals)?;
@@ -153,6 +166,15 @@ async fn main() -> ExitCode {
     if let Err(e) = logging::init(cli.log_format, &cli.log_level) {
         eprintln!("colloquy: {}", chain(&e));
         return ExitCode::FAILURE;
+    }
+    if let Some(Command::Ingest(args)) = cli.command {
+        return match ingest::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("colloquy ingest: {}", chain(&e));
+                ExitCode::FAILURE
+            }
+        };
     }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,7 +24,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use colloquy_core::{ChatEvent, ChatEvents, ChatStream, ErrorCode, ResumePoint};
+use colloquy_core::{ChatEvent, ChatEvents, ChatStream, ErrorCode, ResumePoint, Source};
 use futures::StreamExt;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
@@ -51,6 +51,9 @@ struct EventData<'a> {
     finish_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// On the `done` event, when the service has a knowledge base.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<&'a [Source]>,
 }
 
 /// The ids every event of one response carries.
@@ -63,10 +66,20 @@ pub(crate) struct Ids {
 /// One event as SSE bytes: `id: <response>:<seq>:<end>\ndata: <json>\n\n`, where
 /// `end` counts the answer's bytes up to and including this event.
 pub(crate) fn render(event: &ChatEvent, ids: Ids, end: u64) -> Bytes {
-    let (chunk, done, finish_reason, error) = match event {
-        ChatEvent::Chunk { text, .. } => (text.as_str(), false, None, None),
-        ChatEvent::Done { finish_reason, .. } => ("", true, Some(finish_reason.as_str()), None),
-        ChatEvent::Failed { code, .. } => ("", true, None, Some(code.as_str())),
+    let (chunk, done, finish_reason, error, sources) = match event {
+        ChatEvent::Chunk { text, .. } => (text.as_str(), false, None, None, None),
+        ChatEvent::Done {
+            finish_reason,
+            sources,
+            ..
+        } => (
+            "",
+            true,
+            Some(finish_reason.as_str()),
+            None,
+            sources.as_deref(),
+        ),
+        ChatEvent::Failed { code, .. } => ("", true, None, Some(code.as_str()), None),
     };
     let data = EventData {
         chunk,
@@ -75,8 +88,9 @@ pub(crate) fn render(event: &ChatEvent, ids: Ids, end: u64) -> Bytes {
         response_id: ids.response_id,
         finish_reason,
         error,
+        sources,
     };
-    // Serializing strings, bools and UUIDs cannot fail; JSON escapes newlines, so
+    // Serializing strings, bools, UUIDs and numbers cannot fail; JSON escapes newlines, so
     // the data is one line.
     let json = serde_json::to_string(&data)
         .unwrap_or_else(|_| r#"{"chunk":"","done":true,"error":"internal_error"}"#.to_owned());
@@ -227,6 +241,7 @@ mod tests {
             &ChatEvent::Done {
                 seq: 3,
                 finish_reason: FinishReason::Stop,
+                sources: None,
             },
             ids(),
             9,
@@ -238,6 +253,26 @@ mod tests {
         );
         assert!(text.starts_with(&head), "{text}");
         assert!(text.ends_with(",\"finish_reason\":\"stop\"}\n\n"));
+        let grounded = render(
+            &ChatEvent::Done {
+                seq: 4,
+                finish_reason: FinishReason::Stop,
+                sources: Some(vec![Source {
+                    id: "faq.md#1".into(),
+                    document: "faq.md".into(),
+                    title: "FAQ".into(),
+                    uri: "https://example.com/faq".into(),
+                    score: 2.5,
+                    snippet: "Yes.".into(),
+                }]),
+            },
+            ids(),
+        );
+        let text = std::str::from_utf8(&grounded).expect("utf-8");
+        assert!(
+            text.ends_with(",\"finish_reason\":\"stop\",\"sources\":[{\"id\":\"faq.md#1\",\"document\":\"faq.md\",\"title\":\"FAQ\",\"uri\":\"https://example.com/faq\",\"score\":2.5,\"snippet\":\"Yes.\"}]}\n\n"),
+            "{text}"
+        );
         let failed = render(
             &ChatEvent::Failed {
                 seq: 2,

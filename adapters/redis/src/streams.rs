@@ -131,11 +131,24 @@ impl RedisStreamLog {
     }
 }
 
-fn encode(event: &ChatEvent) -> (&'static str, &str) {
+/// An event's kind and value. A `done` value is the finish reason, then, when the
+/// answer has sources, a newline and their JSON.
+fn encode(event: &ChatEvent) -> (&'static str, String) {
     match event {
-        ChatEvent::Chunk { text, .. } => ("c", text.as_str()),
-        ChatEvent::Done { finish_reason, .. } => ("d", finish_reason.as_str()),
-        ChatEvent::Failed { code, .. } => ("f", code.as_str()),
+        ChatEvent::Chunk { text, .. } => ("c", text.clone()),
+        ChatEvent::Done {
+            finish_reason,
+            sources,
+            ..
+        } => {
+            let mut value = finish_reason.as_str().to_owned();
+            if let Some(json) = sources.as_ref().and_then(|s| serde_json::to_string(s).ok()) {
+                value.push('\n');
+                value.push_str(&json);
+            }
+            ("d", value)
+        }
+        ChatEvent::Failed { code, .. } => ("f", code.as_str().to_owned()),
     }
 }
 
@@ -151,10 +164,18 @@ fn decode((id, fields): Entry) -> Result<ChatEvent, StoreError> {
     };
     Ok(match kind {
         "c" => ChatEvent::Chunk { seq, text: value },
-        "d" => ChatEvent::Done {
-            seq,
-            finish_reason: FinishReason::parse(&value).ok_or_else(|| corrupt("finish reason"))?,
-        },
+        "d" => {
+            let (reason, sources) = value.split_once('\n').unwrap_or((value.as_str(), ""));
+            ChatEvent::Done {
+                seq,
+                finish_reason: FinishReason::parse(reason)
+                    .ok_or_else(|| corrupt("finish reason"))?,
+                sources: (!sources.is_empty())
+                    .then(|| serde_json::from_str(sources))
+                    .transpose()
+                    .map_err(|_| corrupt("sources"))?,
+            }
+        }
         "f" => ChatEvent::Failed {
             seq,
             code: ErrorCode::parse(&value).ok_or_else(|| corrupt("error code"))?,
@@ -198,7 +219,7 @@ impl StreamLog for RedisStreamLog {
             .key(self.stream_key(response))
             .arg(event.seq())
             .arg(kind)
-            .arg(value)
+            .arg(&value)
             .arg(if event.is_terminal() { "1" } else { "0" })
             .arg(millis(self.lease + self.log_ttl))
             .arg(millis(self.log_ttl).max(1))
