@@ -199,7 +199,21 @@ where
     Fut: Future<Output = Option<TestStore>>,
     C: for<'a> FnOnce(&'a TestStore) -> BoxFuture<'a, ()> + Send + 'static,
 {
-    let deadline = contract_timeout();
+    run_contract_within(name, contract_timeout(), BACKSTOP_GRACE, factory, contract);
+}
+
+/// [`run_contract`] with its deadline and backstop grace given.
+fn run_contract_within<F, Fut, C>(
+    name: &'static str,
+    deadline: Duration,
+    grace: Duration,
+    factory: F,
+    contract: C,
+) where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Option<TestStore>>,
+    C: for<'a> FnOnce(&'a TestStore) -> BoxFuture<'a, ()> + Send + 'static,
+{
     let late = move || {
         format!(
             "contract `{name}` did not finish within {deadline:?} ({TIMEOUT_ENV}) and its \
@@ -207,7 +221,7 @@ where
              synchronous lock or blocking I/O held across a call?)"
         )
     };
-    let outcome = within(name, deadline + BACKSTOP_GRACE, late, move || {
+    let outcome = within(name, deadline + grace, late, move || {
         let runtime = runtime();
         let outcome = runtime.block_on(contract_with_deadline(name, deadline, factory, contract));
         // Tasks a failed contract left behind must not keep this thread waiting.
@@ -276,5 +290,133 @@ async fn teardown(name: &str, store: Arc<TestStore>, deadline: Duration) {
         .is_err()
     {
         eprintln!("contract `{name}`: teardown did not finish within {deadline:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The harness itself: a contract fails, never hangs, and is torn down.
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use colloquy_memory::MemoryStore;
+    use futures::FutureExt;
+
+    use super::*;
+
+    /// For contracts that must hang: the test waits this long.
+    const SHORT: Duration = Duration::from_millis(500);
+    /// For contracts that finish: generous, so a loaded machine never fails them.
+    const LONG: Duration = Duration::from_secs(60);
+
+    fn store(torn_down: Arc<AtomicBool>) -> Option<TestStore> {
+        let clock = Arc::new(ManualClock::new());
+        let store = TestStore::new(Arc::new(MemoryStore::new(clock.clone())), clock);
+        Some(
+            store.with_teardown(move || {
+                async move { torn_down.store(true, Ordering::SeqCst) }.boxed()
+            }),
+        )
+    }
+
+    /// Runs a contract under `deadline`; returns the failure message, if any.
+    fn failure<C>(torn_down: &Arc<AtomicBool>, deadline: Duration, contract: C) -> Option<String>
+    where
+        C: for<'a> FnOnce(&'a TestStore) -> BoxFuture<'a, ()> + Send + 'static,
+    {
+        let flag = Arc::clone(torn_down);
+        let factory = move || async move { store(flag) };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_contract_within("the_contract", deadline, deadline, factory, contract);
+        }));
+        outcome.err().map(|payload| {
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default()
+        })
+    }
+
+    #[test]
+    fn a_passing_contract_passes_and_is_torn_down() {
+        let torn_down = Arc::new(AtomicBool::new(false));
+        let failed = failure(&torn_down, LONG, |s| {
+            async move { s.store.ping().await.expect("ping") }.boxed()
+        });
+        assert_eq!(failed, None, "a passing contract must not fail");
+        assert!(
+            torn_down.load(Ordering::SeqCst),
+            "teardown runs after a pass"
+        );
+    }
+
+    #[test]
+    fn a_failing_contract_fails_with_its_message_and_is_torn_down() {
+        let torn_down = Arc::new(AtomicBool::new(false));
+        let failed = failure(&torn_down, LONG, |_| {
+            async { panic!("the rule it broke") }.boxed()
+        });
+        assert_eq!(
+            failed.as_deref(),
+            Some("the rule it broke"),
+            "the contract's own message"
+        );
+        assert!(
+            torn_down.load(Ordering::SeqCst),
+            "teardown runs after a failure"
+        );
+    }
+
+    #[test]
+    fn a_contract_that_never_finishes_fails_naming_it() {
+        let torn_down = Arc::new(AtomicBool::new(false));
+        let failed = failure(&torn_down, SHORT, |_| futures::future::pending().boxed());
+        let message = failed.expect("a hanging contract must fail");
+        assert!(
+            message.contains("contract `the_contract` did not finish within"),
+            "the message names the contract and the deadline: {message}"
+        );
+        assert!(
+            torn_down.load(Ordering::SeqCst),
+            "teardown runs after a timeout"
+        );
+    }
+
+    #[test]
+    fn a_store_that_blocks_the_runtime_fails_naming_the_contract() {
+        let torn_down = Arc::new(AtomicBool::new(false));
+        // Every worker thread blocked, as by a synchronous lock that is never released.
+        let failed = failure(&torn_down, SHORT, |_| {
+            async {
+                for _ in 0..8 {
+                    tokio::spawn(async { std::thread::sleep(Duration::from_secs(5)) });
+                }
+                std::thread::sleep(Duration::from_secs(5));
+            }
+            .boxed()
+        });
+        let message = failed.expect("a contract blocking its runtime must fail");
+        assert!(
+            message.contains("contract `the_contract`"),
+            "the message names the contract: {message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_service_skips() {
+        let outcome = std::panic::catch_unwind(|| {
+            run_contract_within(
+                "skipped",
+                SHORT,
+                SHORT,
+                || async { None },
+                |_| async { panic!("must not run") }.boxed(),
+            );
+        });
+        assert!(
+            outcome.is_ok(),
+            "a factory returning None skips the contract"
+        );
     }
 }

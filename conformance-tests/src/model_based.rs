@@ -68,6 +68,10 @@ pub enum Op {
         active: Option<bool>,
         /// New expiry, seconds from now.
         expire_in: Option<u16>,
+        /// New external_user_id: `Some(None)` clears it, `Some(Some(n))` sets `User{n}`.
+        external: Option<Option<u8>>,
+        /// New metadata `{"v": n}`, replacing the old whole.
+        metadata: Option<u8>,
     },
     /// Delete a session.
     DeleteSession {
@@ -118,6 +122,8 @@ pub enum Op {
     ListSessions {
         /// is_active filter.
         active: Option<bool>,
+        /// external_user_id filter `User{n}`.
+        external: Option<u8>,
         /// search filter variant.
         search: Option<u8>,
         /// limit.
@@ -180,8 +186,13 @@ fn op() -> impl Strategy<Value = Op> {
                 name, pick, ttl, external, reuse_uuid
             }),
         2 => (any::<usize>(), by()).prop_map(|(idx, by)| Op::GetSession { idx, by }),
-        1 => (any::<usize>(), by(), proptest::option::of(any::<bool>()), proptest::option::of(1u16..200))
-            .prop_map(|(idx, by, active, expire_in)| Op::Patch { idx, by, active, expire_in }),
+        1 => (
+            (any::<usize>(), by(), proptest::option::of(any::<bool>()), proptest::option::of(1u16..200)),
+            (proptest::option::of(proptest::option::of(0u8..3)), proptest::option::of(0u8..3)),
+        )
+            .prop_map(|((idx, by, active, expire_in), (external, metadata))| Op::Patch {
+                idx, by, active, expire_in, external, metadata
+            }),
         1 => (any::<usize>(), by()).prop_map(|(idx, by)| Op::DeleteSession { idx, by }),
         5 => (any::<usize>(), by(), role(), 0u8..4, rare(any::<usize>()), proptest::bool::weighted(0.2))
             .prop_map(|(idx, by, role, text, reuse_id, backdated)| Op::Append {
@@ -191,8 +202,10 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(idx, by, role, text, window)| Op::BeginTurn { idx, by, role, text, window }),
         2 => any::<usize>().prop_map(|msg| Op::GetMessage { msg }),
         1 => any::<usize>().prop_map(|msg| Op::DeleteMessage { msg }),
-        1 => (proptest::option::of(any::<bool>()), proptest::option::of(0u8..3), 1usize..5, 0usize..3)
-            .prop_map(|(active, search, limit, offset)| Op::ListSessions { active, search, limit, offset }),
+        1 => (proptest::option::of(any::<bool>()), proptest::option::of(0u8..3), proptest::option::of(0u8..3), 1usize..5, 0usize..3)
+            .prop_map(|(active, external, search, limit, offset)| Op::ListSessions {
+                active, external, search, limit, offset
+            }),
         3 => (
             (any::<usize>(), by(), proptest::option::of(role()), rare(0u8..3)),
             (any::<bool>(), proptest::option::of((any::<bool>(), proptest::option::weighted(0.9, any::<usize>()))), 1usize..6, 0usize..3),
@@ -547,6 +560,8 @@ pub async fn run_sequence(
                 by,
                 active,
                 expire_in,
+                external,
+                metadata,
             } => {
                 let Some(target) = pick(&sessions, *idx) else {
                     continue;
@@ -555,7 +570,12 @@ pub async fn run_sequence(
                 let patch = SessionPatch {
                     is_active: *active,
                     expires_at: expire_in.map(|secs| now + Duration::seconds(i64::from(secs))),
-                    ..SessionPatch::default()
+                    external_user_id: external.map(|e| e.map(|n| format!("User{n}"))),
+                    metadata: metadata.map(|n| {
+                        let mut m = Metadata::new();
+                        m.insert("v".into(), n.into());
+                        m
+                    }),
                 };
                 let got = call(op, deadline, s.store.update_session(&r, &patch)).await?;
                 agree(op, got, model.update(&r, &patch, now))?;
@@ -636,13 +656,14 @@ pub async fn run_sequence(
             }
             Op::ListSessions {
                 active,
+                external,
                 search,
                 limit,
                 offset,
             } => {
                 let filter = SessionFilter {
                     is_active: *active,
-                    external_user_id: None,
+                    external_user_id: external.map(|n| format!("User{n}")),
                     search: search.map(|n| SESSION_SEARCHES[usize::from(n) % 3].to_owned()),
                 };
                 let page = Page {
