@@ -160,7 +160,8 @@ async fn a_live_resume_gets_exactly_the_missed_and_the_following_events() {
         tail.last(),
         Some(&ChatEvent::Done {
             seq: 4,
-            finish_reason: FinishReason::Stop
+            finish_reason: FinishReason::Stop,
+            sources: None,
         })
     );
     assert_eq!(format!("one {}{}", "two ", text(&tail)), WORDS.concat());

@@ -267,6 +267,7 @@ mod tests {
                 }]),
             },
             ids(),
+            9,
         );
         let text = std::str::from_utf8(&grounded).expect("utf-8");
         assert!(
