@@ -50,6 +50,10 @@
 //! }
 //!
 //! impl Tables {
+//!     /// The live session with this UUID.
+//!     fn live(&self, id: Uuid, now: DateTime<Utc>) -> Option<&Session> {
+//!         self.sessions.get(&id).filter(|s| !s.is_expired_at(now))
+//!     }
 //!     /// The live session a reference names: by UUID first, then by session_id.
 //!     fn find(&self, r: &SessionRef, now: DateTime<Utc>) -> Option<Session> {
 //!         let live = |s: &&Session| !s.is_expired_at(now);
@@ -79,8 +83,8 @@
 //!         let mut t = self.lock();
 //!         let now = self.clock.now();
 //!         let taken = t.sessions.contains_key(&session.id)
-//!             || t.find(&SessionRef::parse(&session.session_id), now)
-//!                 .is_some_and(|s| s.session_id == session.session_id);
+//!             || t.sessions.values()
+//!                 .any(|s| !s.is_expired_at(now) && s.session_id == session.session_id);
 //!         if taken {
 //!             return Err(StoreError::Conflict(Entity::Session));
 //!         }
@@ -136,8 +140,8 @@
 //!         let Some(m) = t.messages.iter().find(|m| m.id == id && !m.is_deleted) else {
 //!             return Ok(None);
 //!         };
-//!         let session = t.find(&SessionRef::from_uuid(m.session), self.clock.now());
-//!         Ok(session.map(|s| (m.clone(), s)))
+//!         let session = t.live(m.session, self.clock.now());
+//!         Ok(session.map(|s| (m.clone(), s.clone())))
 //!     }
 //!     async fn list_messages(&self, of: &SessionRef, q: &MessageQuery)
 //!         -> Result<(Session, Vec<ChatMessage>), StoreError> {
@@ -160,7 +164,7 @@
 //!         let mut t = self.lock();
 //!         let now = self.clock.now();
 //!         let session = t.messages.iter().find(|m| m.id == id && !m.is_deleted).map(|m| m.session);
-//!         session.and_then(|s| t.find(&SessionRef::from_uuid(s), now)).ok_or(NO_MESSAGE)?;
+//!         session.and_then(|s| t.live(s, now)).ok_or(NO_MESSAGE)?;
 //!         for m in t.messages.iter_mut().filter(|m| m.id == id) {
 //!             m.is_deleted = true;
 //!         }
