@@ -26,7 +26,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use colloquy_core::{ChatService, ServiceConfig, SystemClock};
+//! use colloquy_core::{ChatService, SystemClock};
 //! use colloquy_memory::MemoryStore;
 //! use colloquy_openai::{OpenAiConfig, OpenAiModel};
 //!
@@ -40,7 +40,7 @@
 //! })?;
 //! let clock = Arc::new(SystemClock);
 //! let store = Arc::new(MemoryStore::new(clock.clone()));
-//! let service = ChatService::new(store.clone(), store, Arc::new(model), clock, ServiceConfig::default());
+//! let service = ChatService::builder(store, clock).model(Arc::new(model)).build();
 //! # let _ = service;
 //! # Ok(()) }
 //! ```
