@@ -46,6 +46,17 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// The response the API gives for `error`: its status (see [`status_for`]), the JSON
+/// body `{"error", "code", "field"?}` with the error's safe message, and the headers
+/// that go with the code (`Retry-After` on 503 and 429, `RateLimit-Policy` and
+/// `RateLimit` on 429). For handlers of your own that call
+/// [`ChatService`](colloquy_core::ChatService) and must answer failures exactly as
+/// the API does. A server-side failure's cause is logged (`tracing`), never returned.
+#[must_use]
+pub fn error_response(error: &ServiceError) -> Response {
+    ApiError::from(error).into_response()
+}
+
 /// An error on its way to the client: code, safe message, and the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
@@ -195,20 +206,26 @@ fn cause_chain(e: &ServiceError) -> String {
 }
 
 impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&ServiceError> for ApiError {
     /// Keeps only the safe message; an internal error's cause is logged here, inside the
     /// request's span (so with its request id), and never returned.
-    fn from(e: ServiceError) -> Self {
+    fn from(e: &ServiceError) -> Self {
         let code = e.code();
         let status = status_for(code);
         if status.is_server_error() {
-            let cause = cause_chain(&e);
+            let cause = cause_chain(e);
             if status == StatusCode::INTERNAL_SERVER_ERROR {
                 tracing::error!(error = %cause, code = code.as_str(), "internal error");
             } else {
                 tracing::warn!(error = %cause, code = code.as_str(), "upstream failure");
             }
         }
-        let limited = match &e {
+        let limited = match e {
             ServiceError::RateLimited(limited) => Some(limited),
             _ => None,
         };
