@@ -103,7 +103,10 @@ mod tests {
             m.canonical("/support/api/chats/sessions/x/").as_deref(),
             Some("/api/chats/sessions/x/")
         );
-        assert_eq!(m.canonical("/support/api/chats").as_deref(), Some("/api/chats"));
+        assert_eq!(
+            m.canonical("/support/api/chats").as_deref(),
+            Some("/api/chats")
+        );
         assert_eq!(m.canonical("/api/chats/sessions/"), None);
         assert_eq!(m.canonical("/support/api/chatsx"), None);
         assert_eq!(m.canonical("/healthz").as_deref(), Some("/healthz"));

@@ -34,7 +34,10 @@ async fn main() -> std::io::Result<()> {
         .model(Arc::new(EchoModel::new()))
         .build();
     let listener = tokio::net::TcpListener::bind(args.bind).await?;
-    println!("custom-store listening on http://{}", listener.local_addr()?);
+    println!(
+        "custom-store listening on http://{}",
+        listener.local_addr()?
+    );
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

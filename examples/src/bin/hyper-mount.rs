@@ -23,11 +23,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use colloquy_core::{
-    validate, ChatService, ChatStream, EchoModel, NewMessage, NewSession, Role, ServiceError,
-    ErrorCode, SessionRef, SystemClock, ValidationError,
+    validate, ChatService, ChatStream, EchoModel, ErrorCode, NewMessage, NewSession, Role,
+    ServiceError, SessionRef, SystemClock, ValidationError,
 };
-use colloquy_memory::MemoryStore;
 use colloquy_http::{error_response, sse_response, Api, HttpConfig, PeerAddr, Response};
+use colloquy_memory::MemoryStore;
 use http::{header, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
