@@ -1,8 +1,8 @@
 //! Runs an example binary on a free loopback port and talks HTTP to it; every wait
+//! is bounded by [`DEADLINE`].
 
 // Each test binary uses a part of it.
 #![allow(dead_code)]
-//! is bounded by [`DEADLINE`].
 
 use std::process::Stdio;
 use std::time::Duration;
