@@ -93,11 +93,11 @@ impl App {
         let (parts, body) = request.into_parts();
         let origin = parts.headers.get(header::ORIGIN).cloned();
         // Routes by the canonical path; handlers keep the real URI (for links).
-        let result = match mount
-            .canonical(parts.uri.path())
-            .ok_or_else(ApiError::no_route)
-            .and_then(|path| router::resolve_with_widget(&parts.method, &path, self.config.widget))
-        {
+        let resolved = match mount.canonical(parts.uri.path()) {
+            Some(path) => router::resolve_with_widget(&parts.method, &path, self.config.widget),
+            None => Err(ApiError::no_route()),
+        };
+        let result = match resolved {
             Err(e) => Err(e),
             Ok(endpoint) => AssertUnwindSafe(handlers::dispatch(self, endpoint, parts, body))
                 .catch_unwind()

@@ -67,7 +67,8 @@ pub(crate) struct ApiError {
     /// Seconds for `Retry-After`, when the default is not right (429).
     retry_after: Option<u64>,
     /// `RateLimit-Policy` and `RateLimit` of a 429.
-    rate_limit: Option<(String, String)>,
+    /// (Boxed: it is rare, and keeps `Result<_, ApiError>` small.)
+    rate_limit: Option<Box<(String, String)>>,
 }
 
 #[derive(Serialize)]
@@ -143,7 +144,7 @@ impl ApiError {
             let secs = self.retry_after.unwrap_or(u64::from(RETRY_AFTER_SECS));
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some((policy, state)) = self.rate_limit {
+        if let Some((policy, state)) = self.rate_limit.map(|fields| *fields) {
             for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
                 if let Ok(value) = HeaderValue::from_str(&value) {
                     headers.insert(name, value);
@@ -235,7 +236,7 @@ impl From<&ServiceError> for ApiError {
             field: e.field().map(str::to_owned),
             allow: None,
             retry_after: limited.map(|l| ceil_secs(l.retry_after).max(1)),
-            rate_limit: limited.map(rate_limit_fields),
+            rate_limit: limited.map(|l| Box::new(rate_limit_fields(l))),
         }
     }
 }
