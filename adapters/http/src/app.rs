@@ -17,6 +17,7 @@ use crate::caller::Visitor;
 use crate::config::HttpConfig;
 use crate::cors::Cors;
 use crate::error::ApiError;
+use crate::mount::Mount;
 use crate::static_files::Assets;
 use crate::{handlers, request_id, router, Response};
 
@@ -66,9 +67,9 @@ impl App {
         }
     }
 
-    /// Answers one request. Never fails and never panics: every error, a panicking
-    /// handler included, becomes a JSON error response.
-    pub(crate) async fn handle<B>(&self, request: Request<B>) -> Response
+    /// Answers one request for the API mounted at `mount`. Never fails and never
+    /// panics: every error, a panicking handler included, becomes a JSON error response.
+    pub(crate) async fn handle<B>(&self, request: Request<B>, mount: &Mount) -> Response
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -80,10 +81,10 @@ impl App {
             method = %request.method(),
             path = %request.uri().path(),
         );
-        self.respond(request, id).instrument(span).await
+        self.respond(request, id, mount).instrument(span).await
     }
 
-    async fn respond<B>(&self, request: Request<B>, id: String) -> Response
+    async fn respond<B>(&self, request: Request<B>, id: String, mount: &Mount) -> Response
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -91,11 +92,12 @@ impl App {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let origin = parts.headers.get(header::ORIGIN).cloned();
-        let result = match router::resolve_with_widget(
-            &parts.method,
-            parts.uri.path(),
-            self.config.widget,
-        ) {
+        // Routes by the canonical path; handlers keep the real URI (for links).
+        let resolved = match mount.canonical(parts.uri.path()) {
+            Some(path) => router::resolve_with_widget(&parts.method, &path, self.config.widget),
+            None => Err(ApiError::no_route()),
+        };
+        let result = match resolved {
             Err(e) => Err(e),
             Ok(endpoint) => AssertUnwindSafe(handlers::dispatch(self, endpoint, parts, body))
                 .catch_unwind()

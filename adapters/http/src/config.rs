@@ -14,7 +14,7 @@ use crate::caller::AdminToken;
 pub struct HttpConfig {
     /// Where the server listens. Default `127.0.0.1:8080`. Used by callers that bind
     /// the listener themselves from the config; [`serve`](crate::serve) takes a bound
-    /// listener.
+    /// listener, and [`Api::new`](crate::Api::new) ignores it.
     pub bind: SocketAddr,
     /// Largest request body in bytes; a larger one is answered 413 `payload_too_large`
     /// as soon as the excess is read (or at once, from `Content-Length`). Default 1 MiB.
@@ -27,7 +27,9 @@ pub struct HttpConfig {
     pub sse_keep_alive: Duration,
     /// On shutdown, how long requests and streams in flight may take to finish before
     /// the generations still running are cancelled (their partial answers are stored
-    /// with `finish_reason = "cancelled"`). Default 20 s.
+    /// with `finish_reason = "cancelled"`). Default 20 s. Used by
+    /// [`serve`](crate::serve); [`Api::new`](crate::Api::new) ignores it (an embedder
+    /// calls `ChatService::shutdown(grace)` itself).
     pub shutdown_grace: Duration,
     /// Who may do what: [`AccessMode::Open`] (the default; every endpoint open) or
     /// [`AccessMode::Public`] (visitors reach only their own sessions). See

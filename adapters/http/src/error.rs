@@ -46,6 +46,17 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// The response the API gives for `error`: its status (see [`status_for`]), the JSON
+/// body `{"error", "code", "field"?}` with the error's safe message, and the headers
+/// that go with the code (`Retry-After` on 503 and 429, `RateLimit-Policy` and
+/// `RateLimit` on 429). For handlers of your own that call
+/// [`ChatService`](colloquy_core::ChatService) and must answer failures exactly as
+/// the API does. A server-side failure's cause is logged (`tracing`), never returned.
+#[must_use]
+pub fn error_response(error: &ServiceError) -> Response {
+    ApiError::from(error).into_response()
+}
+
 /// An error on its way to the client: code, safe message, and the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
@@ -56,7 +67,8 @@ pub(crate) struct ApiError {
     /// Seconds for `Retry-After`, when the default is not right (429).
     retry_after: Option<u64>,
     /// `RateLimit-Policy` and `RateLimit` of a 429.
-    rate_limit: Option<(String, String)>,
+    /// (Boxed: it is rare, and keeps `Result<_, ApiError>` small.)
+    rate_limit: Option<Box<(String, String)>>,
 }
 
 #[derive(Serialize)]
@@ -132,7 +144,7 @@ impl ApiError {
             let secs = self.retry_after.unwrap_or(u64::from(RETRY_AFTER_SECS));
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some((policy, state)) = self.rate_limit {
+        if let Some((policy, state)) = self.rate_limit.map(|fields| *fields) {
             for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
                 if let Ok(value) = HeaderValue::from_str(&value) {
                     headers.insert(name, value);
@@ -195,20 +207,26 @@ fn cause_chain(e: &ServiceError) -> String {
 }
 
 impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&ServiceError> for ApiError {
     /// Keeps only the safe message; an internal error's cause is logged here, inside the
     /// request's span (so with its request id), and never returned.
-    fn from(e: ServiceError) -> Self {
+    fn from(e: &ServiceError) -> Self {
         let code = e.code();
         let status = status_for(code);
         if status.is_server_error() {
-            let cause = cause_chain(&e);
+            let cause = cause_chain(e);
             if status == StatusCode::INTERNAL_SERVER_ERROR {
                 tracing::error!(error = %cause, code = code.as_str(), "internal error");
             } else {
                 tracing::warn!(error = %cause, code = code.as_str(), "upstream failure");
             }
         }
-        let limited = match &e {
+        let limited = match e {
             ServiceError::RateLimited(limited) => Some(limited),
             _ => None,
         };
@@ -218,7 +236,7 @@ impl From<ServiceError> for ApiError {
             field: e.field().map(str::to_owned),
             allow: None,
             retry_after: limited.map(|l| ceil_secs(l.retry_after).max(1)),
-            rate_limit: limited.map(rate_limit_fields),
+            rate_limit: limited.map(|l| Box::new(rate_limit_fields(l))),
         }
     }
 }

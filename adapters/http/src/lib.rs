@@ -30,8 +30,12 @@
 //! }
 //! ```
 //!
-//! To mount the API in a hyper server of your own, call [`Api::handle`] from your
-//! service function.
+//! To mount the API in a server of your own (axum, hyper, anything speaking
+//! `tower::Service` or `hyper::service::Service`), build an [`Api`]: see its docs
+//! for the base path, the optional service endpoints, and what the embedder owns.
+//! [`sse_response`] and [`error_response`] let handlers of your own that call
+//! [`ChatService`] answer in the API's exact wire format. Runnable examples are the
+//! `colloquy-examples` crate (`examples/` in the repository).
 //!
 //! # Behaviour where the API contract is silent
 //! - **Bodies**: an empty body counts as `{}` whatever its content type (so
@@ -86,6 +90,7 @@ mod handlers;
 mod idempotency;
 mod json;
 mod link;
+mod mount;
 mod query;
 mod request_id;
 mod router;
@@ -95,15 +100,18 @@ mod static_files;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use colloquy_core::ChatService;
+use futures::future::BoxFuture;
 use http_body_util::combinators::UnsyncBoxBody;
 
 pub use caller::{AdminToken, PeerAddr, WeakToken};
 pub use config::HttpConfig;
-pub use error::{status_for, RETRY_AFTER_SECS};
+pub use error::{error_response, status_for, RETRY_AFTER_SECS};
 pub use server::serve;
+pub use sse::response as sse_response;
 
 /// The body of every response: a JSON document, nothing, or an SSE stream.
 pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -111,21 +119,105 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
 /// A response of the API.
 pub type Response = http::Response<ResponseBody>;
 
-/// The API as a request handler, for serving it from your own hyper setup; [`serve`]
-/// uses it. Cheap to clone.
+/// The API as a request handler, to serve it from a server of your own; [`serve`]
+/// uses it. Cheap to clone (clones share everything).
+///
+/// It is a [`tower_service::Service`] (so axum's `Router::route_service` and
+/// `fallback_service` take it) and a [`hyper::service::Service`] (so hyper's
+/// `serve_connection` takes it), for requests with any body of [`Bytes`]; it never
+/// fails (`Error = Infallible`). [`Api::handle`] is the same as an `async fn`.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use colloquy_core::{ChatService, SystemClock};
+/// use colloquy_http::{Api, HttpConfig};
+/// # fn store() -> Arc<dyn colloquy_core::ports::ChatStore> { unimplemented!() }
+///
+/// let service = ChatService::builder(store(), Arc::new(SystemClock)).build();
+/// let api = Api::new(service.clone(), HttpConfig::default())
+///     .with_base_path("/support/api/chats") // POST /support/api/chats/sessions/ ...
+///     .with_service_endpoints(false); // no /healthz, /readyz, widget: the app has its own
+/// // axum:  Router::new().route("/hello", get(hello)).fallback_service(api)
+/// // hyper: serve_connection(io, api) or api.handle(request).await in a service_fn
+/// ```
+///
+/// # Where it answers
+/// - The API's endpoints are under the **base path**, `/api/chats` by default
+///   ([`Api::with_base_path`]): the path of each request is matched as it arrives,
+///   so mount the `Api` where the request's path is left whole (axum's
+///   `route_service`/`fallback_service`, not `nest_service`, which strips the
+///   prefix) and give it the full base path. The `Link` headers of list responses
+///   name the request's own path, so they work under any base path.
+/// - The **service endpoints** `GET /healthz`, `GET /readyz`, and the widget's
+///   `/widget.js`, `/widget/demo` and `/` are at the root and on by default; turn
+///   them off with [`Api::with_service_endpoints`] when your app has its own (then
+///   they are 404 like any unknown path). The widget calls `/api/chats/...` on its
+///   `data-api` origin, so it only works with the default base path.
+/// - Any other path is a JSON 404 `not_found`.
+///
+/// # What the embedder owns
+/// [`Api::new`] takes an [`HttpConfig`] for what happens per request (body limit,
+/// CORS, SSE keep-alive, access mode, admin token, trusted proxies, widget);
+/// **`HttpConfig::bind` and `HttpConfig::shutdown_grace` are ignored** — they are
+/// for [`serve`], and when you serve, these are yours:
+/// - **Binding the listener** and running the accept loop (with HTTP/1.1 and, if
+///   you want, HTTP/2).
+/// - **`TCP_NODELAY`** on accepted sockets (`TcpStream::set_nodelay(true)`, or
+///   axum's `serve(...).tcp_nodelay(true)`): each SSE event is a small write that
+///   must leave at once, not wait for Nagle's algorithm.
+/// - **Graceful shutdown**: stop accepting, let requests and streams drain, and
+///   call [`ChatService::shutdown`]`(grace)` so running generations finish (or are
+///   cancelled after `grace` and stored with `finish_reason = "cancelled"`) before
+///   the process exits; otherwise answers in flight are lost.
+/// - **The client's address**: insert [`PeerAddr`] (the connection's peer) into
+///   each request's extensions before calling the `Api`; without it per-IP rate
+///   limits do not apply (a request without an address is not counted per IP).
+///   `Forwarded`/`X-Forwarded-For` are honoured from [`HttpConfig::trusted_proxies`]
+///   only, as in [`serve`].
+/// - Timeouts and connection limits of your server.
 #[derive(Debug, Clone)]
 pub struct Api {
     app: Arc<app::App>,
+    mount: Arc<mount::Mount>,
 }
 
 impl Api {
-    /// The API over `service`, with `config`'s body limit, CORS origins and SSE
-    /// keep-alive interval.
+    /// The API over `service`, with `config`'s per-request settings (see the type's
+    /// docs: `bind` and `shutdown_grace` are not used here), its endpoints under
+    /// `/api/chats` and the service endpoints on.
     #[must_use]
     pub fn new(service: ChatService, config: HttpConfig) -> Self {
         Self {
             app: Arc::new(app::App::new(service, config)),
+            mount: Arc::new(mount::Mount::default()),
         }
+    }
+
+    /// Serves the API's endpoints under `base` instead of `/api/chats`: with
+    /// `"/support/api/chats"`, `POST /support/api/chats/sessions/` creates a session
+    /// and `/api/chats/...` is 404. A trailing slash is ignored, a missing leading one
+    /// added; `"/"` (or `""`) puts the endpoints at the root (`/sessions/`). The path
+    /// is compared as it arrives (not percent-decoded).
+    #[must_use]
+    pub fn with_base_path(mut self, base: &str) -> Self {
+        self.mount = Arc::new(self.mount.as_ref().clone().with_base(base));
+        self
+    }
+
+    /// Whether to serve the service endpoints — `/healthz`, `/readyz` and the
+    /// widget's files (these also need [`HttpConfig::widget`]) — at the root.
+    /// Default `true`; with `false` they are 404.
+    #[must_use]
+    pub fn with_service_endpoints(mut self, on: bool) -> Self {
+        self.mount = Arc::new(self.mount.as_ref().clone().with_service_endpoints(on));
+        self
+    }
+
+    /// The base path of the API's endpoints, without a trailing slash (`""` at the
+    /// root).
+    #[must_use]
+    pub fn base_path(&self) -> &str {
+        self.mount.base()
     }
 
     /// Answers one request. Never fails: every error, a panicking handler included,
@@ -135,6 +227,41 @@ impl Api {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
-        self.app.handle(request).await
+        self.app.handle(request, &self.mount).await
+    }
+}
+
+impl<B> tower_service::Service<http::Request<B>> for Api
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    /// Always ready: the `Api` has no back-pressure of its own.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let api = self.clone();
+        Box::pin(async move { Ok(api.handle(request).await) })
+    }
+}
+
+impl<B> hyper::service::Service<http::Request<B>> for Api
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn call(&self, request: http::Request<B>) -> Self::Future {
+        let api = self.clone();
+        Box::pin(async move { Ok(api.handle(request).await) })
     }
 }

@@ -186,8 +186,20 @@ pub(crate) fn byte_stream(
     )
 }
 
-/// The `200 text/event-stream` response for a started chat stream.
-pub(crate) fn response(stream: ChatStream, keep_alive: Duration) -> Response {
+/// The `200 text/event-stream` response for a started chat stream, in the API's exact
+/// wire format: a `retry:` field first, then one event per [`ChatEvent`] with the
+/// documented `id:` and `data:` lines, a `: keep-alive` comment after `keep_alive`
+/// of silence, and a synthetic `internal_error` event if the events end without a
+/// terminal one. Headers: `Content-Type: text/event-stream`, `Cache-Control:
+/// no-cache`, `X-Accel-Buffering: no`.
+///
+/// For handlers of your own that start a stream with
+/// [`ChatService::chat_stream`](colloquy_core::ChatService::chat_stream) (or resume
+/// one) and must speak the same protocol as the API, so the widget and every SSE
+/// client of the API can read it. Dropping the response (the client went away)
+/// does not stop the generation: the answer is still stored.
+#[must_use]
+pub fn response(stream: ChatStream, keep_alive: Duration) -> Response {
     let ids = Ids {
         message_id: stream.message_id,
         response_id: stream.response_id,

@@ -11,6 +11,7 @@ mod access;
 mod chat;
 mod idempotency;
 mod messages;
+mod mount;
 mod props;
 mod rate_limits;
 mod resume;
