@@ -39,7 +39,7 @@ where
 
 /// `GET /messages/chat/stream/?session_id=...&message=...` (for `EventSource`).
 pub(super) async fn stream_get(app: &App, parts: &Parts) -> Result<Response, ApiError> {
-    let new = validate::chat_query(&query::pairs(&parts.uri), app.service.limits())?;
+    let new = validate::chat_query(&query::pairs(&parts.uri)?, app.service.limits())?;
     let stream = app.service.chat_stream(new).await?;
     Ok(sse::response(stream, app.config.sse_keep_alive))
 }

@@ -17,7 +17,7 @@ fn message_id(id: &str) -> Result<Uuid, ApiError> {
 
 /// `GET /messages/?session_id=...` → 200 array in write order.
 pub(super) async fn list(app: &App, parts: &Parts) -> Result<Response, ApiError> {
-    let (session, filter, page) = validate::message_query(&query::pairs(&parts.uri))?;
+    let (session, filter, page) = validate::message_query(&query::pairs(&parts.uri)?)?;
     let messages = app.service.list_messages(&session, &filter, page).await?;
     Ok(json::response(StatusCode::OK, &messages))
 }

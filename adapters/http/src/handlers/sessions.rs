@@ -55,7 +55,7 @@ pub(super) async fn delete(app: &App, id: &str) -> Result<Response, ApiError> {
 
 /// `GET /sessions/` → 200 array, newest first.
 pub(super) async fn list(app: &App, parts: &Parts) -> Result<Response, ApiError> {
-    let (filter, page) = validate::session_query(&query::pairs(&parts.uri))?;
+    let (filter, page) = validate::session_query(&query::pairs(&parts.uri)?)?;
     let sessions = app.service.list_sessions(&filter, page).await?;
     Ok(json::response(StatusCode::OK, &sessions))
 }

@@ -8,6 +8,7 @@
 mod support;
 
 mod chat;
+mod limits;
 mod messages;
 mod props;
 mod sessions;

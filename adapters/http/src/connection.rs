@@ -1,0 +1,205 @@
+//! One connection, from accept to close: wait (bounded) for its first byte, serve it
+//! with hyper-util's auto builder (HTTP/1.1 or HTTP/2, with the limits below), close
+//! it gracefully once idle for too long or when the server shuts down.
+//!
+//! The limits, all hyper settings or timers around hyper, never protocol code:
+//! - first byte: a connection silent for `first_byte_timeout` after accept is closed
+//!   before hyper allocates anything for it;
+//! - HTTP/1.1 request head: hyper's `header_read_timeout`, which also bounds the wait
+//!   for the next request on a keep-alive connection; request heads over
+//!   [`MAX_HEAD_BYTES`] are refused by hyper (431);
+//! - request body: [`DeadlineBody`] (408 `request_timeout`);
+//! - idle: no request in flight for `idle_timeout` → graceful close (HTTP/2 `GOAWAY`);
+//! - HTTP/2: keep-alive `PING`s, and flow-control windows and send buffers sized for
+//!   small JSON bodies and SSE, so that an idle or hostile peer pins little memory.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+
+use crate::deadline::DeadlineBody;
+use crate::{Api, HttpConfig};
+
+/// HTTP/1.1: hyper's read buffer may not grow past this, so a request head (request
+/// line and headers) larger than this is refused with 431. Also the most response
+/// bytes hyper queues before writing.
+pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// HTTP/2: the most request body bytes a peer may send on one stream before the
+/// server reads them (the protocol's default window).
+const H2_STREAM_WINDOW: u32 = 64 * 1024;
+/// HTTP/2: the same for all streams of a connection together.
+const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
+/// HTTP/2: the most response bytes buffered per stream before the peer reads them.
+const H2_SEND_BUFFER: usize = 64 * 1024;
+/// HTTP/2: the most streams (requests, SSE streams) open at once on one connection.
+const H2_MAX_STREAMS: u32 = 100;
+/// HTTP/2: the largest request header block.
+const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
+
+/// What every connection shares: the hyper builder, the API and the timeouts.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    builder: auto::Builder<TokioExecutor>,
+    api: Api,
+    first_byte_timeout: Duration,
+    body_read_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl Shared {
+    /// The settings of `config` for serving `api`.
+    pub(crate) fn new(api: Api, config: &HttpConfig) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(MAX_HEAD_BYTES);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(config.http2_keep_alive_interval)
+            .keep_alive_timeout(config.http2_keep_alive_timeout)
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .max_send_buf_size(H2_SEND_BUFFER)
+            .max_concurrent_streams(H2_MAX_STREAMS)
+            .max_header_list_size(H2_MAX_HEADER_LIST);
+        Self {
+            builder,
+            api,
+            first_byte_timeout: config.first_byte_timeout,
+            body_read_timeout: config.body_read_timeout,
+            idle_timeout: config.idle_timeout,
+        }
+    }
+}
+
+/// Counts a request in flight from its start until its response body is dropped
+/// (written in full, or the stream ended).
+struct InFlight(Arc<watch::Sender<usize>>);
+
+impl InFlight {
+    fn begin(count: &Arc<watch::Sender<usize>>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Resolves once no request has been in flight for `timeout`.
+async fn idle_for(in_flight: &mut watch::Receiver<usize>, timeout: Duration) {
+    loop {
+        let idle = *in_flight.borrow_and_update() == 0;
+        let changed = if idle {
+            match tokio::time::timeout(timeout, in_flight.changed()).await {
+                Err(_) => return,
+                Ok(changed) => changed,
+            }
+        } else {
+            in_flight.changed().await
+        };
+        if changed.is_err() {
+            // The connection is gone; its own future reports that.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Why a connection was closed before hyper saw a request.
+fn closed_early(
+    peer: SocketAddr,
+    waited: Result<std::io::Result<usize>, tokio::time::error::Elapsed>,
+) -> bool {
+    match waited {
+        Ok(Ok(n)) if n > 0 => false,
+        Ok(Ok(_)) => true, // closed by the peer without a byte
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "connection failed before its first byte");
+            true
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "closing a connection that sent nothing");
+            true
+        }
+    }
+}
+
+/// Serves one accepted connection until it ends; `permit` (a place under the
+/// connection cap) is held until then. `stop` turns true when the server shuts
+/// down: a connection still waiting for its first byte is closed, the others are
+/// shut down gracefully (requests and streams in flight finish).
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) {
+    let _permit = permit;
+    let mut first = [0_u8; 1];
+    let waited = tokio::select! {
+        biased;
+        _ = stop.wait_for(|stop| *stop) => return,
+        waited = tokio::time::timeout(shared.first_byte_timeout, stream.peek(&mut first)) => waited,
+    };
+    if closed_early(peer, waited) {
+        return;
+    }
+    let (count, mut in_flight) = watch::channel(0_usize);
+    let count = Arc::new(count);
+    let api = shared.api.clone();
+    let body_read_timeout = shared.body_read_timeout;
+    let service = service_fn(move |request: http::Request<Incoming>| {
+        let in_flight = InFlight::begin(&count);
+        let api = api.clone();
+        async move {
+            let request = request.map(|body| DeadlineBody::new(body, body_read_timeout));
+            let response = api.handle(request).await;
+            // The request is in flight until its body is dropped.
+            Ok::<_, Infallible>(response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _in_flight = &in_flight;
+                    frame
+                })
+                .boxed_unsync()
+            }))
+        }
+    });
+    let mut connection = pin!(shared
+        .builder
+        .serve_connection(TokioIo::new(stream), service));
+    let ended = tokio::select! {
+        result = connection.as_mut() => Some(result),
+        () = idle_for(&mut in_flight, shared.idle_timeout) => {
+            tracing::debug!(%peer, "closing an idle connection");
+            None
+        }
+        _ = stop.wait_for(|stop| *stop) => None,
+    };
+    let result = match ended {
+        Some(result) => result,
+        None => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
