@@ -7,7 +7,7 @@
 //!   before hyper allocates anything for it;
 //! - HTTP/1.1 request head: hyper's `header_read_timeout`, which also bounds the wait
 //!   for the next request on a keep-alive connection; request heads over
-//!   [`MAX_HEAD_BYTES`] are refused by hyper (431);
+//!   [`MAX_HEAD_BYTES`] (8 KiB) are refused by hyper (431);
 //! - request body: [`DeadlineBody`] (408 `request_timeout`);
 //! - idle: no request in flight for `idle_timeout` → graceful close (HTTP/2 `GOAWAY`);
 //! - HTTP/2: keep-alive `PING`s, and flow-control windows and send buffers sized for
@@ -32,8 +32,11 @@ use crate::{Api, HttpConfig};
 
 /// HTTP/1.1: hyper's read buffer may not grow past this, so a request head (request
 /// line and headers) larger than this is refused with 431. Also the most response
-/// bytes hyper queues before writing.
-pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// bytes hyper buffers before writing. It is hyper's smallest allowed value: with a
+/// larger one, the read hyper makes while a response streams (to notice a client
+/// that leaves) grows each connection's read buffer from 8 to 16 KiB, and an open
+/// SSE stream costs that much more (see BENCHMARKS.md, SSE scale).
+pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// HTTP/2: the most request body bytes a peer may send on one stream before the
 /// server reads them (the protocol's default window).
 const H2_STREAM_WINDOW: u32 = 64 * 1024;
@@ -64,7 +67,11 @@ impl Shared {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
-            .max_buf_size(MAX_HEAD_BYTES);
+            .max_buf_size(MAX_HEAD_BYTES)
+            // Responses are small JSON documents and small SSE events: copying them
+            // into hyper's (always allocated) write buffer costs nothing, and spares
+            // each connection a queue of buffers.
+            .writev(false);
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -168,7 +175,10 @@ pub(crate) async fn serve(
     let service = service_fn(move |request: http::Request<Incoming>| {
         let in_flight = InFlight::begin(&count);
         let api = api.clone();
-        async move {
+        // Boxed: hyper keeps the space for a request's future for as long as the
+        // connection lives; this way it is only a pointer, and the future's memory
+        // is freed as soon as the response has started (an SSE stream outlives it).
+        Box::pin(async move {
             let request = request.map(|body| DeadlineBody::new(body, body_read_timeout));
             let response = api.handle(request).await;
             // The request is in flight until its body is dropped.
@@ -179,7 +189,7 @@ pub(crate) async fn serve(
                 })
                 .boxed_unsync()
             }))
-        }
+        })
     });
     let mut connection = pin!(shared
         .builder

@@ -74,7 +74,7 @@
 //!   `header_read_timeout` (which also bounds an idle HTTP/1.1 keep-alive), and a
 //!   connection with no request in flight for `idle_timeout` are closed; a request
 //!   body not in within `body_read_timeout` is 408 `request_timeout`; HTTP/2 peers
-//!   are pinged. Request heads over 16 KiB are refused by hyper with an empty 431.
+//!   are pinged. Request heads over 8 KiB are refused by hyper with an empty 431.
 //!   See [`HttpConfig`] for the defaults.
 //! - **Percent-decoding**: a path or query parameter that is not UTF-8 once decoded
 //!   (`%FF`) is 400 `invalid_field`.

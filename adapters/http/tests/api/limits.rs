@@ -402,6 +402,28 @@ async fn an_open_sse_stream_is_not_idle() {
 }
 
 #[tokio::test]
+async fn request_heads_over_8_kib_are_refused_by_hyper() {
+    let server = Setup::default().start().await;
+    let mut stream = connect(server.addr).await;
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let read = read_until_closed(&mut stream).await;
+    let text = String::from_utf8_lossy(&read);
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+    // A head just under the limit is fine.
+    let mut stream = connect(server.addr).await;
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(7 * 1024)
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    read_response(&mut stream).await;
+}
+
+#[tokio::test]
 async fn paths_and_queries_that_are_not_utf8_are_400() {
     let server = Setup::default().start().await;
     let c = &server.client;
