@@ -1,5 +1,6 @@
-//! The `colloquy` binary raises its soft open-files limit to the hard limit at
-//! start-up, logs both, and fits `--max-connections` under it.
+//! Connection settings of the `colloquy` binary: each is a flag with its variable,
+//! and the soft open-files limit is raised to the hard limit at start-up, logged,
+//! and `--max-connections` fitted under it.
 
 #![allow(missing_docs)]
 
@@ -68,4 +69,23 @@ fn the_soft_open_files_limit_is_raised_to_the_hard_limit() {
             .any(|l| l.contains("--max-connections lowered to fit the open-files limit")),
         "a million connections do not fit under {hard} files: {logs:?}"
     );
+}
+
+#[test]
+fn help_documents_the_connection_settings() {
+    let output = Command::new(BIN).arg("--help").output().expect("runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for (flag, env) in [
+        ("--max-connections", "COLLOQUY_MAX_CONNECTIONS"),
+        ("--first-byte-timeout", "COLLOQUY_FIRST_BYTE_TIMEOUT"),
+        ("--header-read-timeout", "COLLOQUY_HEADER_READ_TIMEOUT"),
+        ("--body-read-timeout", "COLLOQUY_BODY_READ_TIMEOUT"),
+        ("--idle-timeout", "COLLOQUY_IDLE_TIMEOUT"),
+        ("--http2-keep-alive-interval", "COLLOQUY_HTTP2_KEEP_ALIVE_INTERVAL"),
+        ("--http2-keep-alive-timeout", "COLLOQUY_HTTP2_KEEP_ALIVE_TIMEOUT"),
+    ] {
+        assert!(help.contains(flag), "{flag} in --help");
+        assert!(help.contains(env), "{env} in --help");
+    }
 }
