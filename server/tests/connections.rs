@@ -82,8 +82,14 @@ fn help_documents_the_connection_settings() {
         ("--header-read-timeout", "COLLOQUY_HEADER_READ_TIMEOUT"),
         ("--body-read-timeout", "COLLOQUY_BODY_READ_TIMEOUT"),
         ("--idle-timeout", "COLLOQUY_IDLE_TIMEOUT"),
-        ("--http2-keep-alive-interval", "COLLOQUY_HTTP2_KEEP_ALIVE_INTERVAL"),
-        ("--http2-keep-alive-timeout", "COLLOQUY_HTTP2_KEEP_ALIVE_TIMEOUT"),
+        (
+            "--http2-keep-alive-interval",
+            "COLLOQUY_HTTP2_KEEP_ALIVE_INTERVAL",
+        ),
+        (
+            "--http2-keep-alive-timeout",
+            "COLLOQUY_HTTP2_KEEP_ALIVE_TIMEOUT",
+        ),
     ] {
         assert!(help.contains(flag), "{flag} in --help");
         assert!(help.contains(env), "{env} in --help");

@@ -36,9 +36,9 @@ pub struct HttpConfig {
     /// closes an idle keep-alive HTTP/1.1 connection. On expiry the connection is
     /// closed without a response. Default 10 s.
     pub header_read_timeout: Duration,
-    /// How long a request body may take to arrive in full, from the moment the
-    /// handler starts reading it. On expiry the answer is 408 `request_timeout` and
-    /// the connection is not reused. Default 30 s.
+    /// How long a request body may take to arrive in full, counted from the end of
+    /// its request head. On expiry the answer is 408 `request_timeout` and the
+    /// connection is not reused. Default 30 s.
     pub body_read_timeout: Duration,
     /// How long a connection may stay open with no request in flight (HTTP/1.1
     /// keep-alive, or HTTP/2 with no open stream); then it is closed gracefully
