@@ -1,4 +1,5 @@
-//! Idle flood: hold many connections that send nothing against a server, and
+//! Idle flood: hold many connections that send nothing (or only the start of a
+//! request head) against a server, and
 //! measure what that does to it: how long it keeps them, its RSS, and the latency of
 //! `GET /healthz` (each on a new connection) meanwhile. Loopback only, bounded in
 //! time: every connection is dropped when the hold ends.
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 
@@ -42,6 +43,9 @@ pub struct IdleFloodSpec {
     pub hold: Duration,
     /// Loopback source addresses to spread the connections over.
     pub sources: Vec<IpAddr>,
+    /// What each connection sends once connected (empty: nothing), e.g. the start of
+    /// a request head that never ends.
+    pub send: Vec<u8>,
 }
 
 /// What the idle flood measured.
@@ -97,16 +101,27 @@ pub async fn run(spec: &IdleFloodSpec) -> Result<IdleFloodResult, BenchError> {
     let connecting = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
     let probe = tokio::spawn(probe_healthz(spec.target, until));
     let mut tasks = Vec::with_capacity(spec.connections);
+    let send: Arc<[u8]> = spec.send.clone().into();
     for i in 0..spec.connections {
         let source = (!spec.sources.is_empty()).then(|| spec.sources[i % spec.sources.len()]);
-        let (counters, closes, connecting, target) = (
+        let (counters, closes, connecting, target, send) = (
             counters.clone(),
             closes.clone(),
             connecting.clone(),
             spec.target,
+            send.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            hold_one(target, source, until, &counters, &closes, &connecting).await;
+            hold_one(
+                target,
+                source,
+                &send,
+                until,
+                &counters,
+                &closes,
+                &connecting,
+            )
+            .await;
         }));
     }
     let (mut ramp, mut peak_open, mut rss_peak_kib) = (None, 0, rss_before_kib);
@@ -146,10 +161,12 @@ pub async fn run(spec: &IdleFloodSpec) -> Result<IdleFloodResult, BenchError> {
     })
 }
 
-/// One idle connection: connect, send nothing, note when the server closes it.
+/// One idle connection: connect, send `send`, then nothing; note when the server
+/// closes it.
 async fn hold_one(
     target: SocketAddr,
     source: Option<IpAddr>,
+    send: &[u8],
     until: Instant,
     counters: &Counters,
     closes: &Mutex<Latency>,
@@ -172,6 +189,10 @@ async fn hold_one(
         return;
     };
     drop(permit);
+    if !send.is_empty() && stream.write_all(send).await.is_err() {
+        counters.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     counters.opened.fetch_add(1, Ordering::Relaxed);
     let connected = Instant::now();
     let mut buf = [0_u8; 64];

@@ -36,6 +36,10 @@ struct Args {
     /// Loopback source addresses (127.0.0.1 .. 127.0.0.N) to spread them over.
     #[arg(long, default_value_t = 4)]
     source_addrs: u8,
+    /// Send the start of a request head (`GET /healthz HTTP/1.1`, a `Host` header)
+    /// that never ends, instead of nothing.
+    #[arg(long)]
+    partial_head: bool,
     /// More arguments for colloquy (after `--`), e.g. `-- --first-byte-timeout 2s`.
     #[arg(last = true)]
     extra: Vec<String>,
@@ -59,13 +63,18 @@ fn report(args: &Args, r: &IdleFloodResult, log: &str) -> String {
         .filter(|l| l.contains("connection limit reached"))
         .count();
     let mut out = format!(
-        "colloquy {} {}\n\n",
+        "colloquy {} {}{}\n\n",
         args.colloquy.display(),
-        args.extra.join(" ")
+        args.extra.join(" "),
+        if args.partial_head {
+            " (connections send a partial request head)"
+        } else {
+            ""
+        }
     );
     let lines = [
         format!(
-            "- silent connections: {} asked, {} opened in {:.1} s, {} connects failed; most open at once: {}",
+            "- connections: {} asked, {} opened in {:.1} s, {} connects failed; most open at once: {}",
             r.connections,
             r.opened,
             r.ramp.as_secs_f64(),
@@ -132,6 +141,11 @@ async fn run(args: &Args) -> Result<String, BenchError> {
         connections: args.connections,
         hold: Duration::from_secs(args.hold_secs),
         sources,
+        send: if args.partial_head {
+            b"GET /healthz HTTP/1.1\r\nHost: flood\r\n".to_vec()
+        } else {
+            Vec::new()
+        },
     })
     .await?;
     let log = std::fs::read_dir(logs.path())
