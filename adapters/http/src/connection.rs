@@ -1,10 +1,10 @@
-//! One connection, from accept to close: wait (bounded) for its first byte, serve it
-//! with hyper-util's auto builder (HTTP/1.1 or HTTP/2, with the limits below), close
-//! it gracefully once idle for too long or when the server shuts down.
+//! One connection, from accept to close: serve it with hyper-util's auto builder
+//! (HTTP/1.1 or HTTP/2, with the limits below), close it gracefully once idle for too
+//! long or when the server shuts down.
 //!
 //! The limits, all hyper settings or timers around hyper, never protocol code:
 //! - first byte: a connection silent for `first_byte_timeout` after accept is closed
-//!   before hyper allocates anything for it;
+//!   ([`FirstByteDeadline`]); until then hyper holds only its small protocol sniffer;
 //! - HTTP/1.1 request head: hyper's `header_read_timeout`, which also bounds the wait
 //!   for the next request on a keep-alive connection; request heads over
 //!   [`MAX_HEAD_BYTES`] (8 KiB) are refused by hyper (431);
@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::deadline::DeadlineBody;
+use crate::first_byte::FirstByteDeadline;
 use crate::{Api, HttpConfig};
 
 /// HTTP/1.1: hyper's read buffer may not grow past this, so a request head (request
@@ -38,7 +39,7 @@ use crate::{Api, HttpConfig};
 /// SSE stream costs that much more (see BENCHMARKS.md, SSE scale).
 pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// HTTP/2: the most request body bytes a peer may send on one stream before the
-/// server reads them (the protocol's default window).
+/// server reads them (about the protocol's default window).
 const H2_STREAM_WINDOW: u32 = 64 * 1024;
 /// HTTP/2: the same for all streams of a connection together.
 const H2_CONNECTION_WINDOW: u32 = 256 * 1024;
@@ -67,11 +68,11 @@ impl Shared {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
-            .max_buf_size(MAX_HEAD_BYTES)
-            // Responses are small JSON documents and small SSE events: copying them
-            // into hyper's (always allocated) write buffer costs nothing, and spares
-            // each connection a queue of buffers.
-            .writev(false);
+            // `writev` stays on (hyper's default on TCP): with it off, hyper copies
+            // every response into its write buffer, which keeps the size of the largest
+            // response (a list can be megabytes) for the connection's life; the queue
+            // it uses instead costs an SSE stream a few hundred bytes.
+            .max_buf_size(MAX_HEAD_BYTES);
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -128,29 +129,10 @@ async fn idle_for(in_flight: &mut watch::Receiver<usize>, timeout: Duration) {
     }
 }
 
-/// Why a connection was closed before hyper saw a request.
-fn closed_early(
-    peer: SocketAddr,
-    waited: Result<std::io::Result<usize>, tokio::time::error::Elapsed>,
-) -> bool {
-    match waited {
-        Ok(Ok(n)) if n > 0 => false,
-        Ok(Ok(_)) => true, // closed by the peer without a byte
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "connection failed before its first byte");
-            true
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "closing a connection that sent nothing");
-            true
-        }
-    }
-}
-
 /// Serves one accepted connection until it ends; `permit` (a place under the
 /// connection cap) is held until then. `stop` turns true when the server shuts
-/// down: a connection still waiting for its first byte is closed, the others are
-/// shut down gracefully (requests and streams in flight finish).
+/// down: the connection is shut down gracefully (one without a request yet is
+/// closed; requests and streams in flight finish).
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -159,15 +141,6 @@ pub(crate) async fn serve(
     permit: OwnedSemaphorePermit,
 ) {
     let _permit = permit;
-    let mut first = [0_u8; 1];
-    let waited = tokio::select! {
-        biased;
-        _ = stop.wait_for(|stop| *stop) => return,
-        waited = tokio::time::timeout(shared.first_byte_timeout, stream.peek(&mut first)) => waited,
-    };
-    if closed_early(peer, waited) {
-        return;
-    }
     let (count, mut in_flight) = watch::channel(0_usize);
     let count = Arc::new(count);
     let api = shared.api.clone();
@@ -191,9 +164,10 @@ pub(crate) async fn serve(
             }))
         })
     });
-    let mut connection = pin!(shared
-        .builder
-        .serve_connection(TokioIo::new(stream), service));
+    let mut connection = pin!(shared.builder.serve_connection(
+        TokioIo::new(FirstByteDeadline::new(stream, shared.first_byte_timeout)),
+        service,
+    ));
     let ended = tokio::select! {
         result = connection.as_mut() => Some(result),
         () = idle_for(&mut in_flight, shared.idle_timeout) => {

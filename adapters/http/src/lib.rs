@@ -87,6 +87,7 @@ mod connection;
 pub mod cors;
 mod deadline;
 mod error;
+mod first_byte;
 mod handlers;
 mod json;
 mod percent;
