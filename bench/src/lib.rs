@@ -8,6 +8,8 @@
 //!   connections, a fixed duration or request count, latencies in an HDR histogram);
 //! - [`scenarios`]: the API scenarios and their data; [`sse_scale`]: many slow
 //!   streams held open at once; [`redis_rtt`]: Redis round trips per API operation;
+//!   [`idle_flood`]: many silent connections held against a server (binary
+//!   `colloquy-idle-flood`);
 //! - the `colloquy-bench` binary starts the servers and prints the markdown table.
 //!
 //! ```no_run
@@ -34,6 +36,7 @@
 pub mod ceiling;
 pub mod client;
 mod error;
+pub mod idle_flood;
 pub mod load;
 pub mod process;
 pub mod redis_rtt;

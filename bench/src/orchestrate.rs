@@ -639,11 +639,14 @@ async fn sse_scale(
 ) -> Result<(SseScaleResult, String), BenchError> {
     let delay_ms = settings.sse_chunk_delay.as_millis().to_string();
     let delay_arg = args.echo_delay_arg.replace("{ms}", &delay_ms);
+    // Room for every stream and the set-up connections over the default cap of
+    // 10,000 (colloquy lowers it to fit its open-files limit).
+    let cap_arg = format!("--max-connections={}", settings.sse_streams + 1000);
     let command = colloquy_command(
         "colloquy-sse",
         binaries,
         "memory",
-        std::slice::from_ref(&delay_arg),
+        &[delay_arg.clone(), cap_arg],
     );
     let server = ServerProcess::start(&command, logs).await?;
     let mut how = format!("- SSE scale ran on `colloquy --store memory {delay_arg}`.");

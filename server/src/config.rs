@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::builder::RangedU64ValueParser;
+use clap::builder::{RangedU64ValueParser, TypedValueParser};
 use clap::{ArgAction, Parser, Subcommand};
 use colloquy_core::access::AccessMode;
 use colloquy_core::ratelimit::{Quota, QuotaError, RatePolicy};
@@ -52,7 +52,8 @@ pub(crate) struct Cli {
     /// `redis-cluster://[:PASSWORD@]HOST:PORT,HOST:PORT,...`: a Redis Cluster, reached
     /// through any of the listed nodes.
     /// Passwords are never printed.
-    #[arg(long, env = "COLLOQUY_STORE", default_value = crate::store::DEFAULT_STORE)]
+    #[arg(long, env = "COLLOQUY_STORE", default_value = crate::store::DEFAULT_STORE,
+          value_parser = StoreParser)]
     pub(crate) store: StoreSpec,
 
     /// With a Redis store: prepended to every key, so several applications (or
@@ -208,6 +209,43 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) no_widget: bool,
 
+    /// Most client connections open at once; one more is closed at once, without a
+    /// response. Lowered at start-up to fit the open-files limit (the soft limit,
+    /// which colloquy raises to the hard limit, less a reserve for the store and the
+    /// model: a quarter of it, at least 64 and at most 4096).
+    #[arg(long, env = "COLLOQUY_MAX_CONNECTIONS", default_value_t = HttpConfig::DEFAULT_MAX_CONNECTIONS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_connections: usize,
+
+    /// How long a new connection may stay silent before its first byte; then it is
+    /// closed.
+    #[arg(long, env = "COLLOQUY_FIRST_BYTE_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
+    pub(crate) first_byte_timeout: Duration,
+
+    /// HTTP/1.1: how long a request's head (request line and headers) may take to
+    /// arrive; also the longest wait for the next request on a keep-alive connection.
+    /// Then the connection is closed.
+    #[arg(long, env = "COLLOQUY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration::parse)]
+    pub(crate) header_read_timeout: Duration,
+
+    /// How long a request body may take to arrive in full; then the answer is
+    /// 408 `request_timeout`.
+    #[arg(long, env = "COLLOQUY_BODY_READ_TIMEOUT", default_value = "30s", value_parser = duration::parse)]
+    pub(crate) body_read_timeout: Duration,
+
+    /// How long a connection may stay open with no request in flight (an open SSE
+    /// stream is one); then it is closed (HTTP/2: GOAWAY).
+    #[arg(long, env = "COLLOQUY_IDLE_TIMEOUT", default_value = "60s", value_parser = duration::parse)]
+    pub(crate) idle_timeout: Duration,
+
+    /// HTTP/2: interval between keep-alive PINGs.
+    #[arg(long, env = "COLLOQUY_HTTP2_KEEP_ALIVE_INTERVAL", default_value = "20s", value_parser = duration::parse)]
+    pub(crate) http2_keep_alive_interval: Duration,
+
+    /// HTTP/2: how long a PING may go unanswered before the connection is closed.
+    #[arg(long, env = "COLLOQUY_HTTP2_KEEP_ALIVE_TIMEOUT", default_value = "20s", value_parser = duration::parse)]
+    pub(crate) http2_keep_alive_timeout: Duration,
+
     /// Log line format, written to stderr.
     #[arg(long, env = "COLLOQUY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
@@ -223,6 +261,36 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Read documents into a knowledge base for --knowledge.
     Ingest(IngestArgs),
+}
+
+/// Parses `--store` like `StoreSpec::from_str`, but its error never quotes the value
+/// as given (clap's usual message does): it may hold a password. The error's own
+/// text shows the value with the password hidden.
+#[derive(Debug, Clone, Copy)]
+struct StoreParser;
+
+impl TypedValueParser for StoreParser {
+    type Value = StoreSpec;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<StoreSpec, clap::Error> {
+        let invalid = |message: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for --store: {message}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| invalid("not UTF-8".to_owned()))?;
+        text.parse()
+            .map_err(|e: store::StoreSpecError| invalid(e.to_string()))
+    }
 }
 
 /// A setting that is well-formed but unusable.
@@ -246,6 +314,9 @@ pub(crate) enum ConfigError {
     /// The purge interval is zero.
     #[error("--purge-interval must be more than 0")]
     PurgeInterval,
+    /// A connection timeout is zero.
+    #[error("--{0} must be more than 0")]
+    ZeroTimeout(&'static str),
 }
 
 /// `--max-generations` with `--access public` when not given.
@@ -386,6 +457,18 @@ impl Cli {
         if self.sse_keep_alive.is_zero() {
             return Err(ConfigError::KeepAlive);
         }
+        for (flag, timeout) in [
+            ("first-byte-timeout", self.first_byte_timeout),
+            ("header-read-timeout", self.header_read_timeout),
+            ("body-read-timeout", self.body_read_timeout),
+            ("idle-timeout", self.idle_timeout),
+            ("http2-keep-alive-interval", self.http2_keep_alive_interval),
+            ("http2-keep-alive-timeout", self.http2_keep_alive_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(ConfigError::ZeroTimeout(flag));
+            }
+        }
         Ok(HttpConfig {
             bind: self.bind,
             max_body_bytes: self.max_body_bytes,
@@ -401,6 +484,13 @@ impl Cli {
             admin_token: self.admin_token.clone().map(AdminToken::new).transpose()?,
             trusted_proxies: self.trusted_proxies.clone(),
             widget: self.widget && !self.no_widget,
+            max_connections: self.max_connections,
+            first_byte_timeout: self.first_byte_timeout,
+            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            idle_timeout: self.idle_timeout,
+            http2_keep_alive_interval: self.http2_keep_alive_interval,
+            http2_keep_alive_timeout: self.http2_keep_alive_timeout,
         })
     }
 }
@@ -555,6 +645,20 @@ mod tests {
             "3s",
             "--log-format",
             "json",
+            "--max-connections",
+            "500",
+            "--first-byte-timeout",
+            "2s",
+            "--header-read-timeout",
+            "3s",
+            "--body-read-timeout",
+            "4s",
+            "--idle-timeout",
+            "5m",
+            "--http2-keep-alive-interval",
+            "6s",
+            "--http2-keep-alive-timeout",
+            "7s",
         ]);
         let http = cli.http_config().expect("valid");
         assert_eq!(http.bind.port(), 9000);
@@ -565,6 +669,13 @@ mod tests {
         assert_eq!(http.max_body_bytes, 2048);
         assert_eq!(http.sse_keep_alive, Duration::from_secs(5));
         assert_eq!(http.shutdown_grace, Duration::from_secs(3));
+        assert_eq!(http.max_connections, 500);
+        assert_eq!(http.first_byte_timeout, Duration::from_secs(2));
+        assert_eq!(http.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(http.body_read_timeout, Duration::from_secs(4));
+        assert_eq!(http.idle_timeout, Duration::from_secs(300));
+        assert_eq!(http.http2_keep_alive_interval, Duration::from_secs(6));
+        assert_eq!(http.http2_keep_alive_timeout, Duration::from_secs(7));
         let service = cli.service_config().expect("valid");
         assert_eq!(service.limits.max_message_bytes, 100);
         assert_eq!(service.session_ttl, chrono::Duration::minutes(30));
@@ -594,6 +705,15 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_store_is_refused_without_showing_its_password() {
+        let e = Cli::try_parse_from(["colloquy", "--store", "redis://:s3cret@host:port/0"])
+            .expect_err("no such port");
+        let text = e.to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("redis://:***@host:port/0"), "{text}");
+    }
+
+    #[test]
     fn unusable_values_are_refused() {
         for args in [
             &["--max-body-bytes", "0"][..],
@@ -602,6 +722,8 @@ mod tests {
             &["--session-ttl", "soon"],
             &["--log-format", "xml"],
             &["--bind", "nowhere"],
+            &["--max-connections", "0"],
+            &["--idle-timeout", "soon"],
         ] {
             let all = std::iter::once("colloquy").chain(args.iter().copied());
             assert!(Cli::try_parse_from(all).is_err(), "{args:?}");
@@ -613,6 +735,10 @@ mod tests {
         assert_eq!(
             parse(&["--sse-keep-alive", "0"]).http_config(),
             Err(ConfigError::KeepAlive)
+        );
+        assert_eq!(
+            parse(&["--body-read-timeout", "0s"]).http_config(),
+            Err(ConfigError::ZeroTimeout("body-read-timeout"))
         );
         assert_eq!(
             parse(&["--admin-token", "short"]).http_config(),

@@ -7,12 +7,14 @@
 
 mod config;
 mod duration;
+mod fd_limit;
 mod ingest;
 mod knowledge;
 mod logging;
 mod model;
 mod openai;
 mod purge;
+mod redact;
 mod signal;
 mod store;
 
@@ -62,7 +64,8 @@ const STORE_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10)
 /// Builds everything from `cli` and serves until a shutdown signal.
 async fn run(cli: Cli) -> Result<(), StartError> {
     let service_config = cli.service_config()?;
-    let http_config = cli.http_config()?;
+    let mut http_config = cli.http_config()?;
+    http_config.max_connections = fit_connections(http_config.max_connections);
     let store_options = cli.store_options();
     let rate_policy = cli.rate_policy()?;
     let clock = Arc::new(SystemClock);
@@ -142,6 +145,36 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         }
     }
     Ok(())
+}
+
+/// Raises the open-files limit and fits `requested` connections under it; logs both
+/// limits, and the cap if it had to be lowered.
+fn fit_connections(requested: usize) -> usize {
+    match fd_limit::raise() {
+        Ok(limit) => {
+            let cap = fd_limit::connection_cap(requested, limit.soft);
+            tracing::info!(
+                soft_before = limit.soft_before,
+                soft = limit.soft,
+                hard = limit.hard,
+                max_connections = cap,
+                "open-files limit"
+            );
+            if cap < requested {
+                tracing::warn!(
+                    requested,
+                    max_connections = cap,
+                    open_files = limit.soft,
+                    "--max-connections lowered to fit the open-files limit"
+                );
+            }
+            cap
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read or raise the open-files limit");
+            requested
+        }
+    }
 }
 
 /// The error and its causes, one line.

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use colloquy_core::ports::ChatModel;
 use colloquy_core::EchoModel;
-use colloquy_openai::OpenAiModel;
 
 use crate::openai::OpenAiArgs;
 
@@ -75,11 +74,7 @@ impl ModelSpec {
     ) -> Result<Arc<dyn ChatModel>, BuildModelError> {
         match self {
             Self::Echo => Ok(Arc::new(EchoModel::with_chunk_delay(echo_chunk_delay))),
-            Self::OpenAi => {
-                let model = OpenAiModel::new(openai.config())?;
-                tracing::info!(url = %model.url(), model = %model.config().model, "OpenAI-compatible model");
-                Ok(Arc::new(model))
-            }
+            Self::OpenAi => Ok(Arc::new(openai.build()?)),
         }
     }
 }

@@ -8,9 +8,35 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::{ArgAction, Args};
-use colloquy_openai::{OpenAiConfig, RetryPolicy, Timeouts};
+use colloquy_openai::{ConfigError, OpenAiConfig, OpenAiModel, RetryPolicy, Timeouts};
 
 use crate::duration;
+use crate::redact::redact;
+
+/// The API root. `Display` and `Debug` hide a password in it
+/// (`http://user:***@host/v1`): it is printed at start-up and in errors.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct BaseUrl(String);
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+impl fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BaseUrl({:?})", redact(&self.0))
+    }
+}
+
+impl FromStr for BaseUrl {
+    type Err = Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
 
 /// The API key: never shown by `Debug` (the whole command line is `Debug`).
 #[derive(Clone, PartialEq, Eq)]
@@ -78,7 +104,7 @@ pub(crate) struct OpenAiArgs {
         env = "COLLOQUY_OPENAI_BASE_URL",
         default_value = "https://api.openai.com/v1"
     )]
-    pub(crate) base_url: String,
+    pub(crate) base_url: BaseUrl,
 
     /// API key, sent as `Authorization: Bearer <key>`; local servers need none.
     /// Prefer the environment (COLLOQUY_OPENAI_API_KEY, else OPENAI_API_KEY) to the flag,
@@ -169,7 +195,7 @@ impl OpenAiArgs {
             .or_else(|| std::env::var("OPENAI_API_KEY").ok())
             .filter(|k| !k.trim().is_empty());
         OpenAiConfig {
-            base_url: self.base_url.clone(),
+            base_url: self.base_url.0.clone(),
             api_key,
             model: self.model_name.clone(),
             temperature: self.temperature,
@@ -195,6 +221,26 @@ impl OpenAiArgs {
                 ..RetryPolicy::default()
             },
         }
+    }
+}
+
+impl OpenAiArgs {
+    /// The model, logged with its URL (password hidden); an invalid base URL is an
+    /// error that shows it with the password hidden too.
+    pub(crate) fn build(&self) -> Result<OpenAiModel, ConfigError> {
+        let model = OpenAiModel::new(self.config()).map_err(|e| match e {
+            ConfigError::BaseUrl { url, reason } => ConfigError::BaseUrl {
+                url: redact(&url),
+                reason,
+            },
+            other => other,
+        })?;
+        tracing::info!(
+            url = %redact(model.url().as_str()),
+            model = %model.config().model,
+            "OpenAI-compatible model"
+        );
+        Ok(model)
     }
 }
 
@@ -267,6 +313,26 @@ mod tests {
         assert!(!config.include_usage);
         assert_eq!(config.timeouts.first_chunk, Duration::from_secs(120));
         assert_eq!(config.retry.max_attempts, 1);
+    }
+
+    #[test]
+    fn a_password_in_the_base_url_is_never_shown() {
+        let cli = parse(&["--openai-base-url", "http://me:hunter2@127.0.0.1:1/v1"]);
+        assert!(!format!("{cli:?}").contains("hunter2"));
+        assert_eq!(
+            cli.openai.base_url.to_string(),
+            "http://me:***@127.0.0.1:1/v1"
+        );
+        assert_eq!(
+            cli.openai.config().base_url,
+            "http://me:hunter2@127.0.0.1:1/v1"
+        );
+        cli.openai.build().expect("a valid URL");
+
+        let cli = parse(&["--openai-base-url", "ftp://me:hunter2@host/v1"]);
+        let e = cli.openai.build().expect_err("not http");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("ftp://me:***@host"), "{e}");
     }
 
     #[test]

@@ -21,6 +21,8 @@ use colloquy_postgres::{PostgresConfig, PostgresStore};
 use colloquy_redis::{ConnectError, RedisConfig, RedisStore};
 use colloquy_sqlite::{Closed, SqliteStore};
 
+use crate::redact::redact;
+
 /// The spec forms `--store` accepts, for help and error messages.
 pub(crate) const SUPPORTED: &str = "sqlite:PATH (default sqlite:colloquy.db), memory, \
      redis://[:PASSWORD@]HOST:PORT/DB (or rediss://), \
@@ -70,22 +72,6 @@ impl fmt::Display for SecretUrl {
 impl fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretUrl({:?})", redact(&self.0))
-    }
-}
-
-/// `scheme://user:password@host…` with the password replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-        None => format!("{scheme}://***@{host}{path}"),
     }
 }
 
@@ -472,14 +458,6 @@ mod tests {
         };
         assert_eq!(nodes[1].secret(), "redis://:pw@h2:2");
         assert_eq!(spec.to_string(), "redis-cluster://:***@h1:1,:***@h2:2");
-    }
-
-    #[test]
-    fn redaction_leaves_urls_without_password_alone() {
-        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
-        assert_eq!(redact("redis://u:p@h:1/0?x=@"), "redis://u:***@h:1/0?x=@");
-        assert_eq!(redact("redis://p@h:1"), "redis://***@h:1");
-        assert_eq!(redact("memory"), "memory");
     }
 
     #[tokio::test]

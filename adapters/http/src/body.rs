@@ -12,6 +12,9 @@
 //!    content type is 415 `unsupported_media_type`.
 //! 5. It must parse as JSON (400 `invalid_json`); whether it is an object, and its
 //!    fields, are checked by `colloquy_core::validate`.
+//!
+//! A body that does not arrive in full before its deadline (see
+//! [`DeadlineBody`](crate::deadline::DeadlineBody)) is 408 `request_timeout`.
 
 use bytes::Bytes;
 use colloquy_core::ErrorCode;
@@ -19,6 +22,7 @@ use http::{header, HeaderMap};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
+use crate::deadline::BodyTimeout;
 use crate::error::ApiError;
 
 /// Whether a `Content-Type` value names JSON.
@@ -57,6 +61,10 @@ where
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
         Err(e) => {
+            if let Some(timeout) = body_timeout(&*e) {
+                tracing::debug!("the request body did not arrive in time");
+                return Err(ApiError::request_timeout(timeout.0));
+            }
             tracing::debug!(error = %e, "could not read the request body");
             Err(ApiError::new(
                 ErrorCode::InvalidJson,
@@ -64,6 +72,18 @@ where
             ))
         }
     }
+}
+
+/// The [`BodyTimeout`] in `e`'s `source` chain, if any.
+fn body_timeout<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyTimeout> {
+    let mut current = Some(e);
+    while let Some(error) = current {
+        if let Some(timeout) = error.downcast_ref::<BodyTimeout>() {
+            return Some(timeout);
+        }
+        current = error.source();
+    }
+    None
 }
 
 /// Reads a JSON body (see the module docs for the rules).

@@ -44,6 +44,32 @@ pub struct HttpConfig {
     /// Whether to serve the chat widget: `GET /widget.js`, and its demo page at
     /// `GET /widget/demo` and `GET /`. When off those paths are 404. Default on.
     pub widget: bool,
+    /// Most connections open at once. A connection accepted over the cap is closed at
+    /// once, without a response, and the others are not affected. Default 10,000 (the
+    /// `colloquy` binary lowers it to fit its open-files limit).
+    pub max_connections: usize,
+    /// How long a new connection may stay silent before its first byte; then it is
+    /// closed without a response. Default 10 s.
+    pub first_byte_timeout: Duration,
+    /// HTTP/1.1: how long a request head (request line and headers) may take to
+    /// arrive. hyper starts this timer whenever it waits for a request, so it also
+    /// closes an idle keep-alive HTTP/1.1 connection. On expiry the connection is
+    /// closed without a response. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// How long a request body may take to arrive in full, counted from the end of
+    /// its request head. On expiry the answer is 408 `request_timeout` and the
+    /// connection is not reused. Default 30 s.
+    pub body_read_timeout: Duration,
+    /// How long a connection may stay open with no request in flight (HTTP/1.1
+    /// keep-alive, or HTTP/2 with no open stream); then it is closed gracefully
+    /// (HTTP/2: `GOAWAY`). An open SSE stream is a request in flight. Default 60 s.
+    pub idle_timeout: Duration,
+    /// HTTP/2: how often a `PING` is sent to check that the peer is still there.
+    /// Default 20 s.
+    pub http2_keep_alive_interval: Duration,
+    /// HTTP/2: how long a `PING` may go unanswered before the connection is closed.
+    /// Default 20 s.
+    pub http2_keep_alive_timeout: Duration,
 }
 
 impl HttpConfig {
@@ -58,6 +84,20 @@ impl HttpConfig {
     pub const DEFAULT_SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
     /// The default `shutdown_grace`: 20 s.
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+    /// The default `max_connections`: 10,000.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+    /// The default `first_byte_timeout`: 10 s.
+    pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default `header_read_timeout`: 10 s.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default `body_read_timeout`: 30 s.
+    pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The default `idle_timeout`: 60 s.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The default `http2_keep_alive_interval`: 20 s.
+    pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+    /// The default `http2_keep_alive_timeout`: 20 s.
+    pub const DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 }
 
 impl Default for HttpConfig {
@@ -72,6 +112,13 @@ impl Default for HttpConfig {
             admin_token: None,
             trusted_proxies: Vec::new(),
             widget: true,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            first_byte_timeout: Self::DEFAULT_FIRST_BYTE_TIMEOUT,
+            header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: Self::DEFAULT_BODY_READ_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            http2_keep_alive_interval: Self::DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL,
+            http2_keep_alive_timeout: Self::DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,
         }
     }
 }

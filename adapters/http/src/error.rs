@@ -57,10 +57,44 @@ pub fn error_response(error: &ServiceError) -> Response {
     ApiError::from(error).into_response()
 }
 
+/// The `code` of an error body: one of core's [`ErrorCode`]s, or one that only this
+/// transport produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Code {
+    /// A code of the API contract, named by core.
+    Api(ErrorCode),
+    /// 408 `request_timeout`: the request body did not arrive in full in time.
+    RequestTimeout,
+}
+
+impl Code {
+    /// The HTTP status.
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            Self::Api(code) => status_for(code),
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The code as it appears in the JSON `code` field.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Api(code) => code.as_str(),
+            Self::RequestTimeout => "request_timeout",
+        }
+    }
+}
+
+impl PartialEq<ErrorCode> for Code {
+    fn eq(&self, other: &ErrorCode) -> bool {
+        *self == Self::Api(*other)
+    }
+}
+
 /// An error on its way to the client: code, safe message, and the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
-    code: ErrorCode,
+    code: Code,
     message: String,
     field: Option<String>,
     allow: Option<&'static str>,
@@ -83,8 +117,23 @@ impl ApiError {
     /// An error with `code` and a message safe to show.
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code,
+            code: Code::Api(code),
             message: message.into(),
+            field: None,
+            allow: None,
+            retry_after: None,
+            rate_limit: None,
+        }
+    }
+
+    /// 408 `request_timeout`: the body did not arrive within `timeout`.
+    pub(crate) fn request_timeout(timeout: std::time::Duration) -> Self {
+        Self {
+            code: Code::RequestTimeout,
+            message: format!(
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
+            ),
             field: None,
             allow: None,
             retry_after: None,
@@ -120,13 +169,13 @@ impl ApiError {
 
     /// The API code.
     #[cfg(test)]
-    pub(crate) fn code(&self) -> ErrorCode {
+    pub(crate) fn code(&self) -> Code {
         self.code
     }
 
     /// The JSON error response, with `Allow` on 405 and `Retry-After` on 503/429.
     pub(crate) fn into_response(self) -> Response {
-        let status = status_for(self.code);
+        let status = self.code.status();
         let body = ErrorBody {
             error: &self.message,
             code: self.code.as_str(),
@@ -139,7 +188,7 @@ impl ApiError {
         }
         if matches!(
             self.code,
-            ErrorCode::StoreUnavailable | ErrorCode::RateLimited | ErrorCode::Busy
+            Code::Api(ErrorCode::StoreUnavailable | ErrorCode::RateLimited | ErrorCode::Busy)
         ) {
             let secs = self.retry_after.unwrap_or(u64::from(RETRY_AFTER_SECS));
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -164,7 +213,7 @@ impl ApiError {
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         Self {
-            code: e.code,
+            code: Code::Api(e.code),
             message: e.message,
             field: e.field,
             allow: None,
@@ -231,7 +280,7 @@ impl From<&ServiceError> for ApiError {
             _ => None,
         };
         Self {
-            code,
+            code: Code::Api(code),
             message: e.public_message(),
             field: e.field().map(str::to_owned),
             allow: None,
@@ -286,7 +335,7 @@ mod tests {
         assert_eq!(e.code(), ErrorCode::Internal);
         assert!(!e.message.contains("xyz"));
         let timeout = ApiError::from(ServiceError::Model(ModelError::Timeout(TimeoutKind::Total)));
-        assert_eq!(status_for(timeout.code()), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(timeout.code().status(), StatusCode::GATEWAY_TIMEOUT);
     }
 
     #[test]

@@ -76,21 +76,33 @@
 //! - **Shutdown**: the listener closes at once; connections drain while
 //!   `ChatService::shutdown(grace)` waits for the generations, so both share one
 //!   deadline (default 20 s); cancelled streams get 2 s more to send their last event.
-//! - **Limits not enforced here**: request headers must arrive within 30 s (hyper's
-//!   default); there is no body read timeout and no connection cap — put a reverse
-//!   proxy in front for those.
+//! - **Connections** ([`serve`]): at most `max_connections` at once (one over the cap
+//!   is closed at once, without a response); a connection silent for
+//!   `first_byte_timeout` after accept, an HTTP/1.1 request head not in within
+//!   `header_read_timeout` (which also bounds an idle HTTP/1.1 keep-alive), and a
+//!   connection with no request in flight for `idle_timeout` are closed; a request
+//!   body not in within `body_read_timeout` is 408 `request_timeout`; HTTP/2 peers
+//!   are pinged. Request heads over 8 KiB are refused by hyper with an empty 431.
+//!   See [`HttpConfig`] for the defaults.
+//! - **Percent-decoding**: a path or query parameter that is not UTF-8 once decoded
+//!   (`%FF`) is 400 `invalid_field`.
 
+mod accept;
 mod app;
 mod body;
 mod caller;
 mod config;
+mod connection;
 pub mod cors;
+mod deadline;
 mod error;
+mod first_byte;
 mod handlers;
 mod idempotency;
 mod json;
 mod link;
 mod mount;
+mod percent;
 mod query;
 mod request_id;
 mod router;

@@ -68,7 +68,7 @@ mod tests {
         let uri: http::Uri = "/api/chats/messages/?session_id=a%3Ab&order=desc&offset=5&limit=2"
             .parse()
             .expect("uri");
-        let pairs = crate::query::pairs(&uri);
+        let pairs = crate::query::pairs(&uri).expect("utf-8");
         let id = Uuid::nil();
         let mut response = crate::json::empty(http::StatusCode::OK);
         next_messages(&mut response, &uri, &pairs, Cursor::Before(id));

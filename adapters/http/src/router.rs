@@ -140,8 +140,10 @@ impl Route {
 }
 
 /// Resolves a request to its endpoint: 404 `not_found` for an unknown path, 405
-/// `method_not_allowed` (with `Allow`) for a known path and another method.
+/// `method_not_allowed` (with `Allow`) for a known path and another method; 400
+/// `invalid_field` first for a path that is not UTF-8 once percent-decoded.
 pub(crate) fn resolve(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
+    crate::percent::check_path(path)?;
     let route = Route::parse(path).ok_or_else(ApiError::no_route)?;
     let allow = route.allow();
     route

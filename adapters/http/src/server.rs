@@ -1,27 +1,31 @@
-//! [`serve`]: the accept loop on hyper-util's auto (HTTP/1.1 + HTTP/2) connection
-//! builder, and graceful shutdown.
+//! [`serve`]: the accept loop (connection cap, back-off on failed accepts) and
+//! graceful shutdown. Each connection is served by [`connection::serve`].
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use colloquy_core::ChatService;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
 
-use crate::{Api, HttpConfig, PeerAddr};
+use crate::accept::{Backoff, Throttle};
+use crate::connection::{self, Shared};
+use crate::{Api, HttpConfig};
 
 /// After the grace period, how long cancelled streams get to write their last event.
 const FLUSH_AFTER_CANCEL: Duration = Duration::from_secs(2);
-/// Pause after a failed `accept` (e.g. too many open files) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves the API on `listener` until `shutdown` completes, then shuts down
 /// gracefully and returns.
+///
+/// At most `config.max_connections` connections are open at once: one accepted over
+/// the cap is closed at once without a response, and the others are not affected.
+/// A failed `accept` (such as "too many open files") pauses the loop, 10 ms after
+/// the first failure and twice as long after each further one, up to 1 s; failures
+/// and refused connections are logged at most once a second, with their count.
+/// Each connection is subject to the timeouts of [`HttpConfig`].
 ///
 /// Graceful shutdown: the listener is closed at once (new connections are refused);
 /// idle connections are closed; requests and SSE streams in flight run to their end
@@ -34,56 +38,84 @@ where
     F: Future<Output = ()> + Send,
 {
     let grace = config.shutdown_grace;
-    let api = Api::new(service.clone(), config);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    // Every connection holds one permit; shutdown waits until all are back.
+    let max_connections =
+        u32::try_from(config.max_connections.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
+    let cap = Arc::new(Semaphore::new(max_connections as usize));
+    let shared = Arc::new(Shared::new(
+        Api::new(service.clone(), config.clone()),
+        &config,
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let mut backoff = Backoff::default();
+    let mut accept_failures = Throttle::default();
+    let mut refusals = Throttle::default();
     let mut shutdown = pin!(shutdown);
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "listening");
+        tracing::info!(%addr, max_connections, "listening");
     }
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                };
-                // Each SSE event is a small write that must leave at once.
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
-                }
-                let api = api.clone();
-                let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-                    let api = api.clone();
-                    request.extensions_mut().insert(PeerAddr(peer));
-                    async move { Ok::<_, Infallible>(api.handle(request).await) }
-                });
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
+                backoff.reset();
+                accepted
+            }
+            Err(e) => {
+                let pause = backoff.failed();
+                if let Some(count) = accept_failures.record(Instant::now()) {
+                    tracing::warn!(
+                        error = %e,
+                        count,
+                        pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                        "accept failed"
+                    );
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let Ok(permit) = cap.clone().try_acquire_owned() else {
+            drop(stream);
+            if let Some(count) = refusals.record(Instant::now()) {
+                tracing::warn!(
+                    count,
+                    max_connections,
+                    "connection limit reached: new connections closed"
+                );
+            }
+            continue;
+        };
+        // Each SSE event is a small write that must leave at once.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
+        tokio::spawn(connection::serve(
+            stream,
+            peer,
+            shared.clone(),
+            stopped.clone(),
+            permit,
+        ));
     }
     drop(listener);
     tracing::info!(
         grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
         "shutting down: draining requests and streams"
     );
-    let drain = tokio::time::timeout(grace + FLUSH_AFTER_CANCEL, graceful.shutdown());
+    let _ = stop.send(true);
+    let drain = tokio::time::timeout(
+        grace + FLUSH_AFTER_CANCEL,
+        cap.acquire_many(max_connections),
+    );
     let (drained, ()) = tokio::join!(drain, service.shutdown(grace));
     match drained {
-        Ok(()) => tracing::info!("shutdown complete"),
+        Ok(_) => tracing::info!("shutdown complete"),
         Err(_) => tracing::warn!("connections still open after the grace period; leaving them"),
     }
 }

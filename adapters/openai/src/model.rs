@@ -280,7 +280,7 @@ impl ChatModel for OpenAiModel {
     async fn complete(&self, request: &ModelRequest) -> Result<Completion, ModelError> {
         let total = Instant::now() + self.inner.config.timeouts.total;
         let body = self.body(request, false)?;
-        tracing::debug!(url = %self.inner.url, model = %self.inner.config.model, messages = request.messages.len(), "model call");
+        tracing::debug!(url = %without_password(&self.inner.url), model = %self.inner.config.model, messages = request.messages.len(), "model call");
         self.with_retries(total, || self.complete_once(body.clone(), total))
             .await
     }
@@ -288,7 +288,7 @@ impl ChatModel for OpenAiModel {
     async fn stream(&self, request: &ModelRequest) -> Result<ModelStream, ModelError> {
         let total = Instant::now() + self.inner.config.timeouts.total;
         let body = self.body(request, true)?;
-        tracing::debug!(url = %self.inner.url, model = %self.inner.config.model, messages = request.messages.len(), "model stream");
+        tracing::debug!(url = %without_password(&self.inner.url), model = %self.inner.config.model, messages = request.messages.len(), "model stream");
         let reader = self
             .with_retries(total, || self.open_stream(body.clone(), total))
             .await?;
@@ -308,6 +308,16 @@ fn phase_deadline(total: Instant, first_chunk: std::time::Duration) -> (Instant,
     } else {
         (first, TimeoutKind::FirstChunk)
     }
+}
+
+/// `url` with its password, if any, replaced by `***`: for log lines.
+fn without_password(url: &Url) -> Url {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        // Cannot fail: the URL has a password, so it has a host.
+        let _ = shown.set_password(Some("***"));
+    }
+    shown
 }
 
 /// `{base_url}/chat/completions`, checked.
@@ -447,6 +457,15 @@ fn failure_cause(error: &ModelError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_urls_hide_the_password() {
+        let url = completions_url("http://me:hunter2@localhost:11434/v1").expect("valid");
+        let shown = without_password(&url).to_string();
+        assert_eq!(shown, "http://me:***@localhost:11434/v1/chat/completions");
+        let plain = completions_url("http://localhost:11434/v1").expect("valid");
+        assert_eq!(without_password(&plain), plain);
+    }
 
     #[test]
     fn base_url_is_joined_and_checked() {

@@ -84,7 +84,7 @@ pub(super) async fn stream_get(
     v: &Visitor,
     parts: &Parts,
 ) -> Result<Response, ApiError> {
-    let new = validate::chat_query(&query::pairs(&parts.uri), app.service.limits())?;
+    let new = validate::chat_query(&query::pairs(&parts.uri)?, app.service.limits())?;
     if let Some(after) = last_event_id(parts)? {
         app.allow(v, Operation::Chat(&new.session), None).await?;
         let resumed = match after.response {
@@ -113,7 +113,7 @@ fn last_event_id(parts: &Parts) -> Result<Option<ResumePoint>, ApiError> {
         .headers
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or_default().to_owned());
-    let query = query::pairs(&parts.uri)
+    let query = query::pairs(&parts.uri)?
         .into_iter()
         .rev()
         .find(|(k, _)| k == "last_event_id")

@@ -22,7 +22,7 @@ fn message_id(id: &str) -> Result<Uuid, ApiError> {
 /// `GET /messages/?session_id=...` → 200 array (write order, or newest first with
 /// `order=desc`), with a `Link` to the next page when the limit cut it.
 pub(super) async fn list(app: &App, v: &Visitor, parts: &Parts) -> Result<Response, ApiError> {
-    let pairs = query::pairs(&parts.uri);
+    let pairs = query::pairs(&parts.uri)?;
     let (session, query) = validate::message_query(&pairs)?;
     app.allow(v, Operation::ListMessages(&session), None)
         .await?;

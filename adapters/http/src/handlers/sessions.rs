@@ -86,7 +86,7 @@ pub(super) async fn delete(app: &App, v: &Visitor, id: &str) -> Result<Response,
 /// `GET /sessions/` → 200 array, newest first.
 pub(super) async fn list(app: &App, v: &Visitor, parts: &Parts) -> Result<Response, ApiError> {
     app.allow(v, Operation::ListSessions, None).await?;
-    let pairs = query::pairs(&parts.uri);
+    let pairs = query::pairs(&parts.uri)?;
     let (filter, page) = validate::session_query(&pairs)?;
     let page = app.service.list_sessions(&filter, page).await?;
     let mut response = json::response(StatusCode::OK, &page.sessions);

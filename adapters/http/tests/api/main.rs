@@ -10,6 +10,7 @@ mod support;
 mod access;
 mod chat;
 mod idempotency;
+mod limits;
 mod messages;
 mod mount;
 mod props;
