@@ -55,6 +55,8 @@
 //! - **Request ids**: an incoming `X-Request-Id` of 1..=128 characters of
 //!   `A-Z a-z 0-9 - _ . : / + = @` is kept, anything else replaced by a UUID; the id
 //!   is on the request's log span and in the response's `X-Request-Id`.
+//! - **OpenAPI**: `GET /openapi.json` is the OpenAPI 3.1 document of every route
+//!   ([`OPENAPI_JSON`]); tests keep it equal to the router's table and run its examples.
 //! - **Health**: `GET /healthz` → 200 `{"status":"ok"}`; `GET /readyz` → 200
 //!   `{"status":"ready"}`, or 503 `store_unavailable` whatever the store's failure.
 //! - **SSE**: the `data` object's keys come in the order `chunk`, `done`,
@@ -86,6 +88,7 @@ mod handlers;
 mod idempotency;
 mod json;
 mod link;
+mod openapi;
 mod query;
 mod request_id;
 mod router;
@@ -103,6 +106,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 pub use caller::{AdminToken, PeerAddr, WeakToken};
 pub use config::HttpConfig;
 pub use error::{status_for, RETRY_AFTER_SECS};
+pub use openapi::OPENAPI_JSON;
 pub use server::serve;
 
 /// The body of every response: a JSON document, nothing, or an SSE stream.
