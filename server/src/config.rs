@@ -203,6 +203,17 @@ pub(crate) struct Cli {
     /// per-crate directives such as `colloquy_http=debug,info`.
     #[arg(long, env = "COLLOQUY_LOG_LEVEL", default_value = "info")]
     pub(crate) log_level: String,
+
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, IP:PORT; off by
+    /// default. Keep it private (loopback, or a network only the monitoring system
+    /// reaches): the figures describe the traffic and are not for visitors.
+    #[arg(long, env = "COLLOQUY_METRICS_BIND")]
+    pub(crate) metrics_bind: Option<SocketAddr>,
+
+    /// Check the server running on --bind instead of starting one: `GET /healthz`,
+    /// exit 0 on a 200 within 5 s, 1 otherwise (a container's HEALTHCHECK).
+    #[arg(long)]
+    pub(crate) healthcheck: bool,
 }
 
 /// A setting that is well-formed but unusable.
@@ -381,6 +392,7 @@ impl Cli {
             admin_token: self.admin_token.clone().map(AdminToken::new).transpose()?,
             trusted_proxies: self.trusted_proxies.clone(),
             widget: self.widget && !self.no_widget,
+            metrics: colloquy_http::Metrics::default(),
         })
     }
 }

@@ -91,11 +91,12 @@ impl App {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let origin = parts.headers.get(header::ORIGIN).cloned();
-        let result = match router::resolve_with_widget(
-            &parts.method,
-            parts.uri.path(),
-            self.config.widget,
-        ) {
+        let resolved =
+            router::resolve_with_widget(&parts.method, parts.uri.path(), self.config.widget);
+        let route = resolved
+            .as_ref()
+            .map_or("unmatched", router::Endpoint::name);
+        let result = match resolved {
             Err(e) => Err(e),
             Ok(endpoint) => AssertUnwindSafe(handlers::dispatch(self, endpoint, parts, body))
                 .catch_unwind()
@@ -115,6 +116,8 @@ impl App {
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "served"
         );
-        response
+        self.config
+            .metrics
+            .observe_request(route, response, started.elapsed())
     }
 }

@@ -7,6 +7,7 @@ use colloquy_core::access::AccessMode;
 use ipnet::IpNet;
 
 use crate::caller::AdminToken;
+use crate::metrics::Metrics;
 
 /// Settings of the HTTP transport. Every field has a default (see [`HttpConfig::default`]);
 /// the `colloquy` binary fills them from flags and `COLLOQUY_*` variables.
@@ -42,6 +43,9 @@ pub struct HttpConfig {
     /// Whether to serve the chat widget: `GET /widget.js`, and its demo page at
     /// `GET /widget/demo` and `GET /`. When off those paths are 404. Default on.
     pub widget: bool,
+    /// Where requests are counted (by endpoint and status) and timed; serve it with
+    /// [`serve_metrics`](crate::serve_metrics). Default: a fresh registry.
+    pub metrics: Metrics,
 }
 
 impl HttpConfig {
@@ -70,6 +74,7 @@ impl Default for HttpConfig {
             admin_token: None,
             trusted_proxies: Vec::new(),
             widget: true,
+            metrics: Metrics::default(),
         }
     }
 }

@@ -355,7 +355,7 @@ mod tests {
     fn every_template_is_a_route_with_methods() {
         for (template, methods) in table() {
             assert!(!methods.is_empty(), "{template} is no route");
-            let path = template.replace('{', "").replace('}', "");
+            let path = template.replace(['{', '}'], "");
             for method in &methods {
                 let method = Method::from_bytes(method.as_bytes()).expect("method");
                 assert!(resolve(&method, &path).is_ok(), "{method} {template}");

@@ -11,6 +11,7 @@ mod access;
 mod chat;
 mod idempotency;
 mod messages;
+mod metrics;
 mod openapi;
 mod props;
 mod rate_limits;
