@@ -421,7 +421,11 @@ mod tests {
                 shutdown_grace: Duration::from_secs(20),
                 ..http.clone()
             },
-            HttpConfig::default()
+            HttpConfig {
+                // A registry equals only itself: compare the settings.
+                metrics: http.metrics.clone(),
+                ..HttpConfig::default()
+            }
         );
         assert_eq!(http.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(

@@ -120,9 +120,15 @@ struct Registry {
 /// The metrics of one server: cheap to clone (one shared registry). Put the same
 /// value in [`HttpConfig::metrics`](crate::HttpConfig::metrics), in
 /// [`MeteredStore::new`] and in [`serve_metrics`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Metrics {
     registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl PartialEq for Metrics {
