@@ -3,8 +3,10 @@
 # (Redis standalone on 127.0.0.1:6379, a 3-node Redis Cluster on 127.0.0.1:7001-7003,
 # PostgreSQL), then `cargo test --workspace` (extra arguments go to cargo test), then
 # the chat widget's browser test (widget/test: headless Chromium from Debian's
-# `chromium` package, driven by playwright-core under node >= 20). A missing service,
-# browser or node skips with a message; with COLLOQUY_REQUIRE_SERVICES=1 (CI) it fails.
+# `chromium` package, driven by playwright-core under node >= 20), then schema fuzzing
+# of the running server with schemathesis (PyPI, into a venv under target/). A missing
+# service, browser, node or schemathesis skips with a message; with
+# COLLOQUY_REQUIRE_SERVICES=1 (CI) it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -101,8 +103,66 @@ widget_browser_test() {
         timeout --kill-after=10 300 node --test --test-timeout=120000 widget.test.mjs
     )
 }
+
+# Schema fuzzing: schemathesis (PyPI, installed into target/schemathesis-venv) against
+# the running binary on the memory and the SQLite stores, from the OpenAPI document the
+# server serves: at most 20 cases per operation and phase, checks for 5xx, undocumented
+# statuses and content types, and response bodies and headers off their schema.
+# schemathesis's exit code decides. Its `examples` phase is left out: the document's
+# error examples are deliberately invalid requests, which it would try to "complete";
+# adapters/http/tests/api/openapi.rs sends every example exactly as written instead.
+schema_fuzz() {
+    local venv=target/schemathesis-venv
+    local st="$venv/bin/schemathesis"
+    if [ ! -x "$st" ]; then
+        echo "installing schemathesis (PyPI) into $venv"
+        { python3 -m venv "$venv" && "$venv/bin/pip" install -q schemathesis; } || true
+    fi
+    if [ ! -x "$st" ]; then
+        if services_required; then
+            echo "schema fuzzing: schemathesis could not be installed (COLLOQUY_REQUIRE_SERVICES=1)" >&2
+            return 1
+        fi
+        echo "SKIPPED: schema fuzzing (schemathesis could not be installed); set COLLOQUY_REQUIRE_SERVICES=1 to fail instead"
+        return 0
+    fi
+    cargo build -q -p colloquy-server
+    local bin="${CARGO_TARGET_DIR:-target}/debug/colloquy"
+    local dir
+    dir="$(mktemp -d /tmp/colloquy-fuzz.XXXXXX)"
+    local store status=0
+    for store in memory "sqlite:$dir/fuzz.db"; do
+        "$bin" --store "$store" --bind 127.0.0.1:0 --log-level warn >"$dir/out" 2>"$dir/err" &
+        local pid=$! url=""
+        for _ in $(seq 1 100); do
+            url="$(sed -n 's/^colloquy listening on //p' "$dir/out")"
+            [ -n "$url" ] && break
+            sleep 0.1
+        done
+        if [ -z "$url" ]; then
+            echo "schema fuzzing: the server on $store did not start" >&2
+            cat "$dir/err" >&2
+            kill "$pid" 2>/dev/null || true
+            status=1
+            break
+        fi
+        echo "-- schemathesis against $url ($store)"
+        # Two runs share the 300 s budget.
+        timeout --kill-after=10 150 "$st" run "$url/openapi.json" --url "$url" \
+            --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+            --phases coverage,fuzzing,stateful --max-examples 20 --seed 16 --workers 2 \
+            --no-color || status=$?
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        [ "$status" = 0 ] || break
+    done
+    rm -rf "$dir"
+    return "$status"
+}
 ensure_postgres
 
 cargo test --workspace "$@"
 echo "== widget browser test"
 widget_browser_test
+echo "== schema fuzzing (schemathesis)"
+schema_fuzz

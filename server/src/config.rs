@@ -254,6 +254,17 @@ pub(crate) struct Cli {
     /// per-crate directives such as `colloquy_http=debug,info`.
     #[arg(long, env = "COLLOQUY_LOG_LEVEL", default_value = "info")]
     pub(crate) log_level: String,
+
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, IP:PORT; off by
+    /// default. Keep it private (loopback, or a network only the monitoring system
+    /// reaches): the figures describe the traffic and are not for visitors.
+    #[arg(long, env = "COLLOQUY_METRICS_BIND")]
+    pub(crate) metrics_bind: Option<SocketAddr>,
+
+    /// Check the server running on --bind instead of starting one: `GET /healthz`,
+    /// exit 0 on a 200 within 5 s, 1 otherwise (a container's HEALTHCHECK).
+    #[arg(long)]
+    pub(crate) healthcheck: bool,
 }
 
 /// The commands besides serving.
@@ -491,6 +502,7 @@ impl Cli {
             idle_timeout: self.idle_timeout,
             http2_keep_alive_interval: self.http2_keep_alive_interval,
             http2_keep_alive_timeout: self.http2_keep_alive_timeout,
+            metrics: colloquy_http::Metrics::default(),
         })
     }
 }
@@ -519,7 +531,11 @@ mod tests {
                 shutdown_grace: Duration::from_secs(20),
                 ..http.clone()
             },
-            HttpConfig::default()
+            HttpConfig {
+                // A registry equals only itself: compare the settings.
+                metrics: http.metrics.clone(),
+                ..HttpConfig::default()
+            }
         );
         assert_eq!(http.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(

@@ -8,6 +8,7 @@
 mod config;
 mod duration;
 mod fd_limit;
+mod healthcheck;
 mod ingest;
 mod knowledge;
 mod logging;
@@ -66,6 +67,8 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     let service_config = cli.service_config()?;
     let mut http_config = cli.http_config()?;
     http_config.max_connections = fit_connections(http_config.max_connections);
+    let metrics = colloquy_http::Metrics::new();
+    http_config.metrics = metrics.clone();
     let store_options = cli.store_options();
     let rate_policy = cli.rate_policy()?;
     let clock = Arc::new(SystemClock);
@@ -91,6 +94,15 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         idempotency,
         closed,
     } = stores;
+    let store: Arc<dyn colloquy_core::ports::ChatStore> = if cli.metrics_bind.is_some() {
+        Arc::new(colloquy_http::MeteredStore::new(
+            store,
+            cli.store.kind(),
+            metrics.clone(),
+        ))
+    } else {
+        store
+    };
     let stream_log = stream_log
         .unwrap_or_else(|| Arc::new(LocalStreamLog::new(cli.stream_log_ttl, DEFAULT_LEASE)));
     let mut service =
@@ -131,8 +143,30 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         max_generations = ?service.config().max_generations,
         "starting"
     );
+    let metrics_server = match cli.metrics_bind {
+        Some(metrics_addr) => {
+            let listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: metrics_addr,
+                    source,
+                })?;
+            let bound = listener.local_addr().unwrap_or(metrics_addr);
+            println!("colloquy metrics on http://{bound}/metrics");
+            Some(tokio::spawn(colloquy_http::serve_metrics(
+                listener,
+                metrics,
+                service.clone(),
+                std::future::pending::<()>(),
+            )))
+        }
+        None => None,
+    };
     println!("colloquy listening on http://{addr}");
     colloquy_http::serve(listener, service, http_config, signal).await;
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     // Stop the purge (dropping the last service and store handles), then wait,
     // briefly, for a SQLite file to be checkpointed and closed.
     purger.stop().await;
@@ -196,6 +230,15 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.healthcheck {
+        return match healthcheck::check(cli.bind).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("colloquy: unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(e) = logging::init(cli.log_format, &cli.log_level) {
         eprintln!("colloquy: {}", chain(&e));
         return ExitCode::FAILURE;

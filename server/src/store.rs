@@ -52,6 +52,20 @@ pub(crate) enum StoreSpec {
     Postgres(SecretUrl),
 }
 
+impl StoreSpec {
+    /// The store's kind, as metrics label it: `sqlite`, `memory`, `redis`,
+    /// `redis-cluster` or `postgres`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Memory => "memory",
+            Self::Redis(_) => "redis",
+            Self::RedisCluster(_) => "redis-cluster",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
 /// A store URL. Its `Display` (used in every log line and error) hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct SecretUrl(String);

@@ -97,6 +97,9 @@ impl App {
             Some(path) => router::resolve_with_widget(&parts.method, &path, self.config.widget),
             None => Err(ApiError::no_route()),
         };
+        let route = resolved
+            .as_ref()
+            .map_or("unmatched", router::Endpoint::name);
         let result = match resolved {
             Err(e) => Err(e),
             Ok(endpoint) => AssertUnwindSafe(handlers::dispatch(self, endpoint, parts, body))
@@ -117,6 +120,8 @@ impl App {
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "served"
         );
-        response
+        self.config
+            .metrics
+            .observe_request(route, response, started.elapsed())
     }
 }

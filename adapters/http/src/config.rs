@@ -7,6 +7,7 @@ use colloquy_core::access::AccessMode;
 use ipnet::IpNet;
 
 use crate::caller::AdminToken;
+use crate::metrics::Metrics;
 
 /// Settings of the HTTP transport. Every field has a default (see [`HttpConfig::default`]);
 /// the `colloquy` binary fills them from flags and `COLLOQUY_*` variables.
@@ -70,6 +71,9 @@ pub struct HttpConfig {
     /// HTTP/2: how long a `PING` may go unanswered before the connection is closed.
     /// Default 20 s.
     pub http2_keep_alive_timeout: Duration,
+    /// Where requests are counted (by endpoint and status) and timed; serve it with
+    /// [`serve_metrics`](crate::serve_metrics). Default: a fresh registry.
+    pub metrics: Metrics,
 }
 
 impl HttpConfig {
@@ -119,6 +123,7 @@ impl Default for HttpConfig {
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             http2_keep_alive_interval: Self::DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL,
             http2_keep_alive_timeout: Self::DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,
+            metrics: Metrics::default(),
         }
     }
 }

@@ -59,6 +59,11 @@
 //! - **Request ids**: an incoming `X-Request-Id` of 1..=128 characters of
 //!   `A-Z a-z 0-9 - _ . : / + = @` is kept, anything else replaced by a UUID; the id
 //!   is on the request's log span and in the response's `X-Request-Id`.
+//! - **OpenAPI**: `GET /openapi.json` is the OpenAPI 3.1 document of every route
+//!   ([`OPENAPI_JSON`]); tests keep it equal to the router's table and run its examples.
+//! - **Metrics**: every response is counted by endpoint name and status in
+//!   [`HttpConfig::metrics`]; [`serve_metrics`] serves them as Prometheus text on a
+//!   listener of their own, and [`MeteredStore`] adds store and model figures.
 //! - **Health**: `GET /healthz` → 200 `{"status":"ok"}`; `GET /readyz` → 200
 //!   `{"status":"ready"}`, or 503 `store_unavailable` whatever the store's failure.
 //! - **SSE**: the `data` object's keys come in the order `chunk`, `done`,
@@ -101,7 +106,9 @@ mod handlers;
 mod idempotency;
 mod json;
 mod link;
+mod metrics;
 mod mount;
+mod openapi;
 mod percent;
 mod query;
 mod request_id;
@@ -122,6 +129,8 @@ use http_body_util::combinators::UnsyncBoxBody;
 pub use caller::{AdminToken, PeerAddr, WeakToken};
 pub use config::HttpConfig;
 pub use error::{error_response, status_for, RETRY_AFTER_SECS};
+pub use metrics::{serve_metrics, MeteredStore, Metrics};
+pub use openapi::OPENAPI_JSON;
 pub use server::serve;
 pub use sse::response as sse_response;
 

@@ -14,6 +14,8 @@ use crate::static_files::Asset;
 pub(crate) enum Route {
     Healthz,
     Readyz,
+    /// `/openapi.json`: the OpenAPI document of the API.
+    OpenApi,
     Sessions,
     Session(String),
     SessionExport(String),
@@ -32,6 +34,7 @@ pub(crate) enum Route {
 pub(crate) enum Endpoint {
     Healthz,
     Readyz,
+    OpenApi,
     ListSessions,
     CreateSession,
     GetSession(String),
@@ -69,6 +72,7 @@ impl Route {
         let route = match segments.as_slice() {
             ["", "healthz"] => Self::Healthz,
             ["", "readyz"] => Self::Readyz,
+            ["", "openapi.json"] => Self::OpenApi,
             [""] | ["", "widget", "demo"] => Self::Asset(Asset::Demo),
             ["", "widget.js"] => Self::Asset(Asset::WidgetJs),
             ["", "api", "chats", rest @ ..] => match rest {
@@ -95,9 +99,11 @@ impl Route {
     /// The methods the route answers, as an `Allow` header value.
     pub(crate) fn allow(&self) -> &'static str {
         match self {
-            Self::Healthz | Self::Readyz | Self::SessionExport(_) | Self::Asset(_) => {
-                "GET, HEAD, OPTIONS"
-            }
+            Self::Healthz
+            | Self::Readyz
+            | Self::OpenApi
+            | Self::SessionExport(_)
+            | Self::Asset(_) => "GET, HEAD, OPTIONS",
             Self::Sessions | Self::Messages => "GET, HEAD, POST, OPTIONS",
             Self::Session(_) => "GET, HEAD, PATCH, DELETE, OPTIONS",
             Self::Message(_) => "GET, HEAD, DELETE, OPTIONS",
@@ -116,6 +122,7 @@ impl Route {
         let endpoint = match self {
             Self::Healthz if read => Endpoint::Healthz,
             Self::Readyz if read => Endpoint::Readyz,
+            Self::OpenApi if read => Endpoint::OpenApi,
             Self::Sessions if read => Endpoint::ListSessions,
             Self::Sessions if method == Method::POST => Endpoint::CreateSession,
             Self::Session(id) if read => Endpoint::GetSession(id),
@@ -136,6 +143,79 @@ impl Route {
             _ => return None,
         };
         Some(endpoint)
+    }
+}
+
+/// Every route, as the path template the OpenAPI document uses (`{id}` for an id),
+/// one of each (the widget's demo page has two paths).
+#[cfg(test)]
+pub(crate) const TEMPLATES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/",
+    "/widget/demo",
+    "/widget.js",
+    "/api/chats/sessions/",
+    "/api/chats/sessions/{id}/",
+    "/api/chats/sessions/{id}/export/",
+    "/api/chats/messages/",
+    "/api/chats/messages/{id}/",
+    "/api/chats/messages/chat/",
+    "/api/chats/messages/chat/stream/",
+    "/api/chats/messages/chat/stream/{response_id}/",
+    "/api/chats/messages/chat/stream/{response_id}/cancel/",
+];
+
+/// The router's table: every route template with the methods it answers (its `Allow`
+/// list without `HEAD` and `OPTIONS`, which every `GET` route and every route have).
+#[cfg(test)]
+pub(crate) fn table() -> Vec<(&'static str, Vec<&'static str>)> {
+    TEMPLATES
+        .iter()
+        .map(|template| {
+            // Any id fits a template's placeholder; a UUID-shaped one fits them all.
+            let path = template
+                .replace("{id}", "0190c8e2-4b1a-7c3d-8e4f-000000000001")
+                .replace("{response_id}", "0190c8e2-4b1a-7c3d-8e4f-000000000001");
+            let methods = Route::parse(&path)
+                .map(|route| route.allow())
+                .unwrap_or_default()
+                .split(", ")
+                .filter(|m| !m.is_empty() && *m != "HEAD" && *m != "OPTIONS")
+                .collect();
+            (*template, methods)
+        })
+        .collect()
+}
+
+impl Endpoint {
+    /// The endpoint's name, as metrics label requests (never the raw path, whose ids
+    /// would make a series per session).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Healthz => "healthz",
+            Self::Readyz => "readyz",
+            Self::OpenApi => "openapi",
+            Self::ListSessions => "list_sessions",
+            Self::CreateSession => "create_session",
+            Self::GetSession(_) => "get_session",
+            Self::UpdateSession(_) => "update_session",
+            Self::DeleteSession(_) => "delete_session",
+            Self::ExportSession(_) => "export_session",
+            Self::ListMessages => "list_messages",
+            Self::CreateMessage => "create_message",
+            Self::GetMessage(_) => "get_message",
+            Self::DeleteMessage(_) => "delete_message",
+            Self::Chat => "chat",
+            Self::ChatStreamPost => "chat_stream_post",
+            Self::ChatStreamGet => "chat_stream_get",
+            Self::ResumeStream(_) => "resume_stream",
+            Self::CancelStream(_) => "cancel_stream",
+            Self::Preflight(_) => "preflight",
+            Self::Asset(Asset::Demo) => "widget_demo",
+            Self::Asset(Asset::WidgetJs) => "widget_js",
+        }
     }
 }
 
@@ -271,6 +351,18 @@ mod tests {
             resolve_with_widget(&Method::GET, "/healthz", false).expect("route"),
             Endpoint::Healthz
         );
+    }
+
+    #[test]
+    fn every_template_is_a_route_with_methods() {
+        for (template, methods) in table() {
+            assert!(!methods.is_empty(), "{template} is no route");
+            let path = template.replace(['{', '}'], "");
+            for method in &methods {
+                let method = Method::from_bytes(method.as_bytes()).expect("method");
+                assert!(resolve(&method, &path).is_ok(), "{method} {template}");
+            }
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ where
     let v = match endpoint {
         Endpoint::Healthz => return Ok(health::healthz()),
         Endpoint::Readyz => return Ok(health::readyz(app).await),
+        Endpoint::OpenApi => return Ok(crate::openapi::response()),
         Endpoint::Preflight(allow) => return Ok(app.cors.preflight(&parts.headers, allow)),
         Endpoint::Asset(asset) => return Ok(app.assets.serve(asset, &parts)),
         _ => {
@@ -60,8 +61,10 @@ where
         Endpoint::ChatStreamGet => chat::stream_get(app, v, &parts).await,
         Endpoint::ResumeStream(id) => chat::resume(app, v, &id, &parts).await,
         Endpoint::CancelStream(id) => chat::cancel(app, v, &id).await,
-        Endpoint::Healthz | Endpoint::Readyz | Endpoint::Preflight(_) | Endpoint::Asset(_) => {
-            Err(ApiError::internal())
-        }
+        Endpoint::Healthz
+        | Endpoint::Readyz
+        | Endpoint::OpenApi
+        | Endpoint::Preflight(_)
+        | Endpoint::Asset(_) => Err(ApiError::internal()),
     }
 }

@@ -1,0 +1,581 @@
+//! Prometheus metrics: a small registry of counters and histograms, the store
+//! decorator that times store operations and reads each stored answer's figures, and
+//! the listener that serves `GET /metrics` in the Prometheus text format.
+//!
+//! Hand-written rather than the `prometheus` or `metrics` crates: the transport is
+//! bare hyper and needs a dozen series with fixed buckets; a registry owned by the
+//! [`Api`](crate::Api) (no process-global recorder) keeps several servers in one test
+//! process apart, and the text format is a few lines to write.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use colloquy_core::ports::{ChatStore, Turn};
+use colloquy_core::{
+    ChatMessage, ChatService, MessageDraft, MessageQuery, Page, Role, Session, SessionFilter,
+    SessionPatch, SessionRef, StoreError,
+};
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use crate::{Response, ResponseBody};
+
+/// Upper bounds (seconds) of the latency histograms' buckets.
+const BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// One histogram: a count per bucket (the last one is `+Inf`), the sum and the count.
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        let i = BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[i] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of series `name{labels}`.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, count) in self.buckets.iter().enumerate() {
+            cumulative += count;
+            let le = BUCKETS
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let braced = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braced} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braced} {}", self.count);
+    }
+}
+
+/// Label values, rendered `k="v",...` (values are escaped).
+fn labels(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{k}=\"{v}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Every series, each family keyed by its rendered labels.
+#[derive(Debug, Default)]
+struct Series {
+    requests: BTreeMap<String, u64>,
+    request_seconds: BTreeMap<String, Histogram>,
+    rate_limited: BTreeMap<String, u64>,
+    answers: BTreeMap<String, u64>,
+    answer_seconds: BTreeMap<String, Histogram>,
+    first_chunk_seconds: Histogram,
+    tokens: BTreeMap<String, u64>,
+    store_seconds: BTreeMap<String, Histogram>,
+    store_errors: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    series: Mutex<Series>,
+    open_streams: AtomicI64,
+}
+
+/// The metrics of one server: cheap to clone (one shared registry). Put the same
+/// value in [`HttpConfig::metrics`](crate::HttpConfig::metrics), in
+/// [`MeteredStore::new`] and in [`serve_metrics`].
+#[derive(Clone, Default)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Metrics {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.registry, &other.registry)
+    }
+}
+
+impl Eq for Metrics {}
+
+impl Metrics {
+    /// A new, empty registry.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn series(&self) -> MutexGuard<'_, Series> {
+        // A panic while holding the lock leaves plain numbers behind: keep counting.
+        self.registry
+            .series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts one answered request of endpoint `route` (the router's name, never the
+    /// path), and, for a stream, counts it open until its body is dropped.
+    pub(crate) fn observe_request(
+        &self,
+        route: &'static str,
+        response: Response,
+        elapsed: Duration,
+    ) -> Response {
+        let status = response.status();
+        let key = labels(&[("route", route), ("status", status.as_str())]);
+        let policy = (status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| rate_limit_policy(&response))
+            .flatten();
+        {
+            let mut series = self.series();
+            *series.requests.entry(key.clone()).or_default() += 1;
+            series
+                .request_seconds
+                .entry(key)
+                .or_default()
+                .observe(elapsed.as_secs_f64());
+            if let Some(policy) = policy {
+                *series
+                    .rate_limited
+                    .entry(labels(&[("policy", &policy)]))
+                    .or_default() += 1;
+            }
+        }
+        let is_stream = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if !is_stream {
+            return response;
+        }
+        let guard = StreamGuard::open(self.registry.clone());
+        response.map(|body| {
+            Tracked {
+                inner: body,
+                _guard: guard,
+            }
+            .boxed_unsync()
+        })
+    }
+
+    /// Reads a stored answer's figures from its metadata: `latency_ms`,
+    /// `time_to_first_chunk_ms`, `usage` and `finish_reason`.
+    fn observe_answer(&self, message: &ChatMessage) {
+        let meta = &message.metadata;
+        let ms = |key: &str| meta.get(key).and_then(serde_json::Value::as_f64);
+        let finish = meta
+            .get("finish_reason")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("unknown");
+        let key = labels(&[("finish_reason", finish)]);
+        let mut series = self.series();
+        *series.answers.entry(key.clone()).or_default() += 1;
+        if let Some(latency) = ms("latency_ms") {
+            series
+                .answer_seconds
+                .entry(key)
+                .or_default()
+                .observe(latency / 1000.0);
+        }
+        if let Some(first) = ms("time_to_first_chunk_ms") {
+            series.first_chunk_seconds.observe(first / 1000.0);
+        }
+        if let Some(usage) = meta.get("usage") {
+            for kind in ["prompt", "completion"] {
+                if let Some(n) = usage
+                    .get(format!("{kind}_tokens"))
+                    .and_then(serde_json::Value::as_u64)
+                {
+                    *series.tokens.entry(labels(&[("kind", kind)])).or_default() += n;
+                }
+            }
+        }
+    }
+
+    fn observe_store(&self, store: &str, operation: &str, elapsed: Duration, error: Option<&str>) {
+        let key = labels(&[("store", store), ("operation", operation)]);
+        let mut series = self.series();
+        series
+            .store_seconds
+            .entry(key)
+            .or_default()
+            .observe(elapsed.as_secs_f64());
+        if let Some(kind) = error {
+            let key = labels(&[("store", store), ("operation", operation), ("kind", kind)]);
+            *series.store_errors.entry(key).or_default() += 1;
+        }
+    }
+
+    /// Every series in the Prometheus text format (version 0.0.4);
+    /// `generations` is the number of answers being generated right now.
+    #[must_use]
+    pub fn render(&self, generations: usize) -> String {
+        let mut out = String::new();
+        let series = self.series();
+        let counters =
+            |out: &mut String, name: &str, help: &str, family: &BTreeMap<String, u64>| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                for (labels, value) in family {
+                    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                }
+            };
+        let histograms =
+            |out: &mut String, name: &str, help: &str, family: &BTreeMap<String, Histogram>| {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+                for (labels, histogram) in family {
+                    histogram.render(out, name, labels);
+                }
+            };
+        counters(
+            &mut out,
+            "colloquy_http_requests_total",
+            "HTTP requests answered, by endpoint (route) and status.",
+            &series.requests,
+        );
+        histograms(
+            &mut out,
+            "colloquy_http_request_duration_seconds",
+            "Time from a request's arrival to its response's headers (a stream's events come after), by endpoint and status.",
+            &series.request_seconds,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP colloquy_sse_streams_open Server-sent event streams open now.\n# TYPE colloquy_sse_streams_open gauge\ncolloquy_sse_streams_open {}",
+            self.registry.open_streams.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP colloquy_generations_in_flight Answers being generated by this instance now.\n# TYPE colloquy_generations_in_flight gauge\ncolloquy_generations_in_flight {generations}"
+        );
+        counters(
+            &mut out,
+            "colloquy_rate_limited_total",
+            "Requests refused with 429, by rate-limit policy.",
+            &series.rate_limited,
+        );
+        counters(
+            &mut out,
+            "colloquy_model_answers_total",
+            "Answers stored, by finish_reason.",
+            &series.answers,
+        );
+        histograms(
+            &mut out,
+            "colloquy_model_answer_duration_seconds",
+            "Time from asking the model to the whole answer, by finish_reason.",
+            &series.answer_seconds,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP colloquy_model_time_to_first_chunk_seconds Time from asking the model to its first chunk (streamed answers).\n# TYPE colloquy_model_time_to_first_chunk_seconds histogram"
+        );
+        series.first_chunk_seconds.render(
+            &mut out,
+            "colloquy_model_time_to_first_chunk_seconds",
+            "",
+        );
+        counters(
+            &mut out,
+            "colloquy_model_tokens_total",
+            "Tokens the model reported, by kind (prompt, completion).",
+            &series.tokens,
+        );
+        histograms(
+            &mut out,
+            "colloquy_store_operation_duration_seconds",
+            "Store operations, by store and operation.",
+            &series.store_seconds,
+        );
+        counters(
+            &mut out,
+            "colloquy_store_errors_total",
+            "Store operations that failed (unavailable or backend), by store and operation.",
+            &series.store_errors,
+        );
+        out
+    }
+}
+
+/// The policy name of a 429's `RateLimit-Policy: "<name>";q=..;w=..`.
+fn rate_limit_policy(response: &Response) -> Option<String> {
+    let value = response.headers().get("ratelimit-policy")?.to_str().ok()?;
+    let name = value.strip_prefix('"')?.split('"').next()?;
+    Some(name.to_owned())
+}
+
+/// Counts a stream open from its creation to its drop.
+#[derive(Debug)]
+struct StreamGuard(Arc<Registry>);
+
+impl StreamGuard {
+    fn open(registry: Arc<Registry>) -> Self {
+        registry.open_streams.fetch_add(1, Ordering::Relaxed);
+        Self(registry)
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that holds a [`StreamGuard`].
+struct Tracked {
+    inner: ResponseBody,
+    _guard: StreamGuard,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A [`ChatStore`] that times every operation of the store it wraps and counts its
+/// failures, labelled with the store's name, and reads every stored answer's figures
+/// (model latency, time to first chunk, tokens) from its metadata — so the core
+/// keeps no metrics code.
+#[derive(Debug)]
+pub struct MeteredStore<S: ?Sized> {
+    inner: Arc<S>,
+    name: &'static str,
+    metrics: Metrics,
+}
+
+impl<S: ChatStore + ?Sized> MeteredStore<S> {
+    /// Wraps `inner`, whose series carry `store="<name>"` (`sqlite`, `redis`, ...).
+    pub fn new(inner: Arc<S>, name: &'static str, metrics: Metrics) -> Self {
+        Self {
+            inner,
+            name,
+            metrics,
+        }
+    }
+
+    async fn timed<T, F>(&self, operation: &str, call: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>> + Send,
+    {
+        let started = Instant::now();
+        let result = call.await;
+        let error = match &result {
+            Err(StoreError::Unavailable(_)) => Some("unavailable"),
+            Err(StoreError::Backend(_)) => Some("backend"),
+            _ => None,
+        };
+        self.metrics
+            .observe_store(self.name, operation, started.elapsed(), error);
+        result
+    }
+
+    fn answer_stored(&self, message: &ChatMessage) {
+        if message.role == Role::Assistant {
+            self.metrics.observe_answer(message);
+        }
+    }
+}
+
+#[async_trait]
+impl<S: ChatStore + ?Sized> ChatStore for MeteredStore<S> {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.timed("create_session", self.inner.create_session(session))
+            .await
+    }
+
+    async fn session(&self, reference: &SessionRef) -> Result<Option<Session>, StoreError> {
+        self.timed("session", self.inner.session(reference)).await
+    }
+
+    async fn update_session(
+        &self,
+        reference: &SessionRef,
+        patch: &SessionPatch,
+    ) -> Result<Session, StoreError> {
+        self.timed(
+            "update_session",
+            self.inner.update_session(reference, patch),
+        )
+        .await
+    }
+
+    async fn delete_session(&self, reference: &SessionRef) -> Result<(), StoreError> {
+        self.timed("delete_session", self.inner.delete_session(reference))
+            .await
+    }
+
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: Page,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.timed("list_sessions", self.inner.list_sessions(filter, page))
+            .await
+    }
+
+    async fn append(
+        &self,
+        to: &SessionRef,
+        draft: MessageDraft,
+    ) -> Result<(Session, ChatMessage), StoreError> {
+        let stored = self.timed("append", self.inner.append(to, draft)).await?;
+        self.answer_stored(&stored.1);
+        Ok(stored)
+    }
+
+    async fn message(&self, id: Uuid) -> Result<Option<(ChatMessage, Session)>, StoreError> {
+        self.timed("message", self.inner.message(id)).await
+    }
+
+    async fn list_messages(
+        &self,
+        of: &SessionRef,
+        query: &MessageQuery,
+    ) -> Result<(Session, Vec<ChatMessage>), StoreError> {
+        self.timed("list_messages", self.inner.list_messages(of, query))
+            .await
+    }
+
+    async fn delete_message(&self, id: Uuid) -> Result<(), StoreError> {
+        self.timed("delete_message", self.inner.delete_message(id))
+            .await
+    }
+
+    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.timed("purge_expired", self.inner.purge_expired(cutoff))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.timed("ping", self.inner.ping()).await
+    }
+
+    async fn begin_turn(
+        &self,
+        to: &SessionRef,
+        draft: MessageDraft,
+        window: usize,
+    ) -> Result<Turn, StoreError> {
+        self.timed("begin_turn", self.inner.begin_turn(to, draft, window))
+            .await
+    }
+}
+
+/// Serves `GET /metrics` (Prometheus text format) on `listener` until `shutdown`
+/// completes; every other path is 404. Meant for an address only the monitoring
+/// system reaches (`--metrics-bind`), never the public API's.
+pub async fn serve_metrics<F>(
+    listener: TcpListener,
+    metrics: Metrics,
+    service: ChatService,
+    shutdown: F,
+) where
+    F: Future<Output = ()> + Send,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics listener: accept failed");
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        let service = service.clone();
+        tokio::spawn(async move {
+            let handler = hyper::service::service_fn(move |request: http::Request<_>| {
+                let metrics = metrics.clone();
+                let service = service.clone();
+                async move { Ok::<_, Infallible>(scrape(&request, &metrics, &service)) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), handler);
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "metrics connection ended");
+            }
+        });
+    }
+}
+
+/// The answer to one request on the metrics listener.
+fn scrape<B>(request: &http::Request<B>, metrics: &Metrics, service: &ChatService) -> Response {
+    let path = request.uri().path();
+    let (status, content_type, body) = if path == "/metrics" || path == "/metrics/" {
+        (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(service.generations_in_flight()),
+        )
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found: the metrics are at /metrics\n".to_owned(),
+        )
+    };
+    let mut response = http::Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
