@@ -82,6 +82,7 @@ mod caller;
 mod config;
 pub mod cors;
 mod error;
+mod failure_log;
 mod handlers;
 mod idempotency;
 mod json;

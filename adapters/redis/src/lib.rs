@@ -199,6 +199,7 @@ mod keys;
 mod idempotency;
 mod limiter;
 mod messages;
+mod readiness;
 mod scripts;
 mod sessions;
 mod store;
