@@ -39,7 +39,11 @@ const REDIS_CLIENT_LEVEL: &str = "redis=error";
 /// `redis` target (`redis=warn`, `redis::cluster_async=debug`...).
 fn with_defaults(filter: &str) -> String {
     let names_redis = filter.split(',').any(|directive| {
-        let target = directive.split(['=', '[']).next().unwrap_or_default().trim();
+        let target = directive
+            .split(['=', '['])
+            .next()
+            .unwrap_or_default()
+            .trim();
         target == "redis" || target.starts_with("redis::")
     });
     if names_redis || filter.trim().is_empty() {
@@ -53,10 +57,11 @@ fn with_defaults(filter: &str) -> String {
 /// `info` or `colloquy_http=debug,info` (the `redis` client target is kept at
 /// `error` unless the filter names it).
 pub(crate) fn init(format: LogFormat, filter: &str) -> Result<(), LoggingError> {
-    let env_filter = EnvFilter::try_new(with_defaults(filter)).map_err(|source| LoggingError::Filter {
-        filter: filter.to_owned(),
-        source,
-    })?;
+    let env_filter =
+        EnvFilter::try_new(with_defaults(filter)).map_err(|source| LoggingError::Filter {
+            filter: filter.to_owned(),
+            source,
+        })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
         .with_writer(std::io::stderr)

@@ -84,7 +84,8 @@ fn node_query<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> Option<T> {
     let mut conn = client
         .get_connection_with_timeout(Duration::from_millis(300))
         .ok()?;
-    conn.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    conn.set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
     let mut cmd = redis::cmd(args[0]);
     for arg in &args[1..] {
         cmd.arg(*arg);
@@ -168,7 +169,12 @@ impl Cluster {
         }
         let status = Command::new("redis-cli")
             .args(["--cluster", "create"])
-            .args(cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(
+                cluster
+                    .nodes
+                    .iter()
+                    .map(|n| format!("127.0.0.1:{}", n.port)),
+            )
             .args(["--cluster-replicas", "1", "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -294,7 +300,14 @@ async fn killing_a_master_loses_no_acknowledged_write_and_readyz_tells_the_truth
     let store = format!("redis-cluster://{}", cluster.addresses());
     let server = Server::start(
         &dir.0,
-        &["--store", &store, "--redis-prefix", "failover:", "--rate-requests", "off"],
+        &[
+            "--store",
+            &store,
+            "--redis-prefix",
+            "failover:",
+            "--rate-requests",
+            "off",
+        ],
     );
     let base = server.base.clone();
     let client = client();
@@ -311,8 +324,11 @@ async fn killing_a_master_loses_no_acknowledged_write_and_readyz_tells_the_truth
         )
         .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-        let slot: u16 = node_query(cluster.nodes[0].port, &["CLUSTER", "KEYSLOT", &session_id(w)])
-            .expect("CLUSTER KEYSLOT");
+        let slot: u16 = node_query(
+            cluster.nodes[0].port,
+            &["CLUSTER", "KEYSLOT", &session_id(w)],
+        )
+        .expect("CLUSTER KEYSLOT");
         let range = ranges
             .iter()
             .find(|(s, e, _)| (*s..=*e).contains(&slot))
@@ -411,7 +427,11 @@ async fn killing_a_master_loses_no_acknowledged_write_and_readyz_tells_the_truth
         }
     })
     .await;
-    assert!(warm.is_ok(), "writers did not get going: {:?}", snapshot(&attempts).last());
+    assert!(
+        warm.is_ok(),
+        "writers did not get going: {:?}",
+        snapshot(&attempts).last()
+    );
     let logs_before: usize = server.stderr.try_iter().count();
 
     // kill -9 one master.
@@ -569,9 +589,16 @@ async fn killing_a_master_loses_no_acknowledged_write_and_readyz_tells_the_truth
     for (start, end, port) in &ranges {
         let writers_here = range_of.iter().filter(|r| r.0 == *start).count();
         let span = fail_span(&|a: &Attempt| range_of[a.writer].0 == *start);
+        let here: Vec<&&Attempt> = while_down
+            .iter()
+            .filter(|a| range_of[a.writer].0 == *start)
+            .collect();
+        let failed_here = here.iter().filter(|a| !ok(a)).count();
         eprintln!(
-            "slots {start}-{end} (master {port}{}): {writers_here} writers, downtime {span:?}",
-            if *port == victim_port { ", killed" } else { "" }
+            "slots {start}-{end} (master {port}{}): {writers_here} writers; first to last failure {span:?}; \
+             {failed_here} of {} requests failed while the master was down",
+            if *port == victim_port { ", killed" } else { "" },
+            here.len()
         );
     }
     eprintln!(

@@ -78,7 +78,10 @@ mod tests {
     fn logs_the_first_failure_then_at_most_once_per_interval_with_the_count() {
         let log = FailureLog::new();
         let t0 = Instant::now();
-        assert_eq!(log.count("store_unavailable", t0), Some((1, Duration::ZERO)));
+        assert_eq!(
+            log.count("store_unavailable", t0),
+            Some((1, Duration::ZERO))
+        );
         for i in 1..=500u64 {
             let at = t0 + Duration::from_millis(i * 10);
             assert_eq!(log.count("store_unavailable", at), None, "failure {i}");

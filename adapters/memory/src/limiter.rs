@@ -103,7 +103,10 @@ mod tests {
             Ok(Decision::Limited { .. })
         ));
         assert!(
-            matches!(limiter.check("b", quota, 1).await, Ok(Decision::Allowed { .. })),
+            matches!(
+                limiter.check("b", quota, 1).await,
+                Ok(Decision::Allowed { .. })
+            ),
             "keys are independent"
         );
         // A quota of one unit per millisecond is whole again almost at once: its
@@ -113,7 +116,10 @@ mod tests {
             period: Duration::from_millis(1),
         };
         for i in 0..MIN_SWEEP * 2 {
-            limiter.check(&format!("k{i}"), fast, 1).await.expect("checks");
+            limiter
+                .check(&format!("k{i}"), fast, 1)
+                .await
+                .expect("checks");
         }
         assert!(
             limiter.tracked_keys() < MIN_SWEEP * 2,

@@ -87,7 +87,9 @@ impl IdempotencyStore for RedisIdempotency {
             return Ok(Claim::Claimed);
         };
         Ok(
-            match serde_json::from_str::<Held>(&held).map_err(|e| StoreError::from(Error::from(e)))? {
+            match serde_json::from_str::<Held>(&held)
+                .map_err(|e| StoreError::from(Error::from(e)))?
+            {
                 Held::Pending(fingerprint) => Claim::InProgress { fingerprint },
                 Held::Done(record) => Claim::Done(record),
             },

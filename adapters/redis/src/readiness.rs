@@ -107,12 +107,10 @@ impl RedisStore {
         let limit = self.probe_timeout();
         if !self.conn.is_cluster() {
             let mut conn = self.conn.clone();
-            let pong = tokio::time::timeout(
-                limit,
-                redis::cmd("PING").query_async::<String>(&mut conn),
-            )
-            .await
-            .map_err(|_| timed_out("PING"))?;
+            let pong =
+                tokio::time::timeout(limit, redis::cmd("PING").query_async::<String>(&mut conn))
+                    .await
+                    .map_err(|_| timed_out("PING"))?;
             return pong.map(drop).map_err(Error::from);
         }
         let masters = self.cluster_masters(limit).await?;
@@ -123,7 +121,8 @@ impl RedisStore {
             });
             let info = tokio::time::timeout(
                 limit,
-                self.conn.route(redis::cmd("CLUSTER").arg("INFO").clone(), route),
+                self.conn
+                    .route(redis::cmd("CLUSTER").arg("INFO").clone(), route),
             )
             .await
             .map_err(|_| timed_out(&format!("CLUSTER INFO on {host}:{port}")))??;
@@ -131,7 +130,9 @@ impl RedisStore {
             if state_ok(&info) {
                 Ok(())
             } else {
-                Err(not_ready(format!("{host}:{port} reports the cluster failed")))
+                Err(not_ready(format!(
+                    "{host}:{port} reports the cluster failed"
+                )))
             }
         });
         join_all(checks).await.into_iter().collect()
@@ -144,7 +145,8 @@ impl RedisStore {
             let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
             let slots = tokio::time::timeout(
                 limit,
-                self.conn.route(redis::cmd("CLUSTER").arg("SLOTS").clone(), route),
+                self.conn
+                    .route(redis::cmd("CLUSTER").arg("SLOTS").clone(), route),
             )
             .await;
             match slots {
@@ -190,6 +192,8 @@ mod tests {
     #[test]
     fn only_an_ok_state_is_ready() {
         assert!(state_ok("cluster_enabled:1\r\ncluster_state:ok\r\n"));
-        assert!(!state_ok("cluster_state:fail\r\ncluster_slots_ok:10000\r\n"));
+        assert!(!state_ok(
+            "cluster_state:fail\r\ncluster_slots_ok:10000\r\n"
+        ));
     }
 }

@@ -182,7 +182,11 @@ impl StreamLog for RedisStreamLog {
             .await
             .map_err(store_error)?;
         let _: () = conn
-            .pset_ex(self.active_key(meta.session), response.to_string(), millis(self.lease))
+            .pset_ex(
+                self.active_key(meta.session),
+                response.to_string(),
+                millis(self.lease),
+            )
             .await
             .map_err(store_error)?;
         Ok(())

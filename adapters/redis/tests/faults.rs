@@ -500,7 +500,10 @@ async fn a_dead_master_makes_the_cluster_store_not_ready_though_the_others_answe
     f.restart(0, &s).await;
     let deadline = Instant::now() + HANG_GUARD;
     while let Err(e) = f.store.ping().await {
-        assert!(Instant::now() < deadline, "not ready after the node came back: {e:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not ready after the node came back: {e:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
     }
 }

@@ -20,8 +20,13 @@ pub(super) async fn readyz(app: &App) -> Response {
     match app.service.ready().await {
         Ok(()) => json::response(StatusCode::OK, &json!({"status": "ready"})),
         Err(e) => {
-            let cause = std::error::Error::source(&e)
-                .map_or_else(|| e.to_string(), |c| format!("{e}: {c}"));
+            let mut cause = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                cause.push_str(": ");
+                cause.push_str(&s.to_string());
+                source = s.source();
+            }
             crate::failure_log::record("readiness_check_failed", &cause);
             ApiError::store_unavailable().into_response()
         }
