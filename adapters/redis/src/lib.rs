@@ -202,7 +202,8 @@
 //! cluster, or a master the store cannot reach makes it not ready
 //! ([`StoreError::Unavailable`](colloquy_core::StoreError::Unavailable)); once a
 //! replica has taken over, it is ready again. Each step waits at most
-//! [`RedisConfig::response_timeout`], capped at 1 s.
+//! [`RedisConfig::response_timeout`], capped at 1 s (the whole check on a cluster
+//! at twice that).
 //!
 //! # Errors
 //!

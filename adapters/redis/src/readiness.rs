@@ -13,7 +13,7 @@
 //! no connection to fails step 2; a failed cluster fails step 2 on every node. On
 //! standalone Redis it is one `PING`. Every step is bounded by
 //! [`RedisConfig::response_timeout`](crate::RedisConfig::response_timeout), at most
-//! [`PROBE_TIMEOUT`].
+//! [`PROBE_TIMEOUT`], and the whole cluster check by twice that.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -113,6 +113,14 @@ impl RedisStore {
                     .map_err(|_| timed_out("PING"))?;
             return pong.map(drop).map_err(Error::from);
         }
+        // Both steps together: at most twice one step's limit.
+        tokio::time::timeout(2 * limit, self.cluster_ready(limit))
+            .await
+            .map_err(|_| timed_out("cluster readiness"))?
+    }
+
+    /// The two steps of the module docs.
+    async fn cluster_ready(&self, limit: Duration) -> Result<(), Error> {
         let masters = self.cluster_masters(limit).await?;
         let checks = masters.into_iter().map(|(host, port)| async move {
             let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
