@@ -506,7 +506,24 @@ async fn killing_a_master_loses_no_acknowledged_write_and_readyz_tells_the_truth
         }
     })
     .await
-    .expect("service recovered after the failover, without a restart");
+    .unwrap_or_else(|_| {
+        let done = snapshot(&attempts);
+        let stuck: Vec<(usize, Option<StatusCode>, String)> = (0..WRITERS)
+            .filter_map(|w| done.iter().rev().find(|a| a.writer == w))
+            .filter(|a| !ok(a))
+            .map(|a| (a.writer, a.status, a.code.clone()))
+            .collect();
+        let last_probe = probes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last()
+            .cloned();
+        let logs: Vec<String> = server.stderr.try_iter().collect();
+        panic!(
+            "service did not recover within {WAIT:?} of the failover: writers failing {stuck:?}, \
+             last /readyz {last_probe:?}, logs {logs:?}"
+        )
+    });
     let outage_logs: Vec<String> = server.stderr.try_iter().collect();
     stop.store(true, Ordering::Relaxed);
     for task in writers {
