@@ -29,13 +29,39 @@ pub(crate) enum LoggingError {
     Install(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// The level of the Redis client library's own log lines (target `redis`) unless the
+/// filter names that target. Its reconnect and slot-refresh chatter comes once per
+/// failed request while a node is down (thousands of lines a second); the store's
+/// failures are already reported, aggregated, by the HTTP adapter.
+const REDIS_CLIENT_LEVEL: &str = "redis=error";
+
+/// `filter` with [`REDIS_CLIENT_LEVEL`] added, unless a directive of its own names the
+/// `redis` target (`redis=warn`, `redis::cluster_async=debug`...).
+fn with_defaults(filter: &str) -> String {
+    let names_redis = filter.split(',').any(|directive| {
+        let target = directive
+            .split(['=', '['])
+            .next()
+            .unwrap_or_default()
+            .trim();
+        target == "redis" || target.starts_with("redis::")
+    });
+    if names_redis || filter.trim().is_empty() {
+        filter.to_owned()
+    } else {
+        format!("{filter},{REDIS_CLIENT_LEVEL}")
+    }
+}
+
 /// Installs the global subscriber: `filter` is an `EnvFilter` directive such as
-/// `info` or `colloquy_http=debug,info`.
+/// `info` or `colloquy_http=debug,info` (the `redis` client target is kept at
+/// `error` unless the filter names it).
 pub(crate) fn init(format: LogFormat, filter: &str) -> Result<(), LoggingError> {
-    let env_filter = EnvFilter::try_new(filter).map_err(|source| LoggingError::Filter {
-        filter: filter.to_owned(),
-        source,
-    })?;
+    let env_filter =
+        EnvFilter::try_new(with_defaults(filter)).map_err(|source| LoggingError::Filter {
+            filter: filter.to_owned(),
+            source,
+        })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
         .with_writer(std::io::stderr)
@@ -45,4 +71,24 @@ pub(crate) fn init(format: LogFormat, filter: &str) -> Result<(), LoggingError> 
         LogFormat::Json => builder.json().try_init(),
     }
     .map_err(LoggingError::Install)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redis_client_is_kept_at_error_unless_named() {
+        assert_eq!(with_defaults("info"), "info,redis=error");
+        assert_eq!(
+            with_defaults("colloquy_redis=debug,warn"),
+            "colloquy_redis=debug,warn,redis=error"
+        );
+        assert_eq!(with_defaults("redis=debug,info"), "redis=debug,info");
+        assert_eq!(
+            with_defaults("info,redis::cluster_async=trace"),
+            "info,redis::cluster_async=trace"
+        );
+        assert!(EnvFilter::try_new(with_defaults("warn")).is_ok());
+    }
 }

@@ -272,7 +272,9 @@ impl From<&ServiceError> for ApiError {
             if status == StatusCode::INTERNAL_SERVER_ERROR {
                 tracing::error!(error = %cause, code = code.as_str(), "internal error");
             } else {
-                tracing::warn!(error = %cause, code = code.as_str(), "upstream failure");
+                // Upstream failures come in storms (every request while the store is
+                // down): aggregated, at most one line per kind per interval.
+                crate::failure_log::record(code.as_str(), &cause);
             }
         }
         let limited = match e {

@@ -101,6 +101,7 @@ mod connection;
 pub mod cors;
 mod deadline;
 mod error;
+mod failure_log;
 mod first_byte;
 mod handlers;
 mod idempotency;

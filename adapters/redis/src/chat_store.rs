@@ -10,7 +10,6 @@ use colloquy_core::{
 };
 use uuid::Uuid;
 
-use crate::error::Error;
 use crate::RedisStore;
 
 #[async_trait]
@@ -75,8 +74,7 @@ impl ChatStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut self.conn.clone()).await;
-        pong.map(drop).map_err(|e| Error::from(e).into())
+        Ok(self.ready().await?)
     }
 
     async fn begin_turn(

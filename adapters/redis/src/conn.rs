@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::cluster_routing::RoutingInfo;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 /// The two deployments the store supports.
 #[derive(Clone)]
@@ -40,6 +41,16 @@ impl Conn {
     /// Whether keys of different hash slots must go in separate requests.
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.inner, Inner::Cluster(_))
+    }
+
+    /// Sends `cmd` to the node `routing` names (cluster only; standalone Redis gets it
+    /// like any command).
+    pub(crate) async fn route(&self, cmd: Cmd, routing: RoutingInfo) -> RedisResult<Value> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match &self.inner {
+            Inner::Standalone(c) => cmd.query_async(&mut c.clone()).await,
+            Inner::Cluster(c) => c.clone().route_command(cmd, routing).await,
+        }
     }
 
     /// Requests sent so far by this connection and its clones.

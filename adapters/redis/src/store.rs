@@ -37,6 +37,8 @@ pub struct RedisStore {
     pub(crate) scripts: Arc<Scripts>,
     pub(crate) retention: Retention,
     pub(crate) pointer_ttl: chrono::Duration,
+    /// How long Redis may take to answer one request.
+    pub(crate) response_timeout: Duration,
     sids: Arc<SidCache>,
 }
 
@@ -204,6 +206,7 @@ impl RedisStore {
             retention: config.retention,
             pointer_ttl: chrono::Duration::from_std(config.pointer_ttl)
                 .unwrap_or(chrono::Duration::MAX),
+            response_timeout: config.response_timeout,
             sids: Arc::default(),
         }
     }

@@ -453,3 +453,57 @@ async fn a_create_failing_at_its_uuid_pointer_writes_no_session() {
     f.store.create_session(&s).await.expect("retry");
     assert_eq!(f.store.session(&by_sid(&s)).await.expect("get"), Some(s));
 }
+
+/// Readiness on a cluster: with one master dead the surviving nodes still answer PING
+/// (and, as this cluster does not require full coverage, report `cluster_state:ok`),
+/// but the store is not ready: that master's slots are served by nobody. Ready again
+/// once the node is back, on the same store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_master_makes_the_cluster_store_not_ready_though_the_others_answer_ping() {
+    let Some(mut f) = ClusterFixture::start().await else {
+        return;
+    };
+    f.store.ping().await.expect("ready while every node is up");
+    let s = session_named(&f.clock, &f.session_id_on(f.other_node(0)));
+    f.store.create_session(&s).await.expect("create");
+
+    f.cluster.nodes[0].kill();
+    for round in 0..2 {
+        let started = Instant::now();
+        let result = tokio::time::timeout(HANG_GUARD, f.store.ping())
+            .await
+            .expect("ping does not hang");
+        assert_unavailable(&format!("ping with a master down (round {round})"), result);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "readiness answered in {:?}",
+            started.elapsed()
+        );
+        for node in &f.cluster.nodes[1..] {
+            let client = redis::Client::open(node.url()).expect("url");
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("a survivor accepts connections");
+            let pong: String = redis::cmd("PING")
+                .query_async(&mut conn)
+                .await
+                .expect("a survivor answers PING");
+            assert_eq!(pong, "PONG");
+        }
+        // Second round: after the node timeout, when the others have marked it failed.
+        if round == 0 {
+            tokio::time::sleep(Duration::from_millis(2500)).await; // let the node timeout pass
+        }
+    }
+
+    f.restart(0, &s).await;
+    let deadline = Instant::now() + HANG_GUARD;
+    while let Err(e) = f.store.ping().await {
+        assert!(
+            Instant::now() < deadline,
+            "not ready after the node came back: {e:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await; // poll interval
+    }
+}

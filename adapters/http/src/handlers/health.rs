@@ -14,12 +14,20 @@ pub(super) fn healthz() -> Response {
 }
 
 /// 200 `{"status":"ready"}` when the store answers; otherwise 503 `store_unavailable`
-/// with `Retry-After`, whatever the store's failure (it is logged).
+/// with `Retry-After`, whatever the store's failure (it is logged, aggregated by
+/// [`failure_log`](crate::failure_log)).
 pub(super) async fn readyz(app: &App) -> Response {
     match app.service.ready().await {
         Ok(()) => json::response(StatusCode::OK, &json!({"status": "ready"})),
         Err(e) => {
-            tracing::warn!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), "readiness check failed");
+            let mut cause = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                cause.push_str(": ");
+                cause.push_str(&s.to_string());
+                source = s.source();
+            }
+            crate::failure_log::record("readiness_check_failed", &cause);
             ApiError::store_unavailable().into_response()
         }
     }
