@@ -23,7 +23,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 
-use crate::PeerAddr;
+use crate::{PeerAddr, ResponseBody};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
@@ -112,6 +112,33 @@ impl Drop for InFlight {
     }
 }
 
+/// A response body that keeps its request counted in flight until it is dropped.
+/// Every call is forwarded, the size hint included (so `Content-Length` stays).
+struct Tracked {
+    body: ResponseBody,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Resolves once no request has been in flight for `timeout`.
 async fn idle_for(in_flight: &mut watch::Receiver<usize>, timeout: Duration) {
     loop {
@@ -159,10 +186,10 @@ pub(crate) async fn serve(
             let response = api.handle(request).await;
             // The request is in flight until its body is dropped.
             Ok::<_, Infallible>(response.map(|body| {
-                body.map_frame(move |frame| {
-                    let _in_flight = &in_flight;
-                    frame
-                })
+                Tracked {
+                    body,
+                    _in_flight: in_flight,
+                }
                 .boxed_unsync()
             }))
         })

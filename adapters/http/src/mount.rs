@@ -65,7 +65,7 @@ impl Mount {
         if self.service_endpoints
             && matches!(
                 Route::parse(path),
-                Some(Route::Healthz | Route::Readyz | Route::Asset(_))
+                Some(Route::Healthz | Route::Readyz | Route::OpenApi | Route::Asset(_))
             )
         {
             return Some(Cow::Borrowed(path));
