@@ -11,7 +11,7 @@
 //!
 //! The two response keys share a hash tag, so every script touches one slot. A
 //! chunk costs one round trip (one script); starting and finishing an answer two
-//! (the response's slot and the session's). The log of a running answer expires
+//! (the response's slot, then the session's). The log of a running answer expires
 //! `lease + log TTL` after its last renewal (an instance that died leaves nothing
 //! behind), and `log TTL` after its terminal event. Followers on other instances
 //! poll every [`POLL`]; the instance that generates pushes to its own client
@@ -216,7 +216,7 @@ impl StreamLog for RedisStreamLog {
     async fn append(&self, response: Uuid, event: &ChatEvent) -> Result<(), StoreError> {
         let (kind, value) = encode(event);
         let mut conn = self.conn.clone();
-        let _: i64 = self
+        let session: Option<String> = self
             .scripts
             .append
             .key(self.meta_key(response))
@@ -231,10 +231,6 @@ impl StreamLog for RedisStreamLog {
             .await
             .map_err(store_error)?;
         if event.is_terminal() {
-            let session: Option<String> = conn
-                .hget(self.meta_key(response), "s")
-                .await
-                .map_err(store_error)?;
             if let Some(session) = session.and_then(|s| Uuid::try_parse(&s).ok()) {
                 self.pointer(session, response, 0).await?;
             }
