@@ -62,6 +62,12 @@ pub(crate) fn index_entry(created_at: DateTime<Utc>, uuid: Uuid, sid: &str) -> S
     format!("{micros:017} {uuid} {sid}")
 }
 
+/// The `created_at` an index entry was written for.
+pub(crate) fn index_entry_created(entry: &str) -> Option<DateTime<Utc>> {
+    let micros = entry.split(' ').next()?.parse::<i64>().ok()?;
+    DateTime::from_timestamp_micros(micros)
+}
+
 /// The UUID and session_id an index entry names.
 pub(crate) fn parse_index_entry(entry: &str) -> Option<(Uuid, &str)> {
     let mut parts = entry.splitn(3, ' ');
@@ -105,5 +111,6 @@ mod tests {
         let late_b = index_entry(t + chrono::Duration::microseconds(1), b, "x");
         assert!(early < late_a && late_a < late_b);
         assert_eq!(parse_index_entry(&late_a), Some((a, "y")));
+        assert_eq!(index_entry_created(&early), Some(t));
     }
 }

@@ -98,9 +98,13 @@
 //!   the previous holder (if still stored). On standalone Redis the same script also
 //!   deletes its pointers and list entry; on a cluster they are left to expire.
 //! - **list_sessions**: reads the list index newest first, in batches of
-//!   `offset + limit + 8` entries (16 to 500), and each entry's session hash; entries
-//!   whose session is gone are dropped as they are met, and every create drops up to
-//!   16 entries past their purge time.
+//!   `offset + limit + 8` entries (16 to 500), and each entry's session hash. An entry
+//!   counts only when the session's `idx` field is that very entry (a create that
+//!   conflicted on a cluster leaves its entry behind, possibly naming a stored session
+//!   of the same UUID and session_id at another `created_at`); entries naming no
+//!   session are dropped as they are met, on a cluster only once their `created_at`
+//!   is two minutes old (a create in flight writes its entry before its session), and
+//!   every create drops up to 16 entries past their purge time.
 //!
 //! The list index is the one global structure, because listing all sessions by
 //! `created_at` needs one ordered set. It lives in the `{idx}` slot and is written
