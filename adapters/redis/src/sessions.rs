@@ -182,12 +182,9 @@ impl RedisStore {
                     .clone()
             }
         };
-        let mut cmds = vec![extend(self.keys.uuid_pointer(uuid))];
-        for id in messages {
-            cmds.push(extend(self.keys.message_pointer(parse_uuid(id)?)));
-        }
         let score = if purge == "never" { "+inf" } else { purge };
-        cmds.push(
+        let mut cmds = vec![
+            extend(self.keys.uuid_pointer(uuid)),
             redis::cmd("ZADD")
                 .arg(self.keys.index_purge())
                 .arg("XX")
@@ -195,15 +192,35 @@ impl RedisStore {
                 .arg(score)
                 .arg(entry)
                 .clone(),
-        );
-        futures::stream::iter(cmds.into_iter().map(|cmd| {
+        ];
+        let ids = messages
+            .iter()
+            .map(|id| parse_uuid(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        cmds.extend(ids.iter().map(|&id| extend(self.keys.message_pointer(id))));
+        let replies = self.fan_out(cmds).await?;
+        // A message appended before slot-tagged pointers has its pointer under the old
+        // name: tried when the new name was not extended (missing, or already later).
+        let old: Vec<_> = ids
+            .iter()
+            .zip(&replies[2..])
+            .filter(|(_, reply)| matches!(reply, Value::Int(0)))
+            .map(|(&id, _)| extend(self.keys.old_message_pointer(id)))
+            .collect();
+        self.fan_out(old).await?;
+        Ok(())
+    }
+
+    /// Cluster: sends single-key commands of many slots concurrently; their replies,
+    /// in order.
+    async fn fan_out(&self, cmds: Vec<redis::Cmd>) -> Result<Vec<Value>, Error> {
+        Ok(futures::stream::iter(cmds.into_iter().map(|cmd| {
             let mut conn = self.conn.clone();
             async move { cmd.query_async::<Value>(&mut conn).await }
         }))
-        .buffer_unordered(CLUSTER_FANOUT)
+        .buffered(CLUSTER_FANOUT)
         .try_collect::<Vec<_>>()
-        .await?;
-        Ok(())
+        .await?)
     }
 
     pub(crate) async fn delete_session(&self, reference: &SessionRef) -> Result<(), Error> {
