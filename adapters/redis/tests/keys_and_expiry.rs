@@ -594,24 +594,13 @@ async fn a_message_pointer_under_its_old_name_is_still_followed_on_a_cluster() {
         .expect("the new pointer")
         .clone();
     let old = format!("{}{{{}}}:p", f.prefix, m.id);
-    let purge: i64 = redis::cmd("PEXPIRETIME")
-        .arg(&pointer)
-        .query_async(&mut conn)
-        .await
-        .expect("PEXPIRETIME");
-    let _: () = redis::cmd("SET")
-        .arg(&old)
-        .arg(&s.session_id)
-        .arg("PXAT")
-        .arg(purge)
-        .query_async(&mut conn)
-        .await
-        .expect("SET");
-    let _: i64 = redis::cmd("DEL")
-        .arg(&pointer)
-        .query_async(&mut conn)
-        .await
-        .expect("DEL");
+    let purge: i64 = on_cluster(&mut conn, &["PEXPIRETIME", &pointer]).await;
+    let () = on_cluster(
+        &mut conn,
+        &["SET", &old, &s.session_id, "PXAT", &purge.to_string()],
+    )
+    .await;
+    let _: i64 = on_cluster(&mut conn, &["DEL", &pointer]).await;
 
     let (found, _) = f
         .store
@@ -632,11 +621,7 @@ async fn a_message_pointer_under_its_old_name_is_still_followed_on_a_cluster() {
         )
         .await
         .expect("update");
-    let moved: i64 = redis::cmd("PEXPIRETIME")
-        .arg(&old)
-        .query_async(&mut conn)
-        .await
-        .expect("PEXPIRETIME");
+    let moved: i64 = on_cluster(&mut conn, &["PEXPIRETIME", &old]).await;
     assert_eq!(
         moved,
         ms(later),
@@ -648,4 +633,16 @@ async fn a_message_pointer_under_its_old_name_is_still_followed_on_a_cluster() {
         .expect("delete by the old name");
     assert_eq!(f.store.message(m.id).await.expect("message"), None);
     f.cleanup().await;
+}
+
+/// One command through a cluster connection (routed by its key).
+async fn on_cluster<T: redis::FromRedisValue>(
+    conn: &mut redis::cluster_async::ClusterConnection,
+    args: &[&str],
+) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(conn).await.expect(args[0])
 }
