@@ -66,6 +66,7 @@ macro_rules! store_contract_tests {
             changed_expiry_applies_to_messages,
             delete_cascades_to_messages,
             list_sessions_newest_first_with_paging,
+            failed_creates_leave_the_session_list_alone,
             list_sessions_filters,
             ping_succeeds,
             // expiry

@@ -600,9 +600,10 @@ pub async fn run_sequence(
                     continue;
                 };
                 let r = reference(&target, *by);
+                // A new id as the service gets one (the store may place it).
                 let id = reuse_id
                     .and_then(|i| pick(&messages, i))
-                    .unwrap_or_else(Uuid::new_v4);
+                    .unwrap_or_else(|| s.store.new_message_id(&r));
                 let d = MessageDraft {
                     id,
                     role: *role,
@@ -630,7 +631,7 @@ pub async fn run_sequence(
                 };
                 let r = reference(&target, *by);
                 let d = MessageDraft {
-                    id: Uuid::new_v4(),
+                    id: s.store.new_message_id(&r),
                     role: *role,
                     message: TEXTS[usize::from(*text) % TEXTS.len()].to_owned(),
                     metadata: Metadata::new(),

@@ -324,6 +324,20 @@ pub trait ChatStore: Send + Sync + 'static {
     /// Succeeds when the backend answers; used by readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// A fresh id for a message the service is about to append to the session
+    /// `session` names: the user's message, and the assistant's answer (whose id is
+    /// also the stream's `response_id`). Ids a client chooses do not come from here.
+    ///
+    /// The default is [`Uuid::now_v7`]. A store may override it to place the id
+    /// where that session's data lives (the Redis adapter, on a cluster, picks the
+    /// random bits that decide the message pointer's hash slot), as long as the id
+    /// stays a version 7 UUID with enough random bits left (50 or more) that ids
+    /// written by several instances never collide.
+    fn new_message_id(&self, session: &SessionRef) -> Uuid {
+        let _ = session;
+        Uuid::now_v7()
+    }
+
     /// Chat's first step: appends the user's message as [`ChatStore::append`] does and
     /// returns it with the context the model needs (see [`Turn`]), at most `window`
     /// system messages and `window` recent ones.

@@ -493,10 +493,17 @@ impl ChatService {
         Ok(SessionPage { sessions, next })
     }
 
-    /// A new message draft: a fresh id, the current time.
-    fn draft(&self, role: Role, message: String, metadata: crate::Metadata) -> MessageDraft {
+    /// A new message draft for the session `to` names: a fresh id (from the store),
+    /// the current time.
+    fn draft(
+        &self,
+        to: &SessionRef,
+        role: Role,
+        message: String,
+        metadata: crate::Metadata,
+    ) -> MessageDraft {
         MessageDraft {
-            id: Uuid::now_v7(),
+            id: self.deps.store.new_message_id(to),
             role,
             message,
             metadata,
@@ -510,7 +517,7 @@ impl ChatService {
     /// `session_not_found`, `session_inactive`, or a store failure.
     pub async fn create_message(&self, new: NewMessage) -> Result<MessageView, ServiceError> {
         validate::check_new_message(&new, self.limits())?;
-        let draft = self.draft(new.role, new.message, new.metadata);
+        let draft = self.draft(&new.session, new.role, new.message, new.metadata);
         let (session, stored) = self.deps.store.append(&new.session, draft).await?;
         Ok(MessageView::new(stored, session))
     }
@@ -623,7 +630,7 @@ impl ChatService {
     async fn begin_chat(&self, new: NewMessage) -> Result<Generation, ServiceError> {
         validate::check_new_message(&new, self.limits())?;
         let budget = self.config.context;
-        let draft = self.draft(Role::User, new.message, new.metadata);
+        let draft = self.draft(&new.session, Role::User, new.message, new.metadata);
         let turn = self
             .deps
             .store
@@ -640,10 +647,15 @@ impl ChatService {
             });
         }
         let grounding = self.ground(&turn, &mut request).await;
+        // The answer's id, for its session by session_id (the store's common path).
+        let response_id = self
+            .deps
+            .store
+            .new_message_id(&SessionRef::parse(&turn.session.session_id));
         Ok(Generation {
             session: turn.session,
             message_id: turn.message.id,
-            response_id: Uuid::now_v7(),
+            response_id,
             request,
             grounding,
         })

@@ -3,7 +3,7 @@
 //! store a call is a round trip, so a regression here is a latency regression.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,10 +17,12 @@ use futures::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
-/// Delegates to a memory store and counts every call.
+/// Delegates to a memory store and counts every call; notes every message id it
+/// hands out with the reference it was asked for.
 struct CountingStore {
     inner: MemoryStore,
     calls: AtomicUsize,
+    ids: Mutex<Vec<(String, Uuid)>>,
 }
 
 impl CountingStore {
@@ -96,6 +98,14 @@ impl ChatStore for CountingStore {
         self.count();
         self.inner.begin_turn(to, d, window).await
     }
+    fn new_message_id(&self, session: &SessionRef) -> Uuid {
+        let id = Uuid::now_v7();
+        self.ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((session.as_str().to_owned(), id));
+        id
+    }
 }
 
 struct Counted {
@@ -109,6 +119,7 @@ impl Counted {
         let store = Arc::new(CountingStore {
             inner: MemoryStore::new(clock.clone()),
             calls: AtomicUsize::new(0),
+            ids: Mutex::default(),
         });
         let service = ChatService::new(
             store.clone(),
@@ -196,4 +207,43 @@ async fn every_api_operation_is_one_store_call_and_chat_two() {
     let (n, ready) = c.calls(s.ready()).await;
     assert_eq!(n, 1, "readiness");
     ready.expect("ready");
+}
+
+#[tokio::test]
+async fn message_ids_come_from_the_store_the_answer_s_by_session_id() {
+    let c = Counted::new();
+    let s = &c.service;
+    let new = validate::new_session(&json!({"session_id": "placed"}), s.limits()).expect("valid");
+    let session = s.create_session(new).await.expect("created");
+    let handed_out = || {
+        c.store
+            .ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    };
+
+    let written = s
+        .create_message(message("placed", "hi"))
+        .await
+        .expect("created");
+    assert_eq!(handed_out(), [("placed".to_owned(), written.id)]);
+    // A chat naming the session by UUID: the user's message is asked for by that
+    // reference, the answer by the session's session_id.
+    let by_uuid = session.id.to_string();
+    let reply = s.chat(message(&by_uuid, "hello")).await.expect("answered");
+    assert_eq!(
+        handed_out()[1..],
+        [
+            (by_uuid, reply.message_id),
+            ("placed".to_owned(), reply.response_id)
+        ]
+    );
+    let (answer, _) = c
+        .store
+        .message(reply.response_id)
+        .await
+        .expect("read")
+        .expect("the answer is stored under the id the store handed out");
+    assert_eq!(answer.role, colloquy_core::Role::Assistant);
 }

@@ -1,11 +1,14 @@
 -- Appends message ARGV[8] to the session the reference names. ARGV: 9 timestamp us,
 -- 10 body JSON, 11 role, 12 (cluster) the session_id the message's pointer was claimed
--- for, 13 (cluster) the purge time the pointer was given, 14 the turn window ('' for a
--- plain append).
+-- for (or is written here for), 13 (cluster) the purge time the pointer was given (or
+-- is given at least), 14 the turn window ('' for a plain append), 15 the pointer's key
+-- when it is in this slot, written here (always on standalone Redis; on a cluster
+-- when the id names the session's slot), else ''.
 -- Returns {'ok', session fields, stored timestamp us, seq} (a turn adds system ids,
 -- their values, recent ids newest first, their values), {'inactive'}, {'conflict'}; on
 -- a cluster, without writing: {'claim', sid, uuid} when the pointer is not claimed for
--- this session_id yet, {'ttl', purge} when it must live longer.
+-- this session_id yet, {'ttl', purge} when it must live longer, {'taken'} when the
+-- pointer written here names another session_id (the caller claims it first, checked).
 local S, U = session_or_reply()
 if not S then return U end
 if CLUSTER and ARGV[12] ~= S then return {'claim', S, U} end
@@ -14,18 +17,24 @@ if redis.call('HGET', s, 'active') ~= '1' then return {'inactive'} end
 local M = ARGV[8]
 if stores_message(S, M) then return {'conflict'} end
 local purge = redis.call('HGET', s, 'purge')
--- When the message's pointer expires: the caller's guess on a cluster, else exactly
--- with the session.
+-- When the message's pointer expires: with the session on standalone Redis; on a
+-- cluster the caller's guess, or the session's purge time when later (the session's
+-- 'cover' stays the earliest purge time of its pointers).
 local pointer_purge = purge
-if CLUSTER then
+local p = ARGV[15]
+if CLUSTER and p == '' then
   pointer_purge = ARGV[13]
   if ms(pointer_purge) < ms(purge) then return {'ttl', purge} end
 else
-  local p = k_msg(M)
   local other = redis.call('GET', p)
-  if other and other ~= S and stores_message(other, M) then return {'conflict'} end
+  if other and other ~= S then
+    -- On a cluster that session_id's keys may be in another slot.
+    if CLUSTER then return {'taken'} end
+    if stores_message(other, M) then return {'conflict'} end
+  end
+  if CLUSTER and ms(ARGV[13]) > ms(purge) then pointer_purge = ARGV[13] end
   redis.call('SET', p, S)
-  expire(p, purge)
+  expire(p, pointer_purge)
 end
 if ms(pointer_purge) < ms(redis.call('HGET', s, 'cover')) then
   redis.call('HSET', s, 'cover', pointer_purge)

@@ -77,6 +77,18 @@ impl ChatStore for RedisStore {
         Ok(self.ready().await?)
     }
 
+    /// On a cluster, for a session named by its `session_id`: a v7 id whose pointer
+    /// lives in that session's slot (see the crate docs), so that the append touches
+    /// one slot in one round trip. Otherwise (standalone, or a UUID reference, whose
+    /// session_id is not known yet) the default.
+    fn new_message_id(&self, session: &SessionRef) -> Uuid {
+        if self.is_cluster() && session.uuid().is_none() {
+            crate::slots::id_in_slot(crate::slots::key_slot(&self.keys.holder(session.as_str())))
+        } else {
+            Uuid::now_v7()
+        }
+    }
+
     async fn begin_turn(
         &self,
         to: &SessionRef,

@@ -4,17 +4,22 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::slots;
+
 /// Builds every key the store uses from its prefix.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     prefix: String,
+    cluster: bool,
 }
 
 impl Keys {
-    /// Keys under `prefix`, which must not contain `{` or `}` (checked by the caller).
-    pub(crate) fn new(prefix: &str) -> Self {
+    /// Keys under `prefix`, which must not contain `{` or `}` (checked by the caller),
+    /// for a cluster or a standalone Redis (message pointers are named differently).
+    pub(crate) fn new(prefix: &str, cluster: bool) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            cluster,
         }
     }
 
@@ -39,8 +44,24 @@ impl Keys {
         format!("{}{{{uuid}}}:u", self.prefix)
     }
 
-    /// `P{M}:p`: the session_id of the session message `id` was appended to.
+    /// The session_id of the session message `id` was appended to. On a cluster
+    /// `P{T}:M:p`, where `T` is the tag of the slot the id's low 14 bits name (see
+    /// `slots.rs`): the session's own slot for ids the store generated. On standalone
+    /// Redis `P{M}:p` (the scripts that delete or extend all of a session's pointers
+    /// build this name from the id).
     pub(crate) fn message_pointer(&self, id: Uuid) -> String {
+        if self.cluster {
+            let tag = slots::slot_tag(slots::message_slot(id));
+            format!("{}{{{tag}}}:{id}:p", self.prefix)
+        } else {
+            self.old_message_pointer(id)
+        }
+    }
+
+    /// `P{M}:p`: a message pointer as a cluster named it before slot-tagged pointers
+    /// (and as standalone Redis still names it); read on a cluster when the new one is
+    /// missing, until every session of before the upgrade has expired.
+    pub(crate) fn old_message_pointer(&self, id: Uuid) -> String {
         format!("{}{{{id}}}:p", self.prefix)
     }
 
@@ -60,6 +81,12 @@ impl Keys {
 pub(crate) fn index_entry(created_at: DateTime<Utc>, uuid: Uuid, sid: &str) -> String {
     let micros = created_at.timestamp_micros().max(0);
     format!("{micros:017} {uuid} {sid}")
+}
+
+/// The `created_at` an index entry was written for.
+pub(crate) fn index_entry_created(entry: &str) -> Option<DateTime<Utc>> {
+    let micros = entry.split(' ').next()?.parse::<i64>().ok()?;
+    DateTime::from_timestamp_micros(micros)
 }
 
 /// The UUID and session_id an index entry names.
@@ -82,7 +109,7 @@ mod tests {
 
     #[test]
     fn session_keys_share_the_session_id_tag() {
-        let keys = Keys::new("app:");
+        let keys = Keys::new("app:", false);
         let id = Uuid::new_v4();
         for kind in ['s', 'm', 'v', 'y'] {
             let key = keys.session("chat:42", id, kind);
@@ -94,6 +121,27 @@ mod tests {
         assert_eq!(tag(&keys.message_pointer(id)), id.to_string());
         assert_eq!(tag(&keys.index()), "idx");
         assert_eq!(tag(&keys.index_purge()), "idx");
+        assert_eq!(keys.message_pointer(id), format!("app:{{{id}}}:p"));
+        assert_eq!(keys.old_message_pointer(id), format!("app:{{{id}}}:p"));
+    }
+
+    #[test]
+    fn cluster_message_pointers_live_in_the_slot_their_id_names() {
+        let keys = Keys::new("app:", true);
+        let sid = "chat:42";
+        let session_slot = slots::key_slot(&keys.holder(sid));
+        // An id the store generates for the session: its pointer is in the session's slot.
+        let id = slots::id_in_slot(session_slot);
+        let pointer = keys.message_pointer(id);
+        assert_eq!(slots::key_slot(&pointer), session_slot);
+        assert_eq!(
+            pointer,
+            format!("app:{{{}}}:{id}:p", slots::slot_tag(session_slot))
+        );
+        // Any other id: the slot its low 14 bits name.
+        let other = Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_0007);
+        assert_eq!(slots::key_slot(&keys.message_pointer(other)), 7);
+        assert_eq!(tag(&keys.old_message_pointer(other)), other.to_string());
     }
 
     #[test]
@@ -105,5 +153,6 @@ mod tests {
         let late_b = index_entry(t + chrono::Duration::microseconds(1), b, "x");
         assert!(early < late_a && late_a < late_b);
         assert_eq!(parse_index_entry(&late_a), Some((a, "y")));
+        assert_eq!(index_entry_created(&early), Some(t));
     }
 }

@@ -45,9 +45,29 @@
 //! | `P{S}:U:v` | zset | the non-deleted messages, `M` scored by `seq` (write order) | `S` |
 //! | `P{S}:U:y` | zset | the non-deleted **system** messages, `M` scored by `seq` | `S` |
 //! | `P{U}:u` | string | `S`: where session `U` is stored | `U` |
-//! | `P{M}:p` | string | `S`: the session_id message `M` was appended under | `M` |
+//! | `P{T}:M:p` (cluster) | string | `S`: the session_id message `M` was appended under; `T` = `slot_tag(message_slot(M))` (below) | `M`'s low 14 bits: `S`'s slot for ids the store generated |
+//! | `P{M}:p` (standalone; a cluster's before the upgrade) | string | the same | `M` |
 //! | `P{idx}:c` | zset | the list index: `"<created 17 digits> U S"`, all scored 0 (text order = `(created_at, id)`) | `idx` |
 //! | `P{idx}:p` | zset | the same entries scored by purge time (none for `Retention::Forever`) | `idx` |
+//!
+//! **Message pointers on a cluster.** `GET /messages/{id}` needs message id → session,
+//! from the id alone, and an append should touch one slot. So the low 14 bits of a
+//! message id name a slot (`message_slot`), and the pointer's key is tagged with that
+//! slot's *tag* `slot_tag(s)`: the first string of 1-4 characters of `0-9 A-Z a-z`
+//! (by length, then alphabet) whose CRC16 lands in slot `s`, from a table of 16,384
+//! built once per process (a few ms; a pure function, so part of the schema). The ids
+//! the server generates come from
+//! [`ChatStore::new_message_id`](colloquy_core::ports::ChatStore::new_message_id),
+//! which this store overrides on a cluster: for a session named by its `session_id`,
+//! a version 7 UUID whose low 14 (random) bits are the slot of `{S}`
+//! (`id_in_slot(key_slot(P{S}:h))`); the timestamp, the counter that orders ids
+//! within a millisecond and 18 random bits stay. A UUID reference keeps the default
+//! `Uuid::now_v7()` (its session_id is not known before the lookup); the service
+//! asks with the session_id for the user's message of a chat by session_id and for
+//! every answer. (The functions are in `src/slots.rs`; `key_slot` is Redis's rule,
+//! tested equal to redis-rs's `Slot::for_key`, which does not expose the number.) On
+//! standalone Redis slots do not matter: pointers keep the name `P{M}:p` and ids the
+//! default.
 //!
 //! `session_id` characters (`A-Z a-z 0-9 . _ : -`) are safe inside a hash tag. Keys
 //! are named per UUID, so a session that expired but is still stored (retention) and
@@ -66,7 +86,7 @@
 //! in the same script. So [`ChatStore::purge_expired`](colloquy_core::ports::ChatStore::purge_expired)
 //! has nothing to do and returns `Ok(0)`: Redis removes the data by itself.
 //!
-//! Pointers (`P{U}:u`, `P{M}:p`) and the holder key never expire *before* the
+//! Pointers (`P{U}:u`, message pointers) and the holder key never expire *before* the
 //! session they lead to, but may expire later (their expiry only moves later): every
 //! reader checks a pointer against the session's own keys, so a pointer that outlives
 //! its session, or that an interrupted write left behind, leads nowhere.
@@ -92,15 +112,20 @@
 //!   adapter, exactly as [`MessageFilter::matches`](colloquy_core::MessageFilter::matches)
 //!   says, over batches of 500 messages read in the requested order: one round trip
 //!   per 500 messages scanned.
-//! - **message / delete_message**: `P{M}:p` names `S`; the message must be in the live
-//!   holder of `S` (a pointer to anything else is "not found").
+//! - **message / delete_message**: the message pointer names `S`; the message must be
+//!   in the live holder of `S` (a pointer to anything else is "not found"). On a
+//!   cluster a missing pointer is looked for under its old name `P{M}:p` too.
 //! - **delete_session**: deletes the session's four keys and hands `P{S}:h` back to
 //!   the previous holder (if still stored). On standalone Redis the same script also
 //!   deletes its pointers and list entry; on a cluster they are left to expire.
 //! - **list_sessions**: reads the list index newest first, in batches of
-//!   `offset + limit + 8` entries (16 to 500), and each entry's session hash; entries
-//!   whose session is gone are dropped as they are met, and every create drops up to
-//!   16 entries past their purge time.
+//!   `offset + limit + 8` entries (16 to 500), and each entry's session hash. An entry
+//!   counts only when the session's `idx` field is that very entry (a create that
+//!   conflicted on a cluster leaves its entry behind, possibly naming a stored session
+//!   of the same UUID and session_id at another `created_at`); entries naming no
+//!   session are dropped as they are met, on a cluster only once their `created_at`
+//!   is two minutes old (a create in flight writes its entry before its session), and
+//!   every create drops up to 16 entries past their purge time.
 //!
 //! The list index is the one global structure, because listing all sessions by
 //! `created_at` needs one ordered set. It lives in the `{idx}` slot and is written
@@ -121,11 +146,18 @@
 //!   session in `S`'s slot. A UUID pointer already naming another `session_id` is
 //!   checked there: a stored session with that UUID is a conflict, a leftover pointer
 //!   is taken over.
-//! - **append / begin_turn**: the message pointer `P{M}:p` first, then the append in
-//!   `S`'s slot. The pointer is first given the purge time of a session expiring
-//!   [`RedisConfig::pointer_ttl`] from now; when the session lives longer, the append
-//!   script refuses to commit and names its purge time, and the pointer is extended
-//!   before the append is sent again.
+//! - **append / begin_turn** with an id in `S`'s slot (generated by the store for a
+//!   reference by session_id, or for a UUID whose session_id this store has seen): one
+//!   script writes the pointer and the message, as on standalone Redis. Should that
+//!   pointer already name another session_id (an id reused across sessions), the
+//!   script writes nothing and the append takes the path below.
+//! - **append / begin_turn** with any other id (chosen by a client): the message
+//!   pointer first, then the append in `S`'s slot. The pointer is first given the
+//!   purge time of a session expiring [`RedisConfig::pointer_ttl`] from now; when the
+//!   session lives longer, the append script refuses to commit and names its purge
+//!   time, and the pointer is extended before the append is sent again. (A pointer
+//!   written by the append script gets the later of that and the session's purge
+//!   time, so `cover` works alike for both.)
 //! - **update moving `expires_at`** beyond the session's `cover`: the script refuses
 //!   and names the session's pointers; they and the list entry are extended
 //!   (`PEXPIREAT … GT`, never earlier), then the update commits. Within `cover` (at
@@ -137,20 +169,27 @@
 //!   which names the session by UUID, goes straight to `S`'s slot.
 //!
 //! What losing one master of three breaks: every operation by `session_id` on the
-//! sessions whose slot it serves (a third); appends also when the new message's id
-//! hashes to it (the pointer comes first), so about 5/9 of appends; `message(id)`
-//! likewise; and every create if it serves the list index's slot (about 5/9 of
-//! creates otherwise).
+//! sessions whose slot it serves (a third), appends with server-generated ids
+//! included (their pointers live in the session's slot); appends with a client's id
+//! also when that id's slot is on it (about 5/9 of those); `message(id)` of the
+//! sessions it serves; and every create if it serves the list index's slot (about 5/9
+//! of creates otherwise).
 //!
 //! With a replica per master the outage ends when the replica takes over: measured
 //! by the server's `failover` test (3 masters + 3 replicas on one machine,
-//! `cluster-node-timeout` 1 s, `kill -9` of a master under 12 concurrent writers),
-//! about 2.7 s of failures, during which 60-75 % of appends failed (90-97 % of
-//! those to the dead master's sessions, 40-60 % of the others: their message
-//! pointers hash to any slot), every one a 503 that stored nothing, with no
-//! acknowledged write lost. Redis replication is asynchronous, so a write
-//! acknowledged by a master in the instant before it dies may still be missing on the
-//! replica that replaces it; the store does not send `WAIT`.
+//! `cluster-node-timeout` 1 s, `kill -9` of the master serving 6 of the 12 writers'
+//! sessions, messages posted by session_id; 5 runs at load average 8-10 on 2 cores):
+//! the replica took over 2.1-2.5 s after the kill; meanwhile 82-91 % of the requests
+//! to the dead master's sessions failed (all of them once the failure was noticed)
+//! and 11-22 % of the other sessions' requests, only in the 0.7-1.0 s in which the
+//! survivors reported `cluster_state:fail` (Redis then refuses every slot, with its
+//! default `cluster-require-full-coverage yes`); 31-43 % of all requests. With
+//! `cluster-require-full-coverage no` none of the other sessions' requests failed (0
+//! of 778). Every failure is a 503 that stored nothing; no acknowledged write was
+//! lost or stored twice; 2 log lines in the outage (0.8/s).
+//! Redis replication is asynchronous, so a write acknowledged by a master in the
+//! instant before it dies may still be missing on the replica that replaces it; the
+//! store does not send `WAIT`.
 //!
 //! # Round trips per operation
 //!
@@ -162,11 +201,12 @@
 //! | `create_session` | 1 | 3 (2 round trips: the UUID pointer and the list entry concurrently, then the session) |
 //! | `session`, `update_session`, `delete_session`, `list_messages` by session_id | 1 | 1 |
 //! | the same by UUID | 1 | 1 for a session this store has seen, else 2 |
-//! | `append`, `begin_turn` by session_id | 1 | 2 (pointer, append) |
-//! | `append`, `begin_turn` by UUID | 1 | 2 for a session this store has seen, else 3 |
-//! | `message`, `delete_message` | 1 | 2 (pointer, session) |
+//! | `append`, `begin_turn` by session_id, id from `new_message_id` | 1 | 1 |
+//! | `append`, `begin_turn` by UUID, id from `new_message_id` by session_id (the chat's answer) | 1 | 1 for a session this store has seen, else 2 |
+//! | `append`, `begin_turn`, a client's id (or by UUID, id from `new_message_id` by UUID) | 1 | 2 (pointer, append) by session_id or by UUID of a session this store has seen, else 3 |
+//! | `message`, `delete_message` | 1 | 2 (pointer, session); a missing message 2 (the pointer under both names) |
 //! | `list_messages` with a search, or role user/assistant | 1 per 500 messages scanned | same |
-//! | `update_session` moving `expires_at` beyond `cover` | 1 | 2 + one request per pointer (concurrently: the UUID pointer, each message pointer, the list entry) |
+//! | `update_session` moving `expires_at` beyond `cover` | 1 | 2 + one request per pointer (concurrently: the UUID pointer, each message pointer, the list entry); + one per message whose pointer was not extended under its new name (concurrently: under its old name) |
 //! | `list_sessions` | 1 per index batch (usually 1) | 1 + one request per entry read (concurrently), per batch; +1 to drop entries found gone |
 //! | `ping` (readiness) | 1 | 1 + one per master (`CLUSTER SLOTS` from any node, then `CLUSTER INFO` on every master, concurrently) |
 //! | `purge_expired` | 0 | 0 |
@@ -176,8 +216,25 @@
 //! upper case is resolved (the pointer and the text hash to different slots); +1 when
 //! a UUID's session is not live and a live session has that UUID's text as its
 //! `session_id`; +2 when a create or append meets a pointer left by an interrupted
-//! write under another `session_id` (checked, then taken over). The first call of
+//! write under another `session_id` (checked, then taken over; +4 for an append that
+//! would be one script: its refusal, then the claim, the check, the take-over). The
+//! first call of
 //! each script on a fresh Redis costs two more (`NOSCRIPT`, then `SCRIPT LOAD`), once.
+//!
+//! # Upgrading to slot-tagged message pointers (cluster)
+//!
+//! Before, a cluster named every message pointer `P{M}:p`. Now new pointers are
+//! `P{T}:M:p` (above); nothing is rewritten. `message`/`delete_message` look for a
+//! missing pointer under the old name too (one more round trip, only on a miss), and
+//! an update moving a session's expiry extends the old name of each pointer it finds
+//! missing under the new one. Two gaps until the sessions of before the upgrade have
+//! expired: an append with a client's id that a message of before the upgrade has in
+//! **another** session is not refused as a conflict (its pointer is overwritten under
+//! the new name only), and a mixed-version fleet (old and new instances on one
+//! cluster) does not see the new instances' pointers from the old ones. Upgrade all
+//! instances together; the fallback (`Keys::old_message_pointer` and its two callers)
+//! can be removed once every session created before the upgrade has passed its purge
+//! time (its `expires_at` plus the retention). Standalone Redis is unchanged.
 //!
 //! # Upgrading from the previous key layout
 //!
@@ -227,6 +284,7 @@ mod messages;
 mod readiness;
 mod scripts;
 mod sessions;
+mod slots;
 mod store;
 mod streams;
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::codec::{self, Reply};
 use crate::error::Error;
+use crate::slots;
 use crate::store::{RedisStore, Target, Then, MAX_STEPS};
 
 /// Messages read per request while scanning a session for a filtered list.
@@ -34,7 +35,11 @@ impl RedisStore {
         let cluster = self.is_cluster();
         let body = codec::message_body(draft.role, &draft.message, &draft.metadata)?;
         let mut target = self.first_target(to);
-        // Cluster: the message's pointer (another slot) is claimed before the append
+        let pointer = self.keys.message_pointer(draft.id);
+        let pointer_slot = slots::key_slot(&pointer);
+        // Cluster: when the message's pointer is in the session's slot (an id the store
+        // generated for a reference by session_id), the append script writes it: one
+        // round trip. Otherwise the pointer (another slot) is claimed before the append
         // commits, with a first guess of its purge time that the script checks.
         let mut purge = if cluster {
             self.pointer_guess()
@@ -42,12 +47,16 @@ impl RedisStore {
             String::new()
         };
         let mut claimed: Option<String> = None;
+        let mut same_slot = cluster;
         for _ in 0..MAX_STEPS {
+            let mut here = if cluster { "" } else { pointer.as_str() };
             if cluster {
                 if let Some(sid) = target.sid(to) {
-                    if claimed.as_deref() != Some(sid) {
-                        let pointer = self.keys.message_pointer(draft.id);
-                        self.claim_checked(pointer, sid, &purge, Entity::Message, draft.id)
+                    if same_slot && slots::key_slot(&self.keys.holder(sid)) == pointer_slot {
+                        here = &pointer;
+                        claimed = Some(sid.to_owned());
+                    } else if claimed.as_deref() != Some(sid) {
+                        self.claim_checked(pointer.clone(), sid, &purge, Entity::Message, draft.id)
                             .await?;
                         claimed = Some(sid.to_owned());
                     }
@@ -61,6 +70,7 @@ impl RedisStore {
                 claimed.clone().unwrap_or_default(),
                 purge.clone(),
                 window.map(|w| w.to_string()).unwrap_or_default(),
+                here.to_owned(),
             ];
             let Some(reply) = self
                 .step(&self.scripts.message_append, to, &mut target, &args)
@@ -83,6 +93,11 @@ impl RedisStore {
                         uuid,
                         then: Then::Cold,
                     };
+                }
+                "taken" => {
+                    // The pointer names another session_id: claim it the checked way.
+                    same_slot = false;
+                    claimed = None;
                 }
                 "ttl" => {
                     // The session lives longer than the guess: extend the pointer first.
@@ -118,8 +133,16 @@ impl RedisStore {
     async fn by_id(&self, id: Uuid, op: &str) -> Result<Option<Reply>, Error> {
         let pointer = self.keys.message_pointer(id);
         let (route, sid) = if self.is_cluster() {
-            // Cluster: the pointer first, then the session's slot.
-            let sid: Option<String> = self.conn.clone().get(&pointer).await?;
+            // Cluster: the pointer first (under its old name when missing), then the
+            // session's slot.
+            let mut sid: Option<String> = self.conn.clone().get(&pointer).await?;
+            if sid.is_none() {
+                sid = self
+                    .conn
+                    .clone()
+                    .get(self.keys.old_message_pointer(id))
+                    .await?;
+            }
             let Some(sid) = sid else { return Ok(None) };
             (self.keys.holder(&sid), sid)
         } else {

@@ -15,6 +15,12 @@ use crate::store::{RedisStore, Target, MAX_STEPS};
 /// Largest number of list index entries read per request while listing.
 const LIST_BATCH: usize = 500;
 
+/// How long a create may take between writing its list entry and its session (a
+/// cluster writes the entry first): a listing drops an entry naming no session only
+/// when its `created_at` is older than this. Far beyond `MAX_STEPS` requests of the
+/// longest response timeout a store is configured with in practice.
+const CREATE_SETTLES: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// How many single-key requests run at once when keys of many slots are touched on a
 /// cluster (the sessions of a list page, the pointers of a session whose expiry moves).
 const CLUSTER_FANOUT: usize = 64;
@@ -176,12 +182,9 @@ impl RedisStore {
                     .clone()
             }
         };
-        let mut cmds = vec![extend(self.keys.uuid_pointer(uuid))];
-        for id in messages {
-            cmds.push(extend(self.keys.message_pointer(parse_uuid(id)?)));
-        }
         let score = if purge == "never" { "+inf" } else { purge };
-        cmds.push(
+        let mut cmds = vec![
+            extend(self.keys.uuid_pointer(uuid)),
             redis::cmd("ZADD")
                 .arg(self.keys.index_purge())
                 .arg("XX")
@@ -189,15 +192,35 @@ impl RedisStore {
                 .arg(score)
                 .arg(entry)
                 .clone(),
-        );
-        futures::stream::iter(cmds.into_iter().map(|cmd| {
+        ];
+        let ids = messages
+            .iter()
+            .map(|id| parse_uuid(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        cmds.extend(ids.iter().map(|&id| extend(self.keys.message_pointer(id))));
+        let replies = self.fan_out(cmds).await?;
+        // A message appended before slot-tagged pointers has its pointer under the old
+        // name: tried when the new name was not extended (missing, or already later).
+        let old: Vec<_> = ids
+            .iter()
+            .zip(&replies[2..])
+            .filter(|(_, reply)| matches!(reply, Value::Int(0)))
+            .map(|(&id, _)| extend(self.keys.old_message_pointer(id)))
+            .collect();
+        self.fan_out(old).await?;
+        Ok(())
+    }
+
+    /// Cluster: sends single-key commands of many slots concurrently; their replies,
+    /// in order.
+    async fn fan_out(&self, cmds: Vec<redis::Cmd>) -> Result<Vec<Value>, Error> {
+        Ok(futures::stream::iter(cmds.into_iter().map(|cmd| {
             let mut conn = self.conn.clone();
             async move { cmd.query_async::<Value>(&mut conn).await }
         }))
-        .buffer_unordered(CLUSTER_FANOUT)
+        .buffered(CLUSTER_FANOUT)
         .try_collect::<Vec<_>>()
-        .await?;
-        Ok(())
+        .await?)
     }
 
     pub(crate) async fn delete_session(&self, reference: &SessionRef) -> Result<(), Error> {
@@ -220,6 +243,7 @@ impl RedisStore {
             return Ok(out);
         }
         let now = self.clock.now();
+        let settled = now - chrono::Duration::from_std(CREATE_SETTLES).unwrap_or_default();
         let batch = page
             .offset
             .saturating_add(page.limit)
@@ -232,8 +256,22 @@ impl RedisStore {
             let fetched = rows.len();
             let mut gone = Vec::new();
             for (entry, fields) in &rows {
-                let Some(session) = codec::session_from_fields(fields)? else {
-                    gone.push(entry.clone());
+                // An entry names its session only when the session's own `idx` is that
+                // entry: on a cluster a create writes its entry first, and one that then
+                // conflicted leaves an entry naming no session, or naming a stored
+                // session (same UUID and session_id) at another created_at.
+                let named = fields.get("idx").is_some_and(|idx| idx == entry);
+                let session = if named {
+                    codec::session_from_fields(fields)?
+                } else {
+                    None
+                };
+                let Some(session) = session else {
+                    // A create in flight has written its entry but not yet its session:
+                    // only entries older than that can take are dropped.
+                    if keys::index_entry_created(entry).is_none_or(|at| at < settled) {
+                        gone.push(entry.clone());
+                    }
                     continue;
                 };
                 if session.is_expired_at(now) || !filter.matches(&session) {

@@ -199,8 +199,8 @@ impl RedisStore {
 
     fn with_conn(conn: Conn, config: &RedisConfig, clock: Arc<dyn Clock>) -> Self {
         Self {
+            keys: Keys::new(&config.prefix, conn.is_cluster()),
             conn,
-            keys: Keys::new(&config.prefix),
             clock,
             scripts: Arc::new(Scripts::new()),
             retention: config.retention,

@@ -246,6 +246,17 @@ impl ClusterFixture {
             .expect("some UUID lands on every node")
     }
 
+    /// A message id (as a client may choose it) whose pointer is on node `node`: the
+    /// pointer's slot is named by the id's low 14 bits, so one the store generates for
+    /// a session_id on that node.
+    fn message_id_on(&self, node: usize) -> Uuid {
+        (0..)
+            .map(|i| format!("pointer-{i}"))
+            .find(|sid| self.cluster.node_of(sid) == node)
+            .map(|sid| self.store.new_message_id(&SessionRef::parse(&sid)))
+            .expect("some session_id lands on every node")
+    }
+
     /// The node other than the list index's and `not`.
     fn other_node(&self, not: usize) -> usize {
         let index = self.cluster.node_of("steps:{idx}:c");
@@ -299,7 +310,7 @@ async fn an_append_failing_after_its_pointer_leaves_no_message() {
         .await
         .expect("append");
     let pointer_node = f.other_node(session_node);
-    let lost = draft_with_id(&f.clock, f.uuid_on(pointer_node));
+    let lost = draft_with_id(&f.clock, f.message_id_on(pointer_node));
 
     f.cluster.nodes[session_node].kill();
     let failed = tokio::time::timeout(HANG_GUARD, f.store.append(&by_sid(&s), lost.clone()))
@@ -307,14 +318,17 @@ async fn an_append_failing_after_its_pointer_leaves_no_message() {
         .expect("no hang");
     assert_unavailable("append with the session's node down", failed);
     // The first step happened: the pointer is there.
-    let pointer: Option<String> = redis::Client::open(f.cluster.nodes[pointer_node].url())
+    let mut raw = redis::Client::open(f.cluster.nodes[pointer_node].url())
         .expect("url")
         .get_multiplexed_async_connection()
         .await
-        .expect("connect")
-        .get(format!("steps:{{{}}}:p", lost.id))
+        .expect("connect");
+    let names: Vec<String> = raw
+        .keys(format!("steps:{{*}}:{}:p", lost.id))
         .await
-        .expect("GET");
+        .expect("KEYS");
+    assert_eq!(names.len(), 1, "one pointer: {names:?}");
+    let pointer: Option<String> = raw.get(&names[0]).await.expect("GET");
     assert_eq!(pointer.as_deref(), Some(s.session_id.as_str()));
 
     f.restart(session_node, &s).await;
@@ -344,7 +358,7 @@ async fn an_append_failing_at_its_pointer_writes_nothing() {
     let s = session_named(&f.clock, &f.session_id_on(session_node));
     f.store.create_session(&s).await.expect("create");
     let pointer_node = f.other_node(session_node);
-    let lost = draft_with_id(&f.clock, f.uuid_on(pointer_node));
+    let lost = draft_with_id(&f.clock, f.message_id_on(pointer_node));
 
     f.cluster.nodes[pointer_node].kill();
     let failed = tokio::time::timeout(HANG_GUARD, f.store.append(&by_sid(&s), lost.clone()))

@@ -105,9 +105,18 @@ impl Fixture {
         }
     }
 
+    /// Appends to `s` by session_id, with an id the store generated for it (as the
+    /// service does).
     async fn append(&self, s: &Session, role: Role) -> ChatMessage {
+        let to = SessionRef::parse(&s.session_id);
+        self.append_as(s, role, self.store.new_message_id(&to))
+            .await
+    }
+
+    /// Appends to `s` by session_id a message with id `id`.
+    async fn append_as(&self, s: &Session, role: Role, id: Uuid) -> ChatMessage {
         let draft = MessageDraft {
-            id: Uuid::now_v7(),
+            id,
             role,
             message: "hi".into(),
             metadata: Metadata::new(),
@@ -335,9 +344,12 @@ async fn every_key_of_a_session_is_in_its_session_id_slot() {
     let mut messages = Vec::new();
     for s in &sessions {
         f.store.create_session(s).await.expect("create");
-        messages.push(f.append(s, Role::System).await);
-        messages.push(f.append(s, Role::User).await);
+        messages.push((s, f.append(s, Role::System).await));
+        messages.push((s, f.append(s, Role::User).await));
     }
+    // An id a client chose, in slot 7 (its low 14 bits).
+    let chosen = Uuid::from_u128(0x0191_0000_0000_7000_8000_0000_0000_0007);
+    let client = f.append_as(&sessions[0], Role::User, chosen).await;
     let mut conn = redis::cluster::ClusterClient::new(f.urls.clone())
         .expect("cluster client")
         .get_async_connection()
@@ -360,9 +372,33 @@ async fn every_key_of_a_session_is_in_its_session_id_slot() {
         let uuid_pointer = format!("{}{{{}}}:u", f.prefix, s.id);
         assert!(keys.contains(&uuid_pointer));
     }
-    for m in &messages {
-        assert!(keys.contains(&format!("{}{{{}}}:p", f.prefix, m.id)));
+    // Message pointers `P{T}:M:p`: T a tag of the slot M's low 14 bits name, which
+    // for ids the store generated is the session's slot.
+    let pointer_slot = async |conn: &mut redis::cluster_async::ClusterConnection, id: Uuid| {
+        let suffix = format!("}}:{id}:p");
+        let pointer = keys
+            .iter()
+            .find(|k| k.starts_with(&format!("{}{{", f.prefix)) && k.ends_with(&suffix))
+            .unwrap_or_else(|| panic!("the pointer of {id} in {keys:?}"));
+        keyslot(conn, pointer).await
+    };
+    for (s, m) in &messages {
+        let session_slot = keyslot(&mut conn, &s.session_id).await;
+        assert_eq!(
+            pointer_slot(&mut conn, m.id).await,
+            session_slot,
+            "{}",
+            m.id
+        );
     }
+    assert_eq!(pointer_slot(&mut conn, client.id).await, 7);
+    let (found, _) = f
+        .store
+        .message(client.id)
+        .await
+        .expect("message")
+        .expect("a client's id is found through its pointer");
+    assert_eq!(found.id, chosen);
     f.cleanup().await;
 }
 
@@ -535,4 +571,78 @@ async fn list_entries_past_their_purge_time_are_dropped_by_creates() {
         assert!(entries[0].contains(&young.id.to_string()));
     }
     f.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_message_pointer_under_its_old_name_is_still_followed_on_a_cluster() {
+    let Some(f) = Fixture::cluster().await else {
+        return;
+    };
+    let s = f.session("before-upgrade", Span::hours(1));
+    f.store.create_session(&s).await.expect("create");
+    let m = f.append(&s, Role::User).await;
+    // As the previous layout left it: `P{M}:p`, in the slot of the id's text.
+    let mut conn = redis::cluster::ClusterClient::new(f.urls.clone())
+        .expect("cluster client")
+        .get_async_connection()
+        .await
+        .expect("connect");
+    let keys = f.keys().await;
+    let pointer = keys
+        .iter()
+        .find(|k| k.ends_with(&format!("}}:{}:p", m.id)))
+        .expect("the new pointer")
+        .clone();
+    let old = format!("{}{{{}}}:p", f.prefix, m.id);
+    let purge: i64 = on_cluster(&mut conn, &["PEXPIRETIME", &pointer]).await;
+    let () = on_cluster(
+        &mut conn,
+        &["SET", &old, &s.session_id, "PXAT", &purge.to_string()],
+    )
+    .await;
+    let _: i64 = on_cluster(&mut conn, &["DEL", &pointer]).await;
+
+    let (found, _) = f
+        .store
+        .message(m.id)
+        .await
+        .expect("message")
+        .expect("found under the old name");
+    assert_eq!(found.id, m.id);
+    // Moving the session's expiry far beyond its pointers' moves the old one too.
+    let later = s.expires_at + Span::days(30);
+    f.store
+        .update_session(
+            &SessionRef::parse(&s.session_id),
+            &colloquy_core::SessionPatch {
+                expires_at: Some(later),
+                ..colloquy_core::SessionPatch::default()
+            },
+        )
+        .await
+        .expect("update");
+    let moved: i64 = on_cluster(&mut conn, &["PEXPIRETIME", &old]).await;
+    assert_eq!(
+        moved,
+        ms(later),
+        "the old pointer lives as long as its session"
+    );
+    f.store
+        .delete_message(m.id)
+        .await
+        .expect("delete by the old name");
+    assert_eq!(f.store.message(m.id).await.expect("message"), None);
+    f.cleanup().await;
+}
+
+/// One command through a cluster connection (routed by its key).
+async fn on_cluster<T: redis::FromRedisValue>(
+    conn: &mut redis::cluster_async::ClusterConnection,
+    args: &[&str],
+) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(conn).await.expect(args[0])
 }

@@ -106,9 +106,9 @@ fn session(clock: &ManualClock, sid: &str) -> Session {
     }
 }
 
-fn draft(clock: &ManualClock, role: Role, text: &str) -> MessageDraft {
+fn draft(id: Uuid, clock: &ManualClock, role: Role, text: &str) -> MessageDraft {
     MessageDraft {
-        id: Uuid::now_v7(),
+        id,
         role,
         message: text.to_owned(),
         metadata: Metadata::new(),
@@ -117,11 +117,11 @@ fn draft(clock: &ManualClock, role: Role, text: &str) -> MessageDraft {
 }
 
 /// Runs every operation once; `observe` gets each operation's name and the requests
-/// the store sent for it. `unseen` are two other stores on the same keys that have
+/// the store sent for it. `unseen` are three other stores on the same keys that have
 /// seen no session (so a lookup by UUID starts from nothing).
 async fn run_operations(
     store: &RedisStore,
-    unseen: [&RedisStore; 2],
+    unseen: [&RedisStore; 3],
     clock: &ManualClock,
     tag: &str,
     mut observe: impl FnMut(&str, u64),
@@ -137,6 +137,11 @@ async fn run_operations(
     let s = session(clock, &format!("rt-{tag}"));
     let by_sid = SessionRef::parse(&s.session_id);
     let by_uuid = SessionRef::from_uuid(s.id);
+    // Ids as the service gets them for a session named by session_id (on a cluster:
+    // their pointers live in the session's slot), and ids a client chose, never in
+    // that slot (one of the 14 bits that name the slot flipped).
+    let for_session = || store.new_message_id(&by_sid);
+    let elsewhere = || Uuid::from_u128(store.new_message_id(&by_sid).as_u128() ^ 1);
     op!(
         "create_session",
         store,
@@ -161,7 +166,21 @@ async fn run_operations(
         "append by session_id",
         store,
         store
-            .append(&by_sid, draft(clock, Role::System, "be brief"))
+            .append(
+                &by_sid,
+                draft(for_session(), clock, Role::System, "be brief")
+            )
+            .await
+            .expect("append")
+    );
+    op!(
+        "append by session_id, client's id",
+        store,
+        store
+            .append(
+                &by_sid,
+                draft(elsewhere(), clock, Role::User, "an id of mine")
+            )
             .await
             .expect("append")
     );
@@ -169,7 +188,18 @@ async fn run_operations(
         "append by UUID",
         store,
         store
-            .append(&by_uuid, draft(clock, Role::User, "hello"))
+            .append(&by_uuid, draft(elsewhere(), clock, Role::User, "hello"))
+            .await
+            .expect("append")
+    );
+    op!(
+        "append by UUID, id for its session_id",
+        store,
+        store
+            .append(
+                &by_uuid,
+                draft(for_session(), clock, Role::Assistant, "an answer")
+            )
             .await
             .expect("append")
     );
@@ -177,7 +207,18 @@ async fn run_operations(
         "append by UUID, unseen",
         unseen[1],
         unseen[1]
-            .append(&by_uuid, draft(clock, Role::Assistant, "hi"))
+            .append(&by_uuid, draft(elsewhere(), clock, Role::Assistant, "hi"))
+            .await
+            .expect("append")
+    );
+    op!(
+        "append by UUID, unseen, id for its session_id",
+        unseen[2],
+        unseen[2]
+            .append(
+                &by_uuid,
+                draft(for_session(), clock, Role::Assistant, "hi again")
+            )
             .await
             .expect("append")
     );
@@ -185,11 +226,20 @@ async fn run_operations(
         "begin_turn by session_id",
         store,
         store
-            .begin_turn(&by_sid, draft(clock, Role::User, "question"), 50)
+            .begin_turn(
+                &by_sid,
+                draft(for_session(), clock, Role::User, "question"),
+                50
+            )
             .await
             .expect("turn")
     );
     op!("message", store, store.message(m.id).await.expect("get"));
+    op!(
+        "message (none)",
+        store,
+        store.message(elsewhere()).await.expect("get")
+    );
     op!(
         "list_messages (newest page)",
         store,
@@ -268,7 +318,7 @@ async fn run_operations(
             .expect("update")
     );
     op!(
-        "update_session (expires_at +30 days, 4 messages)",
+        "update_session (expires_at +30 days, 7 messages)",
         store,
         store
             .update_session(
@@ -309,17 +359,21 @@ const STANDALONE: &[(&str, u64)] = &[
     ("session by UUID", 1),
     ("session by UUID, unseen", 1),
     ("append by session_id", 1),
+    ("append by session_id, client's id", 1),
     ("append by UUID", 1),
+    ("append by UUID, id for its session_id", 1),
     ("append by UUID, unseen", 1),
+    ("append by UUID, unseen, id for its session_id", 1),
     ("begin_turn by session_id", 1),
     ("message", 1),
+    ("message (none)", 1),
     ("list_messages (newest page)", 1),
     ("list_messages (cursor, asc)", 1),
     ("list_messages (role system)", 1),
     ("list_messages (search, < 500 messages)", 1),
     ("update_session (is_active, metadata)", 1),
     ("update_session (expires_at +1 h)", 1),
-    ("update_session (expires_at +30 days, 4 messages)", 1),
+    ("update_session (expires_at +30 days, 7 messages)", 1),
     ("list_sessions (1 session)", 1),
     ("delete_message", 1),
     ("ping", 1),
@@ -336,14 +390,23 @@ const CLUSTER: &[(&str, u64)] = &[
     ("session by UUID", 1),
     // The UUID's pointer, then the session's slot.
     ("session by UUID, unseen", 2),
-    // The message pointer first, then the append.
-    ("append by session_id", 2),
+    // An id the store generated: the pointer is in the session's slot, written by the
+    // append script.
+    ("append by session_id", 1),
+    // Another slot: the message pointer first, then the append.
+    ("append by session_id, client's id", 2),
     ("append by UUID", 2),
+    // The chat's answer: this store has seen the session, the id is for its slot.
+    ("append by UUID, id for its session_id", 1),
     // The UUID's slot, the message pointer, the append.
     ("append by UUID, unseen", 3),
-    ("begin_turn by session_id", 2),
+    // The UUID's slot, then the append with its pointer.
+    ("append by UUID, unseen, id for its session_id", 2),
+    ("begin_turn by session_id", 1),
     // The message pointer, then the session's slot.
     ("message", 2),
+    // The pointer, then its name of before slot-tagged pointers.
+    ("message (none)", 2),
     ("list_messages (newest page)", 1),
     ("list_messages (cursor, asc)", 1),
     ("list_messages (role system)", 1),
@@ -352,8 +415,8 @@ const CLUSTER: &[(&str, u64)] = &[
     // Within the time the session's pointers already live (`pointer_ttl`).
     ("update_session (expires_at +1 h)", 1),
     // Beyond it: the script names the pointers, they are extended (the UUID pointer,
-    // 4 message pointers, the list entry: 6 concurrent requests), then the commit.
-    ("update_session (expires_at +30 days, 4 messages)", 8),
+    // the list entry, 7 message pointers: 9 concurrent requests), then the commit.
+    ("update_session (expires_at +30 days, 7 messages)", 11),
     // The list index, then each session on the page (concurrently).
     ("list_sessions (1 session)", 2),
     ("delete_message", 2),
@@ -395,9 +458,18 @@ async fn standalone_round_trips_per_operation() {
         connect("warm:").await,
         connect("warm:").await,
         connect("warm:").await,
+        connect("warm:").await,
     ];
-    run_operations(&warm[0], [&warm[1], &warm[2]], &clock, "warm-up", |_, _| {}).await;
+    run_operations(
+        &warm[0],
+        [&warm[1], &warm[2], &warm[3]],
+        &clock,
+        "warm-up",
+        |_, _| {},
+    )
+    .await;
     let stores = [
+        connect("rt:").await,
         connect("rt:").await,
         connect("rt:").await,
         connect("rt:").await,
@@ -409,7 +481,7 @@ async fn standalone_round_trips_per_operation() {
     let mut last_mark = monitor.mark("begin");
     run_operations(
         &stores[0],
-        [&stores[1], &stores[2]],
+        [&stores[1], &stores[2], &stores[3]],
         &clock,
         "measured",
         |name, requests| {
@@ -464,10 +536,12 @@ async fn cluster_round_trips_per_operation() {
         connect(&warm).await,
         connect(&warm).await,
         connect(&warm).await,
+        connect(&warm).await,
     ];
-    let [a, b, c] = &warm_stores;
-    run_operations(a, [b, c], &clock, "warm-up", |_, _| {}).await;
+    let [a, b, c, d] = &warm_stores;
+    run_operations(a, [b, c, d], &clock, "warm-up", |_, _| {}).await;
     let stores = [
+        connect(&prefix).await,
         connect(&prefix).await,
         connect(&prefix).await,
         connect(&prefix).await,
@@ -475,7 +549,7 @@ async fn cluster_round_trips_per_operation() {
     let mut counted = Vec::new();
     run_operations(
         &stores[0],
-        [&stores[1], &stores[2]],
+        [&stores[1], &stores[2], &stores[3]],
         &clock,
         "measured",
         |name, requests| {

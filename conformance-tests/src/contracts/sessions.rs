@@ -483,6 +483,66 @@ pub async fn list_sessions_newest_first_with_paging(s: &TestStore) {
     }
 }
 
+/// A create that fails leaves `list_sessions` as it was: each stored session is
+/// listed once, at its own `created_at`, whatever later creates reused its UUID or
+/// session_id.
+pub async fn failed_creates_leave_the_session_list_alone(s: &TestStore) {
+    // Two sessions with the very same created_at: the greater id comes first.
+    let a = create(s, "twin-a").await;
+    let b = create(s, "twin-b").await;
+    let mut expected = [a.id, b.id];
+    expected.sort_unstable_by(|x, y| y.cmp(x));
+    s.clock.advance(Duration::seconds(1));
+    let mut attempts = Vec::new();
+    for (twin, other) in [(&a, &b), (&b, &a)] {
+        // The same UUID and session_id, the same UUID under another session_id
+        // (new or taken), and a new UUID under a taken session_id.
+        for (id, session_id) in [
+            (twin.id, twin.session_id.clone()),
+            (twin.id, "fresh".to_owned()),
+            (twin.id, other.session_id.clone()),
+            (Uuid::new_v4(), twin.session_id.clone()),
+        ] {
+            let mut again = new_session(s, &session_id);
+            again.id = id;
+            attempts.push(again);
+        }
+    }
+    for again in &attempts {
+        assert_err!(
+            s.store.create_session(again).await,
+            StoreError::Conflict(Entity::Session),
+            "create_session fails with Conflict(Session) when a live session has the same \
+             session_id or a stored session the same id ({} {})",
+            again.session_id,
+            again.id
+        );
+    }
+    assert_eq!(
+        session_ids(&list_sessions(s, &SessionFilter::default()).await),
+        expected,
+        "list_sessions lists each stored session once, at its own created_at, after \
+         failed creates that reused its UUID or session_id"
+    );
+    let first = s
+        .store
+        .list_sessions(
+            &SessionFilter::default(),
+            colloquy_core::Page {
+                limit: 1,
+                offset: 0,
+            },
+        )
+        .await
+        .expect("list_sessions page");
+    assert_eq!(
+        session_ids(&first),
+        expected[..1],
+        "list_sessions' first page is the newest stored session, never one named by a \
+         failed create"
+    );
+}
+
 /// `list_sessions` filters follow `SessionFilter::matches`: is_active, exact
 /// external_user_id, case-insensitive search in session_id or external_user_id,
 /// with no wildcard characters.
