@@ -2,18 +2,22 @@
 //! (or Redis Cluster), so a stream resumes, and cancels, on any instance.
 //!
 //! Keys, all under the store's prefix:
-//! - `sl:{<response>}` — a Redis Stream of the answer's events; entry `0-(seq+1)`
+//! - `sl:{<tag>}:<response>` — a Redis Stream of the answer's events; entry `0-(seq+1)`
 //!   holds `k` (`c` chunk, `d` done, `f` failed) and `v` (the text, the finish
 //!   reason or the error code), so a read from a sequence number is one `XRANGE`;
-//! - `sl:{<response>}:m` — a hash: session UUID, message id, `session_id`, complete,
-//!   cancel requested, lease end (Redis `TIME`, ms);
+//! - `sl:{<tag>}:<response>:m` — a hash: session UUID, message id, `session_id`,
+//!   complete, cancel requested, lease end (Redis `TIME`, ms), and whether the
+//!   session's pointer is in the same slot;
 //! - `{<session_id>}:<session>:a` — the session's running answer, expiring with its
 //!   lease; it sits in the session's own slot, beside the session's other keys.
 //!
-//! The two response keys share a hash tag, so every script touches one slot. A
-//! chunk costs one round trip (one script). Starting, renewing and finishing an
-//! answer cost one round trip where the response's keys and the session's pointer
-//! can be reached by one script (standalone Redis), else two (the response's slot,
+//! `<tag>` is the hash tag of the slot the response id's low 14 bits name (see
+//! `slots.rs`): the store gives an answer generated in a session referenced by its
+//! `session_id` an id in that session's slot, so on a Redis Cluster too the
+//! response's keys and the session's pointer share one slot. A chunk costs one
+//! round trip (one script). Starting, renewing and finishing an answer cost one
+//! round trip where one script reaches the response's keys and the session's
+//! pointer (standalone Redis, or the shared slot), else two (the response's slot,
 //! then the session's, so the pointer never names a log that does not exist). The
 //! log of a running answer expires
 //! `lease + log TTL` after its last renewal (an instance that died leaves nothing
@@ -33,6 +37,7 @@ use uuid::Uuid;
 
 use crate::conn::Conn;
 use crate::error::Error;
+use crate::slots;
 use crate::store::RedisStore;
 
 /// How often a follower on another instance looks for new events.
@@ -114,11 +119,12 @@ type Read = Option<(String, String, String, String, String, Vec<Entry>)>;
 
 impl RedisStreamLog {
     fn meta_key(&self, response: Uuid) -> String {
-        format!("{}sl:{{{response}}}:m", self.prefix)
+        format!("{}:m", self.stream_key(response))
     }
 
     fn stream_key(&self, response: Uuid) -> String {
-        format!("{}sl:{{{response}}}", self.prefix)
+        let tag = slots::slot_tag(slots::message_slot(response));
+        format!("{}sl:{{{tag}}}:{response}", self.prefix)
     }
 
     fn active_key(&self, session: Uuid, session_id: &str) -> String {
@@ -126,9 +132,11 @@ impl RedisStreamLog {
     }
 
     /// Whether one script may touch a response's keys and its session's pointer:
-    /// always on standalone Redis; on a cluster they live in different slots.
-    fn one_script(&self) -> bool {
+    /// always on standalone Redis; on a cluster when they share a slot.
+    fn one_script(&self, meta: &StreamMeta) -> bool {
         !self.conn.is_cluster()
+            || slots::key_slot(&self.active_key(meta.session, &meta.session_id))
+                == slots::message_slot(meta.response_id)
     }
 
     /// Renews (`ms > 0`) or deletes (`0`) the session's pointer if it names `response`.
@@ -210,10 +218,11 @@ impl StreamLog for RedisStreamLog {
     async fn start(&self, meta: &StreamMeta) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let response = meta.response_id;
+        let one_script = self.one_script(meta);
         let mut call = self.scripts.start.prepare_invoke();
         call.key(self.meta_key(response))
             .key(self.stream_key(response));
-        if self.one_script() {
+        if one_script {
             call.key(self.active_key(meta.session, &meta.session_id));
         }
         let _: i64 = call
@@ -226,7 +235,7 @@ impl StreamLog for RedisStreamLog {
             .invoke_async(&mut conn)
             .await
             .map_err(store_error)?;
-        if !self.one_script() {
+        if !one_script {
             let _: () = conn
                 .pset_ex(
                     self.active_key(meta.session, &meta.session_id),
@@ -242,8 +251,8 @@ impl StreamLog for RedisStreamLog {
     async fn append(&self, response: Uuid, event: &ChatEvent) -> Result<(), StoreError> {
         let (kind, value) = encode(event);
         let mut conn = self.conn.clone();
-        let inline = self.one_script();
-        let session: Option<(String, String)> = self
+        // `(session, session_id)` when the caller must clear the pointer itself.
+        let pointer: Option<(String, String)> = self
             .scripts
             .append
             .key(self.meta_key(response))
@@ -254,16 +263,14 @@ impl StreamLog for RedisStreamLog {
             .arg(if event.is_terminal() { "1" } else { "0" })
             .arg(millis(self.lease + self.log_ttl))
             .arg(millis(self.log_ttl).max(1))
-            .arg(if inline { self.prefix.as_str() } else { "" })
+            .arg(&self.prefix)
             .arg(response.to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(store_error)?;
-        if event.is_terminal() && !inline {
-            if let Some((session, session_id)) = session {
-                let session = Uuid::try_parse(&session).map_err(|_| corrupt("session uuid"))?;
-                self.pointer((session, &session_id), response, 0).await?;
-            }
+        if let Some((session, session_id)) = pointer {
+            let session = Uuid::try_parse(&session).map_err(|_| corrupt("session uuid"))?;
+            self.pointer((session, &session_id), response, 0).await?;
         }
         Ok(())
     }
@@ -336,10 +343,11 @@ impl StreamLog for RedisStreamLog {
     async fn renew(&self, meta: &StreamMeta) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let response = meta.response_id;
+        let one_script = self.one_script(meta);
         let mut call = self.scripts.renew.prepare_invoke();
         call.key(self.meta_key(response))
             .key(self.stream_key(response));
-        if self.one_script() {
+        if one_script {
             call.key(self.active_key(meta.session, &meta.session_id));
         }
         let _: i64 = call
@@ -349,7 +357,7 @@ impl StreamLog for RedisStreamLog {
             .invoke_async(&mut conn)
             .await
             .map_err(store_error)?;
-        if self.one_script() {
+        if one_script {
             return Ok(());
         }
         self.pointer(

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Duration as Span;
 use colloquy_core::ports::ChatStore;
+use colloquy_core::streams::{StreamLog, StreamMeta};
 use colloquy_core::{
-    Clock, Cursor, ManualClock, MessageDraft, MessageFilter, MessageQuery, Metadata, Order, Page,
-    Role, Session, SessionFilter, SessionPatch, SessionRef,
+    ChatEvent, Clock, Cursor, FinishReason, ManualClock, MessageDraft, MessageFilter, MessageQuery,
+    Metadata, Order, Page, Role, Session, SessionFilter, SessionPatch, SessionRef,
 };
 use colloquy_redis::{RedisConfig, RedisStore};
 use common::{free_port, RedisServer, TempDir};
@@ -234,6 +235,52 @@ async fn run_operations(
             .await
             .expect("turn")
     );
+    // The stream log of an answer whose id the store chose for the session (on a
+    // cluster: in the session's slot), and of one whose id lives elsewhere.
+    let log = store.stream_log(Duration::from_secs(60), Duration::from_secs(6));
+    for (kind, response_id) in [("", for_session()), (", id elsewhere", elsewhere())] {
+        let meta = StreamMeta {
+            response_id,
+            message_id: m.id,
+            session: s.id,
+            session_id: s.session_id.clone(),
+        };
+        op!(
+            &format!("stream log: start{kind}"),
+            store,
+            log.start(&meta).await.expect("start")
+        );
+        let chunk = ChatEvent::Chunk {
+            seq: 0,
+            text: "Hel".into(),
+        };
+        op!(
+            &format!("stream log: chunk{kind}"),
+            store,
+            log.append(response_id, &chunk).await.expect("chunk")
+        );
+        op!(
+            &format!("stream log: renew{kind}"),
+            store,
+            log.renew(&meta).await.expect("renew")
+        );
+        let done = ChatEvent::Done {
+            seq: 1,
+            finish_reason: FinishReason::Stop,
+            sources: None,
+        };
+        op!(
+            &format!("stream log: done{kind}"),
+            store,
+            log.append(response_id, &done).await.expect("done")
+        );
+        let active = op!(
+            &format!("stream log: active{kind}"),
+            store,
+            log.active(&s).await.expect("active")
+        );
+        assert_eq!(active, None, "done clears the session's pointer{kind}");
+    }
     op!("message", store, store.message(m.id).await.expect("get"));
     op!(
         "message (none)",
@@ -365,6 +412,16 @@ const STANDALONE: &[(&str, u64)] = &[
     ("append by UUID, unseen", 1),
     ("append by UUID, unseen, id for its session_id", 1),
     ("begin_turn by session_id", 1),
+    ("stream log: start", 1),
+    ("stream log: chunk", 1),
+    ("stream log: renew", 1),
+    ("stream log: done", 1),
+    ("stream log: active", 1),
+    ("stream log: start, id elsewhere", 1),
+    ("stream log: chunk, id elsewhere", 1),
+    ("stream log: renew, id elsewhere", 1),
+    ("stream log: done, id elsewhere", 1),
+    ("stream log: active, id elsewhere", 1),
     ("message", 1),
     ("message (none)", 1),
     ("list_messages (newest page)", 1),
@@ -403,6 +460,18 @@ const CLUSTER: &[(&str, u64)] = &[
     // The UUID's slot, then the append with its pointer.
     ("append by UUID, unseen, id for its session_id", 2),
     ("begin_turn by session_id", 1),
+    // The answer's keys share the session's slot: one script each.
+    ("stream log: start", 1),
+    ("stream log: chunk", 1),
+    ("stream log: renew", 1),
+    ("stream log: done", 1),
+    ("stream log: active", 1),
+    // The answer's keys in another slot: its log, then the session's pointer.
+    ("stream log: start, id elsewhere", 2),
+    ("stream log: chunk, id elsewhere", 1),
+    ("stream log: renew, id elsewhere", 2),
+    ("stream log: done, id elsewhere", 2),
+    ("stream log: active, id elsewhere", 1),
     // The message pointer, then the session's slot.
     ("message", 2),
     // The pointer, then its name of before slot-tagged pointers.
