@@ -1,9 +1,10 @@
--- Renews (ARGV[2] = ms) or, with ARGV[2] = '0', deletes a session's active-response
--- pointer KEYS[1], only while it still names response ARGV[1].
+-- Moves the expiry of a session's active-response pointer KEYS[1] to ARGV[2] (Redis
+-- time, ms: the end of the answer's lease) or, with ARGV[2] = '0', deletes it — only
+-- while it still names response ARGV[1].
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 if ARGV[2] == '0' then
   return redis.call('DEL', KEYS[1])
 end
-return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('PEXPIREAT', KEYS[1], ARGV[2])

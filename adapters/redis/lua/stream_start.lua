@@ -3,6 +3,7 @@
 -- ARGV: session uuid, message id, session_id, lease ms, expiry ms (lease + log TTL),
 --       response id
 -- Field 'o' records whether the pointer is in reach, for stream_append.lua.
+-- Returns the lease's end (Redis time, ms): the pointer expires exactly then.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local in_reach = '0'
@@ -10,10 +11,11 @@ if KEYS[3] then
   in_reach = '1'
 end
 redis.call('DEL', KEYS[1], KEYS[2])
+local lease_end = now + tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 's', ARGV[1], 'm', ARGV[2], 'i', ARGV[3],
-  'l', now + tonumber(ARGV[4]), 'c', '0', 'x', '0', 'o', in_reach)
+  'l', lease_end, 'c', '0', 'x', '0', 'o', in_reach)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 if KEYS[3] then
-  redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[4])
+  redis.call('SET', KEYS[3], ARGV[6], 'PXAT', lease_end)
 end
-return 1
+return lease_end

@@ -139,12 +139,13 @@ impl RedisStreamLog {
                 == slots::message_slot(meta.response_id)
     }
 
-    /// Renews (`ms > 0`) or deletes (`0`) the session's pointer if it names `response`.
+    /// Moves the expiry of the session's pointer to `lease_end` (Redis time, ms), or
+    /// deletes it (`0`), if it names `response`.
     async fn pointer(
         &self,
         (session, session_id): (Uuid, &str),
         response: Uuid,
-        ms: u64,
+        lease_end: u64,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: i64 = self
@@ -152,7 +153,7 @@ impl RedisStreamLog {
             .pointer
             .key(self.active_key(session, session_id))
             .arg(response.to_string())
-            .arg(ms)
+            .arg(lease_end)
             .invoke_async(&mut conn)
             .await
             .map_err(store_error)?;
@@ -225,7 +226,7 @@ impl StreamLog for RedisStreamLog {
         if one_script {
             call.key(self.active_key(meta.session, &meta.session_id));
         }
-        let _: i64 = call
+        let lease_end: u64 = call
             .arg(meta.session.to_string())
             .arg(meta.message_id.to_string())
             .arg(&meta.session_id)
@@ -236,12 +237,13 @@ impl StreamLog for RedisStreamLog {
             .await
             .map_err(store_error)?;
         if !one_script {
-            let _: () = conn
-                .pset_ex(
-                    self.active_key(meta.session, &meta.session_id),
-                    response.to_string(),
-                    millis(self.lease),
-                )
+            // Expires with the lease the log records, to the millisecond.
+            let _: () = redis::cmd("SET")
+                .arg(self.active_key(meta.session, &meta.session_id))
+                .arg(response.to_string())
+                .arg("PXAT")
+                .arg(lease_end)
+                .query_async(&mut conn)
                 .await
                 .map_err(store_error)?;
         }
@@ -350,20 +352,20 @@ impl StreamLog for RedisStreamLog {
         if one_script {
             call.key(self.active_key(meta.session, &meta.session_id));
         }
-        let _: i64 = call
+        let lease_end: u64 = call
             .arg(millis(self.lease))
             .arg(millis(self.lease + self.log_ttl))
             .arg(response.to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(store_error)?;
-        if one_script {
+        if one_script || lease_end == 0 {
             return Ok(());
         }
         self.pointer(
             (meta.session, &meta.session_id),
             meta.response_id,
-            millis(self.lease),
+            lease_end,
         )
         .await
     }
