@@ -39,6 +39,31 @@ pub trait Subject: Send + Sync + 'static {
     fn teardown(self) -> BoxFuture<'static, ()>;
 }
 
+/// `with_teardown` and [`Subject`] for a test subject with a `teardown` field.
+macro_rules! subject_with_teardown {
+    ($subject:ident) => {
+        impl $subject {
+            /// Runs `teardown` after the contract, whether it passed, failed or timed
+            /// out.
+            #[must_use]
+            pub fn with_teardown<F>(mut self, teardown: F) -> Self
+            where
+                F: FnOnce() -> BoxFuture<'static, ()> + Send + Sync + 'static,
+            {
+                self.teardown = Some(Box::new(teardown));
+                self
+            }
+        }
+
+        impl Subject for $subject {
+            fn teardown(mut self) -> BoxFuture<'static, ()> {
+                let teardown = self.teardown.take();
+                teardown_after(self, teardown)
+            }
+        }
+    };
+}
+
 /// Drops `subject`, then runs `teardown` (if any): so a file-backed backend is
 /// closed before its files go.
 pub(crate) fn teardown_after<S>(subject: S, teardown: Option<Teardown>) -> BoxFuture<'static, ()> {
@@ -170,24 +195,9 @@ impl TestStreamLog {
             teardown: None,
         }
     }
-
-    /// Runs `teardown` after the contract, whether it passed, failed or timed out.
-    #[must_use]
-    pub fn with_teardown<F>(mut self, teardown: F) -> Self
-    where
-        F: FnOnce() -> BoxFuture<'static, ()> + Send + Sync + 'static,
-    {
-        self.teardown = Some(Box::new(teardown));
-        self
-    }
 }
 
-impl Subject for TestStreamLog {
-    fn teardown(mut self) -> BoxFuture<'static, ()> {
-        let teardown = self.teardown.take();
-        teardown_after(self, teardown)
-    }
-}
+subject_with_teardown!(TestStreamLog);
 
 /// An idempotency store under test, on a fresh, isolated backend, and a second one
 /// on the same kind of backend with short TTLs for the expiry contracts.
@@ -237,24 +247,9 @@ impl TestIdempotency {
             teardown: None,
         }
     }
-
-    /// Runs `teardown` after the contract, whether it passed, failed or timed out.
-    #[must_use]
-    pub fn with_teardown<F>(mut self, teardown: F) -> Self
-    where
-        F: FnOnce() -> BoxFuture<'static, ()> + Send + Sync + 'static,
-    {
-        self.teardown = Some(Box::new(teardown));
-        self
-    }
 }
 
-impl Subject for TestIdempotency {
-    fn teardown(mut self) -> BoxFuture<'static, ()> {
-        let teardown = self.teardown.take();
-        teardown_after(self, teardown)
-    }
-}
+subject_with_teardown!(TestIdempotency);
 
 /// How much longer than its TTL an expiry contract waits for a record to expire: a
 /// backend expires by its own clock, and a loaded machine is slow.

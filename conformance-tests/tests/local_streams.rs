@@ -15,7 +15,7 @@ use colloquy_core::streams::LocalStreamLog;
 /// contract takes.
 const PATIENT: Duration = Duration::from_secs(120);
 const HASTY_LEASE: Duration = Duration::from_millis(200);
-const HASTY_RETENTION: Duration = Duration::from_millis(500);
+const HASTY_RETENTION: Duration = Duration::from_secs(1);
 const HASTY_CLAIM: Duration = Duration::from_millis(200);
 const HASTY_RESULT: Duration = Duration::from_millis(300);
 

@@ -15,7 +15,7 @@ use common::{purge, unique_prefix, Deployment};
 /// contract takes.
 const PATIENT: Duration = Duration::from_secs(120);
 const HASTY_LEASE: Duration = Duration::from_millis(200);
-const HASTY_TTL: Duration = Duration::from_millis(500);
+const HASTY_TTL: Duration = Duration::from_secs(1);
 
 async fn log_on(deployment: Deployment) -> Option<TestStreamLog> {
     let prefix = unique_prefix();
