@@ -428,22 +428,29 @@ pub async fn a_cancel_is_visible_from_another_handle(s: &TestStreamLog) {
     );
 }
 
-/// "A log whose lease ran out before it completed was abandoned": its state is
-/// `Abandoned` and its session has no active response.
-pub async fn an_expired_lease_abandons_the_log(s: &TestStreamLog) {
+/// Starts a response on the hasty log and waits until its lease has run out (its
+/// log reads other than `Running`); returns it and that read.
+async fn abandoned(s: &TestStreamLog) -> (StreamMeta, Option<LogRead>) {
     let log = &*s.hasty;
     let m = meta();
     start(log, &m).await;
     log.append(m.response_id, &chunk(0)).await.expect("append");
     let within = log.lease() + EXPIRY_SLACK;
-    let state = eventually("the lease runs out", within, || async {
+    let read = eventually("the lease runs out", within, || async {
         match read(log, m.response_id, 0).await {
             Some(got) if got.state == LogState::Running => None,
             other => Some(other),
         }
     })
     .await;
-    let got = state.unwrap_or_else(|| {
+    (m, read)
+}
+
+/// "A log whose lease ran out before it completed was abandoned": its state is
+/// `Abandoned`, its events kept.
+pub async fn an_expired_lease_abandons_the_log(s: &TestStreamLog) {
+    let (_, read) = abandoned(s).await;
+    let got = read.unwrap_or_else(|| {
         panic!(
             "an abandoned log must stay readable for its retention ({:?}), it was gone",
             s.hasty_retention
@@ -459,8 +466,15 @@ pub async fn an_expired_lease_abandons_the_log(s: &TestStreamLog) {
         vec![chunk(0)],
         "an abandoned log keeps its events"
     );
+}
+
+/// "`active`: the newest started whose log is running and whose lease is live;
+/// `None` otherwise": once the log reads abandoned, the session has no active
+/// response.
+pub async fn an_expired_lease_clears_the_active_response(s: &TestStreamLog) {
+    let (m, _) = abandoned(s).await;
     assert_eq!(
-        active(log, m.session).await,
+        active(&*s.hasty, m.session).await,
         None,
         "a session whose response's lease ran out has no active response"
     );
