@@ -6,7 +6,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
+use colloquy_core::idempotency::IdempotencyStore;
 use colloquy_core::ports::ChatStore;
+use colloquy_core::streams::StreamLog;
 use colloquy_core::ManualClock;
 use futures::future::BoxFuture;
 
@@ -26,6 +28,52 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
 pub(crate) const BACKSTOP_GRACE: Duration = Duration::from_secs(15);
 
 type Teardown = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// What a contract runs against: a [`TestStore`], a [`TestStreamLog`] or a
+/// [`TestIdempotency`]. [`run_contract`] tears it down after the contract.
+///
+/// [`TestStreamLog`]: crate::TestStreamLog
+/// [`TestIdempotency`]: crate::TestIdempotency
+pub trait Subject: Send + Sync + 'static {
+    /// Drops the subject's handles, then runs its teardown, if any.
+    fn teardown(self) -> BoxFuture<'static, ()>;
+}
+
+/// `with_teardown` and [`Subject`] for a test subject with a `teardown` field.
+macro_rules! subject_with_teardown {
+    ($subject:ident) => {
+        impl $subject {
+            /// Runs `teardown` after the contract, whether it passed, failed or timed
+            /// out.
+            #[must_use]
+            pub fn with_teardown<F>(mut self, teardown: F) -> Self
+            where
+                F: FnOnce() -> BoxFuture<'static, ()> + Send + Sync + 'static,
+            {
+                self.teardown = Some(Box::new(teardown));
+                self
+            }
+        }
+
+        impl Subject for $subject {
+            fn teardown(mut self) -> BoxFuture<'static, ()> {
+                let teardown = self.teardown.take();
+                teardown_after(self, teardown)
+            }
+        }
+    };
+}
+
+/// Drops `subject`, then runs `teardown` (if any): so a file-backed backend is
+/// closed before its files go.
+pub(crate) fn teardown_after<S>(subject: S, teardown: Option<Teardown>) -> BoxFuture<'static, ()> {
+    drop(subject);
+    Box::pin(async move {
+        if let Some(teardown) = teardown {
+            teardown().await;
+        }
+    })
+}
 
 /// A fresh, isolated store for one contract, plus the clock it was built with.
 ///
@@ -91,12 +139,121 @@ impl TestStore {
     /// store is closed before its files go). The macro calls this; contracts do not.
     pub async fn teardown(mut self) {
         let teardown = self.teardown.take();
-        drop(self);
-        if let Some(teardown) = teardown {
-            teardown().await;
+        teardown_after(self, teardown).await;
+    }
+}
+
+impl Subject for TestStore {
+    fn teardown(self) -> BoxFuture<'static, ()> {
+        Box::pin(TestStore::teardown(self))
+    }
+}
+
+/// A stream log under test: two handles on one fresh, isolated backend (as two
+/// server instances hold them), and a third with short lease and retention for the
+/// expiry contracts.
+///
+/// `log` and `other` must keep a lease and a completed log for longer than a
+/// contract takes (30 s or more); `hasty` should use a lease and a log retention of
+/// a fraction of a second, so the expiry contracts wait briefly. The expiry
+/// contracts wait at most [`TestStreamLog::hasty_retention`] plus the lease plus
+/// [`EXPIRY_SLACK`].
+pub struct TestStreamLog {
+    /// The log under test.
+    pub log: Arc<dyn StreamLog>,
+    /// A second handle on the same backend, as another instance holds it (a log
+    /// kept in one process passes a clone of `log`).
+    pub other: Arc<dyn StreamLog>,
+    /// A log on the same kind of backend with a short lease and retention.
+    pub hasty: Arc<dyn StreamLog>,
+    /// How long `hasty` keeps a completed (or abandoned) log.
+    pub hasty_retention: Duration,
+    teardown: Option<Teardown>,
+}
+
+impl std::fmt::Debug for TestStreamLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestStreamLog")
+            .field("hasty_retention", &self.hasty_retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestStreamLog {
+    /// Wraps the handles; `hasty_retention` is how long `hasty` keeps a finished log.
+    pub fn new(
+        log: Arc<dyn StreamLog>,
+        other: Arc<dyn StreamLog>,
+        hasty: Arc<dyn StreamLog>,
+        hasty_retention: Duration,
+    ) -> Self {
+        Self {
+            log,
+            other,
+            hasty,
+            hasty_retention,
+            teardown: None,
         }
     }
 }
+
+subject_with_teardown!(TestStreamLog);
+
+/// An idempotency store under test, on a fresh, isolated backend, and a second one
+/// on the same kind of backend with short TTLs for the expiry contracts.
+///
+/// `store` must hold a claim and a result for longer than a contract takes (the
+/// defaults, [`CLAIM_TTL`] and [`IDEMPOTENCY_TTL`], do); `hasty` should use TTLs of
+/// a fraction of a second. The expiry contracts wait at most the TTL plus
+/// [`EXPIRY_SLACK`].
+///
+/// [`CLAIM_TTL`]: colloquy_core::idempotency::CLAIM_TTL
+/// [`IDEMPOTENCY_TTL`]: colloquy_core::idempotency::IDEMPOTENCY_TTL
+pub struct TestIdempotency {
+    /// The store under test.
+    pub store: Arc<dyn IdempotencyStore>,
+    /// A store with short TTLs.
+    pub hasty: Arc<dyn IdempotencyStore>,
+    /// How long `hasty` holds a claim without a result.
+    pub hasty_claim_ttl: Duration,
+    /// How long `hasty` keeps a result.
+    pub hasty_result_ttl: Duration,
+    teardown: Option<Teardown>,
+}
+
+impl std::fmt::Debug for TestIdempotency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestIdempotency")
+            .field("hasty_claim_ttl", &self.hasty_claim_ttl)
+            .field("hasty_result_ttl", &self.hasty_result_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestIdempotency {
+    /// Wraps the stores; `hasty` holds claims for `hasty_claim_ttl` and results for
+    /// `hasty_result_ttl`.
+    pub fn new(
+        store: Arc<dyn IdempotencyStore>,
+        hasty: Arc<dyn IdempotencyStore>,
+        hasty_claim_ttl: Duration,
+        hasty_result_ttl: Duration,
+    ) -> Self {
+        Self {
+            store,
+            hasty,
+            hasty_claim_ttl,
+            hasty_result_ttl,
+            teardown: None,
+        }
+    }
+}
+
+subject_with_teardown!(TestIdempotency);
+
+/// How much longer than its TTL an expiry contract waits for a record to expire: a
+/// backend expires by its own clock, and a loaded machine is slow.
+pub const EXPIRY_SLACK: Duration = Duration::from_secs(10);
 
 /// Whether a missing backing service must fail the run (see [`REQUIRE_SERVICES_ENV`]).
 #[must_use]
@@ -104,13 +261,14 @@ pub fn services_required() -> bool {
     std::env::var(REQUIRE_SERVICES_ENV).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
-/// What a factory returns when its service is not reachable: `None` (skip) locally,
+/// What a factory (of a [`TestStore`] or any other [`Subject`]) returns when its
+/// service is not reachable: `None` (skip) locally,
 /// a panic naming the service when [`services_required`].
 ///
 /// # Panics
 /// When the service is required.
 #[must_use]
-pub fn service_missing(service: &str, why: &dyn std::fmt::Display) -> Option<TestStore> {
+pub fn service_missing<S>(service: &str, why: &dyn std::fmt::Display) -> Option<S> {
     assert!(
         !services_required(),
         "{service} is required ({REQUIRE_SERVICES_ENV}=1) but not reachable: {why}"
@@ -182,7 +340,8 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime for the check")
 }
 
-/// Runs one contract against a fresh store from `factory`, under the deadline of
+/// Runs one contract against a fresh subject (store, stream log or idempotency
+/// store) from `factory`, under the deadline of
 /// [`contract_timeout`], then tears the store down; [`store_contract_tests!`] calls
 /// this once per contract.
 ///
@@ -193,26 +352,28 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
 /// contract.
 ///
 /// [`store_contract_tests!`]: crate::store_contract_tests
-pub fn run_contract<F, Fut, C>(name: &'static str, factory: F, contract: C)
+pub fn run_contract<S, F, Fut, C>(name: &'static str, factory: F, contract: C)
 where
+    S: Subject,
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = Option<TestStore>>,
-    C: for<'a> FnOnce(&'a TestStore) -> BoxFuture<'a, ()> + Send + 'static,
+    Fut: Future<Output = Option<S>>,
+    C: for<'a> FnOnce(&'a S) -> BoxFuture<'a, ()> + Send + 'static,
 {
     run_contract_within(name, contract_timeout(), BACKSTOP_GRACE, factory, contract);
 }
 
 /// [`run_contract`] with its deadline and backstop grace given.
-fn run_contract_within<F, Fut, C>(
+fn run_contract_within<S, F, Fut, C>(
     name: &'static str,
     deadline: Duration,
     grace: Duration,
     factory: F,
     contract: C,
 ) where
+    S: Subject,
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = Option<TestStore>>,
-    C: for<'a> FnOnce(&'a TestStore) -> BoxFuture<'a, ()> + Send + 'static,
+    Fut: Future<Output = Option<S>>,
+    C: for<'a> FnOnce(&'a S) -> BoxFuture<'a, ()> + Send + 'static,
 {
     let late = move || {
         format!(
@@ -235,16 +396,17 @@ fn run_contract_within<F, Fut, C>(
     }
 }
 
-async fn contract_with_deadline<F, Fut, C>(
+async fn contract_with_deadline<S, F, Fut, C>(
     name: &'static str,
     deadline: Duration,
     factory: F,
     contract: C,
 ) -> Result<(), Failure>
 where
+    S: Subject,
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Option<TestStore>>,
-    C: for<'a> FnOnce(&'a TestStore) -> BoxFuture<'a, ()> + Send + 'static,
+    Fut: Future<Output = Option<S>>,
+    C: for<'a> FnOnce(&'a S) -> BoxFuture<'a, ()> + Send + 'static,
 {
     let store = match tokio::time::timeout(deadline, factory()).await {
         Ok(Some(store)) => Arc::new(store),
@@ -280,12 +442,12 @@ where
     outcome
 }
 
-async fn teardown(name: &str, store: Arc<TestStore>, deadline: Duration) {
+async fn teardown<S: Subject>(name: &str, store: Arc<S>, deadline: Duration) {
     let Ok(store) = Arc::try_unwrap(store) else {
         eprintln!("contract `{name}`: a task still holds the store; teardown skipped");
         return;
     };
-    if tokio::time::timeout(deadline, store.teardown())
+    if tokio::time::timeout(deadline, Subject::teardown(store))
         .await
         .is_err()
     {
@@ -411,7 +573,7 @@ mod tests {
                 SHORT,
                 SHORT,
                 || async { None },
-                |_| async { panic!("must not run") }.boxed(),
+                |_: &TestStore| async { panic!("must not run") }.boxed(),
             );
         });
         assert!(

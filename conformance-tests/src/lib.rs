@@ -38,8 +38,9 @@ mod harness;
 pub mod model_based;
 
 pub use harness::{
-    contract_timeout, run_contract, service_missing, services_required, TestStore,
-    DEFAULT_TIMEOUT_SECS, REQUIRE_SERVICES_ENV, TIMEOUT_ENV,
+    contract_timeout, run_contract, service_missing, services_required, Subject, TestIdempotency,
+    TestStore, TestStreamLog, DEFAULT_TIMEOUT_SECS, EXPIRY_SLACK, REQUIRE_SERVICES_ENV,
+    TIMEOUT_ENV,
 };
 
 #[doc(hidden)]
@@ -114,16 +115,123 @@ macro_rules! store_contract_tests {
         }
     };
     (@contracts $factory:path; $($contract:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $contract() {
-                use $crate::__private::FutureExt as _;
-                $crate::run_contract(
-                    ::core::stringify!($contract),
-                    $factory,
-                    |store| $crate::contracts::$contract(store).boxed(),
-                );
-            }
-        )*
+        $crate::__contract_tests!(($) $factory; []; $($contract),*);
     };
+}
+
+/// Stamps every [`StreamLog`](colloquy_core::streams::StreamLog) contract of
+/// [`contracts`] as a `#[test]` running under the contract deadline, given the path
+/// of an `async fn() -> Option<TestStreamLog>` factory.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use colloquy_conformance::{stream_log_contract_tests, TestStreamLog};
+/// use colloquy_core::streams::LocalStreamLog;
+///
+/// async fn log() -> Option<TestStreamLog> {
+///     let log = Arc::new(LocalStreamLog::new(Duration::from_secs(60), Duration::from_secs(60)));
+///     let retention = Duration::from_millis(300);
+///     let hasty = Arc::new(LocalStreamLog::new(retention, Duration::from_millis(200)));
+///     Some(TestStreamLog::new(log.clone(), log, hasty, retention))
+/// }
+///
+/// stream_log_contract_tests!(log);
+/// # fn main() {}
+/// ```
+///
+/// A contract the adapter is known to break (a recorded bug) is stamped
+/// `#[ignore = "..."]` with `stream_log_contract_tests!(log; ignore { contract =
+/// "why" })`.
+#[macro_export]
+macro_rules! stream_log_contract_tests {
+    ($factory:path $(; ignore { $($ignored:ident = $reason:literal),* $(,)? })?) => {
+        $crate::__contract_tests!(($) $factory; [$($($ignored = $reason),*)?];
+            unknown_response_is_absent,
+            replay_returns_the_events_in_order_from_any_seq,
+            a_follower_sees_every_event_to_the_end,
+            changed_returns_within_its_bound_then_read_sees_new_events,
+            a_terminal_event_completes_the_log_and_clears_the_active_response,
+            the_newest_start_wins_the_active_pointer,
+            a_cancel_is_visible_from_another_handle,
+            an_expired_lease_abandons_the_log,
+            an_expired_lease_clears_the_active_response,
+            a_completed_log_expires_after_its_retention,
+        );
+    };
+}
+
+/// Stamps every [`IdempotencyStore`](colloquy_core::idempotency::IdempotencyStore)
+/// contract of [`contracts`] as a `#[test]` running under the contract deadline,
+/// given the path of an `async fn() -> Option<TestIdempotency>` factory.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use colloquy_conformance::{idempotency_contract_tests, TestIdempotency};
+/// use colloquy_core::idempotency::LocalIdempotency;
+///
+/// async fn store() -> Option<TestIdempotency> {
+///     let (claim, result) = (Duration::from_millis(200), Duration::from_millis(300));
+///     let hasty = Arc::new(LocalIdempotency::with_ttls(claim, result));
+///     Some(TestIdempotency::new(Arc::new(LocalIdempotency::new()), hasty, claim, result))
+/// }
+///
+/// idempotency_contract_tests!(store);
+/// # fn main() {}
+/// ```
+///
+/// `idempotency_contract_tests!(store; ignore { contract = "why" })` stamps the named
+/// contracts `#[ignore = "why"]`.
+#[macro_export]
+macro_rules! idempotency_contract_tests {
+    ($factory:path $(; ignore { $($ignored:ident = $reason:literal),* $(,)? })?) => {
+        $crate::__contract_tests!(($) $factory; [$($($ignored = $reason),*)?];
+            the_first_claim_wins_and_later_ones_see_it_in_progress,
+            a_completed_key_returns_the_recorded_result,
+            a_released_key_can_be_claimed_again,
+            concurrent_claims_of_one_key_have_exactly_one_winner,
+            an_abandoned_claim_expires,
+            a_result_expires,
+        );
+    };
+}
+
+/// One `#[test]` per named contract, `#[ignore = reason]` for those in the ignore
+/// list; the macros above call it (passing `$`, for the helper macro it defines).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_tests {
+    (($d:tt) $factory:path; [$($ignored:ident = $reason:literal),*]; $($contract:ident),* $(,)?) => {
+        macro_rules! __colloquy_contract_test {
+            $(
+                ($ignored) => {
+                    #[test]
+                    #[ignore = $reason]
+                    fn $ignored() {
+                        $crate::__contract_test_body!($factory, $ignored);
+                    }
+                };
+            )*
+            ($d contract:ident) => {
+                #[test]
+                fn $d contract() {
+                    $crate::__contract_test_body!($factory, $d contract);
+                }
+            };
+        }
+        $( __colloquy_contract_test!($contract); )*
+    };
+}
+
+/// The body of one contract's test.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_test_body {
+    ($factory:path, $contract:ident) => {{
+        use $crate::__private::FutureExt as _;
+        $crate::run_contract(::core::stringify!($contract), $factory, |subject| {
+            $crate::contracts::$contract(subject).boxed()
+        });
+    }};
 }

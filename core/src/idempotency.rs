@@ -84,16 +84,36 @@ impl Slot {
 
 /// An [`IdempotencyStore`] in this process; expired records are swept as the map
 /// grows.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LocalIdempotency {
     slots: Mutex<HashMap<String, Slot>>,
+    claim_ttl: Duration,
+    result_ttl: Duration,
+}
+
+impl Default for LocalIdempotency {
+    fn default() -> Self {
+        Self::with_ttls(CLAIM_TTL, IDEMPOTENCY_TTL)
+    }
 }
 
 impl LocalIdempotency {
-    /// An empty store.
+    /// An empty store holding claims for [`CLAIM_TTL`] and results for
+    /// [`IDEMPOTENCY_TTL`].
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store holding claims for `claim_ttl` and results for `result_ttl`
+    /// (tests use short ones).
+    #[must_use]
+    pub fn with_ttls(claim_ttl: Duration, result_ttl: Duration) -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+            claim_ttl,
+            result_ttl,
+        }
     }
 }
 
@@ -117,7 +137,7 @@ impl IdempotencyStore for LocalIdempotency {
                     key.to_owned(),
                     Slot::Pending {
                         fingerprint: fingerprint.to_owned(),
-                        until: now + CLAIM_TTL,
+                        until: now + self.claim_ttl,
                     },
                 );
                 Ok(Claim::Claimed)
@@ -126,7 +146,7 @@ impl IdempotencyStore for LocalIdempotency {
     }
 
     async fn complete(&self, key: &str, record: &Recorded) -> Result<(), StoreError> {
-        let until = Instant::now() + IDEMPOTENCY_TTL;
+        let until = Instant::now() + self.result_ttl;
         self.slots
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -136,6 +136,12 @@ struct Entry {
 }
 
 impl Entry {
+    /// Whether the log ended (completed, or its lease ran out) `retention` ago or
+    /// longer: no longer kept, even before a sweep drops it.
+    fn expired(&self, now: Instant, retention: Duration) -> bool {
+        self.completed_at.unwrap_or(self.lease_until) + retention <= now
+    }
+
     fn state(&self, now: Instant) -> LogState {
         match self.completed_at {
             Some(_) => LogState::Complete,
@@ -185,10 +191,7 @@ impl LocalStreamLog {
     /// Drops logs completed (or abandoned) longer than `retention` ago.
     fn sweep(&self, logs: &mut Logs, now: Instant) {
         let retention = self.retention;
-        logs.responses.retain(|_, e| {
-            let ended = e.completed_at.unwrap_or(e.lease_until);
-            ended + retention > now
-        });
+        logs.responses.retain(|_, e| !e.expired(now, retention));
         let responses = &logs.responses;
         logs.active.retain(|_, r| {
             responses
@@ -256,16 +259,19 @@ impl StreamLog for LocalStreamLog {
     async fn read(&self, response: Uuid, from: u64) -> Result<Option<LogRead>, StoreError> {
         let now = Instant::now();
         let logs = self.lock();
-        Ok(logs.responses.get(&response).map(|e| LogRead {
-            meta: e.meta.clone(),
-            events: e
-                .events
-                .iter()
-                .filter(|ev| ev.seq() >= from)
-                .cloned()
-                .collect(),
-            state: e.state(now),
-        }))
+        let kept = logs.responses.get(&response);
+        Ok(kept
+            .filter(|e| !e.expired(now, self.retention))
+            .map(|e| LogRead {
+                meta: e.meta.clone(),
+                events: e
+                    .events
+                    .iter()
+                    .filter(|ev| ev.seq() >= from)
+                    .cloned()
+                    .collect(),
+                state: e.state(now),
+            }))
     }
 
     async fn changed(&self, response: Uuid, after: u64, within: Duration) {
@@ -283,8 +289,10 @@ impl StreamLog for LocalStreamLog {
     }
 
     async fn request_cancel(&self, response: Uuid) -> Result<CancelOutcome, StoreError> {
+        let now = Instant::now();
         let mut logs = self.lock();
         Ok(match logs.responses.get_mut(&response) {
+            Some(e) if e.expired(now, self.retention) => CancelOutcome::Unknown,
             None => CancelOutcome::Unknown,
             Some(e) if e.completed_at.is_some() => CancelOutcome::AlreadyComplete,
             Some(e) => {

@@ -167,10 +167,11 @@ async fn a_live_resume_gets_exactly_the_missed_and_the_following_events() {
     assert_eq!(format!("one {}{}", "two ", text(&tail)), WORDS.concat());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn after_completion_the_log_then_the_store_replay_what_is_missing() {
-    // Completed logs are dropped at the next start (retention 0).
-    let h = harness(LocalStreamLog::new(Duration::ZERO, Duration::from_secs(6))).await;
+    // Completed logs are kept for a second (the paused clock moves only when told).
+    let retention = Duration::from_secs(1);
+    let h = harness(LocalStreamLog::new(retention, Duration::from_secs(6))).await;
     h.gate.add_permits(10);
     let mut s = h.service.chat_stream(ask(&h, "hi")).await.expect("stream");
     let all = rest(&mut s.events).await;
@@ -185,7 +186,9 @@ async fn after_completion_the_log_then_the_store_replay_what_is_missing() {
         h.service.resume(response, at_end).await,
         Ok(Resume::Finished)
     ));
-    // A new generation sweeps the completed log: resumes come from the store now.
+    // Past its retention, a new generation sweeps the completed log: resumes come
+    // from the store now.
+    tokio::time::advance(retention).await;
     h.service.chat(ask(&h, "again")).await.expect("chat");
     assert_eq!(h.log.held(), 1, "only the newest log is held");
     let mut from_store = stream_of(h.service.resume(response, after_two).await.expect("resume"));

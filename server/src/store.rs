@@ -274,7 +274,8 @@ pub(crate) struct OpenedStore {
     pub(crate) limiter: Arc<dyn RateLimiter>,
     /// Shared by every instance on a Redis store; `None`: this process's own.
     pub(crate) stream_log: Option<Arc<dyn StreamLog>>,
-    /// Shared by every instance on a Redis store; `None`: this process's own.
+    /// In the store (Redis, PostgreSQL: shared by every instance; SQLite: kept
+    /// across restarts); `None` (memory): this process's own.
     pub(crate) idempotency: Option<Arc<dyn IdempotencyStore>>,
     /// Resolves once a SQLite store is dropped everywhere and its file closed.
     pub(crate) closed: Option<Closed>,
@@ -336,6 +337,7 @@ impl StoreSpec {
                     .map_err(OpenStoreError::Sqlite)?;
                 Ok(OpenedStore {
                     closed: Some(store.closed()),
+                    idempotency: Some(Arc::new(store.idempotency())),
                     ..OpenedStore::local(store)
                 })
             }
@@ -365,7 +367,10 @@ impl StoreSpec {
                 let store = PostgresStore::connect(config, clock)
                     .await
                     .map_err(OpenStoreError::Postgres)?;
-                Ok(OpenedStore::local(store))
+                Ok(OpenedStore {
+                    idempotency: Some(Arc::new(store.idempotency())),
+                    ..OpenedStore::local(store)
+                })
             }
         }
     }
@@ -500,6 +505,10 @@ mod tests {
             .await
             .expect("memory opens");
         stores.store.ping().await.expect("memory answers");
+        assert!(
+            stores.idempotency.is_none(),
+            "memory keeps Idempotency-Key results in the process"
+        );
     }
 
     #[tokio::test]
@@ -516,6 +525,10 @@ mod tests {
             .await
             .expect("sqlite opens");
         stores.store.ping().await.expect("sqlite answers");
+        assert!(
+            stores.idempotency.is_some(),
+            "SQLite keeps Idempotency-Key results in its file"
+        );
         let closed = stores.closed.clone().expect("sqlite reports its close");
         drop(stores);
         tokio::time::timeout(Duration::from_secs(10), closed.wait())

@@ -71,6 +71,10 @@
 //!   either direction, from any cursor; `(session, seq) WHERE role = 'system' AND NOT
 //!   is_deleted` so a turn finds the system messages without scanning the session.
 //!
+//! A third table, `colloquy_idempotency`, keeps `Idempotency-Key` results
+//! ([`PostgresStore::idempotency`]): primary key `key` (a claim is one `INSERT ... ON
+//! CONFLICT`), `expires_at` for the purge; expiry there is by the database's clock.
+//!
 //! A page costs O(offset + limit) index steps however long the session; a turn
 //! O(window). The store's connections run with `enable_sort = off` (and `jit = off`,
 //! which its cost penalty would otherwise trigger): a cached plan
@@ -174,6 +178,7 @@
 
 mod config;
 mod error;
+mod idempotency;
 mod rows;
 mod schema;
 mod sql;
@@ -186,5 +191,6 @@ mod query_plans;
 
 pub use config::PostgresConfig;
 pub use error::ConnectError;
+pub use idempotency::PostgresIdempotency;
 pub use schema::SCHEMA_VERSION;
 pub use store::PostgresStore;

@@ -53,6 +53,9 @@ INSERT INTO colloquy_messages (session, seq, id, role, message, metadata, writte
 SELECT s.id, i, gen_random_uuid(), 'user', 'hi', '{}', now()
 FROM colloquy_sessions s, generate_series(1, 3) i WHERE s.session_id <> 's1';
 UPDATE colloquy_sessions SET last_seq = CASE WHEN session_id = 's1' THEN 30000 ELSE 3 END;
+INSERT INTO colloquy_idempotency (key, claim, fingerprint, status, body, expires_at)
+SELECT 'key' || i, gen_random_uuid(), 'fp', 201, '{}', now() + (i % 24) * interval '1 hour'
+FROM generate_series(1, 10000) i;
 -- Many small sessions and one long one: a cached plan assumes the average session,
 -- the case where a sort of the whole session looks as cheap as walking the index.
 ALTER TABLE colloquy_messages ALTER session SET (n_distinct = 10000);
@@ -162,6 +165,8 @@ async fn every_statement_uses_an_index_on_its_generic_plan() {
     expect_index(sql::DELETE_MESSAGE, "colloquy_messages_id").await;
     expect_index(sql::GET_SESSION, "colloquy_sessions_session_id").await;
     expect_index(sql::APPEND, "colloquy_sessions_pkey").await;
+    expect_index(sql::RELEASE_IDEMPOTENCY, "colloquy_idempotency_pkey").await;
+    expect_index(sql::PURGE_IDEMPOTENCY, "colloquy_idempotency_expiry").await;
 
     // The turn function's statements, on the session with 30,000 messages.
     client

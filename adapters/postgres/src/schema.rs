@@ -150,6 +150,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     END
     $fn$;
     ",
+    // 2: Idempotency-Key results: one row per key; `status` is NULL while the key
+    // is claimed without a result; `claim` is the token of the claim holding it.
+    // Expiry is by the database's clock. The index serves the purge.
+    r"
+    CREATE TABLE colloquy_idempotency (
+        key         text        NOT NULL PRIMARY KEY,
+        claim       uuid        NOT NULL,
+        fingerprint text        NOT NULL,
+        status      integer,
+        body        text,
+        stream      uuid,
+        expires_at  timestamptz NOT NULL
+    );
+    CREATE INDEX colloquy_idempotency_expiry ON colloquy_idempotency (expires_at);
+    ",
 ];
 
 /// The schema version this build writes: the number of migrations it knows.

@@ -183,6 +183,52 @@ SELECT count(*) FROM gone";
 /// The health check.
 pub(crate) const PING: &str = "SELECT 1";
 
+/// Claims Idempotency-Key `$1` with claim token `$2` and fingerprint `$3` for `$4`
+/// microseconds, if it is free or expired (by the database's clock); otherwise
+/// leaves the row as it is. Either way the row is locked and returned: `claimed`
+/// tells whether this claim holds the key. (An upsert that always updates, so
+/// that a claim racing a concurrent first claim sees that claim's committed row,
+/// which a separate read in the same statement could not.)
+pub(crate) const CLAIM_IDEMPOTENCY: &str = "
+INSERT INTO colloquy_idempotency AS i (key, claim, fingerprint, expires_at)
+VALUES ($1::text, $2::uuid, $3::text, now() + $4::bigint * interval '1 microsecond')
+ON CONFLICT (key) DO UPDATE SET
+    claim = CASE WHEN i.expires_at <= now() THEN excluded.claim ELSE i.claim END,
+    fingerprint = CASE WHEN i.expires_at <= now() THEN excluded.fingerprint
+        ELSE i.fingerprint END,
+    status = CASE WHEN i.expires_at <= now() THEN NULL ELSE i.status END,
+    body = CASE WHEN i.expires_at <= now() THEN NULL ELSE i.body END,
+    stream = CASE WHEN i.expires_at <= now() THEN NULL ELSE i.stream END,
+    expires_at = CASE WHEN i.expires_at <= now() THEN excluded.expires_at
+        ELSE i.expires_at END
+RETURNING i.claim = $2::uuid AS claimed, i.fingerprint, i.status, i.body, i.stream";
+
+/// Records the result of Idempotency-Key `$1`: fingerprint `$2`, status `$3`, body
+/// `$4`, stream `$5`, kept for `$6` microseconds.
+pub(crate) const COMPLETE_IDEMPOTENCY: &str = "
+INSERT INTO colloquy_idempotency AS i (key, claim, fingerprint, status, body, stream, expires_at)
+VALUES ($1::text, gen_random_uuid(), $2::text, $3::integer, $4::text, $5::uuid,
+    now() + $6::bigint * interval '1 microsecond')
+ON CONFLICT (key) DO UPDATE SET claim = excluded.claim, fingerprint = excluded.fingerprint,
+    status = excluded.status, body = excluded.body, stream = excluded.stream,
+    expires_at = excluded.expires_at";
+
+/// Frees Idempotency-Key `$1` when it has no result.
+pub(crate) const RELEASE_IDEMPOTENCY: &str =
+    "DELETE FROM colloquy_idempotency WHERE key = $1::text AND status IS NULL";
+
+/// Deletes up to `$1` Idempotency-Key rows expired by the database's clock; answers
+/// how many.
+pub(crate) const PURGE_IDEMPOTENCY: &str = "
+WITH gone AS (
+    DELETE FROM colloquy_idempotency WHERE key = ANY (ARRAY(
+        SELECT key FROM colloquy_idempotency WHERE expires_at <= now()
+        ORDER BY expires_at LIMIT $1::bigint
+    ))
+    RETURNING 1
+)
+SELECT count(*) FROM gone";
+
 /// Lists live sessions at `$1`: `$2` is_active filter, `$3` needle, `$4` offset,
 /// `$5` limit, and with `by_external_user` `$6` the exact external_user_id.
 fn list_sessions(by_external_user: bool) -> String {
@@ -289,6 +335,10 @@ pub(crate) fn all() -> impl Iterator<Item = &'static str> {
         DELETE_MESSAGE,
         PURGE_BATCH,
         PING,
+        CLAIM_IDEMPOTENCY,
+        COMPLETE_IDEMPOTENCY,
+        RELEASE_IDEMPOTENCY,
+        PURGE_IDEMPOTENCY,
     ]
     .into_iter()
     .chain(LIST_SESSIONS.iter().map(String::as_str))

@@ -35,11 +35,11 @@ const PURGE_BATCH: usize = 100;
 /// Cheap to share behind an `Arc`; every method takes one pooled connection for one
 /// statement.
 pub struct PostgresStore {
-    pool: Pool,
+    pub(crate) pool: Pool,
     clock: Arc<dyn Clock>,
     /// Client-side bound on one statement: the statement timeout plus a margin, so a
     /// connection that stops answering fails the call instead of hanging it.
-    deadline: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -104,25 +104,50 @@ impl PostgresStore {
         statement: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
-        let run = async {
-            let client = self.pool.get().await.map_err(pool_error)?;
-            // Prepared when the connection opened: a cache hit, no round trip.
-            let prepared = client
-                .prepare_cached(statement)
-                .await
-                .map_err(query_error)?;
-            client.query(&prepared, params).await.map_err(query_error)
-        };
-        match self.deadline {
-            Some(deadline) => tokio::time::timeout(deadline, run)
-                .await
-                .map_err(StoreError::unavailable)?,
-            None => run.await,
-        }
+        query(&self.pool, self.deadline, statement, params).await
     }
 
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Runs a statement answering one count (of a purge batch).
+    async fn count(
+        &self,
+        statement: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<i64, StoreError> {
+        self.query(statement, params)
+            .await?
+            .first()
+            .ok_or_else(|| StoreError::backend(Corrupt("purge returned no count")))?
+            .try_get(0)
+            .map_err(StoreError::backend)
+    }
+}
+
+/// Runs one prepared statement on one connection of `pool`, failing as unavailable
+/// after `deadline`: one round trip.
+pub(crate) async fn query(
+    pool: &Pool,
+    deadline: Option<Duration>,
+    statement: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, StoreError> {
+    let run = async {
+        let client = pool.get().await.map_err(pool_error)?;
+        // Prepared when the connection opened: a cache hit, no round trip.
+        let prepared = client
+            .prepare_cached(statement)
+            .await
+            .map_err(query_error)?;
+        client.query(&prepared, params).await.map_err(query_error)
+    };
+    match deadline {
+        Some(deadline) => tokio::time::timeout(deadline, run)
+            .await
+            .map_err(StoreError::unavailable)?,
+        None => run.await,
     }
 }
 
@@ -446,21 +471,20 @@ impl ChatStore for PostgresStore {
         }
     }
 
+    /// Then deletes the `Idempotency-Key` rows expired by the database's clock, in
+    /// batches of the same size.
     async fn purge_expired(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let batch = sql_count(PURGE_BATCH);
         let mut purged = 0;
         loop {
-            let rows = self.query(sql::PURGE_BATCH, &[&cutoff, &batch]).await?;
-            let gone: i64 = rows
-                .first()
-                .ok_or_else(|| StoreError::backend(Corrupt("purge returned no count")))?
-                .try_get(0)
-                .map_err(StoreError::backend)?;
+            let gone = self.count(sql::PURGE_BATCH, &[&cutoff, &batch]).await?;
             purged += u64::try_from(gone).unwrap_or(0);
             if gone < batch {
-                return Ok(purged);
+                break;
             }
         }
+        while self.count(sql::PURGE_IDEMPOTENCY, &[&batch]).await? == batch {}
+        Ok(purged)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -29,6 +29,8 @@ enum Held {
 pub struct RedisIdempotency {
     conn: Conn,
     prefix: String,
+    claim_ttl: std::time::Duration,
+    result_ttl: std::time::Duration,
     claim: Arc<Script>,
     release: Arc<Script>,
 }
@@ -42,12 +44,26 @@ impl fmt::Debug for RedisIdempotency {
 }
 
 impl RedisStore {
-    /// `Idempotency-Key` results sharing this store's connection and key prefix.
+    /// `Idempotency-Key` results sharing this store's connection and key prefix,
+    /// claims held for [`CLAIM_TTL`] and results kept for [`IDEMPOTENCY_TTL`].
     #[must_use]
     pub fn idempotency(&self) -> RedisIdempotency {
+        self.idempotency_with_ttls(CLAIM_TTL, IDEMPOTENCY_TTL)
+    }
+
+    /// [`RedisStore::idempotency`] holding claims for `claim_ttl` and results for
+    /// `result_ttl` (tests use short ones).
+    #[must_use]
+    pub fn idempotency_with_ttls(
+        &self,
+        claim_ttl: std::time::Duration,
+        result_ttl: std::time::Duration,
+    ) -> RedisIdempotency {
         RedisIdempotency {
             conn: self.conn.clone(),
             prefix: self.keys.prefix().to_owned(),
+            claim_ttl,
+            result_ttl,
             claim: Arc::new(Script::new(include_str!("../lua/idempotency_claim.lua"))),
             release: Arc::new(Script::new(include_str!("../lua/idempotency_release.lua"))),
         }
@@ -79,7 +95,7 @@ impl IdempotencyStore for RedisIdempotency {
             .claim
             .key(self.key(key))
             .arg(pending)
-            .arg(millis(CLAIM_TTL))
+            .arg(millis(self.claim_ttl).max(1))
             .invoke_async(&mut conn)
             .await
             .map_err(store_error)?;
@@ -101,7 +117,7 @@ impl IdempotencyStore for RedisIdempotency {
             .map_err(|e| StoreError::from(Error::from(e)))?;
         let mut conn = self.conn.clone();
         let _: () = conn
-            .pset_ex(self.key(key), done, millis(IDEMPOTENCY_TTL))
+            .pset_ex(self.key(key), done, millis(self.result_ttl).max(1))
             .await
             .map_err(store_error)?;
         Ok(())

@@ -87,6 +87,10 @@
 //! plan for an index and no sort. The `search` filters scan the list order with a
 //! case-insensitive substring test (no index can serve a substring).
 //!
+//! A third table keeps `Idempotency-Key` results ([`SqliteStore::idempotency`]), so
+//! a retry after a restart gets the first result; its expired rows go with the
+//! purge.
+//!
 //! `PRAGMA user_version` records the schema version ([`SCHEMA_VERSION`]); opening a
 //! database applies the missing migrations in one transaction, and refuses a file
 //! from a newer build.
@@ -110,6 +114,7 @@
 //! are separate rows, and a purge removes only the old one.
 
 mod error;
+mod idempotency;
 mod messages;
 mod rows;
 mod schema;
@@ -120,5 +125,6 @@ mod worker;
 #[cfg(test)]
 mod query_plans;
 
+pub use idempotency::SqliteIdempotency;
 pub use schema::SCHEMA_VERSION;
 pub use store::{database_files, Closed, SqliteConfig, SqliteStore};

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use uuid::Uuid;
 
 use crate::messages::{self, Bound};
-use crate::{schema, sessions};
+use crate::{idempotency, schema, sessions};
 
 fn plan(conn: &Connection, sql: &str) -> Vec<String> {
     let mut stmt = conn
@@ -55,6 +55,11 @@ fn every_fixed_statement_uses_an_index() {
     let conn = schema::open_memory().expect("schema");
     let fixed = [
         ("session_id taken", sessions::sql::SESSION_ID_TAKEN),
+        ("idempotency claim", idempotency::sql::CLAIM),
+        ("idempotency held", idempotency::sql::HELD),
+        ("idempotency complete", idempotency::sql::COMPLETE),
+        ("idempotency release", idempotency::sql::RELEASE),
+        ("idempotency purge", idempotency::sql::PURGE),
         ("session by id", sessions::sql::GET_BY_ID),
         ("session by session_id", sessions::sql::GET_BY_SESSION_ID),
         ("update session", sessions::sql::UPDATE),
@@ -86,6 +91,13 @@ fn every_fixed_statement_uses_an_index() {
     }
     let steps = plan(&conn, sessions::sql::PURGE_EXPIRED);
     assert_searches("purge", &steps, "sessions_by_expiry", "expires_at<?");
+    let steps = plan(&conn, idempotency::sql::PURGE);
+    assert_searches(
+        "idempotency purge",
+        &steps,
+        "idempotency_by_expiry",
+        "expires_at<?",
+    );
 }
 
 #[test]

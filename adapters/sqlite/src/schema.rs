@@ -75,6 +75,20 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_live_by_session_id ON sessions (session_id, expires_at);
     CREATE INDEX messages_live_by_role ON messages (session, role, is_deleted, position);
     ",
+    // 4: Idempotency-Key results (see idempotency.rs): one row per key, `status`
+    // NULL while the key is claimed without a result; `expires_at` in microseconds
+    // of the store's clock. The index serves the purge of expired rows.
+    "
+    CREATE TABLE idempotency (
+        key         TEXT    NOT NULL PRIMARY KEY,
+        fingerprint TEXT    NOT NULL,
+        status      INTEGER,
+        body        TEXT,
+        stream      BLOB,
+        expires_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_by_expiry ON idempotency (expires_at);
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the number of
@@ -270,7 +284,7 @@ mod tests {
             "version 2 allows one row per session_id"
         );
         migrate(&mut conn).expect("upgrade");
-        assert_eq!(pragma(&conn, "user_version"), "3");
+        assert_eq!(pragma(&conn, "user_version"), SCHEMA_VERSION.to_string());
         let indexes = index_names(&conn);
         assert!(
             !indexes.iter().any(|n| n == "sessions_by_session_id"),

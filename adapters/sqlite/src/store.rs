@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::error::SqliteError;
 use crate::schema::{self, ConnectionOptions};
 use crate::worker::Workers;
-use crate::{messages, sessions};
+use crate::{idempotency, messages, sessions};
 
 /// How many expired sessions one purge transaction deletes, so a large purge never
 /// holds the writer for long: other writes interleave between batches.
@@ -47,7 +47,7 @@ impl Default for SqliteConfig {
 ///
 /// See the [crate documentation](crate) for durability, concurrency and expiry.
 pub struct SqliteStore {
-    workers: Arc<Workers>,
+    pub(crate) workers: Arc<Workers>,
     /// Set when every connection is closed.
     closed: watch::Receiver<bool>,
 }
@@ -150,6 +150,24 @@ impl SqliteStore {
     #[must_use]
     pub fn closed(&self) -> Closed {
         Closed(self.closed.clone())
+    }
+}
+
+impl SqliteStore {
+    /// Deletes the sessions expired at or before `cutoff`, in batches; returns how
+    /// many.
+    async fn purge_sessions(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let purged = self
+                .workers
+                .write(move |conn, _| sessions::purge_expired(conn, cutoff, PURGE_BATCH))
+                .await?;
+            total += u64::try_from(purged).unwrap_or(u64::MAX);
+            if purged < PURGE_BATCH {
+                return Ok(total);
+            }
+        }
     }
 }
 
@@ -260,19 +278,17 @@ impl ChatStore for SqliteStore {
 
     /// Deletes in transactions of [`PURGE_BATCH`] sessions each, so a large purge
     /// never holds the writer for long: other writes interleave between batches.
-    /// On failure the batches before stay purged.
+    /// On failure the batches before stay purged. Then the `Idempotency-Key` rows
+    /// expired by the store's clock go, in batches of the same size.
     async fn purge_expired(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            let purged = self
-                .workers
-                .write(move |conn, _| sessions::purge_expired(conn, cutoff, PURGE_BATCH))
-                .await?;
-            total += u64::try_from(purged).unwrap_or(u64::MAX);
-            if purged < PURGE_BATCH {
-                return Ok(total);
-            }
-        }
+        let total = self.purge_sessions(cutoff).await?;
+        while self
+            .workers
+            .write(|conn, now| idempotency::purge(conn, now, PURGE_BATCH))
+            .await?
+            == PURGE_BATCH
+        {}
+        Ok(total)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -2,7 +2,14 @@
 //! ([`colloquy_core::ports`]). Each takes a fresh, isolated [`TestStore`] and panics
 //! with a message that quotes the broken sentence and says what was expected.
 //!
+//! The same for the [`StreamLog`] port (taking a [`TestStreamLog`]) and the
+//! [`IdempotencyStore`] port (taking a [`TestIdempotency`]).
+//!
 //! [`ChatStore`]: colloquy_core::ports::ChatStore
+//! [`StreamLog`]: colloquy_core::streams::StreamLog
+//! [`IdempotencyStore`]: colloquy_core::idempotency::IdempotencyStore
+//! [`TestStreamLog`]: crate::TestStreamLog
+//! [`TestIdempotency`]: crate::TestIdempotency
 
 use std::future::Future;
 use std::panic::Location;
@@ -19,17 +26,21 @@ use crate::TestStore;
 mod concurrency;
 mod cursors;
 mod expiry;
+mod idempotency;
 mod messages;
 mod purge;
 mod sessions;
+mod stream_log;
 mod turns;
 
 pub use concurrency::*;
 pub use cursors::*;
 pub use expiry::*;
+pub use idempotency::*;
 pub use messages::*;
 pub use purge::*;
 pub use sessions::*;
+pub use stream_log::*;
 pub use turns::*;
 
 /// Asserts that `$result` is `Err($pattern)`; the message quotes the rule and

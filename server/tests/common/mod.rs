@@ -228,7 +228,21 @@ pub async fn call(
     url: &str,
     body: Option<Value>,
 ) -> Result<Answer, hyper_util::client::legacy::Error> {
+    call_with(client, method, url, &[], body).await
+}
+
+/// [`call`] with extra request headers.
+pub async fn call_with(
+    client: &HttpClient,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Result<Answer, hyper_util::client::legacy::Error> {
     let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     if body.is_some() {
         request = request.header("content-type", "application/json");
     }

@@ -101,41 +101,63 @@ pub async fn count_keys(urls: &[String], prefix: &str) -> usize {
 /// forward from the wall time, so it sees sessions expire before Redis drops them).
 const TEST_RETENTION: Retention = Retention::For(chrono::Duration::zero());
 
+/// Which Redis a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// The shared standalone server, [`SHARED_URL`].
+    Standalone,
+    /// The cluster named by [`CLUSTER_ENV`].
+    Cluster,
+}
+
+impl Deployment {
+    /// A store under `prefix` on this deployment, and the URLs of its nodes (for
+    /// [`purge`]); `service_missing` when it is not reachable.
+    pub async fn connect(
+        self,
+        prefix: &str,
+        clock: Arc<ManualClock>,
+    ) -> Option<(RedisStore, Vec<String>)> {
+        let config = RedisConfig::with_prefix(prefix).with_retention(TEST_RETENTION);
+        match self {
+            Self::Standalone => match RedisStore::connect(SHARED_URL, &config, clock).await {
+                Ok(store) => Some((store, vec![SHARED_URL.to_owned()])),
+                Err(e) => service_missing("redis (127.0.0.1:6379)", &e),
+            },
+            Self::Cluster => {
+                let Some(nodes) = cluster_nodes() else {
+                    return service_missing("redis cluster", &format!("{CLUSTER_ENV} is not set"));
+                };
+                match RedisStore::connect_cluster(&nodes, &config, clock).await {
+                    Ok(store) => Some((store, nodes.iter().map(|n| node_url(n)).collect())),
+                    Err(e) => service_missing("redis cluster", &e),
+                }
+            }
+        }
+    }
+
+    /// A conformance store on this deployment under a fresh prefix, or
+    /// `service_missing`.
+    pub async fn test_store(self) -> Option<TestStore> {
+        let clock = Arc::new(ManualClock::new());
+        let prefix = unique_prefix();
+        let (store, urls) = self.connect(&prefix, clock.clone()).await?;
+        Some(
+            TestStore::new(Arc::new(store), clock)
+                .expires_physically()
+                .with_teardown(move || Box::pin(async move { purge(&urls, &prefix).await })),
+        )
+    }
+}
+
 /// A conformance store on the shared standalone Redis, or `service_missing`.
 pub async fn standalone_test_store() -> Option<TestStore> {
-    let clock = Arc::new(ManualClock::new());
-    let prefix = unique_prefix();
-    let config = RedisConfig::with_prefix(&prefix).with_retention(TEST_RETENTION);
-    let store = match RedisStore::connect(SHARED_URL, &config, clock.clone()).await {
-        Ok(store) => store,
-        Err(e) => return service_missing("redis (127.0.0.1:6379)", &e),
-    };
-    let urls = vec![SHARED_URL.to_owned()];
-    Some(
-        TestStore::new(Arc::new(store), clock)
-            .expires_physically()
-            .with_teardown(move || Box::pin(async move { purge(&urls, &prefix).await })),
-    )
+    Deployment::Standalone.test_store().await
 }
 
 /// A conformance store on the cluster named by [`CLUSTER_ENV`], or `service_missing`.
 pub async fn cluster_test_store() -> Option<TestStore> {
-    let Some(nodes) = cluster_nodes() else {
-        return service_missing("redis cluster", &format!("{CLUSTER_ENV} is not set"));
-    };
-    let clock = Arc::new(ManualClock::new());
-    let prefix = unique_prefix();
-    let config = RedisConfig::with_prefix(&prefix).with_retention(TEST_RETENTION);
-    let store = match RedisStore::connect_cluster(&nodes, &config, clock.clone()).await {
-        Ok(store) => store,
-        Err(e) => return service_missing("redis cluster", &e),
-    };
-    let urls: Vec<String> = nodes.iter().map(|n| node_url(n)).collect();
-    Some(
-        TestStore::new(Arc::new(store), clock)
-            .expires_physically()
-            .with_teardown(move || Box::pin(async move { purge(&urls, &prefix).await })),
-    )
+    Deployment::Cluster.test_store().await
 }
 
 /// A loopback port nobody listens on right now.
