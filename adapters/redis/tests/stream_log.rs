@@ -17,19 +17,6 @@ const PATIENT: Duration = Duration::from_secs(120);
 const HASTY_LEASE: Duration = Duration::from_millis(200);
 const HASTY_TTL: Duration = Duration::from_secs(1);
 
-/// The known bug the Redis stream log has against the contracts (reported to the
-/// lead, who is changing `src/streams.rs`).
-macro_rules! redis_stream_log_contract_tests {
-    ($factory:path) => {
-        colloquy_conformance::stream_log_contract_tests!($factory; ignore {
-            an_expired_lease_clears_the_active_response = "known bug: the active pointer \
-                (PSETEX in a second round trip after stream_start.lua) expires up to a \
-                round trip later than the lease the log's meta records, so `active` can \
-                name a response whose log already reads Abandoned",
-        });
-    };
-}
-
 async fn log_on(deployment: Deployment) -> Option<TestStreamLog> {
     let prefix = unique_prefix();
     let (one, urls) = deployment
@@ -56,7 +43,7 @@ mod standalone {
         log_on(Deployment::Standalone).await
     }
 
-    redis_stream_log_contract_tests!(log);
+    colloquy_conformance::stream_log_contract_tests!(log);
 }
 
 mod cluster {
@@ -66,5 +53,5 @@ mod cluster {
         log_on(Deployment::Cluster).await
     }
 
-    redis_stream_log_contract_tests!(log);
+    colloquy_conformance::stream_log_contract_tests!(log);
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use colloquy_core::streams::{CancelOutcome, LogRead, LogState, StreamLog, StreamMeta};
-use colloquy_core::{ChatEvent, ErrorCode, FinishReason};
+use colloquy_core::{ChatEvent, ErrorCode, FinishReason, Metadata, Session};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -20,13 +20,18 @@ fn meta() -> StreamMeta {
     meta_of(Uuid::new_v4())
 }
 
+/// The `session_id` of the session `session` in these contracts.
+fn session_id_of(session: Uuid) -> String {
+    format!("conformance-{}", session.simple())
+}
+
 /// A fresh response of the session `session`.
 fn meta_of(session: Uuid) -> StreamMeta {
     StreamMeta {
         response_id: Uuid::new_v4(),
         message_id: Uuid::new_v4(),
         session,
-        session_id: format!("conformance-{}", session.simple()),
+        session_id: session_id_of(session),
     }
 }
 
@@ -72,7 +77,17 @@ async fn kept(log: &dyn StreamLog, response: Uuid, from: u64, rule: &str) -> Log
 }
 
 async fn active(log: &dyn StreamLog, session: Uuid) -> Option<Uuid> {
-    log.active(session)
+    let now = chrono::Utc::now();
+    let session_record = Session {
+        id: session,
+        session_id: session_id_of(session),
+        external_user_id: None,
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        is_active: true,
+        metadata: Metadata::new(),
+    };
+    log.active(&session_record)
         .await
         .unwrap_or_else(|e| panic!("active({session}) failed: {e}"))
 }
