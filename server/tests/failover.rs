@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use common::{all_messages, call, client, must, skip_missing, HttpClient, Server, TempDir};
+use common::{
+    all_messages, call, client, must, skip_missing, temp_dir, HttpClient, Server, TempDir,
+};
 
 /// Bounds every wait of this test (the whole test takes well under a minute).
 const WAIT: Duration = Duration::from_secs(20);
@@ -134,11 +136,11 @@ impl Cluster {
     /// Starts it, or `None` when `redis-server` is not installed (after skipping or
     /// failing per `COLLOQUY_REQUIRE_SERVICES`).
     fn start() -> Option<Self> {
-        let dir = TempDir::new("failover-cluster");
+        let dir = temp_dir("failover-cluster");
         let mut nodes = Vec::new();
         for _ in 0..6 {
             let port = free_node_port();
-            let node_dir = dir.0.join(port.to_string());
+            let node_dir = dir.path().join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("node dir");
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -299,10 +301,10 @@ async fn killing_a_master_loses_no_acknowledged_write_and_readyz_tells_the_truth
     let Some(mut cluster) = Cluster::start() else {
         return;
     };
-    let dir = TempDir::new("failover");
+    let dir = temp_dir("failover");
     let store = format!("redis-cluster://{}", cluster.addresses());
     let server = Server::start(
-        &dir.0,
+        dir.path(),
         &[
             "--store",
             &store,

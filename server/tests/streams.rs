@@ -14,8 +14,8 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use common::{
-    client, delete_prefix, must, open_stream, redis_answers, skip_missing, unique, HttpClient,
-    Server, SseEvent, TempDir,
+    client, delete_prefix, must, open_stream, redis_answers, skip_missing, temp_dir, unique,
+    HttpClient, Server, SseEvent, TempDir,
 };
 
 /// A store URL and a private key prefix, deleted when the test ends.
@@ -77,7 +77,10 @@ fn pair(shared: &Shared, dir: &TempDir, delay: &str, extra: &[&str]) -> (Server,
         delay,
     ];
     args.extend_from_slice(extra);
-    (Server::start(&dir.0, &args), Server::start(&dir.0, &args))
+    (
+        Server::start(dir.path(), &args),
+        Server::start(dir.path(), &args),
+    )
 }
 
 async fn new_session(client: &HttpClient, base: &str) -> String {
@@ -98,7 +101,7 @@ async fn new_session(client: &HttpClient, base: &str) -> String {
 fn text(events: &[SseEvent]) -> String {
     events
         .iter()
-        .filter_map(|e| e.data["chunk"].as_str())
+        .filter_map(|e| e.json()["chunk"].as_str().map(str::to_owned))
         .collect()
 }
 
@@ -126,14 +129,14 @@ async fn start_stream(
 
 /// Resume on B mid-answer, cancel from B while A generates, and a reload on B.
 async fn resume_and_cancel_across(shared: &Shared) {
-    let dir = TempDir::new("streams");
+    let dir = temp_dir("streams");
     let (a, b) = pair(shared, &dir, "150ms", &[]);
     let client = client();
     let session_id = new_session(&client, &a.base).await;
 
     // Resume on B, mid-answer, after the second event.
     let (mut on_a, first, second) = start_stream(&client, &a.base, &session_id).await;
-    let response_id = first.data["response_id"].as_str().expect("id").to_owned();
+    let response_id = first.json()["response_id"].as_str().expect("id").to_owned();
     let session = must(
         &client,
         Method::GET,
@@ -152,7 +155,7 @@ async fn resume_and_cancel_across(shared: &Shared) {
         &client,
         Method::GET,
         &resume_url,
-        &[("last-event-id", &second.id)],
+        &[("last-event-id", &second.last_event_id)],
         None,
     )
     .await;
@@ -194,7 +197,7 @@ async fn resume_and_cancel_across(shared: &Shared) {
 
     // Cancel from B while A generates.
     let (mut on_a, first, _) = start_stream(&client, &a.base, &session_id).await;
-    let response_id = first.data["response_id"].as_str().expect("id").to_owned();
+    let response_id = first.json()["response_id"].as_str().expect("id").to_owned();
     let cancel = must(
         &client,
         Method::POST,
@@ -207,7 +210,7 @@ async fn resume_and_cancel_across(shared: &Shared) {
     .await;
     assert_eq!(cancel.status, StatusCode::ACCEPTED, "{}", cancel.text);
     let last = on_a.rest().await.pop().expect("a terminal event");
-    assert_eq!(last.data["finish_reason"], "cancelled", "{last:?}");
+    assert_eq!(last.json()["finish_reason"], "cancelled", "{last:?}");
     let stored = must(
         &client,
         Method::GET,
@@ -242,7 +245,7 @@ async fn two_instances_on_redis_cluster_resume_and_cancel_each_others_streams() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_enforce_one_shared_rate_limit_and_idempotency() {
     let Some(shared) = standalone() else { return };
-    let dir = TempDir::new("shared-limits");
+    let dir = temp_dir("shared-limits");
     let (a, b) = pair(&shared, &dir, "0s", &["--rate-chats", "4/min"]);
     let client = client();
     let session_id = new_session(&client, &a.base).await;
@@ -303,12 +306,12 @@ async fn two_instances_enforce_one_shared_rate_limit_and_idempotency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_generating_instance_dies_followers_end_and_the_pointer_clears() {
     let Some(shared) = standalone() else { return };
-    let dir = TempDir::new("streams-kill");
+    let dir = temp_dir("streams-kill");
     let (a, b) = pair(&shared, &dir, "1s", &[]);
     let client = client();
     let session_id = new_session(&client, &a.base).await;
     let (_on_a, first, _) = start_stream(&client, &a.base, &session_id).await;
-    let response_id = first.data["response_id"].as_str().expect("id").to_owned();
+    let response_id = first.json()["response_id"].as_str().expect("id").to_owned();
     let (_, mut follower) = open_stream(
         &client,
         Method::GET,
@@ -326,8 +329,8 @@ async fn when_the_generating_instance_dies_followers_end_and_the_pointer_clears(
     let killed = Instant::now();
     let rest = follower.rest().await;
     let last = rest.last().expect("a terminal event, never a hang");
-    assert_eq!(last.data["done"], true);
-    assert_eq!(last.data["error"], "generation_lost", "{last:?}");
+    assert_eq!(last.json()["done"], true);
+    assert_eq!(last.json()["error"], "generation_lost", "{last:?}");
     println!("follower ended {:?} after the kill", killed.elapsed());
     // The pointer is gone within the lease (6 s; the test allows 15).
     let session_url = format!("{}/api/chats/sessions/{session_id}/", b.base);
