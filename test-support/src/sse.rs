@@ -168,6 +168,7 @@ pub struct SseReader<B> {
     body: B,
     decoder: Decoder,
     ended: bool,
+    broken: Option<String>,
     deadline: Duration,
 }
 
@@ -182,6 +183,7 @@ where
             body,
             decoder: Decoder::new(),
             ended: false,
+            broken: None,
             deadline: crate::DEADLINE,
         }
     }
@@ -215,9 +217,18 @@ where
                         self.decoder.feed(&data);
                     }
                 }
-                Some(Err(_)) | None => self.ended = true,
+                Some(Err(e)) => {
+                    self.broken = Some(e.to_string());
+                    self.ended = true;
+                }
+                None => self.ended = true,
             }
         }
+    }
+
+    /// Why the stream ended without its end (the connection broke), once it has.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
     }
 
     /// The next event, skipping comments (what a browser shows the page).
