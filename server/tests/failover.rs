@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::json;
 
+use colloquy_test_support::net::wait_serving;
 use common::{
     all_messages, call, client, must, skip_missing, temp_dir, HttpClient, Server, TempDir,
 };
@@ -163,12 +164,17 @@ impl Cluster {
                 port,
             });
         }
-        let cluster = Self { nodes, _dir: dir };
-        for node in &cluster.nodes {
-            wait_for("a node to answer PING", || {
-                node_query::<String>(node.port, &["PING"]).is_some()
-            });
+        // Each node serves its port itself (not another process that took it).
+        for node in &mut nodes {
+            let port = node.port;
+            let child = node.child.as_mut().expect("a started node");
+            if let Err(e) = wait_serving(child, port, WAIT, || {
+                node_query::<String>(port, &["PING"]).is_some()
+            }) {
+                panic!("cluster node on {port}: {e}");
+            }
         }
+        let cluster = Self { nodes, _dir: dir };
         let status = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(
