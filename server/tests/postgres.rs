@@ -15,14 +15,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use colloquy_test_support::net::free_port;
 use colloquy_test_support::postgres::{self, Cluster, Database};
 
 use common::workflow::{
     deleted_on_b_gone_on_a, http_workflow, kill_9_under_load, outage_under_load,
-    two_instances_share, WORKFLOW_ARGS,
+    two_instances_share, unreachable_store_fails_fast, WORKFLOW_ARGS,
 };
-use common::{client, skip_missing, temp_dir, Server, Started};
+use common::{client, skip_missing, temp_dir, Server};
 
 /// A database of the test's own on the shared PostgreSQL, or `None` (after skipping,
 /// or panicking when services are required) when there is none.
@@ -139,22 +138,9 @@ async fn a_postgres_outage_is_a_503_and_service_resumes_when_it_returns() {
 
 #[test]
 fn an_unreachable_postgres_fails_fast_without_showing_the_password() {
-    let port = free_port(); // nothing listens there
-    let dir = temp_dir("pg-unreachable");
-    let store = format!("postgres://app:hunter2-secret@127.0.0.1:{port}/chat");
-    let started = Instant::now();
-    let Started::Failed(stderr) = Server::try_start(dir.path(), &["--store", &store]) else {
-        panic!("colloquy started without its PostgreSQL");
-    };
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "fails fast: {:?}",
-        started.elapsed()
+    unreachable_store_fails_fast(
+        "PostgreSQL",
+        "postgres://app:hunter2-secret@127.0.0.1:{port}/chat",
+        "postgres://app:***@127.0.0.1:{port}/chat",
     );
-    assert!(stderr.contains("PostgreSQL"), "{stderr}");
-    assert!(
-        stderr.contains(&format!("postgres://app:***@127.0.0.1:{port}/chat")),
-        "names the store, password hidden: {stderr}"
-    );
-    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 }

@@ -14,7 +14,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -22,7 +21,7 @@ use serde_json::{json, Value};
 use colloquy_test_support::net::wait_serving;
 use common::workflow::{
     chat_through, deleted_on_b_gone_on_a, http_workflow, outage_under_load, two_instances_share,
-    WORKFLOW_ARGS,
+    unreachable_store_fails_fast, WORKFLOW_ARGS,
 };
 use common::{
     all_messages, client, count_prefix, delete_prefix, free_port, must, redis_answers,
@@ -196,24 +195,11 @@ async fn a_redis_outage_is_a_503_and_service_resumes_when_it_returns() {
 
 #[test]
 fn an_unreachable_redis_fails_fast_without_showing_the_password() {
-    let port = free_port(); // nothing listens there
-    let dir = temp_dir("redis-unreachable");
-    let store = format!("redis://:hunter2-secret@127.0.0.1:{port}/0");
-    let started = Instant::now();
-    let Started::Failed(stderr) = Server::try_start(dir.path(), &["--store", &store]) else {
-        panic!("colloquy started without its Redis");
-    };
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "fails fast: {:?}",
-        started.elapsed()
+    unreachable_store_fails_fast(
+        "Redis",
+        "redis://:hunter2-secret@127.0.0.1:{port}/0",
+        "redis://:***@127.0.0.1:{port}/0",
     );
-    assert!(stderr.contains("Redis"), "{stderr}");
-    assert!(
-        stderr.contains(&format!("redis://:***@127.0.0.1:{port}/0")),
-        "names the store, password hidden: {stderr}"
-    );
-    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 }
 
 #[test]

@@ -11,13 +11,16 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::{all_messages, call, must, open_stream, Answer, HttpClient, Server, SseEvent};
+use super::{
+    all_messages, call, must, open_stream, Answer, HttpClient, Server, SseEvent, SseStream,
+};
 
 /// Server arguments the workflow needs: an echo slow enough (a word every 100 ms) to
 /// resume and cancel an answer while it is generated.
 pub const WORKFLOW_ARGS: [&str; 2] = ["--echo-chunk-delay", "100ms"];
 
-const QUESTION: &str = "one two three four five six";
+/// The question of the streamed answers that are resumed and cancelled.
+pub const QUESTION: &str = "one two three four five six";
 
 fn ids(list: &[Value]) -> Vec<Value> {
     list.iter().map(|m| m["id"].clone()).collect()
@@ -334,122 +337,7 @@ pub async fn http_workflow(client: &HttpClient, base: &str) {
         "stored as streamed"
     );
 
-    // Resume mid-answer after the second event, and after completion; 204 at the end.
-    let (status, mut original) = open_stream(
-        client,
-        Method::POST,
-        &format!("{api}/messages/chat/stream/"),
-        &[],
-        Some(json!({"session_id": "flow", "message": QUESTION})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let first = original.next_event().await.expect("a first event");
-    let second = original.next_event().await.expect("a second event");
-    let running = first.json()["response_id"]
-        .as_str()
-        .expect("response_id")
-        .to_owned();
-    let session = must(client, Method::GET, &format!("{api}/sessions/flow/"), None).await;
-    assert_eq!(
-        session.body["active_response_id"],
-        json!(running),
-        "the answer in flight"
-    );
-    let resume_url = format!("{api}/messages/chat/stream/{running}/");
-    let (status, mut resumed) = open_stream(
-        client,
-        Method::GET,
-        &resume_url,
-        &[("last-event-id", &second.last_event_id)],
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let tail = resumed.rest().await;
-    let mut whole = vec![first, second.clone()];
-    whole.extend(original.rest().await);
-    assert_eq!(tail, whole[2..], "exactly the events after the second");
-    assert_eq!(text(&whole), format!("Echo: {QUESTION}"));
-    let (status, mut again) = open_stream(
-        client,
-        Method::GET,
-        &resume_url,
-        &[("last-event-id", &second.last_event_id)],
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(again.rest().await, tail, "the same after completion");
-    let end = &whole[whole.len() - 1].last_event_id;
-    let (status, _) = open_stream(
-        client,
-        Method::GET,
-        &resume_url,
-        &[("last-event-id", end)],
-        None,
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::NO_CONTENT,
-        "nothing after the last event"
-    );
-    let session = must(client, Method::GET, &format!("{api}/sessions/flow/"), None).await;
-    assert_eq!(
-        session.body["active_response_id"],
-        Value::Null,
-        "cleared at the end"
-    );
-
-    // Cancel while it generates: the partial answer is stored as cancelled.
-    let (_, mut original) = open_stream(
-        client,
-        Method::POST,
-        &format!("{api}/messages/chat/stream/"),
-        &[],
-        Some(json!({"session_id": "flow", "message": QUESTION})),
-    )
-    .await;
-    let first = original.next_event().await.expect("a first event");
-    let running = first.json()["response_id"]
-        .as_str()
-        .expect("response_id")
-        .to_owned();
-    let cancel = must(
-        client,
-        Method::POST,
-        &format!("{api}/messages/chat/stream/{running}/cancel/"),
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(cancel.status, StatusCode::ACCEPTED, "{}", cancel.text);
-    let last = original
-        .rest()
-        .await
-        .pop()
-        .expect("a terminal event")
-        .json();
-    assert_eq!(last["finish_reason"], "cancelled", "{last}");
-    let stored = must(
-        client,
-        Method::GET,
-        &format!("{api}/messages/{running}/"),
-        None,
-    )
-    .await;
-    assert_eq!(
-        stored.body["metadata"]["finish_reason"], "cancelled",
-        "{}",
-        stored.text
-    );
-    assert!(
-        stored.body["message"]
-            .as_str()
-            .is_some_and(|t| t.len() < format!("Echo: {QUESTION}").len()),
-        "only what was generated before the cancel: {}",
-        stored.text
-    );
+    resume_and_cancel(client, base, base, "flow").await;
 
     // Soft delete of a message.
     let victim = format!(
@@ -510,48 +398,49 @@ pub async fn http_workflow(client: &HttpClient, base: &str) {
     }
 
     // Errors.
-    let missing = must(
-        client,
-        Method::GET,
-        &format!("{api}/sessions/nobody/"),
-        None,
-    )
-    .await;
-    assert_error(&missing, StatusCode::NOT_FOUND, "session_not_found");
-    let missing = must(
-        client,
-        Method::POST,
-        &format!("{api}/messages/"),
-        Some(json!({"session_id": "nobody", "message": "x"})),
-    )
-    .await;
-    assert_error(&missing, StatusCode::NOT_FOUND, "session_not_found");
-    let missing = must(
-        client,
-        Method::GET,
-        &format!("{api}/messages/not-a-uuid/"),
-        None,
-    )
-    .await;
-    assert_error(&missing, StatusCode::NOT_FOUND, "message_not_found");
-    let blank = must(
-        client,
-        Method::POST,
-        &format!("{api}/messages/"),
-        Some(json!({"session_id": "flow", "message": "  "})),
-    )
-    .await;
-    assert_error(&blank, StatusCode::BAD_REQUEST, "invalid_field");
-    let no_session = must(client, Method::GET, &format!("{api}/messages/"), None).await;
-    assert_error(&no_session, StatusCode::BAD_REQUEST, "missing_field");
-    let role = must(
-        client,
-        Method::POST,
-        &format!("{api}/messages/"),
-        Some(json!({"session_id": "flow", "message": "x", "role": "robot"})),
-    )
-    .await;
-    assert_error(&role, StatusCode::BAD_REQUEST, "invalid_field");
+    let errors = [
+        (
+            Method::GET,
+            "sessions/nobody/",
+            None,
+            404,
+            "session_not_found",
+        ),
+        (
+            Method::POST,
+            "messages/",
+            Some(json!({"session_id": "nobody", "message": "x"})),
+            404,
+            "session_not_found",
+        ),
+        (
+            Method::GET,
+            "messages/not-a-uuid/",
+            None,
+            404,
+            "message_not_found",
+        ),
+        (
+            Method::POST,
+            "messages/",
+            Some(json!({"session_id": "flow", "message": "  "})),
+            400,
+            "invalid_field",
+        ),
+        (Method::GET, "messages/", None, 400, "missing_field"),
+        (
+            Method::POST,
+            "messages/",
+            Some(json!({"session_id": "flow", "message": "x", "role": "robot"})),
+            400,
+            "invalid_field",
+        ),
+    ];
+    for (method, path, body, status, code) in errors {
+        let answer = must(client, method, &format!("{api}/{path}"), body).await;
+        let status = StatusCode::from_u16(status).expect("a status");
+        assert_error(&answer, status, code);
+    }
 
     // Delete: the session and its messages are gone; a second delete is 404.
     let session_url = format!("{api}/sessions/flow/");
@@ -586,6 +475,128 @@ pub async fn http_workflow(client: &HttpClient, base: &str) {
     )
     .await;
     assert_error(&message, StatusCode::NOT_FOUND, "message_not_found");
+}
+
+/// Starts a streamed answer to [`QUESTION`] on `base`; the reader and its first two
+/// events.
+pub async fn start_stream(
+    client: &HttpClient,
+    base: &str,
+    session_id: &str,
+) -> (SseStream, SseEvent, SseEvent) {
+    let (status, mut stream) = open_stream(
+        client,
+        Method::POST,
+        &format!("{base}/api/chats/messages/chat/stream/"),
+        &[],
+        Some(json!({"session_id": session_id, "message": QUESTION})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let first = stream.next_event().await.expect("a first event");
+    let second = stream.next_event().await.expect("a second event");
+    (stream, first, second)
+}
+
+fn response_id(event: &SseEvent) -> String {
+    event.json()["response_id"]
+        .as_str()
+        .expect("response_id")
+        .to_owned()
+}
+
+/// An answer generated on `a` (started with a slow echo, e.g. [`WORKFLOW_ARGS`]),
+/// followed through `b` (the same server, or another on the same store): `b` sees it
+/// running, resumes it after the second event with exactly the rest, a reload without
+/// `Last-Event-ID` gets every event, the same resume after completion gets the same
+/// events, and one from the last event 204; then an answer on `a` cancelled through `b`
+/// is stored partial, as cancelled.
+pub async fn resume_and_cancel(client: &HttpClient, a: &str, b: &str, session_id: &str) {
+    let session_url = format!("{b}/api/chats/sessions/{session_id}/");
+    let (mut on_a, first, second) = start_stream(client, a, session_id).await;
+    let running = response_id(&first);
+    let session = must(client, Method::GET, &session_url, None).await;
+    assert_eq!(
+        session.body["active_response_id"],
+        json!(running),
+        "the answer in flight"
+    );
+    let resume_url = format!("{b}/api/chats/messages/chat/stream/{running}/");
+    let second_id = second.last_event_id.clone();
+    let after_second = [("last-event-id", second_id.as_str())];
+    let asked = Instant::now();
+    let (status, mut resumed) =
+        open_stream(client, Method::GET, &resume_url, &after_second, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut tail = vec![resumed
+        .next_event()
+        .await
+        .expect("a replayed or live event")];
+    eprintln!("resume: first event after {:?}", asked.elapsed());
+    let (_, mut reload) = open_stream(client, Method::GET, &resume_url, &[], None).await;
+    tail.extend(resumed.rest().await);
+    let mut whole = vec![first, second];
+    whole.extend(on_a.rest().await);
+    assert_eq!(
+        tail,
+        whole[2..],
+        "exactly the events after the second, in order"
+    );
+    assert_eq!(reload.rest().await, whole, "a reload gets every event once");
+    assert_eq!(text(&whole), format!("Echo: {QUESTION}"));
+    let (status, mut again) =
+        open_stream(client, Method::GET, &resume_url, &after_second, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again.rest().await, tail, "the same after completion");
+    let end = [(
+        "last-event-id",
+        whole[whole.len() - 1].last_event_id.as_str(),
+    )];
+    let (status, _) = open_stream(client, Method::GET, &resume_url, &end, None).await;
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "nothing after the last event"
+    );
+    let session = must(client, Method::GET, &session_url, None).await;
+    assert_eq!(
+        session.body["active_response_id"],
+        Value::Null,
+        "cleared when the answer ends"
+    );
+
+    // Cancel while it generates: the partial answer is stored as cancelled.
+    let (mut on_a, first, _) = start_stream(client, a, session_id).await;
+    let running = response_id(&first);
+    let cancel = must(
+        client,
+        Method::POST,
+        &format!("{b}/api/chats/messages/chat/stream/{running}/cancel/"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(cancel.status, StatusCode::ACCEPTED, "{}", cancel.text);
+    let last = on_a.rest().await.pop().expect("a terminal event").json();
+    assert_eq!(last["finish_reason"], "cancelled", "{last}");
+    let stored = must(
+        client,
+        Method::GET,
+        &format!("{b}/api/chats/messages/{running}/"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        stored.body["metadata"]["finish_reason"], "cancelled",
+        "{}",
+        stored.text
+    );
+    assert!(
+        stored.body["message"]
+            .as_str()
+            .is_some_and(|t| t.len() < format!("Echo: {QUESTION}").len()),
+        "only what was generated before the cancel: {}",
+        stored.text
+    );
 }
 
 /// A chat (plain and streamed) through `base`; the ids of the four messages it wrote.
@@ -1130,4 +1141,32 @@ pub async fn outage_under_load<T>(
         "service resumed {recovered_after:?} after the store came back (at most 2 s)"
     );
     (outage, restored)
+}
+
+/// The server on `store` (`{port}` in it is replaced by a port nothing listens on)
+/// fails fast, names the store (as `shown`, `{port}` replaced too) and its `kind` in
+/// its error, and never shows the password `hunter2-secret`.
+pub fn unreachable_store_fails_fast(kind: &str, store: &str, shown: &str) {
+    let port = super::free_port().to_string(); // nothing listens there
+    let (store, shown) = (
+        store.replace("{port}", &port),
+        shown.replace("{port}", &port),
+    );
+    assert!(store.contains("hunter2-secret"), "{store}");
+    let dir = super::temp_dir("unreachable");
+    let started = Instant::now();
+    let super::Started::Failed(stderr) = Server::try_start(dir.path(), &["--store", &store]) else {
+        panic!("colloquy started without its {kind}");
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "fails fast: {:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains(kind), "{stderr}");
+    assert!(
+        stderr.contains(&shown),
+        "names the store, password hidden: {stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 }
