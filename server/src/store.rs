@@ -97,17 +97,13 @@ pub(crate) struct StoreSpecError {
     spec: String,
 }
 
-/// Whether `authority` (`[userinfo@]host[:port]`) names a host, and a valid port if
-/// any (Redis' 6379 otherwise).
-fn has_host_and_port(authority: &str) -> bool {
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host.starts_with('[') && host.ends_with(']') {
-        return host.len() > 2; // an IPv6 address without a port
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) => !h.is_empty() && p.parse::<u16>().is_ok(),
-        None => !host.is_empty(),
-    }
+/// `spec` parsed as a URL (by the `url` crate) whose scheme is one of `schemes`;
+/// `with_host`: it must also name a host (a port, if given, is a valid `u16`: the
+/// parser checks that).
+fn parse_url(spec: &str, schemes: &[&str], with_host: bool) -> Option<url::Url> {
+    let url = url::Url::parse(spec).ok()?;
+    let named = url.host_str().is_some_and(|h| !h.is_empty());
+    (schemes.contains(&url.scheme()) && (named || !with_host)).then_some(url)
 }
 
 impl FromStr for StoreSpec {
@@ -129,9 +125,11 @@ impl FromStr for StoreSpec {
             };
         }
         if let Some(rest) = spec.strip_prefix("redis-cluster://") {
+            // Not one URL (a comma-separated host list): each node is parsed as
+            // `redis://[userinfo@]node`, which must be a bare host and port.
             let (userinfo, nodes) = match rest.rsplit_once('@') {
-                Some((userinfo, nodes)) => (Some(userinfo), nodes),
-                None => (None, rest),
+                Some((userinfo, nodes)) => (format!("{userinfo}@"), nodes),
+                None => (String::new(), rest),
             };
             let nodes = nodes
                 .trim_end_matches('/')
@@ -139,13 +137,17 @@ impl FromStr for StoreSpec {
                 .map(str::trim)
                 .filter(|n| !n.is_empty())
                 .map(|node| {
-                    if node.contains(['/', '@']) || !has_host_and_port(node) {
-                        return Err(unknown());
+                    let url = format!("redis://{userinfo}{node}");
+                    match parse_url(&url, &["redis"], true) {
+                        Some(parsed)
+                            if parsed.path().is_empty()
+                                && parsed.query().is_none()
+                                && parsed.fragment().is_none() =>
+                        {
+                            Ok(SecretUrl(url))
+                        }
+                        _ => Err(unknown()),
                     }
-                    Ok(SecretUrl(match userinfo {
-                        Some(userinfo) => format!("redis://{userinfo}@{node}"),
-                        None => format!("redis://{node}"),
-                    }))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if nodes.is_empty() {
@@ -153,17 +155,12 @@ impl FromStr for StoreSpec {
             }
             return Ok(Self::RedisCluster(nodes));
         }
-        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        // libpq URL syntax; the host may be left to a `host=` parameter (a socket).
+        if parse_url(spec, &["postgres", "postgresql"], false).is_some() {
             return Ok(Self::Postgres(SecretUrl(spec.to_owned())));
         }
-        for scheme in ["redis://", "rediss://"] {
-            if let Some(rest) = spec.strip_prefix(scheme) {
-                let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-                if !has_host_and_port(authority) {
-                    return Err(unknown());
-                }
-                return Ok(Self::Redis(SecretUrl(spec.to_owned())));
-            }
+        if parse_url(spec, &["redis", "rediss"], true).is_some() {
+            return Ok(Self::Redis(SecretUrl(spec.to_owned())));
         }
         Err(unknown())
     }
@@ -418,6 +415,17 @@ mod tests {
             "postgresql://app:***@db.internal:5432/chat?sslmode=require",
             "the password is never shown"
         );
+        for socket in [
+            "postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres",
+            "postgresql:///chat?host=/var/run/postgresql",
+        ] {
+            let spec: StoreSpec = socket.parse().expect(socket);
+            assert_eq!(spec, StoreSpec::Postgres(SecretUrl(socket.to_owned())));
+        }
+        let e = "postgresql://app:s3cret@db:99999/chat"
+            .parse::<StoreSpec>()
+            .expect_err("no such port");
+        assert!(!e.to_string().contains("s3cret"), "{e}");
         for bad in [
             "mysql://x",
             "sqlite:",
@@ -428,6 +436,10 @@ mod tests {
             "redis-cluster://",
             "redis-cluster://a:1,b:x",
             "redis-cluster://a:1/0",
+            "redis-cluster://a:1?x=y",
+            "postgres://h:notaport/db",
+            "postgresql://app:s3cret@db:99999/chat",
+            "postgres//h/db",
         ] {
             let e = bad.parse::<StoreSpec>().expect_err("unknown");
             assert!(e.to_string().contains(SUPPORTED), "{bad}");
@@ -513,9 +525,8 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_opens_answers_and_closes() {
-        let dir =
-            std::env::temp_dir().join(format!("colloquy-server-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path();
         let spec = StoreSpec::Sqlite(dir.join("t.db"));
         let stores = spec
             .open(
@@ -536,7 +547,6 @@ mod tests {
             .expect("closes once dropped");
         assert!(dir.join("t.db").is_file());
         assert!(!dir.join("t.db-wal").exists(), "closed and checkpointed");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use common::{call, client, must, Server, TempDir, BIN, DEADLINE};
+use common::{call, client, must, temp_dir, Server, BIN, DEADLINE};
 
 /// JSON logs at `info`, so that every request writes a line carrying its id.
 const ARGS: &[&str] = &[
@@ -25,8 +25,8 @@ const ARGS: &[&str] = &[
 
 #[tokio::test]
 async fn serves_the_workflow_and_exits_0_on_sigterm() {
-    let dir = TempDir::new("binary");
-    let server = Server::start(&dir.0, ARGS);
+    let dir = temp_dir("binary");
+    let server = Server::start(dir.path(), ARGS);
     let client = client();
     let base = server.base.clone();
 
@@ -168,13 +168,13 @@ fn bad_settings_fail_fast_with_a_message() {
 
 #[test]
 fn ctrl_c_also_shuts_down_cleanly() {
-    let dir = TempDir::new("binary-int");
-    Server::start(&dir.0, ARGS).stop_with("INT");
+    let dir = temp_dir("binary-int");
+    Server::start(dir.path(), ARGS).stop_with("INT");
 }
 
 #[tokio::test]
 async fn the_widget_is_served_unless_turned_off() {
-    let dir = TempDir::new("binary-widget");
+    let dir = temp_dir("binary-widget");
     let client = client();
     for (env, args, served) in [
         (None, &[][..], true),
@@ -182,7 +182,7 @@ async fn the_widget_is_served_unless_turned_off() {
         (Some("false"), &["--widget"][..], true),
         (Some("true"), &["--no-widget"][..], false),
     ] {
-        let mut command = Server::command(&dir.0, &[&["--store", "memory"][..], args].concat());
+        let mut command = Server::command(dir.path(), &[&["--store", "memory"][..], args].concat());
         if let Some(value) = env {
             command.env("COLLOQUY_WIDGET", value);
         }

@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Server, TempDir, BIN};
+use common::{temp_dir, Server, BIN};
 
 /// `(soft, hard)` "Max open files" of a `/proc/<pid>/limits` file.
 fn open_files(pid: &str) -> (u64, u64) {
@@ -32,11 +32,11 @@ fn the_soft_open_files_limit_is_raised_to_the_hard_limit() {
         low >= 16,
         "the hard limit ({hard}) leaves no room for the test"
     );
-    let dir = TempDir::new("fd-limit");
+    let dir = temp_dir("fd-limit");
     // A shell lowers the soft limit, then becomes colloquy (same pid).
     let mut command = Command::new("sh");
     command
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .arg("-c")
         .arg(format!("ulimit -S -n {low} && exec \"$0\" \"$@\""))
         .arg(BIN)

@@ -29,7 +29,10 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use common::{all_messages, call, client, must, skip_missing, HttpClient, Server, TempDir};
+use colloquy_test_support::net::wait_serving;
+use common::{
+    all_messages, call, client, must, skip_missing, temp_dir, HttpClient, Server, TempDir,
+};
 
 /// Bounds each wait of the setup (nodes up, cluster formed, replicas in sync, writers
 /// going), which is not what the test is about: generous, for a loaded 2-core CI with
@@ -168,22 +171,16 @@ fn start_node(dir: &std::path::Path) -> Option<Node> {
             child: Some(child),
             port,
         };
-        let mut exited = false;
-        wait_for(
-            &format!("the node on port {port} to answer PING"),
-            SETUP,
-            || {
-                exited = node
-                    .child
-                    .as_mut()
-                    .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
-                exited || node_query::<String>(port, &["PING"]).is_some()
-            },
-        );
-        if !exited {
+        let child = node.child.as_mut().expect("just started");
+        // The node itself serves the port (not another process that took it).
+        if wait_serving(child, port, SETUP, || {
+            node_query::<String>(port, &["PING"]).is_some()
+        })
+        .is_ok()
+        {
             return Some(node);
         }
-        node.child = None;
+        drop(node); // killed: it exited, or another process answers on its port
     }
     panic!("no cluster node would start (ports kept being taken)");
 }
@@ -192,10 +189,10 @@ impl Cluster {
     /// Starts it, or `None` when `redis-server` is not installed (after skipping or
     /// failing per `COLLOQUY_REQUIRE_SERVICES`).
     fn start() -> Option<Self> {
-        let dir = TempDir::new("failover-cluster");
+        let dir = temp_dir("failover-cluster");
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            let Some(node) = start_node(&dir.0) else {
+            let Some(node) = start_node(dir.path()) else {
                 skip_missing("redis-server (the binary)", &"not installed");
                 return None;
             };
@@ -334,10 +331,10 @@ async fn killing_a_master_loses_no_acknowledged_write_and_readyz_tells_the_truth
     let Some(mut cluster) = Cluster::start() else {
         return;
     };
-    let dir = TempDir::new("failover");
+    let dir = temp_dir("failover");
     let store = format!("redis-cluster://{}", cluster.addresses());
     let server = Server::start(
-        &dir.0,
+        dir.path(),
         &[
             "--store",
             &store,

@@ -8,13 +8,13 @@ mod common;
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use common::{all_messages, call_with, client, must, Server, TempDir};
+use common::{all_messages, call_with, client, must, temp_dir, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_a_restart_returns_the_first_result_and_stores_nothing_twice() {
-    let dir = TempDir::new("idempotency-restart");
+    let dir = temp_dir("idempotency-restart");
     // No --store: the default is ./colloquy.db in the working directory.
-    let server = Server::start(&dir.0, &[]);
+    let server = Server::start(dir.path(), &[]);
     let client = client();
     let created = must(
         &client,
@@ -44,7 +44,7 @@ async fn a_retry_after_a_restart_returns_the_first_result_and_stores_nothing_twi
     assert_eq!(before.len(), 2, "the question and the answer");
     server.stop();
 
-    let server = Server::start(&dir.0, &[]);
+    let server = Server::start(dir.path(), &[]);
     let retry = chat(server.base.clone()).await;
     assert_eq!(retry.status, first.status, "{}", retry.text);
     for id in ["message_id", "response_id"] {

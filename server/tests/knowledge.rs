@@ -14,12 +14,12 @@ use colloquy_openai::fake::{FakeServer, Reply};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use common::{client, must, Server, TempDir, BIN, DEADLINE};
+use common::{client, must, temp_dir, Server, TempDir, BIN, DEADLINE};
 
 /// Runs `colloquy ingest` in `dir` (bounded by the test harness' deadline).
 fn ingest(dir: &TempDir, args: &[&str]) -> Output {
     let mut child = Command::new(BIN)
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .arg("ingest")
         .args(args)
         .env_remove("COLLOQUY_KNOWLEDGE")
@@ -45,13 +45,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn sse_events(body: &str) -> Vec<Value> {
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).expect("JSON event"))
-        .collect()
-}
-
 async fn call(
     server: &Server,
     method: Method,
@@ -70,7 +63,7 @@ const ANSWER: &str = "Each API key may make 600 requests per minute.";
 
 #[tokio::test]
 async fn ingested_docs_ground_the_answer_and_name_their_source() {
-    let dir = TempDir::new("knowledge");
+    let dir = temp_dir("knowledge");
     let docs = testdata().join("kestrel");
     let docs = docs.to_str().expect("utf-8 path");
 
@@ -103,7 +96,7 @@ async fn ingested_docs_ground_the_answer_and_name_their_source() {
     .await;
     let base_url = fake.base_url();
     let server = Server::start(
-        &dir.0,
+        dir.path(),
         &[
             "--store",
             "memory",
@@ -190,7 +183,7 @@ async fn ingested_docs_ground_the_answer_and_name_their_source() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let events = sse_events(&body);
+    let events = colloquy_test_support::sse::parse_json(&body);
     let done = events.last().expect("events");
     assert_eq!(done["done"], true);
     assert_eq!(done["finish_reason"], "stop");
@@ -209,8 +202,8 @@ async fn ingested_docs_ground_the_answer_and_name_their_source() {
 
 #[tokio::test]
 async fn without_a_subcommand_it_serves_as_before_with_no_sources() {
-    let dir = TempDir::new("no-knowledge");
-    let server = Server::start(&dir.0, &["--store", "memory"]);
+    let dir = temp_dir("no-knowledge");
+    let server = Server::start(dir.path(), &["--store", "memory"]);
     let (status, _) = call(
         &server,
         Method::POST,
@@ -235,7 +228,7 @@ async fn without_a_subcommand_it_serves_as_before_with_no_sources() {
 
 #[tokio::test]
 async fn ingest_reports_bad_input_with_a_failing_exit_code() {
-    let dir = TempDir::new("ingest-bad");
+    let dir = temp_dir("ingest-bad");
     let missing = ingest(&dir, &["--knowledge", "sqlite:kb.db", "no-such-folder"]);
     assert!(!missing.status.success());
     assert!(
@@ -243,8 +236,8 @@ async fn ingest_reports_bad_input_with_a_failing_exit_code() {
         "{}",
         text(&missing.stderr)
     );
-    std::fs::write(dir.0.join("bad.md"), [0xff, 0xfe]).expect("write");
-    std::fs::write(dir.0.join("good.md"), "# Good\n\nFine text.").expect("write");
+    std::fs::write(dir.path().join("bad.md"), [0xff, 0xfe]).expect("write");
+    std::fs::write(dir.path().join("good.md"), "# Good\n\nFine text.").expect("write");
     let partial = ingest(&dir, &["--knowledge", "sqlite:kb.db", "bad.md", "good.md"]);
     assert!(!partial.status.success(), "a failed file fails the run");
     assert!(
@@ -258,7 +251,7 @@ async fn ingest_reports_bad_input_with_a_failing_exit_code() {
         text(&partial.stderr)
     );
     let no_spec = Command::new(BIN)
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .args(["ingest", "good.md"])
         .env_remove("COLLOQUY_KNOWLEDGE")
         .output()

@@ -11,7 +11,7 @@ use colloquy_openai::fake::{FakeServer, Reply, Step, SERVER_MODEL};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use common::{client, must, HttpClient, Server, TempDir, BIN, DEADLINE};
+use common::{client, must, temp_dir, HttpClient, Server, TempDir, BIN, DEADLINE};
 
 /// Starts the binary with `--model openai` against `fake`; the API key comes from
 /// `OPENAI_API_KEY`, as it would in production.
@@ -28,7 +28,7 @@ fn start(dir: &TempDir, fake: &FakeServer, args: &[&str]) -> Server {
         "e2e-model",
     ];
     all.extend_from_slice(args);
-    let mut command = Server::command(&dir.0, &all);
+    let mut command = Server::command(dir.path(), &all);
     command
         .env_remove("COLLOQUY_OPENAI_API_KEY")
         .env("OPENAI_API_KEY", "sk-e2e-key");
@@ -73,14 +73,6 @@ fn json_body(text: &str) -> Value {
     serde_json::from_str(text).expect("JSON body")
 }
 
-/// The `data` of every SSE event of a body.
-fn sse_events(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).expect("JSON event"))
-        .collect()
-}
-
 #[tokio::test]
 async fn chat_and_streamed_chat_through_the_binary() {
     let fake = FakeServer::start(vec![
@@ -96,7 +88,7 @@ async fn chat_and_streamed_chat_through_the_binary() {
         ]),
     ])
     .await;
-    let dir = TempDir::new("openai");
+    let dir = temp_dir("openai");
     let server = start(
         &dir,
         &fake,
@@ -123,7 +115,7 @@ async fn chat_and_streamed_chat_through_the_binary() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let events = sse_events(&body);
+    let events = colloquy_test_support::sse::parse_json(&body);
     let text: String = events.iter().filter_map(|e| e["chunk"].as_str()).collect();
     assert_eq!(text, "Ça va ?");
     let last = events.last().expect("events");
@@ -179,7 +171,7 @@ async fn model_failures_map_to_502_504_and_the_sse_error_event() {
         Reply::Stream(vec![Step::delta("half "), Step::error("upstream crashed")]),
     ])
     .await;
-    let dir = TempDir::new("openai-fail");
+    let dir = temp_dir("openai-fail");
     let server = start(
         &dir,
         &fake,
@@ -227,7 +219,7 @@ async fn model_failures_map_to_502_504_and_the_sse_error_event() {
         .call(Method::POST, "/api/chats/messages/chat/stream/", Some(chat))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let events = sse_events(&body);
+    let events = colloquy_test_support::sse::parse_json(&body);
     assert_eq!(
         events.first().map(|e| e["chunk"].clone()),
         Some(json!("half "))

@@ -12,15 +12,20 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use colloquy_test_support::net::wait_serving;
+use common::workflow::{
+    chat_through, deleted_on_b_gone_on_a, http_workflow, outage_under_load, two_instances_share,
+    unreachable_store_fails_fast, WORKFLOW_ARGS,
+};
 use common::{
-    all_messages, call, client, count_prefix, delete_prefix, free_port, must, redis_answers,
-    skip_missing, unique, HttpClient, Server, Started, TempDir,
+    all_messages, client, count_prefix, delete_prefix, free_port, must, redis_answers,
+    skip_missing, temp_dir, unique, Server, Started,
 };
 
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379/0";
@@ -55,187 +60,90 @@ fn shared_redis() -> Option<Prefix> {
     Some(Prefix::new(SHARED_REDIS))
 }
 
-/// A chat (plain and streamed) through `a`; returns the message ids it produced.
-async fn chat_through(client: &HttpClient, a: &str, session_id: &str) -> Vec<Value> {
-    let chat = must(
-        client,
-        Method::POST,
-        &format!("{a}/api/chats/messages/chat/"),
-        Some(json!({"session_id": session_id, "message": "hello over redis"})),
-    )
-    .await;
-    assert_eq!(chat.status, StatusCode::OK, "{}", chat.text);
-    assert_eq!(chat.body["response"], "Echo: hello over redis");
-    let stream = must(
-        client,
-        Method::GET,
-        &format!("{a}/api/chats/messages/chat/stream/?session_id={session_id}&message=streamed"),
-        None,
-    )
-    .await;
-    assert_eq!(stream.status, StatusCode::OK);
-    assert!(stream.text.contains("\"done\":true"), "{}", stream.text);
-    let last = stream
-        .text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .next_back()
-        .expect("a last event");
-    vec![
-        chat.body["message_id"].clone(),
-        chat.body["response_id"].clone(),
-        last["message_id"].clone(),
-        last["response_id"].clone(),
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_redis() {
     let Some(keys) = shared_redis() else { return };
-    let dir = TempDir::new("two-instances");
+    let dir = temp_dir("two-instances");
     let args = [
         "--store",
         SHARED_REDIS,
         "--redis-prefix",
         keys.prefix.as_str(),
     ];
-    let a = Server::start(&dir.0, &args);
-    let b = Server::start(&dir.0, &args);
+    let a = Server::start(dir.path(), &args);
+    let b = Server::start(dir.path(), &args);
     let client = client();
-
-    // A session created on A is visible on B.
-    let created = must(
-        &client,
-        Method::POST,
-        &format!("{}/api/chats/sessions/", a.base),
-        Some(json!({"session_id": "shared", "external_user_id": "u-1"})),
-    )
-    .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let seen = must(
-        &client,
-        Method::GET,
-        &format!("{}/api/chats/sessions/shared/", b.base),
-        None,
-    )
-    .await;
-    assert_eq!(seen.status, StatusCode::OK, "{}", seen.text);
-    assert_eq!(seen.body, created.body);
-
-    // Chat through A, read the conversation through B.
-    let ids = chat_through(&client, &a.base, "shared").await;
-    let on_a = all_messages(&client, &a.base, "shared").await;
-    let on_b = all_messages(&client, &b.base, "shared").await;
-    assert_eq!(on_b, on_a, "both instances list the same conversation");
-    let listed: Vec<Value> = on_b.iter().map(|m| m["id"].clone()).collect();
-    assert_eq!(listed, ids, "in the order written");
-    let texts: Vec<&str> = on_b.iter().filter_map(|m| m["message"].as_str()).collect();
-    assert_eq!(
-        texts,
-        [
-            "hello over redis",
-            "Echo: hello over redis",
-            "streamed",
-            "Echo: streamed"
-        ]
-    );
-    let listed_sessions = must(
-        &client,
-        Method::GET,
-        &format!("{}/api/chats/sessions/?external_user_id=u-1", b.base),
-        None,
-    )
-    .await;
-    assert_eq!(listed_sessions.body.as_array().map(Vec::len), Some(1));
-
-    // Patched through B, seen through A.
-    let patched = must(
-        &client,
-        Method::PATCH,
-        &format!("{}/api/chats/sessions/shared/", b.base),
-        Some(json!({"is_active": false, "metadata": {"by": "b"}})),
-    )
-    .await;
-    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
-    let seen = must(
-        &client,
-        Method::GET,
-        &format!("{}/api/chats/sessions/shared/", a.base),
-        None,
-    )
-    .await;
-    assert_eq!(seen.body["is_active"], false);
-    assert_eq!(seen.body["metadata"], json!({"by": "b"}));
-    let refused = must(
-        &client,
-        Method::POST,
-        &format!("{}/api/chats/messages/", a.base),
-        Some(json!({"session_id": "shared", "message": "too late"})),
-    )
-    .await;
-    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
-    assert_eq!(refused.body["code"], "session_inactive");
-
-    // Deleted through B, gone on A, and so are its keys.
+    let written = two_instances_share(&client, &a.base, &b.base).await;
     assert!(
         count_prefix(&keys.url, &keys.prefix) > 0,
         "the data is in Redis"
     );
-    let deleted = must(
-        &client,
-        Method::DELETE,
-        &format!("{}/api/chats/sessions/shared/", b.base),
-        None,
-    )
-    .await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
-    for url in [
-        format!("{}/api/chats/sessions/shared/", a.base),
-        format!(
-            "{}/api/chats/messages/{}/",
-            a.base,
-            ids[0].as_str().unwrap_or("x")
-        ),
-    ] {
-        let gone = must(&client, Method::GET, &url, None).await;
-        assert_eq!(gone.status, StatusCode::NOT_FOUND, "{url}: {}", gone.text);
-    }
+    deleted_on_b_gone_on_a(&client, &a.base, &b.base, &written).await;
     a.stop();
     b.stop();
 }
 
-/// A private `redis-server` on its own port, killed on drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_workflow_on_redis() {
+    let Some(keys) = shared_redis() else { return };
+    let dir = temp_dir("redis-workflow");
+    let mut args = vec![
+        "--store",
+        SHARED_REDIS,
+        "--redis-prefix",
+        keys.prefix.as_str(),
+    ];
+    args.extend(WORKFLOW_ARGS);
+    let server = Server::start(dir.path(), &args);
+    http_workflow(&client(), &server.base).await;
+    let logs = server.stop();
+    assert!(logs.iter().all(|l| !l.contains("panicked")), "{logs:?}");
+}
+
+/// A private `redis-server` on its own port, persisting every write (AOF, `fsync`
+/// always) in `dir`, killed on drop.
 struct PrivateRedis {
     child: Child,
     port: u16,
 }
 
 impl PrivateRedis {
-    /// Starts one on `port` and waits (bounded) until it answers; `None` when
-    /// `redis-server` is not installed.
-    fn start(port: u16) -> Option<Self> {
-        let child = Command::new("redis-server")
+    /// Starts one on `port` over the files in `dir` and waits (bounded) until it
+    /// serves there itself and answers; `None` when `redis-server` is not installed.
+    fn start(port: u16, dir: &Path) -> Option<Self> {
+        let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .ok()?;
-        let redis = Self { child, port };
-        let started = Instant::now();
-        while redis_answers(&redis.url()).is_err() {
-            assert!(
-                started.elapsed() < common::DEADLINE,
-                "redis-server on {port} never answered"
-            );
-            std::thread::sleep(Duration::from_millis(10));
+        let url = Self::url_of(port);
+        if let Err(e) = wait_serving(&mut child, port, common::DEADLINE, || {
+            redis_answers(&url).is_ok()
+        }) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-server on {port}: {e}");
         }
-        Some(redis)
+        Some(Self { child, port })
+    }
+
+    fn url_of(port: u16) -> String {
+        format!("redis://127.0.0.1:{port}/0")
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        Self::url_of(self.port)
     }
 
     /// SIGKILL, and wait until it is gone.
@@ -252,97 +160,30 @@ impl Drop for PrivateRedis {
     }
 }
 
-/// Polls `probe` until it returns true, at most `within`; returns the time it took.
-async fn poll_until<F, Fut>(within: Duration, mut probe: F) -> Option<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while started.elapsed() < within {
-        if probe().await {
-            return Some(started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_is_a_503_and_service_resumes_when_it_returns() {
     let port = free_port();
-    let Some(redis) = PrivateRedis::start(port) else {
+    let files = temp_dir("redis-fault-data");
+    let Some(redis) = PrivateRedis::start(port, files.path()) else {
         skip_missing("redis-server (the binary)", &"not installed");
         return;
     };
-    let dir = TempDir::new("redis-fault");
-    let store = redis.url();
-    let server = Server::start(&dir.0, &["--store", &store]);
+    let dir = temp_dir("redis-fault");
+    let server = Server::start(dir.path(), &["--store", &redis.url()]);
     let client = client();
-    let base = server.base.clone();
-    let create = |client: HttpClient, base: String| async move {
-        call(
-            &client,
-            Method::POST,
-            &format!("{base}/api/chats/sessions/"),
-            Some(json!({})),
-        )
-        .await
-    };
-    let first = create(client.clone(), base.clone()).await.expect("answers");
-    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
-
-    redis.kill();
-    // Every API call now answers 503 store_unavailable with Retry-After.
-    let outage = create(client.clone(), base.clone()).await.expect("answers");
-    assert_eq!(
-        outage.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        outage.text
-    );
-    assert_eq!(outage.body["code"], "store_unavailable");
-    assert!(
-        outage.headers.contains_key("retry-after"),
-        "{:?}",
-        outage.headers
-    );
-    let list = must(
-        &client,
-        Method::GET,
-        &format!("{base}/api/chats/sessions/"),
-        None,
-    )
-    .await;
-    assert_eq!(
-        list.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        list.text
-    );
-    assert_eq!(list.body["code"], "store_unavailable");
-    let ready = must(&client, Method::GET, &format!("{base}/readyz"), None).await;
-    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
-    let health = must(&client, Method::GET, &format!("{base}/healthz"), None).await;
-    assert_eq!(health.status, StatusCode::OK, "the process still serves");
-
-    // Redis comes back on the same port: service resumes within 2 s.
-    let redis = PrivateRedis::start(port).expect("redis-server restarts");
-    let resumed = poll_until(Duration::from_secs(10), || {
-        let (client, base) = (client.clone(), base.clone());
-        async move {
-            let created = create(client.clone(), base.clone()).await;
-            let ready = call(&client, Method::GET, &format!("{base}/readyz"), None).await;
-            matches!((created, ready), (Ok(c), Ok(r))
-                if c.status == StatusCode::CREATED && r.status == StatusCode::OK)
-        }
-    })
-    .await
-    .expect("service resumed within 10 s of Redis coming back");
-    eprintln!("service resumed {resumed:?} after Redis answered again");
-    assert!(
-        resumed <= Duration::from_secs(2),
-        "service resumed {resumed:?} after Redis came back (at most 2 s)"
+    let (outage, redis) =
+        outage_under_load(&client, &server.base, async move { redis.kill() }, async {
+            PrivateRedis::start(port, files.path()).expect("redis-server restarts")
+        })
+        .await;
+    eprintln!(
+        "redis outage (kill -9, AOF fsync always): {} acknowledged, {} refused (503), lost {}, \
+         stored but refused {}; service resumed {:?} after Redis answered again",
+        outage.acknowledged,
+        outage.refused,
+        outage.lost,
+        outage.stored_but_refused,
+        outage.recovered_after
     );
     let logs = server.stop();
     drop(redis);
@@ -354,32 +195,19 @@ async fn a_redis_outage_is_a_503_and_service_resumes_when_it_returns() {
 
 #[test]
 fn an_unreachable_redis_fails_fast_without_showing_the_password() {
-    let port = free_port(); // nothing listens there
-    let dir = TempDir::new("redis-unreachable");
-    let store = format!("redis://:hunter2-secret@127.0.0.1:{port}/0");
-    let started = Instant::now();
-    let Started::Failed(stderr) = Server::try_start(&dir.0, &["--store", &store]) else {
-        panic!("colloquy started without its Redis");
-    };
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "fails fast: {:?}",
-        started.elapsed()
+    unreachable_store_fails_fast(
+        "Redis",
+        "redis://:hunter2-secret@127.0.0.1:{port}/0",
+        "redis://:***@127.0.0.1:{port}/0",
     );
-    assert!(stderr.contains("Redis"), "{stderr}");
-    assert!(
-        stderr.contains(&format!("redis://:***@127.0.0.1:{port}/0")),
-        "names the store, password hidden: {stderr}"
-    );
-    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 }
 
 #[test]
 fn rediss_urls_are_served_with_tls() {
     let port = free_port(); // nothing listens there
-    let dir = TempDir::new("rediss");
+    let dir = temp_dir("rediss");
     let store = format!("rediss://127.0.0.1:{port}/0");
-    let Started::Failed(stderr) = Server::try_start(&dir.0, &["--store", &store]) else {
+    let Started::Failed(stderr) = Server::try_start(dir.path(), &["--store", &store]) else {
         panic!("colloquy started without its Redis");
     };
     assert!(stderr.contains(&store), "{stderr}");
@@ -395,9 +223,9 @@ fn a_wrong_password_is_refused_without_showing_it() {
         skip_missing("Redis at 127.0.0.1:6379", &e);
         return;
     }
-    let dir = TempDir::new("redis-password");
+    let dir = temp_dir("redis-password");
     let store = "redis://:hunter2-secret@127.0.0.1:6379/0";
-    match Server::try_start(&dir.0, &["--store", store]) {
+    match Server::try_start(dir.path(), &["--store", store]) {
         // A Redis without a password refuses AUTH, so the start fails...
         Started::Failed(stderr) => {
             assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
@@ -432,10 +260,10 @@ async fn a_chat_round_trip_through_redis_cluster() {
         return;
     }
     let prefix = format!("{}:", unique("colloquy-server-cluster"));
-    let dir = TempDir::new("redis-cluster");
+    let dir = temp_dir("redis-cluster");
     let store = format!("redis-cluster://{nodes}");
-    let a = Server::start(&dir.0, &["--store", &store, "--redis-prefix", &prefix]);
-    let b = Server::start(&dir.0, &["--store", &store, "--redis-prefix", &prefix]);
+    let a = Server::start(dir.path(), &["--store", &store, "--redis-prefix", &prefix]);
+    let b = Server::start(dir.path(), &["--store", &store, "--redis-prefix", &prefix]);
     let client = client();
     let created = must(
         &client,

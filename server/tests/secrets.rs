@@ -10,7 +10,7 @@ use colloquy_openai::fake::{FakeServer, Reply};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use common::{client, free_port, must, Server, Started, TempDir, BIN, DEADLINE};
+use common::{client, free_port, must, temp_dir, Server, Started, TempDir, BIN, DEADLINE};
 
 const BASE_URL_PASSWORD: &str = "base-url-pw-7f3a9c";
 const API_KEY: &str = "sk-api-key-5d81e2";
@@ -38,7 +38,7 @@ fn lines(text: &str) -> Vec<String> {
 /// command line's `--openai-api-key`) expecting it to fail at start-up; returns
 /// what it printed.
 fn failed_start(dir: &TempDir, args: &[&str]) -> Vec<String> {
-    let mut command = Server::command(&dir.0, args);
+    let mut command = Server::command(dir.path(), args);
     command.env("COLLOQUY_OPENAI_API_KEY", API_KEY);
     match Server::try_spawn(command) {
         Started::Serving(server) => {
@@ -51,7 +51,7 @@ fn failed_start(dir: &TempDir, args: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn secrets_are_never_printed() {
-    let dir = TempDir::new("secrets");
+    let dir = temp_dir("secrets");
     let fake = FakeServer::start(vec![
         Reply::completion("Hello there", "stop"),
         Reply::status(500, "upstream broke"),
@@ -64,7 +64,7 @@ async fn secrets_are_never_printed() {
     // 1. Serving with an OpenAI model whose base URL has a password: start-up,
     // a streamed chat, a failed chat, shutdown.
     let mut command = Server::command(
-        &dir.0,
+        dir.path(),
         &[
             "--store",
             "memory",
@@ -161,7 +161,7 @@ async fn secrets_are_never_printed() {
 
     // 4. An invalid store spec with a password (refused by the argument parser).
     let output = std::process::Command::new(BIN)
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         .args(["--store", &format!("redis://:{REDIS_PASSWORD}@host:port/0")])
         .output()
         .expect("the binary runs");

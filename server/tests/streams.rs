@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use common::workflow::{resume_and_cancel, start_stream};
 use common::{
-    client, delete_prefix, must, open_stream, redis_answers, skip_missing, unique, HttpClient,
-    Server, SseEvent, TempDir,
+    client, delete_prefix, must, open_stream, redis_answers, skip_missing, temp_dir, unique,
+    HttpClient, Server, TempDir,
 };
 
 /// A store URL and a private key prefix, deleted when the test ends.
@@ -77,7 +78,10 @@ fn pair(shared: &Shared, dir: &TempDir, delay: &str, extra: &[&str]) -> (Server,
         delay,
     ];
     args.extend_from_slice(extra);
-    (Server::start(&dir.0, &args), Server::start(&dir.0, &args))
+    (
+        Server::start(dir.path(), &args),
+        Server::start(dir.path(), &args),
+    )
 }
 
 async fn new_session(client: &HttpClient, base: &str) -> String {
@@ -95,134 +99,13 @@ async fn new_session(client: &HttpClient, base: &str) -> String {
         .to_owned()
 }
 
-fn text(events: &[SseEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| e.data["chunk"].as_str())
-        .collect()
-}
-
-const QUESTION: &str = "one two three four five six";
-
-/// Starts a stream on `base`; returns the reader and its first two events.
-async fn start_stream(
-    client: &HttpClient,
-    base: &str,
-    session_id: &str,
-) -> (common::SseStream, SseEvent, SseEvent) {
-    let (status, mut stream) = open_stream(
-        client,
-        Method::POST,
-        &format!("{base}/api/chats/messages/chat/stream/"),
-        &[],
-        Some(json!({"session_id": session_id, "message": QUESTION})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let first = stream.next_event().await.expect("first event");
-    let second = stream.next_event().await.expect("second event");
-    (stream, first, second)
-}
-
 /// Resume on B mid-answer, cancel from B while A generates, and a reload on B.
 async fn resume_and_cancel_across(shared: &Shared) {
-    let dir = TempDir::new("streams");
+    let dir = temp_dir("streams");
     let (a, b) = pair(shared, &dir, "150ms", &[]);
     let client = client();
     let session_id = new_session(&client, &a.base).await;
-
-    // Resume on B, mid-answer, after the second event.
-    let (mut on_a, first, second) = start_stream(&client, &a.base, &session_id).await;
-    let response_id = first.data["response_id"].as_str().expect("id").to_owned();
-    let session = must(
-        &client,
-        Method::GET,
-        &format!("{}/api/chats/sessions/{session_id}/", b.base),
-        None,
-    )
-    .await;
-    assert_eq!(
-        session.body["active_response_id"],
-        json!(response_id),
-        "B sees A's answer running"
-    );
-    let resume_url = format!("{}/api/chats/messages/chat/stream/{response_id}/", b.base);
-    let asked = Instant::now();
-    let (status, mut on_b) = open_stream(
-        &client,
-        Method::GET,
-        &resume_url,
-        &[("last-event-id", &second.id)],
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let resumed_first = on_b.next_event().await.expect("a replayed or live event");
-    println!(
-        "resume on another instance: first event after {:?}",
-        asked.elapsed()
-    );
-    // A reloaded page on B attaches from the first event.
-    let (_, mut reload) = open_stream(&client, Method::GET, &resume_url, &[], None).await;
-    let mut tail = vec![resumed_first];
-    tail.extend(on_b.rest().await);
-    let mut original = vec![first, second];
-    original.extend(on_a.rest().await);
-    assert_eq!(
-        tail,
-        original[2..],
-        "B resumes with exactly the events after the second, in order"
-    );
-    assert_eq!(
-        reload.rest().await,
-        original,
-        "a reload gets every event once"
-    );
-    assert_eq!(text(&original), format!("Echo: {QUESTION}"));
-    let session = must(
-        &client,
-        Method::GET,
-        &format!("{}/api/chats/sessions/{session_id}/", a.base),
-        None,
-    )
-    .await;
-    assert_eq!(
-        session.body["active_response_id"],
-        Value::Null,
-        "cleared when the answer ends"
-    );
-
-    // Cancel from B while A generates.
-    let (mut on_a, first, _) = start_stream(&client, &a.base, &session_id).await;
-    let response_id = first.data["response_id"].as_str().expect("id").to_owned();
-    let cancel = must(
-        &client,
-        Method::POST,
-        &format!(
-            "{}/api/chats/messages/chat/stream/{response_id}/cancel/",
-            b.base
-        ),
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(cancel.status, StatusCode::ACCEPTED, "{}", cancel.text);
-    let last = on_a.rest().await.pop().expect("a terminal event");
-    assert_eq!(last.data["finish_reason"], "cancelled", "{last:?}");
-    let stored = must(
-        &client,
-        Method::GET,
-        &format!("{}/api/chats/messages/{response_id}/", b.base),
-        None,
-    )
-    .await;
-    assert_eq!(stored.body["metadata"]["finish_reason"], "cancelled");
-    assert!(
-        stored.body["message"]
-            .as_str()
-            .is_some_and(|t| t.len() < format!("Echo: {QUESTION}").len()),
-        "only the part generated before the cancel: {}",
-        stored.text
-    );
+    resume_and_cancel(&client, &a.base, &b.base, &session_id).await;
     a.stop();
     b.stop();
 }
@@ -242,7 +125,7 @@ async fn two_instances_on_redis_cluster_resume_and_cancel_each_others_streams() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_enforce_one_shared_rate_limit_and_idempotency() {
     let Some(shared) = standalone() else { return };
-    let dir = TempDir::new("shared-limits");
+    let dir = temp_dir("shared-limits");
     let (a, b) = pair(&shared, &dir, "0s", &["--rate-chats", "4/min"]);
     let client = client();
     let session_id = new_session(&client, &a.base).await;
@@ -303,12 +186,12 @@ async fn two_instances_enforce_one_shared_rate_limit_and_idempotency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_generating_instance_dies_followers_end_and_the_pointer_clears() {
     let Some(shared) = standalone() else { return };
-    let dir = TempDir::new("streams-kill");
+    let dir = temp_dir("streams-kill");
     let (a, b) = pair(&shared, &dir, "1s", &[]);
     let client = client();
     let session_id = new_session(&client, &a.base).await;
     let (_on_a, first, _) = start_stream(&client, &a.base, &session_id).await;
-    let response_id = first.data["response_id"].as_str().expect("id").to_owned();
+    let response_id = first.json()["response_id"].as_str().expect("id").to_owned();
     let (_, mut follower) = open_stream(
         &client,
         Method::GET,
@@ -326,8 +209,8 @@ async fn when_the_generating_instance_dies_followers_end_and_the_pointer_clears(
     let killed = Instant::now();
     let rest = follower.rest().await;
     let last = rest.last().expect("a terminal event, never a hang");
-    assert_eq!(last.data["done"], true);
-    assert_eq!(last.data["error"], "generation_lost", "{last:?}");
+    assert_eq!(last.json()["done"], true);
+    assert_eq!(last.json()["error"], "generation_lost", "{last:?}");
     println!("follower ended {:?} after the kill", killed.elapsed());
     // The pointer is gone within the lease (6 s; the test allows 15).
     let session_url = format!("{}/api/chats/sessions/{session_id}/", b.base);
@@ -351,7 +234,7 @@ async fn when_the_generating_instance_dies_followers_end_and_the_pointer_clears(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_stream_log_keeps_streams_out_of_redis() {
     let Some(shared) = standalone() else { return };
-    let dir = TempDir::new("local-log");
+    let dir = temp_dir("local-log");
     let client = client();
     let log_keys = format!("{}sl:", shared.prefix);
     for (place, in_redis) in [("local", false), ("store", true)] {
@@ -365,10 +248,13 @@ async fn a_local_stream_log_keeps_streams_out_of_redis() {
             "--stream-log",
             place,
         ];
-        let server = Server::start(&dir.0, &args);
+        let server = Server::start(dir.path(), &args);
         let session_id = new_session(&client, &server.base).await;
         let (mut stream, first, second) = start_stream(&client, &server.base, &session_id).await;
-        let response_id = first.data["response_id"].as_str().expect("id").to_owned();
+        let response_id = first.json()["response_id"]
+            .as_str()
+            .expect("response_id")
+            .to_owned();
         assert_eq!(
             common::count_prefix(&shared.store, &log_keys) > 0,
             in_redis,
@@ -382,7 +268,7 @@ async fn a_local_stream_log_keeps_streams_out_of_redis() {
             &client,
             Method::GET,
             &resume_url,
-            &[("last-event-id", &second.id)],
+            &[("last-event-id", second.last_event_id.as_str())],
             None,
         )
         .await;

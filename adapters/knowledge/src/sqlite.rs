@@ -687,20 +687,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_newer_file_is_refused() {
-        let path = std::env::temp_dir().join(format!(
-            "colloquy-kb-newer-{}-{:?}.db",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ));
+        let temp = tempfile::tempdir().expect("temp dir");
+        let path = temp.path().join("kb.db");
         {
             let conn = Connection::open(&path).expect("create");
             conn.execute_batch("PRAGMA user_version = 99").expect("set");
         }
         let opened = SqliteKnowledge::open(&path, None).await;
         assert!(matches!(opened, Err(OpenError::NewerSchema { found: 99 })));
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
     }
 
     #[test]

@@ -19,11 +19,8 @@ const ANSWER: &str = "Every paid plan starts with a 21-day free trial, without a
 
 #[tokio::test]
 async fn the_answering_passage_reaches_the_prompt_and_the_sources() {
-    let path = std::env::temp_dir().join(format!(
-        "colloquy-kb-grounded-{}-{:?}.db",
-        std::process::id(),
-        std::time::SystemTime::now()
-    ));
+    let temp = tempfile::tempdir().expect("temp dir");
+    let path = temp.path().join("kb.db");
     let kb = Arc::new(SqliteKnowledge::open(&path, None).await.expect("opens"));
     let summary = ingest(
         kb.as_ref(),
@@ -133,7 +130,4 @@ async fn the_answering_passage_reaches_the_prompt_and_the_sources() {
         "{streamed:?}"
     );
     drop(service);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
 }

@@ -1,7 +1,7 @@
 //! Ingestion of files and folders into a SQLite knowledge file: skipping unchanged
 //! files, replacing changed ones, pruning, formats, embeddings.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use colloquy_core::{KnowledgeBase, KnowledgeIngest};
@@ -12,24 +12,11 @@ use colloquy_knowledge::{
 };
 
 /// A temporary folder, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("colloquy-kb-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("colloquy-kb-{tag}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -59,10 +46,10 @@ fn embedder(server: &FakeEmbeddings) -> Arc<OpenAiEmbeddings> {
 
 #[tokio::test]
 async fn reingesting_skips_unchanged_replaces_changed_and_prunes_removed() {
-    let tmp = TempDir::new("reingest");
-    let docs = tmp.0.join("docs");
+    let tmp = temp_dir("reingest");
+    let docs = tmp.path().join("docs");
     copy_dir(&testdata().join("kestrel"), &docs);
-    let kb = SqliteKnowledge::open(tmp.0.join("kb.db"), None)
+    let kb = SqliteKnowledge::open(tmp.path().join("kb.db"), None)
         .await
         .expect("opens");
     let options = IngestOptions::default();
@@ -136,8 +123,8 @@ async fn reingesting_skips_unchanged_replaces_changed_and_prunes_removed() {
 
 #[tokio::test]
 async fn formats_titles_uris_and_bad_files() {
-    let tmp = TempDir::new("formats");
-    let docs = tmp.0.join("site");
+    let tmp = temp_dir("formats");
+    let docs = tmp.path().join("site");
     std::fs::create_dir_all(docs.join("guides")).expect("mkdir");
     std::fs::create_dir_all(docs.join(".git")).expect("mkdir");
     std::fs::write(docs.join(".git/notes.md"), "# Hidden\n\nsecret").expect("write");
@@ -191,8 +178,8 @@ async fn formats_titles_uris_and_bad_files() {
 
 #[tokio::test]
 async fn embeddings_are_stored_filled_in_and_seen_by_other_handles() {
-    let tmp = TempDir::new("vectors");
-    let path = tmp.0.join("kb.db");
+    let tmp = temp_dir("vectors");
+    let path = tmp.path().join("kb.db");
     let server = FakeEmbeddings::start(256).await;
     let docs = testdata().join("kestrel");
 
@@ -238,7 +225,7 @@ async fn embeddings_are_stored_filled_in_and_seen_by_other_handles() {
     let writer = SqliteKnowledge::open(&path, Some(embedder(&server)))
         .await
         .expect("opens");
-    let extra = tmp.0.join("extra.md");
+    let extra = tmp.path().join("extra.md");
     std::fs::write(
         &extra,
         "# Mascot\n\nThe Kestrel mascot is a falcon named Ziggy.",
@@ -259,7 +246,7 @@ async fn embeddings_are_stored_filled_in_and_seen_by_other_handles() {
     let failing = SqliteKnowledge::open(&path, Some(embedder(&server)))
         .await
         .expect("opens");
-    let other = tmp.0.join("other.md");
+    let other = tmp.path().join("other.md");
     std::fs::write(&other, "# Other\n\nSomething else entirely.").expect("write");
     assert!(
         ingest(&failing, &[other], &IngestOptions::default(), |_| {})

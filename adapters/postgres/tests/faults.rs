@@ -19,7 +19,7 @@ use colloquy_core::{
     Clock, Entity, MessageDraft, Metadata, Role, Session, SessionRef, StoreError, SystemClock,
 };
 use colloquy_postgres::{PostgresConfig, PostgresStore};
-use common::cluster::Cluster;
+use colloquy_test_support::postgres::Cluster;
 use uuid::Uuid;
 
 /// An operation during an outage must fail within this.

@@ -162,7 +162,7 @@ async fn bad_configurations_fail_clearly_and_never_show_the_password() {
     ));
 
     // Nothing listens on the port: Unavailable within the connect timeout.
-    let port = common::cluster::free_port().expect("free port");
+    let port = colloquy_test_support::net::free_port();
     let config = PostgresConfig {
         connect_timeout: Duration::from_millis(500),
         ..PostgresConfig::new(format!("postgres://app:{secret}@127.0.0.1:{port}/db"))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use colloquy_core::SystemClock;
 use colloquy_postgres::{ConnectError, PostgresConfig, PostgresStore};
-use common::cluster::Cluster;
+use colloquy_test_support::postgres::Cluster;
 use tokio::process::Command;
 
 async fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
@@ -89,8 +89,9 @@ async fn certificates(dir: &Path) -> Result<(), String> {
 
 #[tokio::test]
 async fn require_verifies_the_chain_and_the_host_name() {
-    let certs = tempdir();
-    if let Err(why) = certificates(&certs).await {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let certs = temp.path();
+    if let Err(why) = certificates(certs).await {
         common::skip_or_fail(&why);
         return;
     }
@@ -156,7 +157,6 @@ async fn require_verifies_the_chain_and_the_host_name() {
         PostgresStore::connect(config("127.0.0.1", Some(&ca)), Arc::new(SystemClock)).await;
     assert_refused(wrong_name, "not valid for name");
     drop(tls_cluster);
-    let _ = std::fs::remove_dir_all(&certs);
 }
 
 fn assert_refused(outcome: Result<PostgresStore, ConnectError>, reason: &str) {
@@ -169,10 +169,4 @@ fn assert_refused(outcome: Result<PostgresStore, ConnectError>, reason: &str) {
         !chain.contains("not-a-real-secret"),
         "the password leaked: {chain}"
     );
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("colloquy-tls-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }

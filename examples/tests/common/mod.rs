@@ -50,11 +50,7 @@ impl Answer {
 
     /// The `data:` objects of an SSE body, in order.
     pub fn events(&self) -> Vec<Value> {
-        self.text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .map(|d| serde_json::from_str(d).expect("JSON data"))
-            .collect()
+        colloquy_test_support::sse::parse_json(&self.text)
     }
 
     /// The text of an SSE answer: its chunks joined.

@@ -1,10 +1,12 @@
 //! Helpers shared by the tests that drive the built `colloquy` binary against a
-//! durable store: start/stop it, call its API, temporary directories, Redis.
+//! durable store: start/stop it, call its API, temporary directories, Redis. What
+//! every crate's tests share (service checks, ports, the SSE parser, PostgreSQL) is in
+//! `colloquy-test-support`.
 
 #![allow(dead_code, unreachable_pub)] // each test file uses part of this module
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -18,50 +20,26 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+pub use colloquy_test_support::DEADLINE;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_colloquy");
-pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Whether a missing service (Redis) fails the test instead of skipping it: the
-/// `COLLOQUY_REQUIRE_SERVICES` convention of the conformance suite.
-pub fn services_required() -> bool {
-    std::env::var("COLLOQUY_REQUIRE_SERVICES")
-        .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
-}
+pub mod workflow;
 
-/// Skips (returns true after saying why) when a service is missing locally; panics
-/// when services are required.
-pub fn skip_missing(service: &str, why: &dyn std::fmt::Display) -> bool {
-    assert!(
-        !services_required(),
-        "{service} is required (COLLOQUY_REQUIRE_SERVICES=1) but not reachable: {why}"
-    );
-    eprintln!("SKIPPED: {service} is not reachable ({why}); set COLLOQUY_REQUIRE_SERVICES=1 to fail instead");
-    true
-}
-
-/// A unique name part for this test run.
-pub fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{tag}-{}-{nanos}", std::process::id())
-}
+#[allow(unused_imports)]
+pub use colloquy_test_support::net::free_port;
+#[allow(unused_imports)]
+pub use colloquy_test_support::sse::{Event as SseEvent, SseReader};
+#[allow(unused_imports)]
+pub use colloquy_test_support::{services_required, skip_missing, unique};
+pub use tempfile::TempDir;
 
 /// A temporary working directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("colloquy-{}", unique(tag)));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+pub fn temp_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("colloquy-{tag}-"))
+        .tempdir()
+        .expect("a temporary directory")
 }
 
 /// A running `colloquy`, killed if the test fails before it stops it.
@@ -291,14 +269,6 @@ pub async fn all_messages(client: &HttpClient, base: &str, session_id: &str) -> 
     }
 }
 
-/// A free loopback port (bound, read and released; good enough for a test).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// Whether Redis at `url` answers PING now.
 pub fn redis_answers(url: &str) -> Result<(), redis::RedisError> {
     let client = redis::Client::open(url)?;
@@ -353,65 +323,8 @@ fn scan(conn: &mut redis::Connection, prefix: &str) -> redis::RedisResult<Vec<St
     }
 }
 
-/// One server-sent event: its `id:` and its `data:` as JSON.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SseEvent {
-    pub id: String,
-    pub data: Value,
-}
-
-/// Reads an SSE body event by event as it arrives (`retry:` fields and comments are
-/// skipped; fields are `name: value`, as Colloquy writes them).
-pub struct SseStream {
-    body: hyper::body::Incoming,
-    buf: String,
-}
-
-impl SseStream {
-    /// The next event, or `None` when the stream ended; panics after [`DEADLINE`].
-    pub async fn next_event(&mut self) -> Option<SseEvent> {
-        tokio::time::timeout(DEADLINE, self.next_unbounded())
-            .await
-            .expect("an SSE event (or the end of the stream) within the deadline")
-    }
-
-    async fn next_unbounded(&mut self) -> Option<SseEvent> {
-        loop {
-            while let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let mut id = String::new();
-                let mut data = None;
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id: ") {
-                        id = v.to_owned();
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data = Some(serde_json::from_str(v).expect("event data is JSON"));
-                    }
-                }
-                if let Some(data) = data {
-                    return Some(SseEvent { id, data });
-                }
-            }
-            match self.body.frame().await {
-                Some(Ok(frame)) => {
-                    if let Ok(bytes) = frame.into_data() {
-                        self.buf.push_str(&String::from_utf8_lossy(&bytes));
-                    }
-                }
-                Some(Err(_)) | None => return None,
-            }
-        }
-    }
-
-    /// Every remaining event, to the end of the stream.
-    pub async fn rest(&mut self) -> Vec<SseEvent> {
-        let mut events = Vec::new();
-        while let Some(event) = self.next_event().await {
-            events.push(event);
-        }
-        events
-    }
-}
+/// A response body read as server-sent events.
+pub type SseStream = SseReader<hyper::body::Incoming>;
 
 /// Sends a request and returns its status and its body as an [`SseStream`].
 pub async fn open_stream(
@@ -437,11 +350,5 @@ pub async fn open_stream(
     .expect("an answer within the deadline")
     .expect("the server answers");
     let status = response.status();
-    (
-        status,
-        SseStream {
-            body: response.into_body(),
-            buf: String::new(),
-        },
-    )
+    (status, SseReader::new(response.into_body()))
 }

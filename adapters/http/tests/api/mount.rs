@@ -218,11 +218,7 @@ async fn sse_response_speaks_the_api_stream_format() {
         text.contains(&format!("id: {response_id}:0:")),
         "event ids are <response_id>:<seq>:<end>: {text}"
     );
-    let events: Vec<Value> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).expect("json data"))
-        .collect();
+    let events: Vec<Value> = colloquy_test_support::sse::parse_json(&text);
     let answer: String = events.iter().filter_map(|e| e["chunk"].as_str()).collect();
     assert_eq!(answer, "Echo: hello");
     let last = events.last().expect("events");

@@ -289,11 +289,7 @@ async fn run_example(doc: &Value, path: &str, method: &str, op: &Value, name: Op
         "application/json" => assert_fits(doc, &spec["schema"], &reply.json(), &what),
         "text/event-stream" => {
             let text = String::from_utf8(reply.body.to_vec()).expect("UTF-8 stream");
-            let events: Vec<Value> = text
-                .lines()
-                .filter_map(|line| line.strip_prefix("data: "))
-                .map(|data| serde_json::from_str(data).expect("event data is JSON"))
-                .collect();
+            let events: Vec<Value> = colloquy_test_support::sse::parse_json(&text);
             assert!(!events.is_empty(), "{what}: no events in {text:?}");
             // Each event's `data` is the JSON its `contentSchema` describes.
             let event_schema = resolve(doc, &spec["schema"]);

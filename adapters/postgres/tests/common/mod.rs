@@ -1,20 +1,15 @@
-//! Shared by the test binaries: a fresh schema per store, dropped afterwards.
+//! Shared by the test binaries: a fresh schema per store, dropped afterwards. Where
+//! PostgreSQL is, the throwaway cluster of the fault tests and the service checks come
+//! from `colloquy-test-support`.
 
 #![allow(dead_code, unreachable_pub)]
-
-pub mod cluster;
 
 use std::sync::Arc;
 
 use colloquy_core::{Clock, ManualClock};
 use colloquy_postgres::{PostgresConfig, PostgresStore};
 
-/// Where the tests find PostgreSQL: `COLLOQUY_POSTGRES_URL`, else the local server's
-/// unix socket as the `postgres` role.
-pub fn url() -> String {
-    std::env::var("COLLOQUY_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres".to_owned())
-}
+pub use colloquy_test_support::postgres::url;
 
 /// A schema name no other test uses.
 pub fn unique_schema() -> String {
@@ -53,10 +48,7 @@ pub async fn manual() -> Option<(Arc<PostgresStore>, Arc<ManualClock>, Schema)> 
 
 /// Skips locally, fails when `COLLOQUY_REQUIRE_SERVICES=1`.
 pub fn skip_or_fail(why: &dyn std::fmt::Display) {
-    let required = std::env::var("COLLOQUY_REQUIRE_SERVICES")
-        .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-    assert!(!required, "PostgreSQL is required but not reachable: {why}");
-    eprintln!("skipping: PostgreSQL not reachable ({why})");
+    colloquy_test_support::skip_missing("PostgreSQL", why);
 }
 
 /// A direct connection for test set-up and inspection.
@@ -66,11 +58,9 @@ pub async fn raw_client() -> tokio_postgres::Client {
 
 /// A direct connection to `url`, without TLS.
 pub async fn raw_client_to(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    colloquy_test_support::postgres::connect(url)
         .await
-        .expect("direct connection");
-    tokio::spawn(connection);
-    client
+        .expect("direct connection")
 }
 
 /// `e` and its sources, joined with `: `.

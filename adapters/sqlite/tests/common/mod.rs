@@ -9,18 +9,21 @@ use chrono::Duration;
 use colloquy_core::{Clock, MessageDraft, MessageQuery, Metadata, Page, Role, Session};
 use uuid::Uuid;
 
-/// A fresh temporary directory holding one database path; removed on drop.
+/// A fresh temporary directory (`tempfile`) holding one database path; removed on
+/// drop.
 pub struct TempDb {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
     path: PathBuf,
 }
 
 impl TempDb {
-    /// Creates `<tmp>/colloquy-sqlite-<uuid>/` and names `colloquy.db` inside it.
+    /// Creates `<tmp>/colloquy-sqlite-<random>/` and names `colloquy.db` inside it.
     pub fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("colloquy-sqlite-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        let path = dir.join("colloquy.db");
+        let dir = tempfile::Builder::new()
+            .prefix("colloquy-sqlite-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let path = dir.path().join("colloquy.db");
         Self { dir, path }
     }
 
@@ -31,15 +34,7 @@ impl TempDb {
 
     /// Gives up ownership: the caller removes the directory (see [`remove_dir`]).
     pub fn into_dir(self) -> PathBuf {
-        let dir = self.dir.clone();
-        std::mem::forget(self);
-        dir
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        remove_dir(&self.dir);
+        self.dir.keep()
     }
 }
 
