@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 
+use colloquy_bench::load::{self, Stop};
 use colloquy_bench::process::ServerProcess;
 use colloquy_bench::report::{self, ms, Row};
 use colloquy_bench::rtt::Upstream;
@@ -296,6 +297,12 @@ impl StoreRun<'_, '_> {
             let (reference, reference_cpu) =
                 references[usize::from(scenario.method() != Method::GET)];
             let load = scenarios::load_for(scenario, server.addr(), Some(&fixture), &ctx.shape);
+            if let (true, Stop::Requests(n)) = (scenario.is_one_client(), load.stop) {
+                // Unrecorded warm-up, as the timed scenarios have.
+                let mut warm = load.clone();
+                warm.stop = Stop::Requests((n / 10).max(5));
+                load::run(&warm).await?;
+            }
             let (result, cpu) = measured(&server, &load).await?;
             ctx.progress(store.name(), scenario, &result);
             self.rows.push(Row {

@@ -55,6 +55,9 @@ pub enum Scenario {
     ListSmallNewest,
     /// The newest 50 messages of the big session: the page a chat UI loads first.
     ListBigNewest,
+    /// The newest 20 of the big session: the small session's page size, so the
+    /// comparison with [`Scenario::ListSmallNewest`] isolates the session's size.
+    ListBigNewest20,
     /// `POST /api/chats/messages/chat/` with the echo model.
     Chat,
     /// `POST /api/chats/messages/chat/stream/` with the echo model.
@@ -68,7 +71,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// The scenarios run on every colloquy store, in order.
-    pub const COLLOQUY: [Self; 13] = [
+    pub const COLLOQUY: [Self; 14] = [
         Self::CreateSession,
         Self::CreateMessage,
         Self::GetMessage,
@@ -78,6 +81,7 @@ impl Scenario {
         Self::ListBigTail,
         Self::ListSmallNewest,
         Self::ListBigNewest,
+        Self::ListBigNewest20,
         Self::Chat,
         Self::Stream,
         Self::ChatSmallOneClient,
@@ -102,6 +106,7 @@ impl Scenario {
             Self::ListBigTail => format!("list last 50 of {big}"),
             Self::ListSmallNewest => format!("list newest 50 of {SMALL_SESSION}"),
             Self::ListBigNewest => format!("list newest 50 of {big}"),
+            Self::ListBigNewest20 => format!("list newest 20 of {big}"),
             Self::Chat => "chat (echo)".to_owned(),
             Self::Stream => "stream (echo)".to_owned(),
             Self::ChatSmallOneClient => format!("chat into {SMALL_SESSION}, 1 client"),
@@ -120,9 +125,16 @@ impl Scenario {
             | Self::ListBigPage20
             | Self::ListBigTail
             | Self::ListSmallNewest
-            | Self::ListBigNewest => Method::GET,
+            | Self::ListBigNewest
+            | Self::ListBigNewest20 => Method::GET,
             _ => Method::POST,
         }
+    }
+
+    /// Whether it runs on one connection for a fixed number of requests.
+    #[must_use]
+    pub fn is_one_client(self) -> bool {
+        matches!(self, Self::ChatSmallOneClient | Self::ChatBigOneClient)
     }
 
     /// The status a successful request gets.
@@ -337,8 +349,9 @@ pub fn load_for(
         (Scenario::ListBigTail, Some(f)) => {
             list_plan(&f.big_session, f.big_count.saturating_sub(50), 50)
         }
-        (Scenario::ListSmallNewest, Some(f)) => newest_plan(&f.small_session),
-        (Scenario::ListBigNewest, Some(f)) => newest_plan(&f.big_session),
+        (Scenario::ListSmallNewest, Some(f)) => newest_plan(&f.small_session, 50),
+        (Scenario::ListBigNewest, Some(f)) => newest_plan(&f.big_session, 50),
+        (Scenario::ListBigNewest20, Some(f)) => newest_plan(&f.big_session, 20),
         (Scenario::Chat, Some(f)) => per_connection(&f.chat_sessions, CHAT, CHAT_TEXT),
         (Scenario::Stream, Some(f)) => per_connection(&f.stream_sessions, STREAM, CHAT_TEXT),
         (Scenario::ChatSmallOneClient, Some(f)) => {
@@ -357,10 +370,7 @@ pub fn load_for(
             Arc::new(move |_, _| spec.clone())
         }
     };
-    let one_client = matches!(
-        scenario,
-        Scenario::ChatSmallOneClient | Scenario::ChatBigOneClient
-    );
+    let one_client = scenario.is_one_client();
     Load {
         target,
         connections: if one_client { 1 } else { shape.connections },
@@ -389,10 +399,10 @@ fn per_connection(sessions: &Arc<Vec<String>>, path: &'static str, text: &str) -
     Arc::new(move |conn, _| specs[conn % specs.len()].clone())
 }
 
-/// `GET` of the newest 50 messages of `session`, newest first.
-fn newest_plan(session: &str) -> load::Plan {
+/// `GET` of the newest `limit` messages of `session`, newest first.
+fn newest_plan(session: &str, limit: usize) -> load::Plan {
     let spec = RequestSpec::get(format!(
-        "{MESSAGES}?session_id={session}&order=desc&limit=50"
+        "{MESSAGES}?session_id={session}&order=desc&limit={limit}"
     ));
     Arc::new(move |_, _| spec.clone())
 }

@@ -44,8 +44,8 @@ pub(crate) const LEGEND: &str =
     request; % of ceiling by CPU: the ceiling's CPU per request over this one's, i.e. \
     the share of the ceiling's throughput this server would reach with the CPU to \
     itself (here the load generator shares the cores). \"1 client\" rows: one connection, \
-    a fixed number of chats (each adds two messages), the small one rotating over \
-    sessions of 20 messages.\n";
+    a fixed number of chats after an unrecorded tenth of that (each chat adds two \
+    messages), the small one rotating over 40 sessions of 20 messages.\n";
 
 /// The SSE scale section.
 pub(crate) fn sse_section(s: &SseScaleResult) -> String {
@@ -103,26 +103,46 @@ impl Measured<'_> {
             .find(|r| r.server == server && r.scenario == label)
     }
 
-    /// `big`'s p50 over `small`'s on `store`, as a target line.
-    fn size_line(&self, out: &mut String, store: &str, small: Scenario, big: Scenario, limit: f64) {
+    /// `big`'s p50 over `small`'s on `store`, as a target line; `same_page`: the big
+    /// session with the small one's page size, for comparison.
+    fn size_line(
+        &self,
+        out: &mut String,
+        store: &str,
+        (small, big, same_page): (Scenario, Scenario, Option<Scenario>),
+        limit: f64,
+    ) {
         let (Some(s), Some(b)) = (self.find(store, small), self.find(store, big)) else {
             return;
         };
-        let (bp, sp) = (b.result.latency.p50(), s.result.latency.p50());
-        let ratio = if sp.is_zero() {
-            0.0
-        } else {
-            bp.as_secs_f64() / sp.as_secs_f64()
+        let ratio = |row: &Row| {
+            let (rp, sp) = (row.result.latency.p50(), s.result.latency.p50());
+            if sp.is_zero() {
+                0.0
+            } else {
+                rp.as_secs_f64() / sp.as_secs_f64()
+            }
         };
-        let _ = writeln!(
+        let r = ratio(b);
+        let _ = write!(
             out,
-            "- {store}: {} within {limit}× the time of {} (p50 {} vs {} ms): {ratio:.2}× — {}",
+            "- {store}: {} within {limit}× the time of {} (p50 {} vs {} ms): {r:.2}× — {}",
             b.scenario,
             s.scenario,
-            ms(bp),
-            ms(sp),
-            verdict(ratio <= limit)
+            ms(b.result.latency.p50()),
+            ms(s.result.latency.p50()),
+            verdict(r <= limit)
         );
+        if let Some(p) = same_page.and_then(|p| self.find(store, p)) {
+            let _ = write!(
+                out,
+                "; with the same page size ({}, p50 {} ms): {:.2}×",
+                p.scenario,
+                ms(p.result.latency.p50()),
+                ratio(p)
+            );
+        }
+        out.push('\n');
     }
 
     /// Where each target stands.
@@ -153,21 +173,24 @@ impl Measured<'_> {
             None => out.push_str("- create message on memory: not measured\n"),
         }
         for store in ["memory", "sqlite", "redis", "postgres"] {
-            self.size_line(&mut out, store, Scenario::ListSmall, Scenario::ListBig, 2.0);
-            self.size_line(
-                &mut out,
-                store,
+            let lists = (
+                Scenario::ListSmall,
+                Scenario::ListBig,
+                Some(Scenario::ListBigPage20),
+            );
+            self.size_line(&mut out, store, lists, 2.0);
+            let newest = (
                 Scenario::ListSmallNewest,
                 Scenario::ListBigNewest,
-                1.5,
+                Some(Scenario::ListBigNewest20),
             );
-            self.size_line(
-                &mut out,
-                store,
+            self.size_line(&mut out, store, newest, 1.5);
+            let chats = (
                 Scenario::ChatSmallOneClient,
                 Scenario::ChatBigOneClient,
-                1.5,
+                None,
             );
+            self.size_line(&mut out, store, chats, 1.5);
         }
         for c in self.limits {
             if let Some(p) = c.overhead_percent() {
