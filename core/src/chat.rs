@@ -165,12 +165,25 @@ impl Publisher {
     /// Sends `event` to the client and appends it to the log. A client that left or
     /// a log that fails does not stop the generation: the answer is still stored.
     async fn publish(&mut self, event: ChatEvent) {
+        // A chunk reaches the client without waiting for the log's round trip; a
+        // terminal event only once the log is complete, so that a client acting on
+        // `done` (a cancel, a resume) finds the answer complete everywhere.
+        let terminal = event.is_terminal();
+        if !terminal {
+            self.send(event.clone());
+        }
         if let Err(e) = self.deps.streams.append(self.response_id, &event).await {
             if !self.log_failed {
                 tracing::warn!(error = %e, response_id = %self.response_id, "the stream log failed; resumes of this answer will replay it from the store");
                 self.log_failed = true;
             }
         }
+        if terminal {
+            self.send(event);
+        }
+    }
+
+    fn send(&self, event: ChatEvent) {
         if let Some(client) = &self.client {
             let _ = client.send(event);
         }

@@ -270,7 +270,11 @@ pub trait ChatStore: Send + Sync + 'static {
     ///
     /// Fails with [`StoreError::SessionInactive`] when the session's `is_active` is
     /// false, and with [`StoreError::Conflict`]`(Message)` when a message with the
-    /// draft's `id` exists; nothing is written then. The store raises the timestamp
+    /// draft's `id` exists; nothing is written then. When the session is missing
+    /// and the id is taken too, either error is correct (the contract does not
+    /// order them: a store that checks the id first, as a Redis Cluster append
+    /// whose pointer lives in another slot must, may report the conflict; ids
+    /// only collide when a caller chooses them). The store raises the timestamp
     /// to the previous message's when it is earlier, so ordering by
     /// `(timestamp, write order)` is the write order. When many appends race on one
     /// session, each gets its own place in one total order.

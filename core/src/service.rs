@@ -118,7 +118,9 @@ const CANCEL_POLL: Duration = Duration::from_millis(250);
 async fn watch(deps: Arc<Deps>, meta: StreamMeta, cancel: CancellationToken) {
     let renew_every = deps.streams.lease() / 3;
     let mut renewed = tokio::time::Instant::now();
-    let mut ticks = tokio::time::interval(CANCEL_POLL);
+    // The first check one period in: an answer shorter than that costs no poll.
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + CANCEL_POLL, CANCEL_POLL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
@@ -861,7 +863,7 @@ impl ChatService {
     /// # Errors
     /// The stream log's failure.
     pub async fn view(&self, session: Session) -> Result<SessionView, ServiceError> {
-        let active_response_id = self.deps.streams.active(session.id).await?;
+        let active_response_id = self.deps.streams.active(&session).await?;
         Ok(SessionView {
             session,
             active_response_id,

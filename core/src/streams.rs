@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::chat::ChatEvent;
 use crate::error::StoreError;
+use crate::session::Session;
 
 /// What followers of a response need to know about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,8 +104,10 @@ pub trait StreamLog: Send + Sync + 'static {
     async fn renew(&self, meta: &StreamMeta) -> Result<(), StoreError>;
 
     /// The session's active response: the newest started whose log is running and
-    /// whose lease is live; `None` otherwise.
-    async fn active(&self, session: Uuid) -> Result<Option<Uuid>, StoreError>;
+    /// whose lease is live; `None` otherwise. (The whole session is passed so an
+    /// adapter can keep the pointer beside the session's own data, e.g. in its Redis
+    /// Cluster slot.)
+    async fn active(&self, session: &Session) -> Result<Option<Uuid>, StoreError>;
 
     /// How long a lease lasts without renewal: the longest an active-response
     /// pointer outlives a dead instance.
@@ -308,10 +311,10 @@ impl StreamLog for LocalStreamLog {
         Ok(())
     }
 
-    async fn active(&self, session: Uuid) -> Result<Option<Uuid>, StoreError> {
+    async fn active(&self, session: &Session) -> Result<Option<Uuid>, StoreError> {
         let now = Instant::now();
         let logs = self.lock();
-        Ok(logs.active.get(&session).copied().filter(|r| {
+        Ok(logs.active.get(&session.id).copied().filter(|r| {
             logs.responses
                 .get(r)
                 .is_some_and(|e| e.state(now) == LogState::Running)

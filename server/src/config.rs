@@ -19,7 +19,7 @@ use crate::knowledge::KnowledgeArgs;
 use crate::logging::LogFormat;
 use crate::model::ModelSpec;
 use crate::openai::OpenAiArgs;
-use crate::store::{self, PostgresOptions, StoreOptions, StoreSpec};
+use crate::store::{self, PostgresOptions, StoreOptions, StoreSpec, StreamLogPlace};
 
 /// The Colloquy reference server: chat sessions, their messages, and chat with a
 /// language model, over a JSON HTTP API with server-sent-event streaming.
@@ -195,6 +195,13 @@ pub(crate) struct Cli {
     /// replays the stored answer.
     #[arg(long, env = "COLLOQUY_STREAM_LOG_TTL", default_value = "60s", value_parser = duration::parse)]
     pub(crate) stream_log_ttl: Duration,
+
+    /// Where the log of running answers lives: `store` shares it through a Redis
+    /// store, so any instance resumes and cancels any stream (other stores keep it in
+    /// the process); `local` keeps it in this process whatever the store — only for a
+    /// single instance, where it saves Redis a round trip per streamed chunk.
+    #[arg(long, env = "COLLOQUY_STREAM_LOG", value_enum, default_value_t = StreamLogPlace::Store)]
+    pub(crate) stream_log: StreamLogPlace,
 
     /// Serve the chat widget: the script at /widget.js (embed it with
     /// `<script src="https://YOUR-SERVER/widget.js" defer></script>`) and a demo page
@@ -418,6 +425,7 @@ impl Cli {
             redis_prefix: self.redis_prefix.clone(),
             retention: self.retention,
             stream_log_ttl: self.stream_log_ttl,
+            stream_log: self.stream_log,
             postgres: PostgresOptions {
                 pool_size: self.postgres_pool_size,
                 statement_timeout: self.postgres_statement_timeout,

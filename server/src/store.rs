@@ -200,11 +200,25 @@ pub(crate) struct StoreOptions {
     pub(crate) retention: Retention,
     /// How long a finished answer's events stay in the stream log (`--stream-log-ttl`).
     pub(crate) stream_log_ttl: Duration,
+    /// Where the stream log lives (`--stream-log`).
+    pub(crate) stream_log: StreamLogPlace,
     /// The `--postgres-*` settings.
     pub(crate) postgres: PostgresOptions,
     /// `--session-ttl`: on a Redis Cluster, how long message pointers are written to
     /// live (the store's `pointer_ttl`).
     pub(crate) session_ttl: Duration,
+}
+
+/// Where the stream log of running answers lives (`--stream-log`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum StreamLogPlace {
+    /// In the store when every instance on it can share it (Redis), so a stream
+    /// resumes and cancels on any instance; in this process otherwise.
+    #[default]
+    Store,
+    /// In this process, whatever the store: for a single instance, it saves the
+    /// store a round trip per streamed chunk.
+    Local,
 }
 
 /// The `--postgres-*` settings.
@@ -245,6 +259,7 @@ impl Default for StoreOptions {
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             retention: Retention::default(),
             stream_log_ttl: Duration::from_secs(60),
+            stream_log: StreamLogPlace::default(),
             postgres: PostgresOptions::default(),
             session_ttl: Duration::from_secs(24 * 3600),
         }
@@ -282,9 +297,10 @@ impl OpenedStore {
     fn redis(store: RedisStore, options: &StoreOptions) -> Self {
         Self {
             limiter: Arc::new(store.rate_limiter()),
-            stream_log: Some(Arc::new(
-                store.stream_log(options.stream_log_ttl, DEFAULT_LEASE),
-            )),
+            stream_log: (options.stream_log == StreamLogPlace::Store).then(|| {
+                Arc::new(store.stream_log(options.stream_log_ttl, DEFAULT_LEASE))
+                    as Arc<dyn StreamLog>
+            }),
             idempotency: Some(Arc::new(store.idempotency())),
             ..Self::local(store)
         }

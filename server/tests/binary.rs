@@ -117,6 +117,7 @@ fn help_documents_every_setting() {
         ("--retention", "COLLOQUY_RETENTION"),
         ("--purge-interval", "COLLOQUY_PURGE_INTERVAL"),
         ("--stream-log-ttl", "COLLOQUY_STREAM_LOG_TTL"),
+        ("--stream-log", "COLLOQUY_STREAM_LOG"),
         ("--access", "COLLOQUY_ACCESS"),
         ("--admin-token", "COLLOQUY_ADMIN_TOKEN"),
         ("--trusted-proxies", "COLLOQUY_TRUSTED_PROXIES"),

@@ -345,3 +345,54 @@ async fn when_the_generating_instance_dies_followers_end_and_the_pointer_clears(
     }
     b.stop();
 }
+
+/// `--stream-log local` keeps the log in the process: a stream still resumes on its
+/// own instance, and Redis holds no log keys; the default keeps them in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_stream_log_keeps_streams_out_of_redis() {
+    let Some(shared) = standalone() else { return };
+    let dir = TempDir::new("local-log");
+    let client = client();
+    let log_keys = format!("{}sl:", shared.prefix);
+    for (place, in_redis) in [("local", false), ("store", true)] {
+        let args = [
+            "--store",
+            &shared.store,
+            "--redis-prefix",
+            &shared.prefix,
+            "--echo-chunk-delay",
+            "100ms",
+            "--stream-log",
+            place,
+        ];
+        let server = Server::start(&dir.0, &args);
+        let session_id = new_session(&client, &server.base).await;
+        let (mut stream, first, second) = start_stream(&client, &server.base, &session_id).await;
+        let response_id = first.data["response_id"].as_str().expect("id").to_owned();
+        assert_eq!(
+            common::count_prefix(&shared.store, &log_keys) > 0,
+            in_redis,
+            "--stream-log {place}: log keys in Redis while the answer runs"
+        );
+        let resume_url = format!(
+            "{}/api/chats/messages/chat/stream/{response_id}/",
+            server.base
+        );
+        let (status, mut resumed) = open_stream(
+            &client,
+            Method::GET,
+            &resume_url,
+            &[("last-event-id", &second.id)],
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let tail = resumed.rest().await;
+        let rest = stream.rest().await;
+        assert_eq!(
+            tail, rest,
+            "--stream-log {place}: the resume gets the same events"
+        );
+        server.stop();
+    }
+}

@@ -7,11 +7,15 @@
 //!   reason or the error code), so a read from a sequence number is one `XRANGE`;
 //! - `sl:{<response>}:m` — a hash: session UUID, message id, `session_id`, complete,
 //!   cancel requested, lease end (Redis `TIME`, ms);
-//! - `active:{<session>}` — the session's running answer, expiring with its lease.
+//! - `{<session_id>}:<session>:a` — the session's running answer, expiring with its
+//!   lease; it sits in the session's own slot, beside the session's other keys.
 //!
 //! The two response keys share a hash tag, so every script touches one slot. A
-//! chunk costs one round trip (one script); starting and finishing an answer two
-//! (the response's slot, then the session's). The log of a running answer expires
+//! chunk costs one round trip (one script). Starting, renewing and finishing an
+//! answer cost one round trip where the response's keys and the session's pointer
+//! can be reached by one script (standalone Redis), else two (the response's slot,
+//! then the session's, so the pointer never names a log that does not exist). The
+//! log of a running answer expires
 //! `lease + log TTL` after its last renewal (an instance that died leaves nothing
 //! behind), and `log TTL` after its terminal event. Followers on other instances
 //! poll every [`POLL`]; the instance that generates pushes to its own client
@@ -23,7 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use colloquy_core::streams::{CancelOutcome, LogRead, LogState, StreamLog, StreamMeta};
-use colloquy_core::{ChatEvent, ErrorCode, FinishReason, StoreError};
+use colloquy_core::{ChatEvent, ErrorCode, FinishReason, Session, StoreError};
 use redis::{AsyncCommands, Script};
 use uuid::Uuid;
 
@@ -85,6 +89,12 @@ impl RedisStore {
     }
 }
 
+/// `P{<session_id>}:<session>:a`: the session's active pointer, in the session's
+/// slot (`lua/stream_append.lua` builds the same name).
+fn active_key(prefix: &str, session: Uuid, session_id: &str) -> String {
+    format!("{prefix}{{{session_id}}}:{session}:a")
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -111,17 +121,28 @@ impl RedisStreamLog {
         format!("{}sl:{{{response}}}", self.prefix)
     }
 
-    fn active_key(&self, session: Uuid) -> String {
-        format!("{}active:{{{session}}}", self.prefix)
+    fn active_key(&self, session: Uuid, session_id: &str) -> String {
+        active_key(&self.prefix, session, session_id)
+    }
+
+    /// Whether one script may touch a response's keys and its session's pointer:
+    /// always on standalone Redis; on a cluster they live in different slots.
+    fn one_script(&self) -> bool {
+        !self.conn.is_cluster()
     }
 
     /// Renews (`ms > 0`) or deletes (`0`) the session's pointer if it names `response`.
-    async fn pointer(&self, session: Uuid, response: Uuid, ms: u64) -> Result<(), StoreError> {
+    async fn pointer(
+        &self,
+        (session, session_id): (Uuid, &str),
+        response: Uuid,
+        ms: u64,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: i64 = self
             .scripts
             .pointer
-            .key(self.active_key(session))
+            .key(self.active_key(session, session_id))
             .arg(response.to_string())
             .arg(ms)
             .invoke_async(&mut conn)
@@ -189,34 +210,40 @@ impl StreamLog for RedisStreamLog {
     async fn start(&self, meta: &StreamMeta) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let response = meta.response_id;
-        let _: i64 = self
-            .scripts
-            .start
-            .key(self.meta_key(response))
-            .key(self.stream_key(response))
+        let mut call = self.scripts.start.prepare_invoke();
+        call.key(self.meta_key(response))
+            .key(self.stream_key(response));
+        if self.one_script() {
+            call.key(self.active_key(meta.session, &meta.session_id));
+        }
+        let _: i64 = call
             .arg(meta.session.to_string())
             .arg(meta.message_id.to_string())
             .arg(&meta.session_id)
             .arg(millis(self.lease))
             .arg(millis(self.lease + self.log_ttl))
+            .arg(response.to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(store_error)?;
-        let _: () = conn
-            .pset_ex(
-                self.active_key(meta.session),
-                response.to_string(),
-                millis(self.lease),
-            )
-            .await
-            .map_err(store_error)?;
+        if !self.one_script() {
+            let _: () = conn
+                .pset_ex(
+                    self.active_key(meta.session, &meta.session_id),
+                    response.to_string(),
+                    millis(self.lease),
+                )
+                .await
+                .map_err(store_error)?;
+        }
         Ok(())
     }
 
     async fn append(&self, response: Uuid, event: &ChatEvent) -> Result<(), StoreError> {
         let (kind, value) = encode(event);
         let mut conn = self.conn.clone();
-        let session: Option<String> = self
+        let inline = self.one_script();
+        let session: Option<(String, String)> = self
             .scripts
             .append
             .key(self.meta_key(response))
@@ -227,12 +254,15 @@ impl StreamLog for RedisStreamLog {
             .arg(if event.is_terminal() { "1" } else { "0" })
             .arg(millis(self.lease + self.log_ttl))
             .arg(millis(self.log_ttl).max(1))
+            .arg(if inline { self.prefix.as_str() } else { "" })
+            .arg(response.to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(store_error)?;
-        if event.is_terminal() {
-            if let Some(session) = session.and_then(|s| Uuid::try_parse(&s).ok()) {
-                self.pointer(session, response, 0).await?;
+        if event.is_terminal() && !inline {
+            if let Some((session, session_id)) = session {
+                let session = Uuid::try_parse(&session).map_err(|_| corrupt("session uuid"))?;
+                self.pointer((session, &session_id), response, 0).await?;
             }
         }
         Ok(())
@@ -305,24 +335,35 @@ impl StreamLog for RedisStreamLog {
 
     async fn renew(&self, meta: &StreamMeta) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let _: i64 = self
-            .scripts
-            .renew
-            .key(self.meta_key(meta.response_id))
-            .key(self.stream_key(meta.response_id))
+        let response = meta.response_id;
+        let mut call = self.scripts.renew.prepare_invoke();
+        call.key(self.meta_key(response))
+            .key(self.stream_key(response));
+        if self.one_script() {
+            call.key(self.active_key(meta.session, &meta.session_id));
+        }
+        let _: i64 = call
             .arg(millis(self.lease))
             .arg(millis(self.lease + self.log_ttl))
+            .arg(response.to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(store_error)?;
-        self.pointer(meta.session, meta.response_id, millis(self.lease))
-            .await
+        if self.one_script() {
+            return Ok(());
+        }
+        self.pointer(
+            (meta.session, &meta.session_id),
+            meta.response_id,
+            millis(self.lease),
+        )
+        .await
     }
 
-    async fn active(&self, session: Uuid) -> Result<Option<Uuid>, StoreError> {
+    async fn active(&self, session: &Session) -> Result<Option<Uuid>, StoreError> {
         let mut conn = self.conn.clone();
         let active: Option<String> = conn
-            .get(self.active_key(session))
+            .get(self.active_key(session.id, &session.session_id))
             .await
             .map_err(store_error)?;
         Ok(active.and_then(|r| Uuid::try_parse(&r).ok()))
