@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use colloquy_bench::load::{self, Stop};
 use colloquy_bench::process::ServerProcess;
-use colloquy_bench::report::{self, ms, Row};
+use colloquy_bench::report::{ms, Row};
 use colloquy_bench::rtt::Upstream;
 use colloquy_bench::scenarios::{self, Scenario};
 use colloquy_bench::sse_scale::{self, SseScaleResult, SseScaleSpec};
@@ -17,7 +17,7 @@ use crate::postgres::{self, PrivateDatabase};
 use crate::round_trips::{self, Column, Variant};
 use crate::servers::{measured, start_failure, RunContext};
 use crate::settings::Store;
-use crate::summary::{self, Measured};
+use crate::summary::{self, Report};
 use crate::{limits, machine, redis, urls};
 
 /// Why a run stopped.
@@ -95,29 +95,14 @@ impl Services {
 /// Runs everything and prints the report; `Ok(false)` when some request failed.
 pub(crate) async fn run(args: &crate::settings::Args) -> Result<bool, Failure> {
     let ctx = RunContext::new(args)?;
-    let mut out = summary::header(&ctx);
+    let header = summary::header(&ctx);
     eprintln!("colloquy-bench: measuring (progress below; the report follows)");
 
     // The ceiling: kept running, and measured again right before each store's
     // scenarios, so each ratio compares figures taken moments apart.
     let ceiling = ctx.start_ceiling().await?;
-    let mut rows: Vec<Row> = Vec::new();
-    let mut ceiling_rps: Vec<f64> = Vec::new();
-    for scenario in Scenario::CEILING {
-        let load = scenarios::load_for(scenario, ceiling.addr(), None, &ctx.shape);
-        let (result, cpu) = measured(&ceiling, &load).await?;
-        ctx.progress("ceiling", scenario, &result);
-        ceiling_rps.push(result.rps());
-        rows.push(Row {
-            server: "ceiling".to_owned(),
-            scenario: scenario.label(ctx.settings.big_session),
-            result,
-            ceiling_rps: None,
-            stream: false,
-            cpu_per_request: cpu,
-            ceiling_cpu_per_request: None,
-        });
-    }
+    let mut rows = ceiling_rows(&ctx, &ceiling).await?;
+    let mut ceiling_rps: Vec<f64> = rows.iter().map(|r| r.result.rps()).collect();
 
     let services = Services::start(&ctx).await;
     let mut notes: Vec<String> = Vec::new();
@@ -194,52 +179,15 @@ pub(crate) async fn run(args: &crate::settings::Args) -> Result<bool, Failure> {
         }
     }
 
-    // The report.
-    let ok = rows
-        .iter()
-        .all(|r| r.result.errors == 0 && r.result.completed > 0)
-        && sse.as_ref().is_none_or(|s| s.errors == 0)
-        && limits.iter().all(|c| c.off.errors + c.on.errors == 0);
-    let _ = writeln!(out, "{}", report::table(&rows));
-    let _ = writeln!(out, "{}", summary::LEGEND);
-    for row in rows.iter().filter(|r| r.result.errors > 0) {
-        let _ = writeln!(
-            out,
-            "- errors in {} / {}: {}",
-            row.server,
-            row.scenario,
-            row.result.first_error.as_deref().unwrap_or("?")
-        );
-    }
-    if !limits.is_empty() {
-        let _ = writeln!(out, "{}", limits::section(&limits));
-    }
-    if let Some(s) = &sse {
-        let _ = writeln!(out, "{}", summary::sse_section(s));
-    }
-    if !rtt.is_empty() {
-        let _ = writeln!(out, "{}", round_trips::section(&rtt));
-    }
-    let measured_all = Measured {
+    let report = Report {
         rows: &rows,
         rtt: &rtt,
         limits: &limits,
         sse: sse.as_ref(),
+        notes: &notes,
         big: ctx.settings.big_session,
     };
-    let _ = writeln!(out, "{}", measured_all.targets());
-    if !notes.is_empty() {
-        let _ = writeln!(out, "### Notes\n");
-        for note in &notes {
-            let _ = writeln!(out, "{note}");
-        }
-        let _ = writeln!(out);
-    }
-    let _ = writeln!(
-        out,
-        "- load average after the run: {}",
-        machine::load_average()
-    );
+    let out = format!("{header}{}", report.render());
     println!("{out}");
     if let Some(path) = &args.output {
         colloquy_bench::process::write_file(path, &out)?;
@@ -250,7 +198,30 @@ pub(crate) async fn run(args: &crate::settings::Args) -> Result<bool, Failure> {
             ctx.logs.keep().display()
         );
     }
-    Ok(ok)
+    Ok(report.all_succeeded())
+}
+
+/// The ceiling's own rows.
+async fn ceiling_rows(
+    ctx: &RunContext<'_>,
+    ceiling: &ServerProcess,
+) -> Result<Vec<Row>, BenchError> {
+    let mut rows = Vec::new();
+    for scenario in Scenario::CEILING {
+        let load = scenarios::load_for(scenario, ceiling.addr(), None, &ctx.shape);
+        let (result, cpu) = measured(ceiling, &load).await?;
+        ctx.progress("ceiling", scenario, &result);
+        rows.push(Row {
+            server: "ceiling".to_owned(),
+            scenario: scenario.label(ctx.settings.big_session),
+            result,
+            ceiling_rps: None,
+            stream: false,
+            cpu_per_request: cpu,
+            ceiling_cpu_per_request: None,
+        });
+    }
+    Ok(rows)
 }
 
 /// One store's scenarios: where the rows go and the ceiling they are compared to.

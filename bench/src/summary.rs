@@ -2,13 +2,13 @@
 
 use std::fmt::Write as _;
 
-use colloquy_bench::report::{ms, Row};
+use colloquy_bench::report::{self, ms, Row};
 use colloquy_bench::scenarios::Scenario;
 use colloquy_bench::sse_scale::SseScaleResult;
 
-use crate::limits::Comparison;
+use crate::limits::{self, Comparison};
 use crate::machine;
-use crate::round_trips::Column;
+use crate::round_trips::{self, Column};
 use crate::servers::RunContext;
 
 /// The title, the machine and the settings.
@@ -37,8 +37,7 @@ pub(crate) fn header(ctx: &RunContext<'_>) -> String {
 }
 
 /// The legend under the main table.
-pub(crate) const LEGEND: &str =
-    "p50/p99: latency to the end of the response (streams: to the `done` event). \
+const LEGEND: &str = "p50/p99: latency to the end of the response (streams: to the `done` event). \
     % of ceiling: req/s over the ceiling's req/s for the same method, measured just \
     before that store's scenarios. Server CPU: the server process's CPU time (all threads) per \
     request; % of ceiling by CPU: the ceiling's CPU per request over this one's, i.e. \
@@ -48,7 +47,7 @@ pub(crate) const LEGEND: &str =
     messages), the small one rotating over 40 sessions of 20 messages.\n";
 
 /// The SSE scale section.
-pub(crate) fn sse_section(s: &SseScaleResult) -> String {
+fn sse_section(s: &SseScaleResult) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### SSE scale\n");
     let _ = writeln!(out, "| streams | open at once | ramp | RSS before | RSS open | per open stream | chunk delay | gap p50 | gap p99 | gap max | completed | errors |");
@@ -78,12 +77,13 @@ pub(crate) fn sse_section(s: &SseScaleResult) -> String {
     out
 }
 
-/// What the targets are judged on.
-pub(crate) struct Measured<'a> {
+/// What a run measured: the report's body.
+pub(crate) struct Report<'a> {
     pub(crate) rows: &'a [Row],
     pub(crate) rtt: &'a [Column],
     pub(crate) limits: &'a [Comparison],
     pub(crate) sse: Option<&'a SseScaleResult>,
+    pub(crate) notes: &'a [String],
     pub(crate) big: usize,
 }
 
@@ -95,7 +95,55 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-impl Measured<'_> {
+impl Report<'_> {
+    /// Whether every request of every measurement succeeded.
+    pub(crate) fn all_succeeded(&self) -> bool {
+        self.rows
+            .iter()
+            .all(|r| r.result.errors == 0 && r.result.completed > 0)
+            && self.sse.is_none_or(|s| s.errors == 0)
+            && self.limits.iter().all(|c| c.off.errors + c.on.errors == 0)
+    }
+
+    /// The tables, the targets and the notes, as markdown.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", report::table(self.rows));
+        let _ = writeln!(out, "{LEGEND}");
+        for row in self.rows.iter().filter(|r| r.result.errors > 0) {
+            let _ = writeln!(
+                out,
+                "- errors in {} / {}: {}",
+                row.server,
+                row.scenario,
+                row.result.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        if !self.limits.is_empty() {
+            let _ = writeln!(out, "{}", limits::section(self.limits));
+        }
+        if let Some(s) = self.sse {
+            let _ = writeln!(out, "{}", sse_section(s));
+        }
+        if !self.rtt.is_empty() {
+            let _ = writeln!(out, "{}", round_trips::section(self.rtt));
+        }
+        let _ = writeln!(out, "{}", self.targets());
+        if !self.notes.is_empty() {
+            let _ = writeln!(out, "### Notes\n");
+            for note in self.notes {
+                let _ = writeln!(out, "{note}");
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(
+            out,
+            "- load average after the run: {}",
+            machine::load_average()
+        );
+        out
+    }
+
     fn find(&self, server: &str, scenario: Scenario) -> Option<&Row> {
         let label = scenario.label(self.big);
         self.rows
@@ -146,7 +194,7 @@ impl Measured<'_> {
     }
 
     /// Where each target stands.
-    pub(crate) fn targets(&self) -> String {
+    fn targets(&self) -> String {
         let mut out = String::from("### Targets\n\n");
         match self.find("memory", Scenario::CreateMessage) {
             Some(row) => {
