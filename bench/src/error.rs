@@ -96,6 +96,22 @@ pub enum BenchError {
         /// The first failure.
         first: String,
     },
+    /// A store URL the bench cannot use.
+    #[error("store URL {url}: {reason}")]
+    BadUrl {
+        /// The URL, password removed.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A helper command (`psql`, `redis-cli`) failed.
+    #[error("{what} failed: {detail}")]
+    Command {
+        /// The step.
+        what: String,
+        /// Its error output.
+        detail: String,
+    },
 }
 
 impl BenchError {

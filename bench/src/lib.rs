@@ -7,7 +7,7 @@
 //! - [`load`]: a load generator on `hyper::client::conn::http1` (keep-alive
 //!   connections, a fixed duration or request count, latencies in an HDR histogram);
 //! - [`scenarios`]: the API scenarios and their data; [`sse_scale`]: many slow
-//!   streams held open at once; [`redis_rtt`]: Redis round trips per API operation;
+//!   streams held open at once; [`rtt`]: store round trips per API operation;
 //!   [`idle_flood`]: many silent connections held against a server (binary
 //!   `colloquy-idle-flood`);
 //! - the `colloquy-bench` binary starts the servers and prints the markdown table.
@@ -39,9 +39,9 @@ mod error;
 pub mod idle_flood;
 pub mod load;
 pub mod process;
-pub mod redis_rtt;
 pub mod report;
 mod request;
+pub mod rtt;
 pub mod scenarios;
 pub mod sse;
 pub mod sse_scale;

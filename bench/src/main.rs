@@ -5,9 +5,16 @@
 //! It builds nothing: it takes the release binaries' paths, or finds them beside
 //! itself / in `target/release`. `scripts/bench.sh` builds them and runs this.
 
+mod limits;
 mod machine;
 mod orchestrate;
+mod postgres;
+mod redis;
+mod round_trips;
+mod servers;
 mod settings;
+mod summary;
+mod urls;
 
 use std::process::ExitCode;
 

@@ -22,6 +22,9 @@ const CHAT: &str = "/api/chats/messages/chat/";
 const STREAM: &str = "/api/chats/messages/chat/stream/";
 /// Messages in the small session.
 pub const SMALL_SESSION: usize = 20;
+/// Small sessions the one-client chat rotates over, so that each stays near
+/// [`SMALL_SESSION`] messages while the scenario adds two per chat.
+pub const CHAT_ROTATION: usize = 40;
 /// The text of benchmark chat messages (six words: the echo answers in seven chunks).
 const CHAT_TEXT: &str = "hello there from the load generator";
 
@@ -48,15 +51,27 @@ pub enum Scenario {
     /// The last 50 messages of the big session (`offset=big-50&limit=50`): the page a
     /// chat UI shows.
     ListBigTail,
+    /// The newest 50 messages (`order=desc&limit=50`) of the small session.
+    ListSmallNewest,
+    /// The newest 50 messages of the big session: the page a chat UI loads first.
+    ListBigNewest,
+    /// The newest 20 of the big session: the small session's page size, so the
+    /// comparison with [`Scenario::ListSmallNewest`] isolates the session's size.
+    ListBigNewest20,
     /// `POST /api/chats/messages/chat/` with the echo model.
     Chat,
     /// `POST /api/chats/messages/chat/stream/` with the echo model.
     Stream,
+    /// Chat, one client, rotating over [`CHAT_ROTATION`] sessions of
+    /// [`SMALL_SESSION`] messages.
+    ChatSmallOneClient,
+    /// Chat, one client, into the big session.
+    ChatBigOneClient,
 }
 
 impl Scenario {
     /// The scenarios run on every colloquy store, in order.
-    pub const COLLOQUY: [Self; 9] = [
+    pub const COLLOQUY: [Self; 14] = [
         Self::CreateSession,
         Self::CreateMessage,
         Self::GetMessage,
@@ -64,8 +79,13 @@ impl Scenario {
         Self::ListBig,
         Self::ListBigPage20,
         Self::ListBigTail,
+        Self::ListSmallNewest,
+        Self::ListBigNewest,
+        Self::ListBigNewest20,
         Self::Chat,
         Self::Stream,
+        Self::ChatSmallOneClient,
+        Self::ChatBigOneClient,
     ];
 
     /// The scenarios run on the ceiling.
@@ -84,8 +104,13 @@ impl Scenario {
             Self::ListBig => format!("list 50 of {big}"),
             Self::ListBigPage20 => format!("list 20 of {big}"),
             Self::ListBigTail => format!("list last 50 of {big}"),
+            Self::ListSmallNewest => format!("list newest 50 of {SMALL_SESSION}"),
+            Self::ListBigNewest => format!("list newest 50 of {big}"),
+            Self::ListBigNewest20 => format!("list newest 20 of {big}"),
             Self::Chat => "chat (echo)".to_owned(),
             Self::Stream => "stream (echo)".to_owned(),
+            Self::ChatSmallOneClient => format!("chat into {SMALL_SESSION}, 1 client"),
+            Self::ChatBigOneClient => format!("chat into {big}, 1 client"),
         }
     }
 
@@ -98,9 +123,18 @@ impl Scenario {
             | Self::ListSmall
             | Self::ListBig
             | Self::ListBigPage20
-            | Self::ListBigTail => Method::GET,
+            | Self::ListBigTail
+            | Self::ListSmallNewest
+            | Self::ListBigNewest
+            | Self::ListBigNewest20 => Method::GET,
             _ => Method::POST,
         }
+    }
+
+    /// Whether it runs on one connection for a fixed number of requests.
+    #[must_use]
+    pub fn is_one_client(self) -> bool {
+        matches!(self, Self::ChatSmallOneClient | Self::ChatBigOneClient)
     }
 
     /// The status a successful request gets.
@@ -122,6 +156,9 @@ pub struct LoadShape {
     pub stop: Stop,
     /// Loopback source addresses for the connections.
     pub sources: Vec<IpAddr>,
+    /// Requests of the one-client scenarios ([`Scenario::ChatBigOneClient`]...),
+    /// which run by count: each adds two messages to its session.
+    pub one_client_requests: u64,
 }
 
 /// The data the scenarios of one colloquy server need.
@@ -133,6 +170,8 @@ pub struct Fixture {
     pub chat_sessions: Arc<Vec<String>>,
     /// One session per connection for stream.
     pub stream_sessions: Arc<Vec<String>>,
+    /// [`CHAT_ROTATION`] sessions of [`SMALL_SESSION`] messages for the one-client chat.
+    pub chat_small_sessions: Arc<Vec<String>>,
     /// A session of [`SMALL_SESSION`] messages.
     pub small_session: String,
     /// A session of `big_count` messages.
@@ -180,25 +219,39 @@ pub async fn create_named_sessions(
     Ok(names.to_vec())
 }
 
-/// Writes `count` messages into `session` with up to `connections` at once.
-async fn fill_session(
+/// Writes `count` messages into each of `sessions` with up to `connections` at once.
+async fn fill_sessions(
     target: SocketAddr,
-    session: &str,
+    sessions: &[String],
     count: usize,
     connections: usize,
 ) -> Result<(), BenchError> {
-    let body = RequestSpec::post_json(MESSAGES, &message_body(session, "a message of the fixture"));
+    let bodies: Vec<RequestSpec> = sessions
+        .iter()
+        .map(|s| RequestSpec::post_json(MESSAGES, &message_body(s, "a message of the fixture")))
+        .collect();
+    let total = count * bodies.len();
+    if total == 0 {
+        return Ok(());
+    }
+    let next = AtomicU64::new(0);
     let result = load::run(&Load {
         target,
-        connections: connections.min(count).max(1),
-        stop: Stop::Requests(count as u64),
+        connections: connections.min(total).max(1),
+        stop: Stop::Requests(total as u64),
         mode: Mode::Whole,
         expect: StatusCode::CREATED,
         sources: Vec::new(),
-        plan: Arc::new(move |_, _| body.clone()),
+        plan: Arc::new(move |_, _| {
+            let i = usize::try_from(next.fetch_add(1, Ordering::Relaxed)).unwrap_or(0);
+            bodies[i % bodies.len()].clone()
+        }),
     })
     .await?;
-    result.require_success(&format!("writing {count} messages into {session}"))
+    result.require_success(&format!(
+        "writing {count} messages into each of {} sessions",
+        sessions.len()
+    ))
 }
 
 /// Creates the data of every scenario on the server at `target`; names start with
@@ -217,18 +270,22 @@ pub async fn prepare(
     let write_sessions = create_named_sessions(target, &format!("{tag}-w"), n, c, &[]).await?;
     let chat_sessions = create_named_sessions(target, &format!("{tag}-c"), n, c, &[]).await?;
     let stream_sessions = create_named_sessions(target, &format!("{tag}-s"), n, c, &[]).await?;
+    let chat_small =
+        create_named_sessions(target, &format!("{tag}-r"), CHAT_ROTATION, c, &[]).await?;
     let fixed = create_named_sessions(target, &format!("{tag}-f"), 2, 2, &[]).await?;
     let (small, big_session) = (fixed[0].clone(), fixed[1].clone());
     let mut conn = Conn::connect(target, None).await?;
     let first = RequestSpec::post_json(MESSAGES, &message_body(&small, "the first message"));
     let created = conn.call_expect(&first, StatusCode::CREATED).await?;
     let message_id = json_id(&created, MESSAGES)?;
-    fill_session(target, &small, SMALL_SESSION - 1, c).await?;
-    fill_session(target, &big_session, big, c).await?;
+    fill_sessions(target, std::slice::from_ref(&small), SMALL_SESSION - 1, c).await?;
+    fill_sessions(target, &chat_small, SMALL_SESSION, c).await?;
+    fill_sessions(target, std::slice::from_ref(&big_session), big, c).await?;
     Ok(Fixture {
         write_sessions: Arc::new(write_sessions),
         chat_sessions: Arc::new(chat_sessions),
         stream_sessions: Arc::new(stream_sessions),
+        chat_small_sessions: Arc::new(chat_small),
         small_session: small,
         big_session,
         big_count: big,
@@ -292,13 +349,36 @@ pub fn load_for(
         (Scenario::ListBigTail, Some(f)) => {
             list_plan(&f.big_session, f.big_count.saturating_sub(50), 50)
         }
+        (Scenario::ListSmallNewest, Some(f)) => newest_plan(&f.small_session, 50),
+        (Scenario::ListBigNewest, Some(f)) => newest_plan(&f.big_session, 50),
+        (Scenario::ListBigNewest20, Some(f)) => newest_plan(&f.big_session, 20),
         (Scenario::Chat, Some(f)) => per_connection(&f.chat_sessions, CHAT, CHAT_TEXT),
         (Scenario::Stream, Some(f)) => per_connection(&f.stream_sessions, STREAM, CHAT_TEXT),
+        (Scenario::ChatSmallOneClient, Some(f)) => {
+            let specs: Vec<RequestSpec> = f
+                .chat_small_sessions
+                .iter()
+                .map(|s| RequestSpec::post_json(CHAT, &message_body(s, CHAT_TEXT)))
+                .collect();
+            Arc::new(move |_, n| {
+                let i = usize::try_from(n).unwrap_or(0);
+                specs[i % specs.len()].clone()
+            })
+        }
+        (Scenario::ChatBigOneClient, Some(f)) => {
+            let spec = RequestSpec::post_json(CHAT, &message_body(&f.big_session, CHAT_TEXT));
+            Arc::new(move |_, _| spec.clone())
+        }
     };
+    let one_client = scenario.is_one_client();
     Load {
         target,
-        connections: shape.connections,
-        stop: shape.stop,
+        connections: if one_client { 1 } else { shape.connections },
+        stop: if one_client {
+            Stop::Requests(shape.one_client_requests.max(1))
+        } else {
+            shape.stop
+        },
         mode: if scenario == Scenario::Stream {
             Mode::Stream
         } else {
@@ -317,6 +397,14 @@ fn per_connection(sessions: &Arc<Vec<String>>, path: &'static str, text: &str) -
         .map(|s| RequestSpec::post_json(path, &message_body(s, text)))
         .collect();
     Arc::new(move |conn, _| specs[conn % specs.len()].clone())
+}
+
+/// `GET` of the newest `limit` messages of `session`, newest first.
+fn newest_plan(session: &str, limit: usize) -> load::Plan {
+    let spec = RequestSpec::get(format!(
+        "{MESSAGES}?session_id={session}&order=desc&limit={limit}"
+    ));
+    Arc::new(move |_, _| spec.clone())
 }
 
 /// `GET` of `limit` messages of `session` from `offset`.

@@ -26,7 +26,7 @@ pub(crate) struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "memory,sqlite,redis"
+        default_value = "memory,sqlite,redis,postgres"
     )]
     pub(crate) stores: Vec<Store>,
 
@@ -76,9 +76,28 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 4)]
     pub(crate) source_addrs: u8,
 
-    /// Skip the Redis round-trip count.
+    /// Skip the round-trip counts (Redis, PostgreSQL).
     #[arg(long)]
-    pub(crate) no_redis_rtt: bool,
+    pub(crate) no_rtt: bool,
+
+    /// Count Redis round trips of chat and stream also on colloquy started with these
+    /// extra arguments (whitespace-separated); repeat for more variants. Default:
+    /// `--stream-log local` when `colloquy --help` lists `--stream-log`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) redis_rtt_args: Vec<String>,
+
+    /// The PostgreSQL server for the postgres store: the run creates a private
+    /// database there and drops it at the end (with `psql`).
+    #[arg(
+        long,
+        env = "COLLOQUY_POSTGRES_URL",
+        default_value = "postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres"
+    )]
+    pub(crate) postgres_url: String,
+
+    /// Skip the rate-limits-on-vs-off comparison.
+    #[arg(long)]
+    pub(crate) no_rate_limits: bool,
 
     /// Use this Redis (`redis://host:port/db`) instead of a private `redis-server` on a
     /// free port. The run leaves its sessions there (they expire after 24 h).
@@ -111,6 +130,8 @@ pub(crate) enum Store {
     Sqlite,
     /// Redis (a private instance unless --redis-url).
     Redis,
+    /// PostgreSQL (a private database on --postgres-url).
+    Postgres,
 }
 
 impl Store {
@@ -120,6 +141,7 @@ impl Store {
             Self::Memory => "memory",
             Self::Sqlite => "sqlite",
             Self::Redis => "redis",
+            Self::Postgres => "postgres",
         }
     }
 }
@@ -134,8 +156,10 @@ pub(crate) struct Settings {
     pub(crate) sse_streams: usize,
     pub(crate) sse_chunk_delay: Duration,
     pub(crate) sse_words: usize,
-    /// Sequential requests per operation for the Redis round-trip count.
+    /// Sequential requests per operation for the round-trip counts.
     pub(crate) rtt_requests: u64,
+    /// Requests of each one-client chat scenario.
+    pub(crate) one_client_requests: u64,
 }
 
 impl Settings {
@@ -158,6 +182,23 @@ impl Settings {
             })),
             sse_words: args.sse_words.unwrap_or(if q { 7 } else { 23 }).max(1),
             rtt_requests: if q { 20 } else { 200 },
+            one_client_requests: if q { 40 } else { 400 },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_settings_are_small_and_flags_override_them() {
+        let quick = Settings::from_args(&Args::parse_from(["colloquy-bench", "--quick"]));
+        assert!(quick.measure < Duration::from_millis(500));
+        assert!(quick.sse_streams < 1000);
+        let full = Settings::from_args(&Args::parse_from(["colloquy-bench", "--connections", "8"]));
+        assert_eq!(full.connections, 8);
+        assert_eq!(full.big_session, 10_000);
+        assert_eq!(full.sse_streams, 10_000);
     }
 }

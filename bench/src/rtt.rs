@@ -1,19 +1,30 @@
-//! Counting Redis round trips: [`RttProxy`] sits between colloquy and Redis and counts
-//! how often the client starts talking again after Redis answered. With one HTTP
-//! request at a time, that count per request is the number of round trips the API
-//! operation costs.
+//! Counting store round trips: [`RttProxy`] sits between colloquy and its store (Redis,
+//! PostgreSQL) and counts how often the client starts talking again after the store
+//! answered. With one HTTP request at a time, that count per request is the number of
+//! round trips the API operation costs. A pipelined batch (several commands, or
+//! PostgreSQL's Parse/Bind/Execute/Sync, sent before reading) counts once.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 
 use crate::BenchError;
 
-/// A TCP proxy to Redis that counts client turns. Stops when dropped.
+/// Where the proxy forwards to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// A TCP address (Redis, PostgreSQL over TCP).
+    Tcp(SocketAddr),
+    /// A Unix socket (PostgreSQL's `/var/run/postgresql/.s.PGSQL.5432`).
+    Unix(PathBuf),
+}
+
+/// A TCP proxy to a store that counts client turns. Stops when dropped.
 #[derive(Debug)]
 pub struct RttProxy {
     addr: SocketAddr,
@@ -26,7 +37,7 @@ impl RttProxy {
     ///
     /// # Errors
     /// [`BenchError::Io`] when it cannot listen.
-    pub async fn start(upstream: SocketAddr) -> Result<Self, BenchError> {
+    pub async fn start(upstream: Upstream) -> Result<Self, BenchError> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(BenchError::io("binding the Redis proxy"))?;
@@ -38,9 +49,21 @@ impl RttProxy {
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let turns = counted.clone();
+                let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(upstream).await {
-                        relay(client, server, &turns).await;
+                    let _ = client.set_nodelay(true);
+                    match upstream {
+                        Upstream::Tcp(addr) => {
+                            if let Ok(server) = TcpStream::connect(addr).await {
+                                let _ = server.set_nodelay(true);
+                                relay(client, server, &turns).await;
+                            }
+                        }
+                        Upstream::Unix(path) => {
+                            if let Ok(server) = UnixStream::connect(path).await {
+                                relay(client, server, &turns).await;
+                            }
+                        }
                     }
                 });
             }
@@ -72,11 +95,12 @@ impl Drop for RttProxy {
 }
 
 /// Forwards both directions until either side closes, counting client turns.
-async fn relay(client: TcpStream, server: TcpStream, turns: &AtomicU64) {
-    let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
+async fn relay<S>(client: TcpStream, server: S, turns: &AtomicU64)
+where
+    S: AsyncRead + AsyncWrite,
+{
     let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
+    let (mut server_read, mut server_write) = tokio::io::split(server);
     // True while the last bytes moved went from the client to Redis.
     let client_talking = AtomicBool::new(false);
     let upstream = async {
@@ -140,7 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn counts_one_turn_per_request_reply_exchange() {
-        let proxy = RttProxy::start(fake_redis().await)
+        let proxy = RttProxy::start(Upstream::Tcp(fake_redis().await))
             .await
             .expect("proxy starts");
         let mut conn = TcpStream::connect(proxy.addr())
