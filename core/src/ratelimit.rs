@@ -153,6 +153,34 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// `quota.period / quota.count`. A refused check spends nothing. Keys of
     /// different quotas never meet: callers put the quota's name in the key.
     async fn check(&self, key: &str, quota: Quota, cost: u32) -> Result<Decision, StoreError>;
+
+    /// Runs `checks` in order as [`RateLimiter::check`] would, stopping at the first
+    /// refusal; returns the decisions made, one per check run (a refusal is the
+    /// last). Units spent by earlier checks stay spent. The default calls `check`
+    /// once per check; an adapter overrides it to make the sequence one round trip.
+    async fn check_in_order(&self, checks: &[LimitCheck]) -> Result<Vec<Decision>, StoreError> {
+        let mut decisions = Vec::with_capacity(checks.len());
+        for c in checks {
+            let decision = self.check(&c.key, c.quota, c.cost).await?;
+            let refused = matches!(decision, Decision::Limited { .. });
+            decisions.push(decision);
+            if refused {
+                break;
+            }
+        }
+        Ok(decisions)
+    }
+}
+
+/// One check of [`RateLimiter::check_in_order`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitCheck {
+    /// The limit's key (the quota's name and whom it counts).
+    pub key: String,
+    /// The quota.
+    pub quota: Quota,
+    /// Units to spend.
+    pub cost: u32,
 }
 
 /// What a visitor does, for [`Admission::admit`].
@@ -278,6 +306,48 @@ impl Admission {
         ip: Option<IpAddr>,
         action: Action<'_>,
     ) -> Result<(), AdmissionError> {
+        self.admit_all(ip, &[action]).await
+    }
+
+    /// [`Admission::admit`] for several actions of one request (e.g. the request
+    /// itself and the chat turn it asks for), in order, in one call of the limiter:
+    /// one round trip on a shared limiter.
+    ///
+    /// # Errors
+    /// As [`Admission::admit`].
+    pub async fn admit_all(
+        &self,
+        ip: Option<IpAddr>,
+        actions: &[Action<'_>],
+    ) -> Result<(), AdmissionError> {
+        let (names, checks): (Vec<&'static str>, Vec<LimitCheck>) = actions
+            .iter()
+            .flat_map(|action| self.checks(ip, *action))
+            .unzip();
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let decisions = self
+            .limiter
+            .check_in_order(&checks)
+            .await
+            .map_err(AdmissionError::Store)?;
+        for (i, decision) in decisions.into_iter().enumerate() {
+            if let Decision::Limited { retry_after, reset } = decision {
+                return Err(RateLimited {
+                    policy: names[i],
+                    quota: checks[i].quota,
+                    retry_after,
+                    reset,
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks `action` needs, named by their policy, in order.
+    fn checks(&self, ip: Option<IpAddr>, action: Action<'_>) -> Vec<(&'static str, LimitCheck)> {
         let p = &self.policy;
         let ip_key = |name: &str| ip.map(|ip| format!("{name}:{ip}"));
         let session_key = |name: &str, s: &SessionRef| format!("{name}:{}", s.as_str());
@@ -316,29 +386,19 @@ impl Admission {
                 ),
             ],
         };
-        for (policy, quota, key, cost) in checks {
-            let (Some(quota), Some(key)) = (quota, key) else {
-                continue;
-            };
-            match self
-                .limiter
-                .check(&key, quota, cost)
-                .await
-                .map_err(AdmissionError::Store)?
-            {
-                Decision::Allowed { .. } => {}
-                Decision::Limited { retry_after, reset } => {
-                    return Err(RateLimited {
-                        policy,
-                        quota,
-                        retry_after,
-                        reset,
-                    }
-                    .into())
-                }
-            }
-        }
-        Ok(())
+        checks
+            .into_iter()
+            .filter_map(|(name, quota, key, cost)| {
+                Some((
+                    name,
+                    LimitCheck {
+                        key: key?,
+                        quota: quota?,
+                        cost,
+                    },
+                ))
+            })
+            .collect()
     }
 }
 

@@ -345,8 +345,21 @@ impl ChatService {
     /// `rate_limited` naming the quota, or `store_unavailable` when the limiter's
     /// store is down.
     pub async fn admit(&self, ip: Option<IpAddr>, action: Action<'_>) -> Result<(), ServiceError> {
+        self.admit_all(ip, &[action]).await
+    }
+
+    /// [`ChatService::admit`] for several actions of one request, in one call of the
+    /// limiter (see [`Admission::admit_all`]).
+    ///
+    /// # Errors
+    /// As [`ChatService::admit`].
+    pub async fn admit_all(
+        &self,
+        ip: Option<IpAddr>,
+        actions: &[Action<'_>],
+    ) -> Result<(), ServiceError> {
         match &self.admission {
-            Some(admission) => Ok(admission.admit(ip, action).await?),
+            Some(admission) => Ok(admission.admit_all(ip, actions).await?),
             None => Ok(()),
         }
     }

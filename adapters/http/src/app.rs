@@ -51,7 +51,12 @@ impl App {
     ) -> Result<(), ApiError> {
         authorize(self.config.access, visitor.caller, operation).map_err(ServiceError::from)?;
         if let (Caller::Visitor, Some(action)) = (visitor.caller, action) {
-            self.service.admit(visitor.ip, action).await?;
+            if visitor.take_request_limit() {
+                let both = [Action::Request, action];
+                self.service.admit_all(visitor.ip, &both).await?;
+            } else {
+                self.service.admit(visitor.ip, action).await?;
+            }
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use colloquy_core::access::Caller;
 use colloquy_core::ErrorCode;
@@ -63,12 +64,15 @@ impl fmt::Debug for AdminToken {
 pub struct WeakToken;
 
 /// The caller of one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Visitor {
     /// The client's address, when known.
     pub(crate) ip: Option<IpAddr>,
     /// Operator or visitor.
     pub(crate) caller: Caller,
+    /// The per-request limit is still to be spent: the handler spends it with the
+    /// operation's own limits, in one call of the limiter (see `App::allow`).
+    request_pending: AtomicBool,
 }
 
 impl Visitor {
@@ -103,7 +107,20 @@ impl Visitor {
         Ok(Self {
             ip: peer.map(|peer| client_ip(peer, headers, &config.trusted_proxies)),
             caller,
+            request_pending: AtomicBool::new(false),
         })
+    }
+
+    /// Leaves the per-request limit to the handler, which spends it together with
+    /// its operation's limits.
+    pub(crate) fn defer_request_limit(&self) {
+        self.request_pending.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the per-request limit was deferred and not yet spent; it is spent
+    /// (by the caller) from now on.
+    pub(crate) fn take_request_limit(&self) -> bool {
+        self.request_pending.swap(false, Ordering::Relaxed)
     }
 }
 

@@ -190,6 +190,19 @@ pub(crate) fn table() -> Vec<(&'static str, Vec<&'static str>)> {
 }
 
 impl Endpoint {
+    /// Whether the handler spends rate limits of its own (a session, a message, a
+    /// chat turn): the per-request limit is then spent with them, in one call.
+    pub(crate) fn has_own_limits(&self) -> bool {
+        matches!(
+            self,
+            Self::CreateSession
+                | Self::CreateMessage
+                | Self::Chat
+                | Self::ChatStreamPost
+                | Self::ChatStreamGet
+        )
+    }
+
     /// The endpoint's name, as metrics label requests (never the raw path, whose ids
     /// would make a series per session).
     pub(crate) fn name(&self) -> &'static str {

@@ -1,23 +1,34 @@
--- GCRA rate limit check, one key, one round trip.
--- KEYS[1] = the limiter key (hash-tagged by itself, so any cluster slot works)
--- ARGV[1] = emission interval in ms (period / count), ARGV[2] = period in ms
---           (interval * count), ARGV[3] = cost in units
--- Returns {allowed (1|0), remaining or retry_after_ms, reset_ms}.
+-- GCRA rate limit checks, in order, stopping at the first refusal; one round trip.
+-- KEYS[i] = the i-th limiter key (each hash-tagged by itself; on a cluster the caller
+--           sends keys of one slot only)
+-- ARGV[3i-2..3i] = its emission interval in ms (period / count), period in ms
+--                  (interval * count), and cost in units
+-- Returns the decisions made, flattened: {allowed (1|0), remaining or
+-- retry_after_ms, reset_ms} per check run; a refusal is the last.
 -- The clock is Redis' own TIME, so every instance sharing the Redis agrees on it.
-local interval = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local stored = redis.call('GET', KEYS[1])
-local tat = now
-if stored then
-  tat = math.max(tonumber(stored), now)
+local out = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[3 * i - 2])
+  local period = tonumber(ARGV[3 * i - 1])
+  local cost = tonumber(ARGV[3 * i])
+  local stored = redis.call('GET', key)
+  local tat = now
+  if stored then
+    tat = math.max(tonumber(stored), now)
+  end
+  local new_tat = tat + interval * cost
+  local allow_at = new_tat - period
+  if now < allow_at then
+    table.insert(out, 0)
+    table.insert(out, allow_at - now)
+    table.insert(out, tat - now)
+    return out
+  end
+  redis.call('SET', key, new_tat, 'PX', new_tat - now)
+  table.insert(out, 1)
+  table.insert(out, math.floor((period - (new_tat - now)) / interval))
+  table.insert(out, new_tat - now)
 end
-local new_tat = tat + interval * cost
-local allow_at = new_tat - period
-if now < allow_at then
-  return {0, allow_at - now, tat - now}
-end
-redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
-return {1, math.floor((period - (new_tat - now)) / interval), new_tat - now}
+return out

@@ -1,5 +1,7 @@
 //! [`RedisRateLimiter`]: the [`RateLimiter`] port shared by every instance on one
-//! Redis (or Redis Cluster): GCRA in one Lua script, one round trip per check.
+//! Redis (or Redis Cluster): GCRA in one Lua script. All the checks of one request
+//! are one round trip on standalone Redis; on a cluster, one per check (each limit
+//! is its own slot).
 //!
 //! Each limit is one string key `<prefix>rl:{<key>}` holding the theoretical arrival
 //! time in ms, expiring when the quota is whole again, so idle clients cost nothing.
@@ -11,12 +13,13 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use colloquy_core::ratelimit::{Decision, Quota, RateLimiter};
+use colloquy_core::ratelimit::{Decision, LimitCheck, Quota, RateLimiter};
 use colloquy_core::StoreError;
 use redis::Script;
 
 use crate::conn::Conn;
 use crate::error::Error;
+use crate::slots;
 use crate::store::RedisStore;
 
 /// A rate limiter on the store's Redis; see the [module docs](self).
@@ -64,32 +67,76 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-#[async_trait]
-impl RateLimiter for RedisRateLimiter {
-    async fn check(&self, key: &str, quota: Quota, cost: u32) -> Result<Decision, StoreError> {
-        let interval = millis(quota.emission_interval()).max(1);
-        let period = interval.saturating_mul(u64::from(quota.count.max(1)));
+impl RedisRateLimiter {
+    /// Runs `checks` as one script call: one round trip.
+    async fn run(&self, checks: &[LimitCheck]) -> Result<Vec<Decision>, StoreError> {
+        let mut call = self.script.prepare_invoke();
+        for c in checks {
+            let interval = millis(c.quota.emission_interval()).max(1);
+            let period = interval.saturating_mul(u64::from(c.quota.count.max(1)));
+            call.key(self.key(&c.key))
+                .arg(interval)
+                .arg(period)
+                .arg(c.cost);
+        }
         let mut conn = self.conn.clone();
-        let (allowed, value, reset): (u8, u64, u64) = self
-            .script
-            .key(self.key(key))
-            .arg(interval)
-            .arg(period)
-            .arg(cost)
+        let flat: Vec<u64> = call
             .invoke_async(&mut conn)
             .await
             .map_err(|e| StoreError::from(Error::from(e)))?;
-        let reset = Duration::from_millis(reset);
-        Ok(if allowed == 1 {
-            Decision::Allowed {
-                remaining: u32::try_from(value).unwrap_or(u32::MAX),
-                reset,
+        Ok(flat
+            .chunks_exact(3)
+            .map(|d| {
+                let reset = Duration::from_millis(d[2]);
+                if d[0] == 1 {
+                    Decision::Allowed {
+                        remaining: u32::try_from(d[1]).unwrap_or(u32::MAX),
+                        reset,
+                    }
+                } else {
+                    Decision::Limited {
+                        retry_after: Duration::from_millis(d[1]),
+                        reset,
+                    }
+                }
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn check(&self, key: &str, quota: Quota, cost: u32) -> Result<Decision, StoreError> {
+        let check = LimitCheck {
+            key: key.to_owned(),
+            quota,
+            cost,
+        };
+        self.run(std::slice::from_ref(&check))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::from(Error::corrupt("rate limit reply")))
+    }
+
+    /// One round trip on standalone Redis, and on a cluster when every key is in one
+    /// slot; else one per check.
+    async fn check_in_order(&self, checks: &[LimitCheck]) -> Result<Vec<Decision>, StoreError> {
+        let one_slot = !self.conn.is_cluster()
+            || checks.windows(2).all(|w| {
+                slots::key_slot(&self.key(&w[0].key)) == slots::key_slot(&self.key(&w[1].key))
+            });
+        if one_slot {
+            return self.run(checks).await;
+        }
+        let mut decisions = Vec::with_capacity(checks.len());
+        for c in checks {
+            let mut decided = self.run(std::slice::from_ref(c)).await?;
+            let refused = matches!(decided.last(), Some(Decision::Limited { .. }));
+            decisions.append(&mut decided);
+            if refused {
+                break;
             }
-        } else {
-            Decision::Limited {
-                retry_after: Duration::from_millis(value),
-                reset,
-            }
-        })
+        }
+        Ok(decisions)
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Duration as Span;
 use colloquy_core::ports::ChatStore;
+use colloquy_core::ratelimit::{Decision, LimitCheck, Quota, RateLimiter};
 use colloquy_core::streams::{StreamLog, StreamMeta};
 use colloquy_core::{
     ChatEvent, Clock, Cursor, FinishReason, ManualClock, MessageDraft, MessageFilter, MessageQuery,
@@ -281,6 +282,32 @@ async fn run_operations(
         );
         assert_eq!(active, None, "done clears the session's pointer{kind}");
     }
+    // The rate limits of one chat request, in one call: the third is refused (its
+    // quota of 1 was spent by the second), so the fourth never runs.
+    let limiter = store.rate_limiter();
+    let quota = |count| Quota {
+        count,
+        period: Duration::from_secs(60),
+    };
+    let checks = [
+        ("requests-per-ip", 100, 1),
+        ("chats-per-ip", 1, 1),
+        ("chats-per-ip", 1, 1),
+        ("messages-per-session", 100, 2),
+    ]
+    .map(|(name, count, cost)| LimitCheck {
+        key: format!("{name}:{tag}"),
+        quota: quota(count),
+        cost,
+    });
+    let decisions = op!(
+        "rate limits (4 checks, the 3rd refused)",
+        store,
+        limiter.check_in_order(&checks).await.expect("limits")
+    );
+    assert_eq!(decisions.len(), 3, "stops at the refusal: {decisions:?}");
+    assert!(matches!(decisions[1], Decision::Allowed { .. }));
+    assert!(matches!(decisions[2], Decision::Limited { .. }));
     op!("message", store, store.message(m.id).await.expect("get"));
     op!(
         "message (none)",
@@ -422,6 +449,7 @@ const STANDALONE: &[(&str, u64)] = &[
     ("stream log: renew, id elsewhere", 1),
     ("stream log: done, id elsewhere", 1),
     ("stream log: active, id elsewhere", 1),
+    ("rate limits (4 checks, the 3rd refused)", 1),
     ("message", 1),
     ("message (none)", 1),
     ("list_messages (newest page)", 1),
@@ -472,6 +500,8 @@ const CLUSTER: &[(&str, u64)] = &[
     ("stream log: renew, id elsewhere", 2),
     ("stream log: done, id elsewhere", 2),
     ("stream log: active, id elsewhere", 1),
+    // Each limit is its own slot: one script per check run.
+    ("rate limits (4 checks, the 3rd refused)", 3),
     // The message pointer, then the session's slot.
     ("message", 2),
     // The pointer, then its name of before slot-tagged pointers.

@@ -39,12 +39,37 @@ where
             let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
             let v = Visitor::identify(&app.config, peer, &parts.headers)?;
             if v.caller == Caller::Visitor {
-                app.service.admit(v.ip, Action::Request).await?;
+                if endpoint.has_own_limits() {
+                    v.defer_request_limit();
+                } else {
+                    app.service.admit(v.ip, Action::Request).await?;
+                }
             }
             v
         }
     };
     let v = &v;
+    let answer = run_handler(app, endpoint, v, parts, body).await;
+    // A handler that ended before spending its limits (bad input, a resume): the
+    // request still counts, and over the limit it is a 429 as any other.
+    if v.take_request_limit() {
+        app.service.admit(v.ip, Action::Request).await?;
+    }
+    answer
+}
+
+/// Runs the handler of `endpoint`.
+async fn run_handler<B>(
+    app: &App,
+    endpoint: Endpoint,
+    v: &Visitor,
+    parts: Parts,
+    body: B,
+) -> Result<Response, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     match endpoint {
         Endpoint::ListSessions => sessions::list(app, v, &parts).await,
         Endpoint::CreateSession => sessions::create(app, v, &parts, body).await,

@@ -216,3 +216,75 @@ async fn per_session_turns_and_message_caps() {
         Some("\"messages-per-session\";q=5;w=2592000")
     );
 }
+
+/// The per-request limit is spent once per request: with the chat's own limits
+/// when the handler reaches them, and after the handler when it stopped earlier
+/// (bad input still counts, and over the limit it is a 429).
+#[tokio::test]
+async fn every_request_spends_the_per_request_limit_once() {
+    let s = server(
+        RatePolicy {
+            requests_per_ip: per_minute(4),
+            chats_per_ip: per_minute(100),
+            ..RatePolicy::default()
+        },
+        &[],
+    )
+    .await;
+    // The operator creates the session: not counted.
+    let bearer = format!("Bearer {TOKEN}");
+    let created = s
+        .client
+        .call(
+            Method::POST,
+            "/api/chats/sessions/",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer),
+            ],
+            full(json!({"session_id": "once"}).to_string()),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    for i in 0..2 {
+        assert_eq!(
+            chat(&s, &[], "once").await.status,
+            StatusCode::OK,
+            "chat {i}"
+        );
+    }
+    for i in 0..2 {
+        assert_eq!(
+            bad_chat(&s).await.status,
+            StatusCode::BAD_REQUEST,
+            "bad chat {i}"
+        );
+    }
+    let limited = bad_chat(&s).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the fifth request"
+    );
+    assert_eq!(
+        limited.header("ratelimit-policy"),
+        Some("\"requests-per-ip\";q=4;w=60")
+    );
+    assert_eq!(
+        chat(&s, &[], "once").await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a good chat over the per-request limit"
+    );
+}
+
+/// A chat without its `message`: 400.
+async fn bad_chat(s: &TestServer) -> crate::support::Reply {
+    s.client
+        .call(
+            Method::POST,
+            "/api/chats/messages/chat/",
+            &[("content-type", "application/json")],
+            full(json!({"session_id": "once"}).to_string()),
+        )
+        .await
+}
