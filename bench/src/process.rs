@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+pub use tempfile::TempDir;
 
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -268,47 +269,16 @@ async fn redis_ping(addr: SocketAddr) -> bool {
     )
 }
 
-/// A private temporary directory, removed with its content on drop.
-#[derive(Debug)]
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    /// Creates `<system temp>/colloquy-bench-<pid>-<nanos>`.
-    ///
-    /// # Errors
-    /// [`BenchError::Io`].
-    pub fn new() -> Result<Self, BenchError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let path =
-            std::env::temp_dir().join(format!("colloquy-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .map_err(BenchError::io(format!("creating {}", path.display())))?;
-        Ok(Self { path })
-    }
-
-    /// Its path.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Keeps the directory (e.g. to read logs after a failure).
-    pub fn keep(mut self) -> PathBuf {
-        std::mem::take(&mut self.path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
+/// A private temporary directory (`<system temp>/colloquy-bench-*`), removed with its
+/// content on drop unless kept ([`TempDir::keep`]).
+///
+/// # Errors
+/// [`BenchError::Io`].
+pub fn temp_dir() -> Result<TempDir, BenchError> {
+    tempfile::Builder::new()
+        .prefix("colloquy-bench-")
+        .tempdir()
+        .map_err(BenchError::io("creating a temporary directory"))
 }
 
 /// Writes `text` to `path`.
@@ -347,7 +317,7 @@ mod tests {
 
     #[tokio::test]
     async fn child_that_exits_is_reported_with_its_log() {
-        let dir = TempDir::new().expect("temp dir");
+        let dir = temp_dir().expect("temp dir");
         let command = ServerCommand {
             name: "failing".to_owned(),
             program: PathBuf::from("sh"),
@@ -371,7 +341,7 @@ mod tests {
 
     #[test]
     fn temp_dir_is_removed_on_drop() {
-        let dir = TempDir::new().expect("temp dir");
+        let dir = temp_dir().expect("temp dir");
         let path = dir.path().to_owned();
         write_file(&path.join("x"), "y").expect("write in temp dir");
         drop(dir);

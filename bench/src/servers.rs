@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use colloquy_bench::load::{self, LoadResult, Stop};
-use colloquy_bench::process::{Probe, ServerCommand, ServerProcess, TempDir};
+use colloquy_bench::process::{temp_dir, Probe, ServerCommand, ServerProcess, TempDir};
 use colloquy_bench::report::ms;
 use colloquy_bench::scenarios::{LoadShape, Scenario};
 use colloquy_bench::BenchError;
@@ -49,7 +49,7 @@ impl<'a> RunContext<'a> {
             args,
             colloquy: find_binary("colloquy", args.colloquy.as_deref())?,
             ceiling: find_binary("colloquy-ceiling", args.ceiling.as_deref())?,
-            logs: TempDir::new()?,
+            logs: temp_dir()?,
             settings,
             shape,
             tag,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use colloquy_bench::idle_flood::{self, IdleFloodResult, IdleFloodSpec};
-use colloquy_bench::process::{Probe, ServerCommand, ServerProcess, TempDir};
+use colloquy_bench::process::{temp_dir, Probe, ServerCommand, ServerProcess};
 use colloquy_bench::BenchError;
 
 /// Holds many silent connections against colloquy and reports the damage.
@@ -113,7 +113,7 @@ fn report(args: &Args, r: &IdleFloodResult, log: &str) -> String {
 }
 
 async fn run(args: &Args) -> Result<String, BenchError> {
-    let logs = TempDir::new()?;
+    let logs = temp_dir()?;
     let mut server_args = vec![
         "--bind".to_owned(),
         "127.0.0.1:{port}".to_owned(),
