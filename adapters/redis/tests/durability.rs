@@ -12,14 +12,14 @@ use colloquy_core::{
     Clock, ManualClock, MessageDraft, MessageQuery, Metadata, Page, Role, Session, SessionRef,
 };
 use colloquy_redis::{RedisConfig, RedisStore};
-use common::{free_port, RedisServer, TempDir};
+use common::{free_port, temp_dir, RedisServer};
 use uuid::Uuid;
 
 const N: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_appends_survive_kill_9() {
-    let dir = TempDir::new("aof");
+    let dir = temp_dir("aof");
     let port = free_port();
     let aof = [
         "--save",

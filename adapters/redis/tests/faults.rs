@@ -19,7 +19,7 @@ use colloquy_core::{
     Page, Role, ServiceConfig, Session, SessionFilter, SessionRef, StoreError,
 };
 use colloquy_redis::{RedisConfig, RedisStore};
-use common::{free_port, PrivateCluster, RedisServer, TempDir};
+use common::{free_port, temp_dir, PrivateCluster, RedisServer};
 use redis::AsyncCommands;
 use uuid::Uuid;
 
@@ -80,7 +80,7 @@ fn assert_unavailable<T: std::fmt::Debug>(what: &str, result: Result<T, StoreErr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_redis_is_unavailable_then_service_resumes_within_2s() {
-    let dir = TempDir::new("fault");
+    let dir = temp_dir("fault");
     let port = free_port();
     let Some(mut server) = RedisServer::start(port, dir.path()) else {
         return;
@@ -165,7 +165,7 @@ async fn unreachable_redis_is_unavailable_then_service_resumes_within_2s() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_redis_times_out_as_unavailable_instead_of_hanging() {
-    let dir = TempDir::new("frozen");
+    let dir = temp_dir("frozen");
     let port = free_port();
     let Some(server) = RedisServer::start(port, dir.path()) else {
         return;

@@ -19,7 +19,7 @@ use colloquy_core::{
     Metadata, Order, Page, Role, Session, SessionFilter, SessionPatch, SessionRef,
 };
 use colloquy_redis::{RedisConfig, RedisStore};
-use common::{free_port, RedisServer, TempDir};
+use common::{free_port, temp_dir, RedisServer};
 use uuid::Uuid;
 
 /// A `MONITOR` connection to the private server, collecting its lines.
@@ -534,7 +534,7 @@ fn assert_counts(counted: &[(String, u64)], documented: &[(&str, u64)]) {
 
 #[tokio::test]
 async fn standalone_round_trips_per_operation() {
-    let dir = TempDir::new("rt");
+    let dir = temp_dir("rt");
     let port = free_port();
     let Some(_server) = RedisServer::start(port, dir.path()) else {
         return;

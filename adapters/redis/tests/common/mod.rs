@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use colloquy_conformance::{service_missing, TestStore};
 use colloquy_core::{ManualClock, Retention};
 use colloquy_redis::{RedisConfig, RedisStore};
+use colloquy_test_support::net::wait_serving;
 
 /// The shared Redis every helper may use (never flushed: tests use unique prefixes).
 pub const SHARED_URL: &str = "redis://127.0.0.1:6379/0";
@@ -160,13 +161,7 @@ pub async fn cluster_test_store() -> Option<TestStore> {
     Deployment::Cluster.test_store().await
 }
 
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
+pub use colloquy_test_support::net::free_port;
 
 /// A loopback port for a cluster node: it and its cluster bus port (+10000) are free.
 pub fn free_cluster_port() -> u16 {
@@ -182,28 +177,14 @@ pub fn free_cluster_port() -> u16 {
     panic!("no free port pair for a cluster node");
 }
 
-/// A fresh temporary directory, removed by [`TempDir`]'s drop.
-pub struct TempDir(PathBuf);
+pub use tempfile::TempDir;
 
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "colloquy-redis-{tag}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Self(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh temporary directory named after `tag`, removed when dropped.
+pub fn temp_dir(tag: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("colloquy-redis-{tag}-"))
+        .tempdir()
+        .expect("create a temp dir")
 }
 
 /// A private `redis-server` child process on its own loopback port; killed on drop.
@@ -262,19 +243,21 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    /// Polls PING until the server answers (bounded).
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let client = redis::Client::open(self.url()).expect("valid url");
-        while Instant::now() < deadline {
-            if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) {
-                if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// Waits (bounded) until this child itself answers PING on its port: a test never
+    /// talks to another process that holds the port.
+    fn wait_ready(&mut self) {
+        let port = self.port;
+        let url = self.url();
+        let child = self.child.as_mut().expect("just spawned");
+        let answers = || {
+            redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn))
+                .is_ok()
+        };
+        if let Err(e) = wait_serving(child, port, Duration::from_secs(10), answers) {
+            panic!("redis-server on port {port}: {e}");
         }
-        panic!("redis-server on port {} did not start", self.port);
     }
 
     /// Sends a signal (`STOP`, `CONT`, ...) to the server process.
@@ -323,7 +306,7 @@ impl PrivateCluster {
         let mut nodes = Vec::new();
         let mut dirs = Vec::new();
         for _ in 0..3 {
-            let dir = TempDir::new("cluster-node");
+            let dir = temp_dir("cluster-node");
             let port = free_cluster_port();
             let conf = format!("nodes-{port}.conf");
             let args = [
