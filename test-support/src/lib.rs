@@ -12,11 +12,9 @@ pub mod sse;
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Whether a missing service (Redis, PostgreSQL, a browser, ...) fails the test
-/// instead of skipping it: `COLLOQUY_REQUIRE_SERVICES=1` (or `true`), as in CI.
-pub fn services_required() -> bool {
-    std::env::var("COLLOQUY_REQUIRE_SERVICES")
-        .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
-}
+/// instead of skipping it: `COLLOQUY_REQUIRE_SERVICES=1` (or `true`), as in CI. The
+/// rule lives once, in the conformance suite, which outside adapters use too.
+pub use colloquy_conformance::services_required;
 
 /// Says why a test skips (and returns true) when `service` is missing locally;
 /// panics instead when [`services_required`].
