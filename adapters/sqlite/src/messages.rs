@@ -24,8 +24,6 @@ const NO_MESSAGE: SqliteError = SqliteError::NotFound(Entity::Message);
 pub(crate) mod sql {
     use crate::rows::{message_columns, session_columns};
 
-    /// Whether a message id is taken.
-    pub(crate) const ID_TAKEN: &str = "SELECT 1 FROM messages WHERE id = ?1";
     /// The session's last message (soft-deleted or not): its position and timestamp.
     pub(crate) const LAST: &str = "SELECT position, timestamp FROM messages WHERE session = ?1
          ORDER BY position DESC LIMIT 1";
@@ -65,14 +63,7 @@ pub(crate) fn append(
     if !session.is_active {
         return Err(SqliteError::Inactive);
     }
-    let taken = conn
-        .prepare_cached(sql::ID_TAKEN)?
-        .query_row(params![draft.id.as_bytes()], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if taken {
-        return Err(SqliteError::Conflict(Entity::Message));
-    }
+    // A taken id is the primary key's violation on insert (nothing is written).
     let mut message = draft.into_message(session.id);
     let previous: Option<(i64, i64)> = conn
         .prepare_cached(sql::LAST)?

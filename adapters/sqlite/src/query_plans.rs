@@ -65,7 +65,6 @@ fn every_fixed_statement_uses_an_index() {
         ("update session", sessions::sql::UPDATE),
         ("delete session", sessions::sql::DELETE),
         ("purge", sessions::sql::PURGE_EXPIRED),
-        ("message id taken", messages::sql::ID_TAKEN),
         ("last message", messages::sql::LAST),
         ("message with its session", messages::sql::GET_WITH_SESSION),
         ("cursor position", messages::sql::CURSOR_POSITION),
