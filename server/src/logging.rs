@@ -1,4 +1,9 @@
 //! Logging: `tracing` to stderr, as text for people or JSON lines for collectors.
+//!
+//! Lines are formatted where they happen and written by a background thread
+//! (`tracing-appender`), which writes whatever has queued up in one go: a request's
+//! access line costs no `write` system call of its own. Keep the [`LogGuard`] alive
+//! until exit: dropping it flushes what is queued.
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -53,24 +58,31 @@ fn with_defaults(filter: &str) -> String {
     }
 }
 
+/// Flushes the queued log lines when dropped (at the end of `main`).
+pub(crate) type LogGuard = tracing_appender::non_blocking::WorkerGuard;
+
 /// Installs the global subscriber: `filter` is an `EnvFilter` directive such as
 /// `info` or `colloquy_http=debug,info` (the `redis` client target is kept at
 /// `error` unless the filter names it).
-pub(crate) fn init(format: LogFormat, filter: &str) -> Result<(), LoggingError> {
+pub(crate) fn init(format: LogFormat, filter: &str) -> Result<LogGuard, LoggingError> {
     let env_filter =
         EnvFilter::try_new(with_defaults(filter)).map_err(|source| LoggingError::Filter {
             filter: filter.to_owned(),
             source,
         })?;
+    // Buffered: the writer thread flushes whenever its queue is empty.
+    let (writer, guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     }
-    .map_err(LoggingError::Install)
+    .map_err(LoggingError::Install)?;
+    Ok(guard)
 }
 
 #[cfg(test)]
