@@ -102,6 +102,7 @@ macro_rules! store_contract_tests {
             purge_boundary_is_inclusive,
             purge_leaves_a_new_session_with_the_reused_session_id_alone,
             purge_follows_a_changed_expiry,
+            purge_removes_every_expired_session_however_many,
             // concurrency
             concurrent_appends_lose_nothing_and_agree_on_one_order,
             delete_racing_appends_leaves_no_orphans,

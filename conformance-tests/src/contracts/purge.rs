@@ -308,3 +308,27 @@ pub async fn purge_follows_a_changed_expiry(s: &TestStore) {
     )
     .await;
 }
+
+/// How many sessions [`purge_removes_every_expired_session_however_many`] expires:
+/// more than two batches of any adapter that purges in batches of 500.
+const MANY: usize = 1_100;
+
+/// "removes physically every session whose expires_at is at or before cutoff",
+/// however many: an adapter that purges in batches must not stop after one.
+pub async fn purge_removes_every_expired_session_however_many(s: &TestStore) {
+    let sessions: Vec<Session> = (0..MANY)
+        .map(|i| new_session(s, &format!("many-{i}")))
+        .collect();
+    let created = futures::future::join_all(sessions.iter().map(|session| create_as(s, session)));
+    created.await;
+    s.clock.advance(Duration::days(2));
+    let rule = "purge_expired 'removes physically every session whose expires_at is at or \
+                before cutoff', however many there are";
+    let removed = purge(s, now(s), MANY as u64, rule).await;
+    if removed {
+        for session in [&sessions[0], &sessions[MANY / 2], &sessions[MANY - 1]] {
+            assert_session_gone(s, session.id, rule).await;
+        }
+    }
+    purge(s, now(s), 0, "nothing is left for a second purge_expired").await;
+}
