@@ -174,10 +174,7 @@ impl Workers {
         let job: ReadJob = Box::new(move |conn, now| {
             let result = catch_unwind(AssertUnwindSafe(|| in_read_transaction(conn, now, work)))
                 .unwrap_or(Err(SqliteError::JobPanicked));
-            if !conn.is_autocommit() {
-                // Only after a panic: leave the connection clean for the next job.
-                let _ = conn.execute_batch("ROLLBACK");
-            }
+            end_read_transaction(conn);
             let _ = reply.send(result);
         });
         readers.send(job).await.map_err(|_| SqliteError::Closed)?;
@@ -195,20 +192,25 @@ fn now_micros(clock: &dyn Clock) -> i64 {
     clock.now().timestamp_micros()
 }
 
+/// Runs `work` in a read transaction (one snapshot); [`end_read_transaction`] ends
+/// it, also after a panic.
 fn in_read_transaction<T>(
     conn: &Connection,
     now: i64,
     work: impl FnOnce(&Connection, i64) -> Result<T, SqliteError>,
 ) -> Result<T, SqliteError> {
     exec(conn, "BEGIN DEFERRED")?;
-    let result = work(conn, now);
+    work(conn, now)
+}
+
+/// Ends the read transaction left open on `conn`, if any, so the next job starts
+/// clean. Read-only: nothing to keep, and ending it never loses anything.
+fn end_read_transaction(conn: &Connection) {
     if !conn.is_autocommit() {
-        // Read-only: nothing to keep, and ending it never loses anything.
         if let Err(e) = exec(conn, "ROLLBACK") {
             tracing::warn!(error = %e, "ending a SQLite read transaction failed");
         }
     }
-    result
 }
 
 fn reader_loop(conn: &Connection, clock: &dyn Clock, jobs: &Mutex<Receiver<ReadJob>>) {
