@@ -34,7 +34,7 @@ impl Keys {
     }
 
     /// `P{sid}:U:kind`: one of the keys of session `uuid` (`s` hash, `m` messages,
-    /// `v` visible order, `y` system order).
+    /// `v` visible order, `y` system order, `a` the stream log's active answer).
     pub(crate) fn session(&self, sid: &str, uuid: Uuid, kind: char) -> String {
         format!("{}{{{sid}}}:{uuid}:{kind}", self.prefix)
     }

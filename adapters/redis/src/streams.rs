@@ -37,6 +37,7 @@ use uuid::Uuid;
 
 use crate::conn::Conn;
 use crate::error::Error;
+use crate::keys::Keys;
 use crate::slots;
 use crate::store::RedisStore;
 
@@ -56,7 +57,7 @@ struct Scripts {
 #[derive(Clone)]
 pub struct RedisStreamLog {
     conn: Conn,
-    prefix: String,
+    keys: Keys,
     log_ttl: Duration,
     lease: Duration,
     scripts: Arc<Scripts>,
@@ -65,7 +66,7 @@ pub struct RedisStreamLog {
 impl fmt::Debug for RedisStreamLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStreamLog")
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.keys.prefix())
             .field("log_ttl", &self.log_ttl)
             .field("lease", &self.lease)
             .finish_non_exhaustive()
@@ -79,7 +80,7 @@ impl RedisStore {
     pub fn stream_log(&self, log_ttl: Duration, lease: Duration) -> RedisStreamLog {
         RedisStreamLog {
             conn: self.conn.clone(),
-            prefix: self.keys.prefix().to_owned(),
+            keys: self.keys.clone(),
             log_ttl,
             lease,
             scripts: Arc::new(Scripts {
@@ -92,12 +93,6 @@ impl RedisStore {
             }),
         }
     }
-}
-
-/// `P{<session_id>}:<session>:a`: the session's active pointer, in the session's
-/// slot (`lua/stream_append.lua` builds the same name).
-fn active_key(prefix: &str, session: Uuid, session_id: &str) -> String {
-    format!("{prefix}{{{session_id}}}:{session}:a")
 }
 
 fn millis(d: Duration) -> u64 {
@@ -124,11 +119,13 @@ impl RedisStreamLog {
 
     fn stream_key(&self, response: Uuid) -> String {
         let tag = slots::slot_tag(slots::message_slot(response));
-        format!("{}sl:{{{tag}}}:{response}", self.prefix)
+        format!("{}sl:{{{tag}}}:{response}", self.keys.prefix())
     }
 
+    /// `P{<session_id>}:<session>:a`: the session's active pointer, one of the
+    /// session's own keys (`lua/stream_append.lua` builds the same name).
     fn active_key(&self, session: Uuid, session_id: &str) -> String {
-        active_key(&self.prefix, session, session_id)
+        self.keys.session(session_id, session, 'a')
     }
 
     /// Whether one script may touch a response's keys and its session's pointer:
@@ -265,7 +262,7 @@ impl StreamLog for RedisStreamLog {
             .arg(if event.is_terminal() { "1" } else { "0" })
             .arg(millis(self.lease + self.log_ttl))
             .arg(millis(self.log_ttl).max(1))
-            .arg(&self.prefix)
+            .arg(self.keys.prefix())
             .arg(response.to_string())
             .invoke_async(&mut conn)
             .await
