@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::clock::now_micros;
+use crate::deps::Deps;
 use crate::error::{ErrorCode, ModelError, ServiceError, StoreError};
 use crate::knowledge::{Grounding, Source};
 use crate::message::{ChatMessage, MessageDraft, Role};
 use crate::model::{FinishInfo, FinishReason, ModelEvent, ModelRequest};
-use crate::service::Deps;
 use crate::session::{Metadata, Session, SessionRef};
 use crate::streams::StreamMeta;
 

@@ -3,7 +3,7 @@
 //!
 //! A [`KnowledgeBase`] finds the passages of the site's documents that best match a
 //! query; a [`KnowledgeIngest`] (usually the same adapter) takes documents in. When a
-//! service has a knowledge base ([`ChatService::with_knowledge`]), every chat turn
+//! service has a knowledge base ([`ChatServiceBuilder::knowledge`]), every chat turn
 //! first searches it for the user's message (with the previous user message appended,
 //! so that "how much is it?" still finds what "it" was), puts the passages that fit
 //! the context budget in the model request as one clearly delimited `system` message
@@ -13,7 +13,7 @@
 //!
 //! Without a knowledge base nothing of this happens and no field is added.
 //!
-//! [`ChatService::with_knowledge`]: crate::ChatService::with_knowledge
+//! [`ChatServiceBuilder::knowledge`]: crate::ChatServiceBuilder::knowledge
 
 use std::time::Duration;
 

@@ -32,6 +32,7 @@ pub mod access;
 mod chat;
 mod clock;
 pub mod context;
+mod deps;
 mod echo;
 mod error;
 pub mod idempotency;

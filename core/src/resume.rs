@@ -10,10 +10,10 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::chat::{ChatEvent, ChatStream};
+use crate::deps::Deps;
 use crate::error::{ErrorCode, ServiceError};
 use crate::message::ChatMessage;
 use crate::model::FinishReason;
-use crate::service::Deps;
 use crate::session::Session;
 use crate::streams::{LogRead, LogState, StreamMeta};
 

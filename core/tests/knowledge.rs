@@ -133,10 +133,13 @@ fn harness(knowledge: Option<Arc<FakeKnowledge>>, config: ServiceConfig) -> Harn
     let clock = Arc::new(ManualClock::new());
     let store = Arc::new(MemoryStore::new(clock.clone()));
     let model = Arc::new(RecordingModel::default());
-    let mut service = ChatService::new(store, model.clone(), clock, config);
+    let mut builder = ChatService::builder(store, clock)
+        .model(model.clone())
+        .config(config);
     if let Some(kb) = knowledge {
-        service = service.with_knowledge(kb, KnowledgeConfig::default());
+        builder = builder.knowledge(kb, KnowledgeConfig::default());
     }
+    let service = builder.build();
     Harness { service, model }
 }
 

@@ -24,7 +24,10 @@ struct Harness {
 fn harness_with(model: Arc<dyn ChatModel>, config: ServiceConfig) -> Harness {
     let clock = Arc::new(ManualClock::new());
     let store = Arc::new(MemoryStore::new(clock.clone()));
-    let service = ChatService::new(store.clone(), model, clock.clone(), config);
+    let service = ChatService::builder(store.clone(), clock.clone())
+        .model(model)
+        .config(config)
+        .build();
     Harness {
         service,
         store,

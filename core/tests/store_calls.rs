@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use colloquy_core::ports::{ChatStore, Turn};
 use colloquy_core::{
-    validate, ChatMessage, ChatService, EchoModel, ManualClock, MessageDraft, MessageQuery,
-    NewMessage, Page, ServiceConfig, Session, SessionFilter, SessionPatch, SessionRef, StoreError,
+    validate, ChatMessage, ChatService, ManualClock, MessageDraft, MessageQuery, NewMessage, Page,
+    Session, SessionFilter, SessionPatch, SessionRef, StoreError,
 };
 use colloquy_memory::MemoryStore;
 use futures::StreamExt;
@@ -121,12 +121,7 @@ impl Counted {
             calls: AtomicUsize::new(0),
             ids: Mutex::default(),
         });
-        let service = ChatService::new(
-            store.clone(),
-            Arc::new(EchoModel::new()),
-            clock,
-            ServiceConfig::default(),
-        );
+        let service = ChatService::builder(store.clone(), clock).build();
         Self { service, store }
     }
 

@@ -9,7 +9,7 @@ use colloquy_core::ports::{ChatModel, ChatStore, ModelStream};
 use colloquy_core::streams::{LocalStreamLog, StreamLog, StreamMeta};
 use colloquy_core::{
     validate, ChatEvent, ChatService, Completion, ErrorCode, FinishInfo, FinishReason, ManualClock,
-    ModelError, ModelEvent, ModelRequest, Resume, ResumePoint, ServiceConfig, SessionRef,
+    ModelError, ModelEvent, ModelRequest, Resume, ResumePoint, SessionRef,
 };
 use colloquy_memory::MemoryStore;
 use futures::{Stream, StreamExt};
@@ -61,13 +61,10 @@ async fn harness(log: LocalStreamLog) -> Harness {
     let store = Arc::new(MemoryStore::new(clock.clone()));
     let gate = Arc::new(Semaphore::new(0));
     let log = Arc::new(log);
-    let service = ChatService::new(
-        store.clone(),
-        Arc::new(GatedModel(Arc::clone(&gate))),
-        clock,
-        ServiceConfig::default(),
-    )
-    .with_stream_log(log.clone());
+    let service = ChatService::builder(store.clone(), clock)
+        .model(Arc::new(GatedModel(Arc::clone(&gate))))
+        .stream_log(log.clone())
+        .build();
     let session_id = service
         .create_session(validate::new_session(&json!({}), service.limits()).expect("valid"))
         .await

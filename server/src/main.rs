@@ -105,13 +105,15 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     };
     let stream_log = stream_log
         .unwrap_or_else(|| Arc::new(LocalStreamLog::new(cli.stream_log_ttl, DEFAULT_LEASE)));
-    let mut service =
-        ChatService::new(store, model, clock, service_config).with_stream_log(stream_log);
+    let mut builder = ChatService::builder(store, clock)
+        .model(model)
+        .config(service_config)
+        .stream_log(stream_log);
     if let Some(idempotency) = idempotency {
-        service = service.with_idempotency(idempotency);
+        builder = builder.idempotency(idempotency);
     }
     if !rate_policy.is_unlimited() {
-        service = service.with_rate_limits(Admission::new(limiter, rate_policy));
+        builder = builder.rate_limits(Admission::new(limiter, rate_policy));
     }
     if let Some(spec) = &cli.knowledge.knowledge {
         let kb = cli
@@ -120,8 +122,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             .open(spec, cli.knowledge.knowledge_search)
             .await?;
         tracing::info!(knowledge = %spec, search = kb.mode().as_str(), "answers grounded in a knowledge base");
-        service = service.with_knowledge(Arc::new(kb), cli.knowledge.config());
+        builder = builder.knowledge(Arc::new(kb), cli.knowledge.config());
     }
+    let service = builder.build();
     let purger = purge::spawn(service.clone(), cli.purge_interval);
     let signal = signal::shutdown().map_err(StartError::Signals)?;
     let listener = tokio::net::TcpListener::bind(cli.bind)

@@ -14,12 +14,10 @@
 //! use colloquy_http::{serve, HttpConfig};
 //!
 //! async fn run(store: Arc<dyn ChatStore>) -> std::io::Result<()> {
-//!     let service = ChatService::new(
-//!         store,
-//!         Arc::new(EchoModel::new()),
-//!         Arc::new(SystemClock),
-//!         ServiceConfig::default(),
-//!     );
+//!     let service = ChatService::builder(store, Arc::new(SystemClock))
+//!         .model(Arc::new(EchoModel::new()))
+//!         .config(ServiceConfig::default())
+//!         .build();
 //!     let config = HttpConfig::default(); // 127.0.0.1:8080, 1 MiB bodies, ...
 //!     let listener = tokio::net::TcpListener::bind(config.bind).await?;
 //!     let ctrl_c = async {

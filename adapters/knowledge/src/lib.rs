@@ -32,8 +32,11 @@
 //!
 //! let clock = Arc::new(SystemClock);
 //! let store = Arc::new(MemoryStore::new(clock.clone()));
-//! let service = ChatService::new(store, Arc::new(EchoModel::new()), clock, ServiceConfig::default())
-//!     .with_knowledge(kb, KnowledgeConfig::default());
+//! let service = ChatService::builder(store, clock)
+//!     .model(Arc::new(EchoModel::new()))
+//!     .config(ServiceConfig::default())
+//!     .knowledge(kb, KnowledgeConfig::default())
+//!     .build();
 //! # drop(service);
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(()) }

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use colloquy_core::{
-    validate, ChatEvent, ChatService, KnowledgeConfig, ServiceConfig, SystemClock,
-};
+use colloquy_core::{validate, ChatEvent, ChatService, KnowledgeConfig, SystemClock};
 use colloquy_knowledge::testing::testdata;
 use colloquy_knowledge::{ingest, IngestOptions, SqliteKnowledge};
 use colloquy_memory::MemoryStore;
@@ -48,8 +46,10 @@ async fn the_answering_passage_reaches_the_prompt_and_the_sources() {
     .expect("model");
     let clock = Arc::new(SystemClock);
     let store = Arc::new(MemoryStore::new(clock.clone()));
-    let service = ChatService::new(store, Arc::new(model), clock, ServiceConfig::default())
-        .with_knowledge(kb, KnowledgeConfig::default());
+    let service = ChatService::builder(store, clock)
+        .model(Arc::new(model))
+        .knowledge(kb, KnowledgeConfig::default())
+        .build();
     let session = service
         .create_session(validate::new_session(&json!({}), service.limits()).expect("valid"))
         .await

@@ -20,7 +20,10 @@
 //!
 //! let clock = Arc::new(SystemClock);
 //! let store = Arc::new(MemoryStore::new(clock.clone()));
-//! let service = ChatService::new(store, Arc::new(EchoModel::new()), clock, ServiceConfig::default());
+//! let service = ChatService::builder(store, clock)
+//!     .model(Arc::new(EchoModel::new()))
+//!     .config(ServiceConfig::default())
+//!     .build();
 //! # let _ = service;
 //! ```
 

@@ -18,7 +18,10 @@
 //!     ..PostgresConfig::new("postgres://colloquy:secret@db.internal/colloquy?sslmode=require")
 //! };
 //! let store = Arc::new(PostgresStore::connect(config, clock.clone()).await?);
-//! let service = ChatService::new(store, Arc::new(EchoModel::new()), clock, ServiceConfig::default());
+//! let service = ChatService::builder(store, clock)
+//!     .model(Arc::new(EchoModel::new()))
+//!     .config(ServiceConfig::default())
+//!     .build();
 //! # drop(service);
 //! # Ok(()) }
 //! ```

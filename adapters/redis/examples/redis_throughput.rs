@@ -13,8 +13,7 @@ use std::time::Instant;
 
 use colloquy_core::ports::ChatStore;
 use colloquy_core::{
-    ChatService, Clock, EchoModel, MessageDraft, Metadata, NewMessage, Role, ServiceConfig,
-    Session, SessionRef, SystemClock,
+    ChatService, Clock, MessageDraft, Metadata, NewMessage, Role, Session, SessionRef, SystemClock,
 };
 use colloquy_redis::{RedisConfig, RedisStore};
 use uuid::Uuid;
@@ -103,12 +102,7 @@ async fn main() -> Result<(), Failure> {
     );
 
     // 2. ChatService::create_message (what POST /messages does): one append.
-    let service = Arc::new(ChatService::new(
-        store.clone(),
-        Arc::new(EchoModel::new()),
-        Arc::new(SystemClock),
-        ServiceConfig::default(),
-    ));
+    let service = Arc::new(ChatService::builder(store.clone(), Arc::new(SystemClock)).build());
     let chats = sessions(&store, writers).await?;
     let started = Instant::now();
     let requests_before = store.requests_sent();

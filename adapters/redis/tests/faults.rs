@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use chrono::Duration as Span;
 use colloquy_core::ports::ChatStore;
 use colloquy_core::{
-    ChatService, Clock, EchoModel, ErrorCode, ManualClock, MessageDraft, MessageQuery, Metadata,
-    Page, Role, ServiceConfig, Session, SessionFilter, SessionRef, StoreError,
+    ChatService, Clock, ErrorCode, ManualClock, MessageDraft, MessageQuery, Metadata, Page, Role,
+    Session, SessionFilter, SessionRef, StoreError,
 };
 use colloquy_redis::{RedisConfig, RedisStore};
 use common::{free_port, temp_dir, PrivateCluster, RedisServer};
@@ -97,12 +97,7 @@ async fn unreachable_redis_is_unavailable_then_service_resumes_within_2s() {
             .await
             .expect("connect to the private server"),
     );
-    let service = ChatService::new(
-        store.clone(),
-        Arc::new(EchoModel::new()),
-        clock.clone(),
-        ServiceConfig::default(),
-    );
+    let service = ChatService::builder(store.clone(), clock.clone()).build();
     write_round(&store, &clock).await.expect("works while up");
     service.ready().await.expect("ready while up");
     let known = session(&clock);

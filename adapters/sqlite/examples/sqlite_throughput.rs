@@ -15,10 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use colloquy_core::ports::ChatStore;
-use colloquy_core::{
-    ChatService, EchoModel, Metadata, NewMessage, NewSession, Role, ServiceConfig, SessionRef,
-    SystemClock,
-};
+use colloquy_core::{ChatService, Metadata, NewMessage, NewSession, Role, SessionRef, SystemClock};
 use colloquy_memory::MemoryStore;
 use colloquy_sqlite::{database_files, SqliteStore};
 
@@ -26,12 +23,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Appends `total` messages from `clients` concurrent clients; returns the elapsed time.
 async fn run(store: Arc<dyn ChatStore>, total: usize, clients: usize) -> Result<Duration, Error> {
-    let service = Arc::new(ChatService::new(
-        store,
-        Arc::new(EchoModel::new()),
-        Arc::new(SystemClock),
-        ServiceConfig::default(),
-    ));
+    let service = Arc::new(ChatService::builder(store, Arc::new(SystemClock)).build());
     let mut sessions = Vec::new();
     for _ in 0..clients {
         sessions.push(service.create_session(NewSession::default()).await?);

@@ -15,12 +15,10 @@
 //! # let path = std::env::temp_dir().join(format!("colloquy-doc-{}.db", uuid::Uuid::new_v4()));
 //! // let path = "colloquy.db";
 //! let store = Arc::new(SqliteStore::open(&path, clock.clone()).await?);
-//! let service = ChatService::new(
-//!     store,
-//!     Arc::new(EchoModel::new()),
-//!     clock,
-//!     ServiceConfig::default(),
-//! );
+//! let service = ChatService::builder(store, clock)
+//!     .model(Arc::new(EchoModel::new()))
+//!     .config(ServiceConfig::default())
+//!     .build();
 //! // Expired sessions stay stored (invisible) until a purge; run it now and then.
 //! service.purge_expired().await?;
 //! # drop(service);

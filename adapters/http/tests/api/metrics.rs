@@ -90,12 +90,11 @@ async fn requests_streams_rate_limits_store_and_model_are_counted() {
     assert_eq!(response.status(), StatusCode::OK);
     let scraper = metrics_client(metrics.clone(), {
         // The service only matters for the generations gauge; any service will do.
-        colloquy_core::ChatService::new(
+        colloquy_core::ChatService::builder(
             Arc::new(MemoryStore::new(Arc::new(SystemClock) as Arc<dyn Clock>)),
-            Arc::new(EchoModel::new()),
             Arc::new(SystemClock),
-            colloquy_core::ServiceConfig::default(),
         )
+        .build()
     })
     .await;
     let during = text(&scraper.get("/metrics").await);

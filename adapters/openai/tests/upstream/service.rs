@@ -19,15 +19,13 @@ use colloquy_openai::fake::{FakeServer, Reply, Step, SERVER_MODEL};
 fn service(model: OpenAiModel, context: ContextBudget) -> ChatService {
     let clock = Arc::new(SystemClock);
     let store = Arc::new(MemoryStore::new(clock.clone()));
-    ChatService::new(
-        store,
-        Arc::new(model),
-        clock,
-        ServiceConfig {
+    ChatService::builder(store, clock)
+        .model(Arc::new(model))
+        .config(ServiceConfig {
             context,
             ..ServiceConfig::default()
-        },
-    )
+        })
+        .build()
 }
 
 async fn new_session(service: &ChatService) -> String {

@@ -81,11 +81,14 @@ impl TestServer {
             memory = Some(store.clone());
             store as Arc<dyn ChatStore>
         });
-        let mut service = ChatService::new(store, setup.model, clock.clone(), setup.service);
+        let mut builder = ChatService::builder(store, clock.clone())
+            .model(setup.model)
+            .config(setup.service);
         if let Some(policy) = setup.rate_limits {
             let limiter = Arc::new(colloquy_memory::MemoryRateLimiter::new());
-            service = service.with_rate_limits(Admission::new(limiter, policy));
+            builder = builder.rate_limits(Admission::new(limiter, policy));
         }
+        let service = builder.build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");

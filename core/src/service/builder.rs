@@ -1,0 +1,121 @@
+//! [`ChatServiceBuilder`]: the one way to build a [`ChatService`].
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{ChatService, ServiceConfig};
+use crate::clock::Clock;
+use crate::deps::Deps;
+use crate::echo::EchoModel;
+use crate::idempotency::{IdempotencyStore, LocalIdempotency};
+use crate::knowledge::{KnowledgeBase, KnowledgeConfig};
+use crate::ports::{ChatModel, ChatStore};
+use crate::ratelimit::Admission;
+use crate::streams::{LocalStreamLog, StreamLog};
+
+/// Builds a [`ChatService`] from one store (both halves of the port) and the clock
+/// it judges expiry by; everything else is optional. See [`ChatService::builder`].
+#[must_use = "call build() to get the service"]
+pub struct ChatServiceBuilder {
+    store: Arc<dyn ChatStore>,
+    clock: Arc<dyn Clock>,
+    model: Arc<dyn ChatModel>,
+    config: ServiceConfig,
+    stream_log: Option<Arc<dyn StreamLog>>,
+    idempotency: Option<Arc<dyn IdempotencyStore>>,
+    rate_limits: Option<Admission>,
+    knowledge: Option<(Arc<dyn KnowledgeBase>, KnowledgeConfig)>,
+}
+
+impl std::fmt::Debug for ChatServiceBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatServiceBuilder")
+            .field("config", &self.config)
+            .field("knowledge", &self.knowledge.as_ref().map(|(_, c)| c))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatServiceBuilder {
+    pub(super) fn new(store: Arc<dyn ChatStore>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            model: Arc::new(EchoModel::new()),
+            config: ServiceConfig::default(),
+            stream_log: None,
+            idempotency: None,
+            rate_limits: None,
+            knowledge: None,
+        }
+    }
+
+    /// The language model (default: [`crate::EchoModel`]).
+    pub fn model(mut self, model: Arc<dyn ChatModel>) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// The settings (default: [`ServiceConfig::default`]).
+    pub fn config(mut self, config: ServiceConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Where the events of running answers are kept (default: a [`LocalStreamLog`]
+    /// in this process). Instances behind one load balancer share one log (Redis)
+    /// so a stream resumes, and cancels, on any of them.
+    pub fn stream_log(mut self, log: Arc<dyn StreamLog>) -> Self {
+        self.stream_log = Some(log);
+        self
+    }
+
+    /// Where `Idempotency-Key` results are kept (default: a [`LocalIdempotency`] in
+    /// this process); instances behind one load balancer share one.
+    pub fn idempotency(mut self, store: Arc<dyn IdempotencyStore>) -> Self {
+        self.idempotency = Some(store);
+        self
+    }
+
+    /// Rate limits, enforced by [`ChatService::admit`] (default: none).
+    pub fn rate_limits(mut self, admission: Admission) -> Self {
+        self.rate_limits = Some(admission);
+        self
+    }
+
+    /// Grounds every chat answer in `base` (default: no knowledge base); see
+    /// [`crate::knowledge`].
+    pub fn knowledge(mut self, base: Arc<dyn KnowledgeBase>, config: KnowledgeConfig) -> Self {
+        self.knowledge = Some((base, config));
+        self
+    }
+
+    /// The service.
+    #[must_use]
+    pub fn build(self) -> ChatService {
+        let config = self.config;
+        ChatService {
+            deps: Arc::new(Deps {
+                store: self.store,
+                model: self.model,
+                clock: self.clock,
+                streams: self
+                    .stream_log
+                    .unwrap_or_else(|| Arc::new(LocalStreamLog::default())),
+            }),
+            config,
+            generations: TaskTracker::new(),
+            slots: config.max_generations.map(|n| Arc::new(Semaphore::new(n))),
+            admission: self.rate_limits,
+            running: Arc::default(),
+            idempotency: self
+                .idempotency
+                .unwrap_or_else(|| Arc::new(LocalIdempotency::new())),
+            shutdown: CancellationToken::new(),
+            knowledge: self.knowledge,
+        }
+    }
+}
