@@ -23,8 +23,8 @@ use crate::ports::{ChatModel, ChatStore};
 use crate::ratelimit::{Action, Admission};
 use crate::resume::{self, Resume, ResumePoint};
 use crate::session::{
-    generate_session_id, NewSession, Page, Retention, Session, SessionFilter, SessionPatch,
-    SessionRef,
+    generate_session_id, generate_session_uuid, NewSession, Page, Retention, Session,
+    SessionFilter, SessionPatch, SessionRef,
 };
 use crate::streams::{CancelOutcome, LocalStreamLog, StreamLog, StreamMeta};
 use crate::validate::{self, Limits};
@@ -364,6 +364,16 @@ impl ChatService {
         }
     }
 
+    /// Whether any per-session quota is in force (then a transport resolves the
+    /// session before [`ChatService::admit`], so the quota is keyed by its UUID).
+    #[must_use]
+    pub fn limits_sessions(&self) -> bool {
+        self.admission.as_ref().is_some_and(|a| {
+            let p = a.policy();
+            p.chats_per_session.is_some() || p.messages_per_session.is_some()
+        })
+    }
+
     /// Grounds every chat answer in `knowledge`: see [`crate::knowledge`].
     #[must_use]
     pub fn with_knowledge(
@@ -431,7 +441,7 @@ impl ChatService {
             None => generate_session_id().map_err(|e| ServiceError::Internal(Box::new(e)))?,
         };
         let session = Session {
-            id: Uuid::now_v7(),
+            id: generate_session_uuid(),
             session_id,
             external_user_id: new.external_user_id,
             created_at: now,
