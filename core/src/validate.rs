@@ -314,8 +314,11 @@ pub fn chat_query(
     })
 }
 
-/// The last value given for `key` (a repeated parameter's last value wins).
-fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+/// The last value given for `key` in a query's decoded pairs: the one place the
+/// rule "a repeated parameter's last value wins" is written (the HTTP transport's
+/// `last_event_id` uses it too).
+#[must_use]
+pub fn last<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
         .rev()

@@ -10,7 +10,7 @@ use colloquy_core::access::AccessMode;
 use colloquy_core::ratelimit::{Quota, QuotaError, RatePolicy};
 use colloquy_core::validate::Limits;
 use colloquy_core::{Retention, ServiceConfig};
-use colloquy_http::{AdminToken, HttpConfig};
+use colloquy_http::{AdminToken, ClientIpHeader, HttpConfig};
 use ipnet::IpNet;
 
 use crate::duration;
@@ -148,16 +148,39 @@ pub(crate) struct Cli {
     pub(crate) access: Option<AccessMode>,
 
     /// The operator's token: `Authorization: Bearer <token>` unlocks every endpoint
-    /// in every mode and is never rate limited. At least 16 characters. Prefer the
-    /// environment variable: command lines are visible to other users.
+    /// in every mode and is never rate limited. At least 32 characters, with at
+    /// least 12 distinct ones from two classes (`openssl rand -hex 32`); a weaker
+    /// token is refused at start. Prefer the environment variable: command lines
+    /// are visible to other users.
     #[arg(long, env = "COLLOQUY_ADMIN_TOKEN", hide_env_values = true)]
     pub(crate) admin_token: Option<String>,
 
     /// Reverse proxies (CIDRs, comma-separated, e.g. `10.0.0.0/8,127.0.0.1/32`) whose
-    /// `Forwarded` / `X-Forwarded-For` headers name the client for per-IP limits.
-    /// From any other peer these headers are ignored.
+    /// --client-ip-header names the client for per-IP limits. From any other peer
+    /// forwarding headers are ignored.
     #[arg(long, env = "COLLOQUY_TRUSTED_PROXIES", value_delimiter = ',')]
     pub(crate) trusted_proxies: Vec<IpNet>,
+
+    /// The one header a trusted proxy names the client in: `x-forwarded-for` (nginx,
+    /// AWS and most load balancers; the default), `forwarded` (RFC 7239) or
+    /// `x-real-ip`. Any other forwarding header a client sends is ignored.
+    #[arg(
+        long,
+        env = "COLLOQUY_CLIENT_IP_HEADER",
+        default_value = "x-forwarded-for"
+    )]
+    pub(crate) client_ip_header: ClientIpHeader,
+
+    /// IPv6 clients are counted per network of this prefix length for rate limits
+    /// and per-IP caps (one host usually holds a whole /64); 128 counts each address.
+    #[arg(long, env = "COLLOQUY_IPV6_PREFIX", default_value_t = 64,
+          value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub(crate) ipv6_prefix: u8,
+
+    /// Failed authentications (a wrong `Authorization`) per client IP, in this
+    /// process; beyond, 429. `off` for none. Default 10/min in every mode.
+    #[arg(long, env = "COLLOQUY_RATE_FAILED_AUTH", value_parser = parse_limit)]
+    pub(crate) rate_failed_auth: Option<Limit>,
 
     /// Requests per client IP, as COUNT/PERIOD (`300/min`); `off` for none.
     /// Default with --access public: 300/min; open: off.
@@ -261,6 +284,13 @@ pub(crate) struct Cli {
     /// per-crate directives such as `colloquy_http=debug,info`.
     #[arg(long, env = "COLLOQUY_LOG_LEVEL", default_value = "info")]
     pub(crate) log_level: String,
+
+    /// Most log lines written per second; the lines over it are dropped and counted,
+    /// and the count is written (one line) at the start of the next second a line is
+    /// written in. `0` for no bound. With access lines' paths cut to 256 bytes this
+    /// bounds the log's volume (about 1 MB/s at the default).
+    #[arg(long, env = "COLLOQUY_LOG_MAX_LINES_PER_SEC", default_value_t = 2000)]
+    pub(crate) log_max_lines_per_sec: u32,
 
     /// Serve Prometheus metrics (`GET /metrics`) on this address, IP:PORT; off by
     /// default. Keep it private (loopback, or a network only the monitoring system
@@ -502,6 +532,13 @@ impl Cli {
             access: self.access_mode()?,
             admin_token: self.admin_token.clone().map(AdminToken::new).transpose()?,
             trusted_proxies: self.trusted_proxies.clone(),
+            client_ip_header: self.client_ip_header,
+            ipv6_prefix: self.ipv6_prefix,
+            failed_auth_quota: match self.rate_failed_auth {
+                None => Some(HttpConfig::DEFAULT_FAILED_AUTH_QUOTA),
+                Some(Limit::Off) => None,
+                Some(Limit::Quota(q)) => Some(q),
+            },
             widget: self.widget && !self.no_widget,
             max_connections: self.max_connections,
             first_byte_timeout: self.first_byte_timeout,
@@ -683,8 +720,34 @@ mod tests {
             "6s",
             "--http2-keep-alive-timeout",
             "7s",
+            "--client-ip-header",
+            "forwarded",
+            "--ipv6-prefix",
+            "56",
+            "--rate-failed-auth",
+            "3/min",
         ]);
         let http = cli.http_config().expect("valid");
+        assert_eq!(http.client_ip_header, ClientIpHeader::Forwarded);
+        assert_eq!(http.ipv6_prefix, 56);
+        assert_eq!(
+            http.failed_auth_quota,
+            Some("3/min".parse().expect("quota"))
+        );
+        let defaults = parse(&[]).http_config().expect("valid");
+        assert_eq!(defaults.client_ip_header, ClientIpHeader::XForwardedFor);
+        assert_eq!(defaults.ipv6_prefix, 64);
+        assert_eq!(
+            defaults.failed_auth_quota,
+            Some(HttpConfig::DEFAULT_FAILED_AUTH_QUOTA)
+        );
+        assert_eq!(
+            parse(&["--rate-failed-auth", "off"])
+                .http_config()
+                .expect("valid")
+                .failed_auth_quota,
+            None
+        );
         assert_eq!(http.bind.port(), 9000);
         assert_eq!(
             http.cors_origins,
@@ -748,6 +811,8 @@ mod tests {
             &["--bind", "nowhere"],
             &["--max-connections", "0"],
             &["--idle-timeout", "soon"],
+            &["--client-ip-header", "true-client-ip"],
+            &["--ipv6-prefix", "129"],
         ] {
             let all = std::iter::once("colloquy").chain(args.iter().copied());
             assert!(Cli::try_parse_from(all).is_err(), "{args:?}");
@@ -764,10 +829,13 @@ mod tests {
             parse(&["--body-read-timeout", "0s"]).http_config(),
             Err(ConfigError::ZeroTimeout("body-read-timeout"))
         );
-        assert_eq!(
-            parse(&["--admin-token", "short"]).http_config(),
-            Err(ConfigError::AdminToken(colloquy_http::WeakToken))
-        );
+        for weak in ["short", "s3cret-s3cret-s3c", &"x".repeat(40)] {
+            assert_eq!(
+                parse(&["--admin-token", weak]).http_config(),
+                Err(ConfigError::AdminToken(colloquy_http::WeakToken)),
+                "{weak}"
+            );
+        }
         assert_eq!(
             parse(&["--session-ttl", "40d"]).service_config(),
             Err(ConfigError::TtlOverCap)

@@ -4,8 +4,18 @@
 //! (`tracing-appender`), which writes whatever has queued up in one go: a request's
 //! access line costs no `write` system call of its own. Keep the [`LogGuard`] alive
 //! until exit: dropping it flushes what is queued.
+//!
+//! The volume is bounded ([`Bounded`]): at most `--log-max-lines-per-sec` lines are
+//! written per second; the rest are dropped and counted, and the count is written as
+//! one line when the next second's first line is. Together with the access lines'
+//! path cut to 256 bytes (colloquy-http), a flood of requests cannot fill the disk.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use clap::ValueEnum;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -61,10 +71,116 @@ fn with_defaults(filter: &str) -> String {
 /// Flushes the queued log lines when dropped (at the end of `main`).
 pub(crate) type LogGuard = tracing_appender::non_blocking::WorkerGuard;
 
+/// The lines of the current second and those dropped over the bound.
+#[derive(Debug)]
+struct Budget {
+    started: Instant,
+    second: u64,
+    written: u32,
+    dropped: u64,
+}
+
+/// A writer that passes at most `per_sec` lines per second (one `write` is one line:
+/// the `fmt` layer writes each event whole) and counts the rest.
+#[derive(Debug, Clone)]
+pub(crate) struct Bounded<W> {
+    inner: W,
+    per_sec: u32,
+    budget: Arc<Mutex<Budget>>,
+}
+
+impl<W> Bounded<W> {
+    /// `inner`, bounded to `per_sec` lines a second (`0`: unbounded).
+    pub(crate) fn new(inner: W, per_sec: u32) -> Self {
+        Self {
+            inner,
+            per_sec,
+            budget: Arc::new(Mutex::new(Budget {
+                started: Instant::now(),
+                second: 0,
+                written: 0,
+                dropped: 0,
+            })),
+        }
+    }
+
+    /// Whether the next line may be written, and the count of lines dropped before
+    /// it to report first.
+    fn admit(&self) -> (bool, u64) {
+        if self.per_sec == 0 {
+            return (true, 0);
+        }
+        let mut b = self.budget.lock().unwrap_or_else(PoisonError::into_inner);
+        let second = b.started.elapsed().as_secs();
+        let mut report = 0;
+        if second != b.second {
+            b.second = second;
+            b.written = 0;
+            report = std::mem::take(&mut b.dropped);
+        }
+        if b.written >= self.per_sec {
+            b.dropped += 1;
+            return (false, report);
+        }
+        b.written += 1;
+        (true, report)
+    }
+}
+
+/// One line of a [`Bounded`] writer.
+#[derive(Debug)]
+pub(crate) struct Line<W> {
+    inner: W,
+    admitted: bool,
+    report: u64,
+    per_sec: u32,
+}
+
+impl<W: Write> Write for Line<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.report > 0 {
+            let note = format!(
+                "colloquy: {} log lines dropped over --log-max-lines-per-sec {}\n",
+                std::mem::take(&mut self.report),
+                self.per_sec
+            );
+            self.inner.write_all(note.as_bytes())?;
+        }
+        if self.admitted {
+            self.inner.write(buf)
+        } else {
+            Ok(buf.len())
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Bounded<M> {
+    type Writer = Line<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        let (admitted, report) = self.admit();
+        Line {
+            inner: self.inner.make_writer(),
+            admitted,
+            report,
+            per_sec: self.per_sec,
+        }
+    }
+}
+
 /// Installs the global subscriber: `filter` is an `EnvFilter` directive such as
 /// `info` or `colloquy_http=debug,info` (the `redis` client target is kept at
-/// `error` unless the filter names it).
-pub(crate) fn init(format: LogFormat, filter: &str) -> Result<LogGuard, LoggingError> {
+/// `error` unless the filter names it); at most `max_lines_per_sec` lines a second
+/// are written (`0`: no bound).
+pub(crate) fn init(
+    format: LogFormat,
+    filter: &str,
+    max_lines_per_sec: u32,
+) -> Result<LogGuard, LoggingError> {
     let env_filter =
         EnvFilter::try_new(with_defaults(filter)).map_err(|source| LoggingError::Filter {
             filter: filter.to_owned(),
@@ -75,7 +191,7 @@ pub(crate) fn init(format: LogFormat, filter: &str) -> Result<LogGuard, LoggingE
         tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
-        .with_writer(writer)
+        .with_writer(Bounded::new(writer, max_lines_per_sec))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.try_init(),
@@ -88,6 +204,52 @@ pub(crate) fn init(format: LogFormat, filter: &str) -> Result<LogGuard, LoggingE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `MakeWriter` into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Self;
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn lines_over_the_bound_are_dropped_and_counted() {
+        let buffer = Buffer::default();
+        let bounded = Bounded::new(buffer.clone(), 3);
+        for i in 0..10 {
+            write!(bounded.make_writer(), "line {i}\n").expect("write");
+        }
+        let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf8");
+        assert_eq!(text, "line 0\nline 1\nline 2\n");
+        // The next second: the count comes first, then the line.
+        bounded.budget.lock().expect("lock").second = u64::MAX;
+        write!(bounded.make_writer(), "line 10\n").expect("write");
+        let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf8");
+        assert!(
+            text.ends_with(
+                "colloquy: 7 log lines dropped over --log-max-lines-per-sec 3\nline 10\n"
+            ),
+            "{text}"
+        );
+        let unbounded = Bounded::new(Buffer::default(), 0);
+        for _ in 0..10 {
+            assert!(unbounded.admit().0);
+        }
+    }
 
     #[test]
     fn the_redis_client_is_kept_at_error_unless_named() {

@@ -242,13 +242,14 @@ async fn main() -> ExitCode {
             }
         };
     }
-    let _flush_logs_at_exit = match logging::init(cli.log_format, &cli.log_level) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("colloquy: {}", chain(&e));
-            return ExitCode::FAILURE;
-        }
-    };
+    let _flush_logs_at_exit =
+        match logging::init(cli.log_format, &cli.log_level, cli.log_max_lines_per_sec) {
+            Ok(guard) => guard,
+            Err(e) => {
+                eprintln!("colloquy: {}", chain(&e));
+                return ExitCode::FAILURE;
+            }
+        };
     if let Some(Command::Ingest(args)) = cli.command {
         return match ingest::run(args).await {
             Ok(()) => ExitCode::SUCCESS,

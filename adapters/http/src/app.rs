@@ -1,25 +1,27 @@
-//! The request pipeline around every handler: request id and span, routing, panic
-//! containment, CORS headers, and one access-log line.
+//! What surrounds the pipeline ([`crate::pipeline`]) of every request: request id
+//! and span, routing, panic containment, CORS and `nosniff` headers, and one
+//! access-log line.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use bytes::Bytes;
-use colloquy_core::access::{authorize, Caller, Operation};
-use colloquy_core::ratelimit::Action;
-use colloquy_core::{ChatService, ServiceError};
+use colloquy_core::ChatService;
 use futures::FutureExt;
 use http::{header, HeaderValue, Request};
 use tracing::Instrument;
 
-use crate::caller::Visitor;
 use crate::config::HttpConfig;
 use crate::cors::Cors;
 use crate::error::ApiError;
+use crate::failed_auth::FailedAuth;
 use crate::mount::Mount;
 use crate::static_files::Assets;
-use crate::{handlers, request_id, router, Response};
+use crate::{pipeline, request_id, router, Response};
+
+/// `X-Content-Type-Options: nosniff`, on every response.
+const NOSNIFF: (&str, &str) = ("x-content-type-options", "nosniff");
 
 /// Everything a request needs: the service, the settings, the CORS policy.
 #[derive(Debug)]
@@ -29,6 +31,8 @@ pub(crate) struct App {
     pub(crate) cors: Cors,
     /// The widget's files with their ETags (computed once, here).
     pub(crate) assets: Assets,
+    /// Failed authentications per client address.
+    pub(crate) failed_auth: FailedAuth,
 }
 
 /// The text of a panic payload, when it has one.
@@ -40,32 +44,30 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
         .unwrap_or("(non-string panic payload)")
 }
 
-impl App {
-    /// Checks the access table for `operation`, then, for visitors, spends the rate
-    /// limits of `action`. The operator (admin token) is never limited.
-    pub(crate) async fn allow(
-        &self,
-        visitor: &Visitor,
-        operation: Operation<'_>,
-        action: Option<Action<'_>>,
-    ) -> Result<(), ApiError> {
-        authorize(self.config.access, visitor.caller, operation).map_err(ServiceError::from)?;
-        if let (Caller::Visitor, Some(action)) = (visitor.caller, action) {
-            if visitor.take_request_limit() {
-                let both = [Action::Request, action];
-                self.service.admit_all(visitor.ip, &both).await?;
-            } else {
-                self.service.admit(visitor.ip, action).await?;
-            }
-        }
-        Ok(())
-    }
+/// The longest path an access-log line carries, in bytes; a longer one is cut (at a
+/// character boundary) and marked with `...`, so a client's path cannot make a line
+/// long.
+pub(crate) const MAX_LOGGED_PATH_BYTES: usize = 256;
 
+/// `path` as the access log writes it: at most [`MAX_LOGGED_PATH_BYTES`] bytes.
+fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.len() <= MAX_LOGGED_PATH_BYTES {
+        return path.into();
+    }
+    let mut end = MAX_LOGGED_PATH_BYTES;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &path[..end]).into()
+}
+
+impl App {
     /// The app for `service` with `config`.
     pub(crate) fn new(service: ChatService, config: HttpConfig) -> Self {
         let cors = Cors::new(&config.cors_origins);
         Self {
             service,
+            failed_auth: FailedAuth::new(config.failed_auth_quota),
             config,
             cors,
             assets: Assets::new(),
@@ -84,7 +86,7 @@ impl App {
             "request",
             request_id = %id,
             method = %request.method(),
-            path = %request.uri().path(),
+            path = %logged_path(request.uri().path()),
         );
         self.respond(request, id, mount).instrument(span).await
     }
@@ -99,24 +101,25 @@ impl App {
         let origin = parts.headers.get(header::ORIGIN).cloned();
         // Routes by the canonical path; handlers keep the real URI (for links).
         let resolved = match mount.canonical(parts.uri.path()) {
-            Some(path) => router::resolve_with_widget(&parts.method, &path, self.config.widget),
+            Some(path) => router::resolve(&parts.method, &path, self.config.widget),
             None => Err(ApiError::no_route()),
         };
         let route = resolved
             .as_ref()
             .map_or("unmatched", router::Endpoint::name);
-        let result = match resolved {
-            Err(e) => Err(e),
-            Ok(endpoint) => AssertUnwindSafe(handlers::dispatch(self, endpoint, parts, body))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    tracing::error!(panic = panic_message(&*panic), "handler panicked");
-                    Err(ApiError::internal())
-                }),
-        };
+        let result = AssertUnwindSafe(pipeline::run(self, resolved, parts, body))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                tracing::error!(panic = panic_message(&*panic), "handler panicked");
+                Err(ApiError::internal())
+            });
         let mut response = result.unwrap_or_else(ApiError::into_response);
         self.cors.apply(origin.as_ref(), &mut response);
+        // No response is to be sniffed into another type (a JSON error rendered as HTML).
+        response
+            .headers_mut()
+            .insert(NOSNIFF.0, HeaderValue::from_static(NOSNIFF.1));
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert(request_id::HEADER, value);
         }
@@ -128,5 +131,20 @@ impl App {
         self.config
             .metrics
             .observe_request(route, response, started.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_paths_are_cut() {
+        assert_eq!(logged_path("/api/chats/sessions/"), "/api/chats/sessions/");
+        let long = format!("/{}", "é".repeat(300));
+        let cut = logged_path(&long);
+        assert!(cut.len() <= MAX_LOGGED_PATH_BYTES + 3);
+        assert!(cut.ends_with("..."));
+        assert!(long.starts_with(cut.trim_end_matches("...")));
     }
 }

@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use colloquy_core::access::AccessMode;
+use colloquy_core::ratelimit::Quota;
 use ipnet::IpNet;
 
-use crate::caller::AdminToken;
+use crate::caller::{AdminToken, ClientIpHeader};
 use crate::metrics::Metrics;
 
 /// Settings of the HTTP transport. Every field has a default (see [`HttpConfig::default`]);
@@ -39,9 +40,19 @@ pub struct HttpConfig {
     /// The operator's token (`Authorization: Bearer ...`): unlocks every endpoint in
     /// every mode and bypasses rate limits. Default: none.
     pub admin_token: Option<AdminToken>,
-    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (for
-    /// per-IP rate limits). Default: none, so the socket's peer is the client.
+    /// Reverse proxies whose [`client_ip_header`](Self::client_ip_header) names the
+    /// client (for per-IP rate limits). Default: none, so the socket's peer is the
+    /// client.
     pub trusted_proxies: Vec<IpNet>,
+    /// The one header a trusted proxy names the client in; every other forwarding
+    /// header is ignored. Default `X-Forwarded-For`.
+    pub client_ip_header: ClientIpHeader,
+    /// IPv6 clients are counted (rate limits, per-IP caps) per network of this prefix
+    /// length: one host usually holds a whole /64. Default 64; 128 counts each address.
+    pub ipv6_prefix: u8,
+    /// Failed authentications (a wrong `Authorization`) per client address, counted in
+    /// this process; over it the answer is 429. `None`: unlimited. Default 10/min.
+    pub failed_auth_quota: Option<Quota>,
     /// Whether to serve the chat widget: `GET /widget.js`, and its demo page at
     /// `GET /widget/demo` and `GET /`. When off those paths are 404. Default on.
     pub widget: bool,
@@ -88,6 +99,13 @@ impl HttpConfig {
     pub const DEFAULT_SSE_KEEP_ALIVE: Duration = Duration::from_secs(15);
     /// The default `shutdown_grace`: 20 s.
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+    /// The default `ipv6_prefix`: 64.
+    pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+    /// The default `failed_auth_quota`: 10 per minute.
+    pub const DEFAULT_FAILED_AUTH_QUOTA: Quota = Quota {
+        count: 10,
+        period: Duration::from_secs(60),
+    };
     /// The default `max_connections`: 10,000.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
     /// The default `first_byte_timeout`: 10 s.
@@ -115,6 +133,9 @@ impl Default for HttpConfig {
             access: AccessMode::Open,
             admin_token: None,
             trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::default(),
+            ipv6_prefix: Self::DEFAULT_IPV6_PREFIX,
+            failed_auth_quota: Some(Self::DEFAULT_FAILED_AUTH_QUOTA),
             widget: true,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             first_byte_timeout: Self::DEFAULT_FIRST_BYTE_TIMEOUT,

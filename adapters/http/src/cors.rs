@@ -69,6 +69,11 @@ impl Cors {
             .then(|| origin.clone())
     }
 
+    /// Whether a page of `origin` may call the API (`--cors-origins`).
+    pub(crate) fn allows(&self, origin: &HeaderValue) -> bool {
+        self.allow_origin(Some(origin)).is_some()
+    }
+
     /// Adds the CORS headers a response to a request from `origin` needs.
     pub(crate) fn apply(&self, origin: Option<&HeaderValue>, response: &mut Response) {
         if !self.enabled() {

@@ -2,9 +2,10 @@
 //! body gets the first result (same ids, same status; for a stream, the same answer
 //! from its first event) instead of a second write.
 //!
-//! A key is scoped by route and by the session the body names (or, creating a
-//! session, the client's address), so one visitor cannot read another's result by
-//! guessing a key. The body's fingerprint is a SHA-256 of its canonical JSON: the
+//! A key is scoped by route and by a scope the pipeline gives (the session the body
+//! names, by its UUID once resolved; creating a session, the client's address, for
+//! the operator and in `open` mode only), so one visitor cannot read another's result
+//! by guessing a key. The body's fingerprint is a SHA-256 of its canonical JSON: the
 //! same key with another body is 422 `idempotency_mismatch`. Only successes are
 //! kept; a failed request frees its key, so its retry runs again.
 
@@ -21,7 +22,6 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::caller::Visitor;
 use crate::error::ApiError;
 use crate::{json, sse, Response};
 
@@ -66,12 +66,13 @@ fn mismatch() -> ApiError {
     ApiError::from(ServiceError::IdempotencyMismatch)
 }
 
-/// Claims the request's key, if it has one; a retry gets the first result.
+/// Claims the request's key, if it has one, within `scope` (chosen by the pipeline:
+/// the session, or the client's address); a retry gets the first result.
 pub(crate) async fn begin(
     app: &App,
-    v: &Visitor,
     parts: &Parts,
     body: &Value,
+    scope: &str,
 ) -> Result<Guard, ApiError> {
     let Some(key) = parts.headers.get(HEADER) else {
         return Ok(Guard::Proceed(None));
@@ -88,13 +89,6 @@ pub(crate) async fn begin(
             )
         })?;
     let route = parts.uri.path().trim_end_matches('/');
-    let scope = match body.get("session_id").and_then(Value::as_str) {
-        Some(session) => format!("session:{session}"),
-        None => format!(
-            "client:{}",
-            v.ip.map(|ip| ip.to_string()).unwrap_or_default()
-        ),
-    };
     let storage_key = hex_sha256(&[route.as_bytes(), scope.as_bytes(), key.as_bytes()]);
     // serde_json's map is ordered: equal JSON serializes equally.
     let fingerprint = hex_sha256(&[body.to_string().as_bytes()]);

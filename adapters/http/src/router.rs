@@ -4,7 +4,6 @@
 //! `GET` only reads; `OPTIONS` on any route is a CORS preflight.
 
 use http::Method;
-use percent_encoding::percent_decode_str;
 
 use crate::error::ApiError;
 use crate::static_files::Asset;
@@ -56,19 +55,24 @@ pub(crate) enum Endpoint {
     Asset(Asset),
 }
 
-/// A path segment, percent-decoded (a segment that does not decode to UTF-8 is kept
-/// as given: it matches no id).
-fn decode(segment: &str) -> String {
-    percent_decode_str(segment)
-        .decode_utf8()
-        .map_or_else(|_| segment.to_owned(), |s| s.into_owned())
-}
-
 impl Route {
-    /// The route for `path`, if any.
+    /// The route for `path`, if any (a path whose segments do not all decode to
+    /// UTF-8 is none).
     pub(crate) fn parse(path: &str) -> Option<Self> {
+        Self::parse_decoded(path).ok().flatten()
+    }
+
+    /// The route for `path`, each segment percent-decoded once ([`crate::percent`]):
+    /// `Ok(None)` for an unknown path, 400 `invalid_field` for a segment that is not
+    /// UTF-8 once decoded.
+    fn parse_decoded(path: &str) -> Result<Option<Self>, ApiError> {
         let path = path.strip_suffix('/').unwrap_or(path);
-        let segments: Vec<&str> = path.split('/').collect();
+        let segments = path
+            .split('/')
+            .map(crate::percent::decode)
+            .collect::<Option<Vec<String>>>()
+            .ok_or_else(crate::percent::not_utf8_path)?;
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         let route = match segments.as_slice() {
             ["", "healthz"] => Self::Healthz,
             ["", "readyz"] => Self::Readyz,
@@ -77,23 +81,23 @@ impl Route {
             ["", "widget.js"] => Self::Asset(Asset::WidgetJs),
             ["", "api", "chats", rest @ ..] => match rest {
                 ["sessions"] => Self::Sessions,
-                ["sessions", id] if !id.is_empty() => Self::Session(decode(id)),
-                ["sessions", id, "export"] if !id.is_empty() => Self::SessionExport(decode(id)),
+                ["sessions", s] if !s.is_empty() => Self::Session((*s).to_owned()),
+                ["sessions", s, "export"] if !s.is_empty() => Self::SessionExport((*s).to_owned()),
                 ["messages"] => Self::Messages,
                 ["messages", "chat"] => Self::Chat,
                 ["messages", "chat", "stream"] => Self::ChatStream,
-                ["messages", "chat", "stream", id] if !id.is_empty() => {
-                    Self::ChatStreamResume(decode(id))
+                ["messages", "chat", "stream", r] if !r.is_empty() => {
+                    Self::ChatStreamResume((*r).to_owned())
                 }
-                ["messages", "chat", "stream", id, "cancel"] if !id.is_empty() => {
-                    Self::ChatStreamCancel(decode(id))
+                ["messages", "chat", "stream", r, "cancel"] if !r.is_empty() => {
+                    Self::ChatStreamCancel((*r).to_owned())
                 }
-                ["messages", id] if !id.is_empty() => Self::Message(decode(id)),
-                _ => return None,
+                ["messages", m] if !m.is_empty() => Self::Message((*m).to_owned()),
+                _ => return Ok(None),
             },
-            _ => return None,
+            _ => return Ok(None),
         };
-        Some(route)
+        Ok(Some(route))
     }
 
     /// The methods the route answers, as an `Allow` header value.
@@ -190,19 +194,6 @@ pub(crate) fn table() -> Vec<(&'static str, Vec<&'static str>)> {
 }
 
 impl Endpoint {
-    /// Whether the handler spends rate limits of its own (a session, a message, a
-    /// chat turn): the per-request limit is then spent with them, in one call.
-    pub(crate) fn has_own_limits(&self) -> bool {
-        matches!(
-            self,
-            Self::CreateSession
-                | Self::CreateMessage
-                | Self::Chat
-                | Self::ChatStreamPost
-                | Self::ChatStreamGet
-        )
-    }
-
     /// The endpoint's name, as metrics label requests (never the raw path, whose ids
     /// would make a series per session).
     pub(crate) fn name(&self) -> &'static str {
@@ -232,28 +223,18 @@ impl Endpoint {
     }
 }
 
-/// Resolves a request to its endpoint: 404 `not_found` for an unknown path, 405
-/// `method_not_allowed` (with `Allow`) for a known path and another method; 400
-/// `invalid_field` first for a path that is not UTF-8 once percent-decoded.
-pub(crate) fn resolve(method: &Method, path: &str) -> Result<Endpoint, ApiError> {
-    crate::percent::check_path(path)?;
-    let route = Route::parse(path).ok_or_else(ApiError::no_route)?;
+/// Resolves a request to its endpoint, parsing the path once: 400 `invalid_field` for
+/// a path that is not UTF-8 once percent-decoded, 404 `not_found` for an unknown path
+/// (the widget's paths too when `widget` is off), 405 `method_not_allowed` (with
+/// `Allow`) for a known path and another method.
+pub(crate) fn resolve(method: &Method, path: &str, widget: bool) -> Result<Endpoint, ApiError> {
+    let route = Route::parse_decoded(path)?
+        .filter(|route| widget || !matches!(route, Route::Asset(_)))
+        .ok_or_else(ApiError::no_route)?;
     let allow = route.allow();
     route
         .endpoint(method)
         .ok_or_else(|| ApiError::method_not_allowed(allow))
-}
-
-/// [`resolve`], except that the widget's paths are unknown (404) when `widget` is off.
-pub(crate) fn resolve_with_widget(
-    method: &Method,
-    path: &str,
-    widget: bool,
-) -> Result<Endpoint, ApiError> {
-    if !widget && matches!(Route::parse(path), Some(Route::Asset(_))) {
-        return Err(ApiError::no_route());
-    }
-    resolve(method, path)
 }
 
 #[cfg(test)]
@@ -265,16 +246,16 @@ mod tests {
     fn trailing_slash_is_optional() {
         for path in ["/api/chats/sessions/", "/api/chats/sessions"] {
             assert_eq!(
-                resolve(&Method::GET, path).expect("route"),
+                resolve(&Method::GET, path, true).expect("route"),
                 Endpoint::ListSessions
             );
         }
         assert_eq!(
-            resolve(&Method::DELETE, "/api/chats/sessions/abc").expect("route"),
+            resolve(&Method::DELETE, "/api/chats/sessions/abc", true).expect("route"),
             Endpoint::DeleteSession("abc".into())
         );
         assert_eq!(
-            resolve(&Method::GET, "/healthz/").expect("route"),
+            resolve(&Method::GET, "/healthz/", true).expect("route"),
             Endpoint::Healthz
         );
     }
@@ -282,15 +263,15 @@ mod tests {
     #[test]
     fn chat_paths_win_over_message_ids() {
         assert_eq!(
-            resolve(&Method::POST, "/api/chats/messages/chat/").expect("route"),
+            resolve(&Method::POST, "/api/chats/messages/chat/", true).expect("route"),
             Endpoint::Chat
         );
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/messages/chat/stream").expect("route"),
+            resolve(&Method::GET, "/api/chats/messages/chat/stream", true).expect("route"),
             Endpoint::ChatStreamGet
         );
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/messages/not-a-uuid/").expect("route"),
+            resolve(&Method::GET, "/api/chats/messages/not-a-uuid/", true).expect("route"),
             Endpoint::GetMessage("not-a-uuid".into())
         );
     }
@@ -298,7 +279,7 @@ mod tests {
     #[test]
     fn path_ids_are_percent_decoded() {
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/sessions/a%3Ab").expect("route"),
+            resolve(&Method::GET, "/api/chats/sessions/a%3Ab", true).expect("route"),
             Endpoint::GetSession("a:b".into())
         );
     }
@@ -315,26 +296,32 @@ mod tests {
             "/api/chats/messages/chat/stream/123/cancel/extra",
             "/healthzz",
         ] {
-            let e = resolve(&Method::GET, path).expect_err(path);
+            let e = resolve(&Method::GET, path, true).expect_err(path);
             assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
         }
-        let e = resolve(&Method::PUT, "/api/chats/sessions/").expect_err("put");
+        let e = resolve(&Method::PUT, "/api/chats/sessions/", true).expect_err("put");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
-        let e = resolve(&Method::HEAD, "/api/chats/messages/chat/stream/").expect_err("head");
+        let e = resolve(&Method::HEAD, "/api/chats/messages/chat/stream/", true).expect_err("head");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 
     #[test]
     fn resume_and_cancel_routes() {
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/messages/chat/stream/abc/").expect("route"),
+            resolve(&Method::GET, "/api/chats/messages/chat/stream/abc/", true).expect("route"),
             Endpoint::ResumeStream("abc".into())
         );
         assert_eq!(
-            resolve(&Method::POST, "/api/chats/messages/chat/stream/abc/cancel").expect("route"),
+            resolve(
+                &Method::POST,
+                "/api/chats/messages/chat/stream/abc/cancel",
+                true
+            )
+            .expect("route"),
             Endpoint::CancelStream("abc".into())
         );
-        let e = resolve(&Method::POST, "/api/chats/messages/chat/stream/abc/").expect_err("post");
+        let e =
+            resolve(&Method::POST, "/api/chats/messages/chat/stream/abc/", true).expect_err("post");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 
@@ -348,20 +335,20 @@ mod tests {
         ] {
             for method in [Method::GET, Method::HEAD] {
                 assert_eq!(
-                    resolve_with_widget(&method, path, true).expect("route"),
+                    resolve(&method, path, true).expect("route"),
                     Endpoint::Asset(asset),
                     "{path}"
                 );
             }
-            let e = resolve_with_widget(&Method::POST, path, true).expect_err("post");
+            let e = resolve(&Method::POST, path, true).expect_err("post");
             assert_eq!(e.code(), ErrorCode::MethodNotAllowed, "{path}");
             for method in [Method::GET, Method::POST, Method::OPTIONS] {
-                let e = resolve_with_widget(&method, path, false).expect_err("off");
+                let e = resolve(&method, path, false).expect_err("off");
                 assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
             }
         }
         assert_eq!(
-            resolve_with_widget(&Method::GET, "/healthz", false).expect("route"),
+            resolve(&Method::GET, "/healthz", false).expect("route"),
             Endpoint::Healthz
         );
     }
@@ -373,7 +360,7 @@ mod tests {
             let path = template.replace(['{', '}'], "");
             for method in &methods {
                 let method = Method::from_bytes(method.as_bytes()).expect("method");
-                assert!(resolve(&method, &path).is_ok(), "{method} {template}");
+                assert!(resolve(&method, &path, true).is_ok(), "{method} {template}");
             }
         }
     }
@@ -381,9 +368,9 @@ mod tests {
     #[test]
     fn options_is_a_preflight_on_known_routes() {
         assert_eq!(
-            resolve(&Method::OPTIONS, "/api/chats/messages/chat/stream/").expect("route"),
+            resolve(&Method::OPTIONS, "/api/chats/messages/chat/stream/", true).expect("route"),
             Endpoint::Preflight("GET, POST, OPTIONS")
         );
-        assert!(resolve(&Method::OPTIONS, "/nope").is_err());
+        assert!(resolve(&Method::OPTIONS, "/nope", true).is_err());
     }
 }

@@ -129,6 +129,16 @@ impl ChatService {
         }
     }
 
+    /// Whether any per-session quota is in force (then a transport resolves the
+    /// session before [`ChatService::admit`], so the quota is keyed by its UUID).
+    #[must_use]
+    pub fn limits_sessions(&self) -> bool {
+        self.admission.as_ref().is_some_and(|a| {
+            let p = a.policy();
+            p.chats_per_session.is_some() || p.messages_per_session.is_some()
+        })
+    }
+
     /// Succeeds when the store answers.
     ///
     /// # Errors

@@ -1,73 +1,37 @@
-//! `POST /messages/chat/` and the streamed variants `POST|GET /messages/chat/stream/`.
+//! `POST /messages/chat/`, the streamed variants `POST|GET /messages/chat/stream/`,
+//! and resuming and cancelling a streamed answer.
 //!
 //! Validation errors and failures known before the model is asked (missing or
 //! inactive session, store down) are JSON errors; once the stream has started, a
 //! failure is its last event.
 
-use bytes::Bytes;
-use colloquy_core::access::Operation;
-use colloquy_core::ratelimit::Action;
-use colloquy_core::{validate, NewMessage, Resume, ResumePoint, ServiceError, ValidationError};
-use http::request::Parts;
+use colloquy_core::access::{AccessMode, Caller};
+use colloquy_core::{NewMessage, Resume, ResumePoint, ServiceError, SessionRef};
 use http::StatusCode;
 use uuid::Uuid;
 
 use crate::app::App;
 use crate::caller::Visitor;
 use crate::error::ApiError;
-use crate::idempotency::{self, Guard};
-use crate::{body, json, query, sse, Response};
-
-/// The access check and rate limits of a chat turn.
-async fn allow_chat(app: &App, v: &Visitor, new: &NewMessage) -> Result<(), ApiError> {
-    app.allow(
-        v,
-        Operation::Chat(&new.session),
-        Some(Action::Chat(&new.session)),
-    )
-    .await
-}
+use crate::idempotency::{self, Ticket};
+use crate::{json, sse, Response};
 
 /// `POST /messages/chat/` → 200 `{response, session_id, message_id, response_id}`.
-pub(super) async fn chat<B>(
+pub(super) async fn chat(
     app: &App,
-    v: &Visitor,
-    parts: &Parts,
-    body: B,
-) -> Result<Response, ApiError>
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    let value = body::read_json(&parts.headers, body, app.config.max_body_bytes).await?;
-    let new = validate::chat_request(&value, app.service.limits())?;
-    allow_chat(app, v, &new).await?;
-    let ticket = match idempotency::begin(app, v, parts, &value).await? {
-        Guard::Replay(response) => return Ok(response),
-        Guard::Proceed(ticket) => ticket,
-    };
+    new: NewMessage,
+    ticket: Option<Ticket>,
+) -> Result<Response, ApiError> {
     let reply = app.service.chat(new).await?;
     Ok(idempotency::respond(ticket, StatusCode::OK, &reply).await)
 }
 
 /// `POST /messages/chat/stream/` → 200 `text/event-stream`.
-pub(super) async fn stream_post<B>(
+pub(super) async fn stream_post(
     app: &App,
-    v: &Visitor,
-    parts: &Parts,
-    body: B,
-) -> Result<Response, ApiError>
-where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
-    let value = body::read_json(&parts.headers, body, app.config.max_body_bytes).await?;
-    let new = validate::chat_request(&value, app.service.limits())?;
-    allow_chat(app, v, &new).await?;
-    let ticket = match idempotency::begin(app, v, parts, &value).await? {
-        Guard::Replay(response) => return Ok(response),
-        Guard::Proceed(ticket) => ticket,
-    };
+    new: NewMessage,
+    ticket: Option<Ticket>,
+) -> Result<Response, ApiError> {
     let stream = app.service.chat_stream(new).await?;
     if let Some(ticket) = ticket {
         ticket.stream(stream.response_id).await;
@@ -76,58 +40,33 @@ where
 }
 
 /// `GET /messages/chat/stream/?session_id=...&message=...` (for `EventSource`).
-///
-/// With `Last-Event-ID` it is an `EventSource` reconnecting: it resumes the answer
-/// the id names (or the session's running one) and never stores the message again.
-pub(super) async fn stream_get(
-    app: &App,
-    v: &Visitor,
-    parts: &Parts,
-) -> Result<Response, ApiError> {
-    let new = validate::chat_query(&query::pairs(&parts.uri)?, app.service.limits())?;
-    if let Some(after) = last_event_id(parts)? {
-        app.allow(v, Operation::Chat(&new.session), None).await?;
-        let resumed = match after.response {
-            Some(response) => {
-                let session = app.service.get_session(&new.session).await?;
-                let resumed = app.service.resume(response, Some(after)).await?;
-                if let Resume::Stream(stream) = &resumed {
-                    if stream.session_id != session.session_id {
-                        return Err(ServiceError::MessageNotFound.into());
-                    }
-                }
-                resumed
-            }
-            None => app.service.attach(&new.session, Some(after)).await?,
-        };
-        return Ok(resumed_response(app, resumed));
-    }
-    allow_chat(app, v, &new).await?;
+pub(super) async fn stream_get(app: &App, new: NewMessage) -> Result<Response, ApiError> {
     let stream = app.service.chat_stream(new).await?;
     Ok(sse::response(stream, app.config.sse_keep_alive))
 }
 
-/// The client's resume point: the `Last-Event-ID` header, or `?last_event_id=`.
-fn last_event_id(parts: &Parts) -> Result<Option<ResumePoint>, ApiError> {
-    let header = parts
-        .headers
-        .get("last-event-id")
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
-    let query = query::pairs(&parts.uri)?
-        .into_iter()
-        .rev()
-        .find(|(k, _)| k == "last_event_id")
-        .map(|(_, v)| v);
-    match header.or(query).filter(|v| !v.trim().is_empty()) {
-        None => Ok(None),
-        Some(id) => ResumePoint::parse(&id).map(Some).ok_or_else(|| {
-            ValidationError::invalid(
-                "last_event_id",
-                "must be an event id this server sent (<response_id>:<seq>:<end>) or a sequence number",
-            )
-            .into()
-        }),
-    }
+/// The chat stream `GET` with `Last-Event-ID`: an `EventSource` reconnecting. It
+/// resumes the answer the id names (or the session's running one) and never stores
+/// the message again.
+pub(super) async fn reconnect(
+    app: &App,
+    session: &SessionRef,
+    after: ResumePoint,
+) -> Result<Response, ApiError> {
+    let resumed = match after.response {
+        Some(response) => {
+            let session = app.service.get_session(session).await?;
+            let resumed = app.service.resume(response, Some(after)).await?;
+            if let Resume::Stream(stream) = &resumed {
+                if stream.session_id != session.session_id {
+                    return Err(ServiceError::MessageNotFound.into());
+                }
+            }
+            resumed
+        }
+        None => app.service.attach(session, Some(after)).await?,
+    };
+    Ok(resumed_response(app, resumed))
 }
 
 /// The events of a resume, or 204 when the client has the whole answer (which also
@@ -139,44 +78,31 @@ fn resumed_response(app: &App, resumed: Resume) -> Response {
     }
 }
 
-/// A response id from the path; one that is not a UUID names no answer (404).
-fn response_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(id).map_err(|_| ApiError::from(ServiceError::MessageNotFound))
-}
-
 /// `GET /messages/chat/stream/{response_id}/` → the answer's events after
 /// `Last-Event-ID` (all of them without one), then the live ones to the end.
 pub(super) async fn resume(
     app: &App,
-    v: &Visitor,
-    id: &str,
-    parts: &Parts,
+    response: Uuid,
+    after: Option<ResumePoint>,
 ) -> Result<Response, ApiError> {
-    app.allow(v, Operation::ByMessageId, None).await?;
-    let response = response_id(id)?;
-    let after = last_event_id(parts)?;
-    if after
-        .and_then(|p| p.response)
-        .is_some_and(|r| r != response)
-    {
-        return Err(ValidationError::invalid(
-            "last_event_id",
-            "names another response than the path",
-        )
-        .into());
-    }
     let resumed = app.service.resume(response, after).await?;
     Ok(resumed_response(app, resumed))
 }
 
 /// `POST /messages/chat/stream/{response_id}/cancel/` → 202: the generation stops
-/// wherever it runs; 409 `response_complete` when it already ended.
-pub(super) async fn cancel(app: &App, v: &Visitor, id: &str) -> Result<Response, ApiError> {
-    app.allow(v, Operation::ByMessageId, None).await?;
-    let response = response_id(id)?;
-    app.service.cancel(response).await?;
-    Ok(json::response(
-        StatusCode::ACCEPTED,
-        &serde_json::json!({"response_id": response, "status": "cancelling"}),
-    ))
+/// wherever it runs; 409 `response_complete` when it already ended — except to a
+/// visitor in `public` mode, who gets 404 for an ended answer as for an unknown id, so
+/// cancel does not confirm that an id exists.
+pub(super) async fn cancel(app: &App, v: &Visitor, response: Uuid) -> Result<Response, ApiError> {
+    let public_visitor = app.config.access == AccessMode::Public && v.caller == Caller::Visitor;
+    match app.service.cancel(response).await {
+        Ok(()) => Ok(json::response(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({"response_id": response, "status": "cancelling"}),
+        )),
+        Err(ServiceError::ResponseComplete) if public_visitor => {
+            Err(ServiceError::MessageNotFound.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -9,14 +9,14 @@ use crate::json;
 use crate::Response;
 
 /// 200 `{"status":"ok"}` whenever the process serves.
-pub(super) fn healthz() -> Response {
+pub(crate) fn healthz() -> Response {
     json::response(StatusCode::OK, &json!({"status": "ok"}))
 }
 
 /// 200 `{"status":"ready"}` when the store answers; otherwise 503 `store_unavailable`
 /// with `Retry-After`, whatever the store's failure (it is logged, aggregated by
 /// [`failure_log`](crate::failure_log)).
-pub(super) async fn readyz(app: &App) -> Response {
+pub(crate) async fn readyz(app: &App) -> Response {
     match app.service.ready().await {
         Ok(()) => json::response(StatusCode::OK, &json!({"status": "ready"})),
         Err(e) => {

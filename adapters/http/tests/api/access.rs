@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::support::client::full;
 use crate::support::{Reply, Setup, TestServer};
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = "test-admin-token-0123456789-abcdef";
 
 async fn server(access: AccessMode) -> TestServer {
     Setup {

@@ -9,6 +9,7 @@ mod support;
 
 mod access;
 mod chat;
+mod hostile;
 mod idempotency;
 mod limits;
 mod messages;

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::support::client::full;
 use crate::support::{Setup, TestServer};
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = "test-admin-token-0123456789-abcdef";
 
 fn per_minute(count: u32) -> Option<Quota> {
     Some(Quota {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_core::ports::{ChatModel, ChatStore};
-use colloquy_core::ratelimit::{Admission, RatePolicy};
+use colloquy_core::ratelimit::{Admission, RateLimiter, RatePolicy};
 use colloquy_core::{ChatService, Clock, EchoModel, ManualClock, ServiceConfig};
 use colloquy_http::HttpConfig;
 use colloquy_memory::MemoryStore;
@@ -26,8 +26,10 @@ pub struct Setup {
     pub config: HttpConfig,
     pub service: ServiceConfig,
     pub store: Option<Arc<dyn ChatStore>>,
-    /// Rate limits over a fresh in-memory limiter.
+    /// Rate limits over a fresh in-memory limiter (or `limiter`).
     pub rate_limits: Option<RatePolicy>,
+    /// The limiter `rate_limits` use, when not a fresh in-memory one.
+    pub limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl Default for Setup {
@@ -41,6 +43,7 @@ impl Default for Setup {
             service: ServiceConfig::default(),
             store: None,
             rate_limits: None,
+            limiter: None,
         }
     }
 }
@@ -85,7 +88,9 @@ impl TestServer {
             .model(setup.model)
             .config(setup.service);
         if let Some(policy) = setup.rate_limits {
-            let limiter = Arc::new(colloquy_memory::MemoryRateLimiter::new());
+            let limiter = setup
+                .limiter
+                .unwrap_or_else(|| Arc::new(colloquy_memory::MemoryRateLimiter::new()));
             builder = builder.rate_limits(Admission::new(limiter, policy));
         }
         let service = builder.build();
