@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -26,6 +26,7 @@ use crate::session::{
     generate_session_id, NewSession, Page, Retention, Session, SessionFilter, SessionPatch,
     SessionRef,
 };
+use crate::slots::{GenerationSlot, GenerationSlots, SlotLimits};
 use crate::streams::{CancelOutcome, LocalStreamLog, StreamLog, StreamMeta};
 use crate::validate::{self, Limits};
 
@@ -47,6 +48,13 @@ pub struct ServiceConfig {
     /// How many generations may run at once in this service; beyond, chat answers
     /// 503 `busy` at once instead of queueing. `None` (the default): no limit.
     pub max_generations: Option<usize>,
+    /// How many of them one client may hold (as the transport counts clients: an
+    /// IPv4 address, an IPv6 /64); beyond, 503 `busy`. `None` (the default): no
+    /// share. See [`crate::slots`].
+    pub max_generations_per_client: Option<usize>,
+    /// How many generations one session may have at once; beyond, 503 `busy`.
+    /// `None` (the default): no share.
+    pub max_generations_per_session: Option<usize>,
 }
 
 impl Default for ServiceConfig {
@@ -58,6 +66,8 @@ impl Default for ServiceConfig {
             retention: Retention::default(),
             max_session_ttl: chrono::Duration::days(30),
             max_generations: None,
+            max_generations_per_client: None,
+            max_generations_per_session: None,
         }
     }
 }
@@ -162,8 +172,8 @@ pub struct ChatService {
     deps: Arc<Deps>,
     config: ServiceConfig,
     generations: TaskTracker,
-    /// Generation slots, when `config.max_generations` limits them.
-    slots: Option<Arc<Semaphore>>,
+    /// Generation slots, under `config.max_generations` and its shares.
+    slots: Arc<GenerationSlots>,
     /// Rate limits, when set with [`ChatService::with_rate_limits`].
     admission: Option<Admission>,
     /// Cancel switches of the generations running in this process.
@@ -295,7 +305,11 @@ impl ChatService {
             idempotency: Arc::new(LocalIdempotency::new()),
             config,
             generations: TaskTracker::new(),
-            slots: config.max_generations.map(|n| Arc::new(Semaphore::new(n))),
+            slots: Arc::new(GenerationSlots::new(SlotLimits {
+                total: config.max_generations,
+                per_client: config.max_generations_per_client,
+                per_session: config.max_generations_per_session,
+            })),
             admission: None,
             shutdown: CancellationToken::new(),
             knowledge: None,
@@ -631,11 +645,17 @@ impl ChatService {
 
     /// Takes a generation slot, before anything is stored: a full service answers
     /// `busy` and the client may retry without leaving a question behind.
-    fn generation_slot(&self) -> Result<Option<OwnedSemaphorePermit>, ServiceError> {
+    /// `client` and the session (by UUID when the reference is one) have their shares.
+    fn generation_slot(
+        &self,
+        client: Option<IpAddr>,
+        session: &SessionRef,
+    ) -> Result<GenerationSlot, ServiceError> {
+        let key = session
+            .uuid()
+            .map_or_else(|| session.as_str().to_owned(), |u| u.to_string());
         self.slots
-            .as_ref()
-            .map(|slots| Arc::clone(slots).try_acquire_owned())
-            .transpose()
+            .try_acquire(client, &key)
             .map_err(|_| ServiceError::Busy)
     }
 
@@ -716,7 +736,20 @@ impl ChatService {
     /// `session_not_found`, `session_inactive`, `llm_unavailable`/`llm_timeout` (the
     /// user message stays stored), or a store failure.
     pub async fn chat(&self, new: NewMessage) -> Result<ChatReply, ServiceError> {
-        let slot = self.generation_slot()?;
+        self.chat_from(None, new).await
+    }
+
+    /// [`ChatService::chat`] for `client` (see
+    /// [`ServiceConfig::max_generations_per_client`]).
+    ///
+    /// # Errors
+    /// As [`ChatService::chat`].
+    pub async fn chat_from(
+        &self,
+        client: Option<IpAddr>,
+        new: NewMessage,
+    ) -> Result<ChatReply, ServiceError> {
+        let slot = self.generation_slot(client, &new.session)?;
         let generation = self.begin_chat(new).await?;
         let response = generation.response_id;
         let (publisher, _cancel, watcher) = self.begin_generation(&generation, None).await;
@@ -744,7 +777,20 @@ impl ChatService {
     /// # Errors
     /// `session_not_found`, `session_inactive`, or a store failure.
     pub async fn chat_stream(&self, new: NewMessage) -> Result<ChatStream, ServiceError> {
-        let slot = self.generation_slot()?;
+        self.chat_stream_from(None, new).await
+    }
+
+    /// [`ChatService::chat_stream`] for `client` (see
+    /// [`ServiceConfig::max_generations_per_client`]).
+    ///
+    /// # Errors
+    /// As [`ChatService::chat_stream`].
+    pub async fn chat_stream_from(
+        &self,
+        client: Option<IpAddr>,
+        new: NewMessage,
+    ) -> Result<ChatStream, ServiceError> {
+        let slot = self.generation_slot(client, &new.session)?;
         let generation = self.begin_chat(new).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let stream = ChatStream {

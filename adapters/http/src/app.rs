@@ -29,6 +29,8 @@ pub(crate) struct App {
     pub(crate) cors: Cors,
     /// The widget's files with their ETags (computed once, here).
     pub(crate) assets: Assets,
+    /// The caps on resumed streams open at once.
+    pub(crate) resumes: crate::sse::ResumeShares,
 }
 
 /// The text of a panic payload, when it has one.
@@ -64,7 +66,12 @@ impl App {
     /// The app for `service` with `config`.
     pub(crate) fn new(service: ChatService, config: HttpConfig) -> Self {
         let cors = Cors::new(&config.cors_origins);
+        let resumes = crate::sse::ResumeShares::new(
+            config.max_resumes_per_response,
+            config.max_resumes_per_ip,
+        );
         Self {
+            resumes,
             service,
             config,
             cors,

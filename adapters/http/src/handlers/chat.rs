@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::caller::Visitor;
 use crate::error::ApiError;
 use crate::idempotency::{self, Guard};
+use crate::shares::client_key;
 use crate::{body, json, query, sse, Response};
 
 /// The access check and rate limits of a chat turn.
@@ -46,7 +47,7 @@ where
         Guard::Replay(response) => return Ok(response),
         Guard::Proceed(ticket) => ticket,
     };
-    let reply = app.service.chat(new).await?;
+    let reply = app.service.chat_from(v.ip.map(client_key), new).await?;
     Ok(idempotency::respond(ticket, StatusCode::OK, &reply).await)
 }
 
@@ -68,7 +69,10 @@ where
         Guard::Replay(response) => return Ok(response),
         Guard::Proceed(ticket) => ticket,
     };
-    let stream = app.service.chat_stream(new).await?;
+    let stream = app
+        .service
+        .chat_stream_from(v.ip.map(client_key), new)
+        .await?;
     if let Some(ticket) = ticket {
         ticket.stream(stream.response_id).await;
     }
@@ -87,9 +91,11 @@ pub(super) async fn stream_get(
     let new = validate::chat_query(&query::pairs(&parts.uri)?, app.service.limits())?;
     if let Some(after) = last_event_id(parts)? {
         app.allow(v, Operation::Chat(&new.session), None).await?;
+        let mut hold = None;
         let resumed = match after.response {
             Some(response) => {
                 let session = app.service.get_session(&new.session).await?;
+                hold = Some(app.resumes.take(response, v.ip)?);
                 let resumed = app.service.resume(response, Some(after)).await?;
                 if let Resume::Stream(stream) = &resumed {
                     if stream.session_id != session.session_id {
@@ -100,10 +106,13 @@ pub(super) async fn stream_get(
             }
             None => app.service.attach(&new.session, Some(after)).await?,
         };
-        return Ok(resumed_response(app, resumed));
+        return resumed_response(app, v, resumed, hold);
     }
     allow_chat(app, v, &new).await?;
-    let stream = app.service.chat_stream(new).await?;
+    let stream = app
+        .service
+        .chat_stream_from(v.ip.map(client_key), new)
+        .await?;
     Ok(sse::response(stream, app.config.sse_keep_alive))
 }
 
@@ -132,10 +141,24 @@ fn last_event_id(parts: &Parts) -> Result<Option<ResumePoint>, ApiError> {
 
 /// The events of a resume, or 204 when the client has the whole answer (which also
 /// tells an `EventSource` to stop reconnecting).
-fn resumed_response(app: &App, resumed: Resume) -> Response {
+/// A resume holds a place under the caps on resumes per response and per client
+/// (429 `too_many_streams` when one is full) until its stream ends: `hold`, taken
+/// before the resume when the response was known, or taken here.
+fn resumed_response(
+    app: &App,
+    v: &Visitor,
+    resumed: Resume,
+    hold: Option<sse::ResumeHold>,
+) -> Result<Response, ApiError> {
     match resumed {
-        Resume::Stream(stream) => sse::response(stream, app.config.sse_keep_alive),
-        Resume::Finished => json::empty(StatusCode::NO_CONTENT),
+        Resume::Stream(stream) => {
+            let hold = match hold {
+                Some(hold) => hold,
+                None => app.resumes.take(stream.response_id, v.ip)?,
+            };
+            Ok(sse::resumed(stream, app.config.sse_keep_alive, hold))
+        }
+        Resume::Finished => Ok(json::empty(StatusCode::NO_CONTENT)),
     }
 }
 
@@ -165,8 +188,9 @@ pub(super) async fn resume(
         )
         .into());
     }
+    let hold = app.resumes.take(response, v.ip)?;
     let resumed = app.service.resume(response, after).await?;
-    Ok(resumed_response(app, resumed))
+    resumed_response(app, v, resumed, Some(hold))
 }
 
 /// `POST /messages/chat/stream/{response_id}/cancel/` → 202: the generation stops
