@@ -212,25 +212,33 @@ async fn a_dripping_body_is_answered_once_it_falls_behind_the_rate() {
     let head = "POST /api/chats/messages/ HTTP/1.1\r\nHost: t\r\n\
                 Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n";
     stream.write_all(head.as_bytes()).await.expect("head");
-    let mut answer = [0_u8; 12];
-    let read = async {
+    let (mut reader, mut writer) = stream.into_split();
+    let drip = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
-        let mut got = 0;
         loop {
-            tokio::select! {
-                n = stream.read(&mut answer[got..]) => {
-                    got += n.expect("read");
-                    if got == answer.len() || n.is_ok_and(|n| n == 0) { return got; }
-                }
-                _ = tick.tick() => { let _ = stream.write_all(b" ").await; }
+            tick.tick().await;
+            if writer.write_all(b" ").await.is_err() {
+                return;
             }
         }
+    });
+    let mut answer = [0_u8; 12];
+    let read = async {
+        let mut got = 0;
+        while got < answer.len() {
+            match reader.read(&mut answer[got..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
     };
     let got = tokio::time::timeout(Duration::from_secs(30), read)
         .await
         .expect("answered long before the 60 s body timeout");
     let elapsed = started.elapsed();
     println!("a body dripping at 20 B/s: answered after {elapsed:?}");
+    drip.abort();
     assert_eq!(&answer[..got], b"HTTP/1.1 408");
     server.stop();
 }
@@ -299,6 +307,7 @@ async fn unread_resumes_are_bounded_and_closed_after_the_write_timeout() {
         assert_eq!(&status, b"HTTP/1.1 200");
         streams.push(stream);
     }
+    let opened_after = started.elapsed();
     let mut peak = before;
     wait_until(DEADLINE, "the server closed the unread streams", || {
         peak = peak.max(rss_kb(&server));
@@ -318,8 +327,9 @@ async fn unread_resumes_are_bounded_and_closed_after_the_write_timeout() {
     }
     println!(
         "unread resumes: {RESUMES} of a {}-event answer; RSS {before} kB before, {peak} kB at \
-         peak (+{} kB), {after} kB after; all closed {closed_after:?} after the first opened; \
-         {received} bytes reached the clients, {complete} complete",
+         peak (+{} kB), {after} kB after; opened in {opened_after:?}, all closed \
+         {closed_after:?} after the first opened; {received} bytes reached the clients, \
+         {complete} complete",
         all.len(),
         peak - before
     );

@@ -165,15 +165,20 @@ impl hyper::body::Body for Tracked {
 }
 
 /// Resolves once no request has been in flight for `timeout`, or for `first` before
-/// the first request (a peer that connects and sends no request is let go soon).
-async fn idle_for(in_flight: &mut watch::Receiver<Requests>, first: Duration, timeout: Duration) {
+/// the first request (a peer that connects and sends no request is let go soon);
+/// with whether a request ever started.
+async fn idle_for(
+    in_flight: &mut watch::Receiver<Requests>,
+    first: Duration,
+    timeout: Duration,
+) -> bool {
     loop {
         let requests = *in_flight.borrow_and_update();
         let idle = requests.open == 0;
         let timeout = if requests.started { timeout } else { first };
         let changed = if idle {
             match tokio::time::timeout(timeout, in_flight.changed()).await {
-                Err(_) => return,
+                Err(_) => return requests.started,
                 Ok(changed) => changed,
             }
         } else {
@@ -184,6 +189,16 @@ async fn idle_for(in_flight: &mut watch::Receiver<Requests>, first: Duration, ti
             std::future::pending::<()>().await;
         }
     }
+}
+
+/// Why [`serve`] stopped waiting on its connection.
+enum Ended<T> {
+    /// The connection ended by itself.
+    Done(T),
+    /// No request in flight for the idle timeout.
+    Idle,
+    /// The server shuts down.
+    Stop,
 }
 
 /// Serves one accepted connection until it ends; `permit` (a place under the
@@ -233,16 +248,31 @@ pub(crate) async fn serve(
         service,
     ));
     let ended = tokio::select! {
-        result = connection.as_mut() => Some(result),
-        () = idle_for(&mut in_flight, shared.first_request_timeout, shared.idle_timeout) => {
+        result = connection.as_mut() => Ended::Done(result),
+        started = idle_for(&mut in_flight, shared.first_request_timeout, shared.idle_timeout) => {
+            if !started {
+                // Nothing to finish: closed at once (an HTTP/2 graceful close would
+                // wait for the peer to answer a PING).
+                tracing::debug!(%peer, "closing a connection that started no request");
+                return;
+            }
             tracing::debug!(%peer, "closing an idle connection");
-            None
+            Ended::Idle
         }
-        _ = stop.wait_for(|stop| *stop) => None,
+        _ = stop.wait_for(|stop| *stop) => Ended::Stop,
     };
     let result = match ended {
-        Some(result) => result,
-        None => {
+        Ended::Done(result) => result,
+        Ended::Idle => {
+            // No request in flight: a peer that does not take part in the graceful
+            // close (HTTP/2 GOAWAY and PING) is dropped after a short while.
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(shared.first_request_timeout, connection).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+        Ended::Stop => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }
