@@ -44,6 +44,7 @@ pub mod ratelimit;
 mod resume;
 mod service;
 mod session;
+pub mod slots;
 pub mod streams;
 pub mod validate;
 

@@ -21,6 +21,27 @@ use crate::streams::{LogRead, LogState, StreamMeta};
 /// check runs at least this often).
 const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 
+/// Most events a follower holds at once; it reads the log again for the next ones.
+/// So a reader that reads nothing holds a page, not the whole answer.
+const PAGE_EVENTS: usize = 512;
+/// Most answer bytes a follower holds at once (a page has at least one event).
+const PAGE_BYTES: u64 = 32 * 1024;
+
+/// The first page of `events`: at most [`PAGE_EVENTS`] events and [`PAGE_BYTES`] of
+/// text (at least one event); the rest is dropped, to be read again later.
+fn page(events: impl IntoIterator<Item = ChatEvent>) -> VecDeque<ChatEvent> {
+    let mut bytes = 0_u64;
+    let mut page = VecDeque::new();
+    for event in events {
+        bytes = bytes.saturating_add(text_len(&event));
+        if !page.is_empty() && (page.len() >= PAGE_EVENTS || bytes > PAGE_BYTES) {
+            break;
+        }
+        page.push_back(event);
+    }
+    page
+}
+
 /// Where a client stopped, from its `Last-Event-ID` (see docs/API.md, "Event ids").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResumePoint {
@@ -86,11 +107,7 @@ pub(crate) fn from_log(deps: Arc<Deps>, read: LogRead, after: Option<ResumePoint
         .filter(|e| e.seq() < next)
         .map(text_len)
         .sum();
-    let pending: VecDeque<ChatEvent> = read
-        .events
-        .into_iter()
-        .filter(|e| e.seq() >= next)
-        .collect();
+    let pending = page(read.events.into_iter().filter(|e| e.seq() >= next));
     if pending.is_empty() && read.state == LogState::Complete {
         return Resume::Finished;
     }
@@ -146,7 +163,7 @@ fn follow(
                 code: ErrorCode::GenerationLost,
             };
             match streams.read(s.meta.response_id, s.next).await {
-                Ok(Some(read)) if !read.events.is_empty() => s.queue.extend(read.events),
+                Ok(Some(read)) if !read.events.is_empty() => s.queue = page(read.events),
                 Ok(Some(read)) if read.state == LogState::Running => {
                     streams
                         .changed(s.meta.response_id, s.next.saturating_sub(1), FOLLOW_WAIT)
@@ -253,5 +270,21 @@ mod tests {
         for bad in ["", "x", "1:2", "not-a-uuid:1:2", "1:2:3:4", "-1"] {
             assert_eq!(ResumePoint::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_page_is_bounded_by_events_and_bytes_but_never_empty() {
+        let chunks = |n: u64, len: usize| {
+            (0..n).map(move |seq| ChatEvent::Chunk {
+                seq,
+                text: "a".repeat(len),
+            })
+        };
+        assert_eq!(page(chunks(2000, 2)).len(), PAGE_EVENTS);
+        assert_eq!(page(chunks(100, 1024)).len(), 32, "32 KiB of 1 KiB chunks");
+        let big = page(chunks(3, 100_000));
+        assert_eq!(big.len(), 1, "one event even when larger than a page");
+        assert_eq!(big[0].seq(), 0);
+        assert!(page(chunks(0, 1)).is_empty());
     }
 }

@@ -209,6 +209,17 @@ pub(crate) struct Cli {
     #[arg(long, env = "COLLOQUY_MAX_GENERATIONS")]
     pub(crate) max_generations: Option<usize>,
 
+    /// Most answers generated at once for one client address (IPv6: one /64), a
+    /// share of --max-generations; beyond, 503 `busy`. `0` for no share (public
+    /// default 8).
+    #[arg(long, env = "COLLOQUY_MAX_GENERATIONS_PER_IP")]
+    pub(crate) max_generations_per_ip: Option<usize>,
+
+    /// Most answers generated at once in one session; beyond, 503 `busy`. `0` for
+    /// no share (public default 2).
+    #[arg(long, env = "COLLOQUY_MAX_GENERATIONS_PER_SESSION")]
+    pub(crate) max_generations_per_session: Option<usize>,
+
     /// The longest a session may live: a later `expires_at` is refused with 400.
     #[arg(long, env = "COLLOQUY_MAX_SESSION_TTL", default_value = "30d", value_parser = duration::parse)]
     pub(crate) max_session_ttl: Duration,
@@ -262,6 +273,39 @@ pub(crate) struct Cli {
     /// 408 `request_timeout`.
     #[arg(long, env = "COLLOQUY_BODY_READ_TIMEOUT", default_value = "30s", value_parser = duration::parse)]
     pub(crate) body_read_timeout: Duration,
+
+    /// After --body-rate-grace, the least a request body must average in bytes per
+    /// second; one that falls behind is answered 408 request_timeout. 0: off.
+    #[arg(long, env = "COLLOQUY_MIN_BODY_RATE", default_value_t = HttpConfig::DEFAULT_MIN_BODY_RATE)]
+    pub(crate) min_body_rate: u64,
+
+    /// How long a request body may take before --min-body-rate applies.
+    #[arg(long, env = "COLLOQUY_BODY_RATE_GRACE", default_value = "5s", value_parser = duration::parse)]
+    pub(crate) body_rate_grace: Duration,
+
+    /// How long a response (SSE streams included) may make no progress because the
+    /// client reads nothing; then the connection is closed (the answer is still
+    /// stored).
+    #[arg(long, env = "COLLOQUY_WRITE_TIMEOUT", default_value = "30s", value_parser = duration::parse)]
+    pub(crate) write_timeout: Duration,
+
+    /// Most connections open at once from one client address (IPv6: one /64;
+    /// --trusted-proxies exempt); another one is closed at once.
+    #[arg(long, env = "COLLOQUY_MAX_CONNECTIONS_PER_IP", default_value_t = HttpConfig::DEFAULT_MAX_CONNECTIONS_PER_IP,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_connections_per_ip: usize,
+
+    /// Most resumed streams of one response open at once; one more is 429
+    /// too_many_streams.
+    #[arg(long, env = "COLLOQUY_MAX_RESUMES_PER_RESPONSE", default_value_t = HttpConfig::DEFAULT_MAX_RESUMES_PER_RESPONSE,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_resumes_per_response: usize,
+
+    /// Most resumed streams open at once for one client address (IPv6: one /64);
+    /// one more is 429 too_many_streams.
+    #[arg(long, env = "COLLOQUY_MAX_RESUMES_PER_IP", default_value_t = HttpConfig::DEFAULT_MAX_RESUMES_PER_IP,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub(crate) max_resumes_per_ip: usize,
 
     /// How long a connection may stay open with no request in flight (an open SSE
     /// stream is one); then it is closed (HTTP/2: GOAWAY).
@@ -369,6 +413,10 @@ pub(crate) enum ConfigError {
 
 /// `--max-generations` with `--access public` when not given.
 const DEFAULT_PUBLIC_MAX_GENERATIONS: usize = 64;
+/// `--max-generations-per-ip` in public mode when not set: an eighth of the slots.
+const DEFAULT_PUBLIC_MAX_GENERATIONS_PER_IP: usize = 8;
+/// `--max-generations-per-session` in public mode when not set.
+const DEFAULT_PUBLIC_MAX_GENERATIONS_PER_SESSION: usize = 2;
 
 /// A rate-limit flag: a quota, or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -435,11 +483,24 @@ impl Cli {
             Some(n) => Some(n),
             None => public.then_some(DEFAULT_PUBLIC_MAX_GENERATIONS),
         };
+        let share = |flag: Option<usize>, public_default: usize| match flag {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => public.then_some(public_default),
+        };
         let defaults = ServiceConfig::default();
         Ok(ServiceConfig {
             session_ttl,
             max_session_ttl,
             max_generations,
+            max_generations_per_client: share(
+                self.max_generations_per_ip,
+                DEFAULT_PUBLIC_MAX_GENERATIONS_PER_IP,
+            ),
+            max_generations_per_session: share(
+                self.max_generations_per_session,
+                DEFAULT_PUBLIC_MAX_GENERATIONS_PER_SESSION,
+            ),
             retention: self.retention,
             limits: Limits {
                 max_message_bytes: self.max_message_bytes,
@@ -511,6 +572,7 @@ impl Cli {
             ("header-read-timeout", self.header_read_timeout),
             ("body-read-timeout", self.body_read_timeout),
             ("idle-timeout", self.idle_timeout),
+            ("write-timeout", self.write_timeout),
             ("http2-keep-alive-interval", self.http2_keep_alive_interval),
             ("http2-keep-alive-timeout", self.http2_keep_alive_timeout),
         ] {
@@ -545,6 +607,12 @@ impl Cli {
             header_read_timeout: self.header_read_timeout,
             body_read_timeout: self.body_read_timeout,
             idle_timeout: self.idle_timeout,
+            min_body_rate: self.min_body_rate,
+            body_rate_grace: self.body_rate_grace,
+            write_timeout: self.write_timeout,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_resumes_per_response: self.max_resumes_per_response,
+            max_resumes_per_ip: self.max_resumes_per_ip,
             http2_keep_alive_interval: self.http2_keep_alive_interval,
             http2_keep_alive_timeout: self.http2_keep_alive_timeout,
             metrics: colloquy_http::Metrics::default(),

@@ -33,6 +33,8 @@ pub(crate) struct App {
     pub(crate) assets: Assets,
     /// Failed authentications per client address.
     pub(crate) failed_auth: FailedAuth,
+    /// The caps on resumed streams open at once.
+    pub(crate) resumes: crate::sse::ResumeShares,
 }
 
 /// The text of a panic payload, when it has one.
@@ -65,7 +67,12 @@ impl App {
     /// The app for `service` with `config`.
     pub(crate) fn new(service: ChatService, config: HttpConfig) -> Self {
         let cors = Cors::new(&config.cors_origins);
+        let resumes = crate::sse::ResumeShares::new(
+            config.max_resumes_per_response,
+            config.max_resumes_per_ip,
+        );
         Self {
+            resumes,
             service,
             failed_auth: FailedAuth::new(config.failed_auth_quota),
             config,

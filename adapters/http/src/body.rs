@@ -2,8 +2,8 @@
 //!
 //! Rules, in order:
 //! 1. A `Content-Length` over the limit is refused at once with 413.
-//! 2. The body is read through [`Limited`]: once more than the limit has arrived,
-//!    reading stops and the answer is 413 `payload_too_large`.
+//! 2. Once more than the limit has arrived, reading stops and the answer is 413
+//!    `payload_too_large`.
 //! 3. An empty body stands for `{}` whatever its content type (so `POST /sessions/`
 //!    with no body creates a session; on other endpoints the required fields are then
 //!    reported missing).
@@ -19,7 +19,10 @@
 use bytes::Bytes;
 use colloquy_core::ErrorCode;
 use http::{header, HeaderMap};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::pin::pin;
+
+use http_body_util::BodyExt;
+use hyper::body::Buf;
 use serde_json::Value;
 
 use crate::deadline::BodyTimeout;
@@ -45,6 +48,12 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 /// Reads the body of a request with `headers` up to `limit` bytes.
+///
+/// Memory follows what the client actually sent: each frame is copied into one
+/// buffer that grows with the bytes received (never reserved from `Content-Length`)
+/// and dropped at once. Keeping hyper's frames instead (as `collect` does) would pin
+/// hyper's whole read buffer, 8 KiB, for every frame of a body that arrives a byte at
+/// a time: that multiplied memory thousands of times.
 pub(crate) async fn read<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, ApiError>
 where
     B: hyper::body::Body,
@@ -57,21 +66,34 @@ where
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
-        Err(e) => {
-            if let Some(timeout) = body_timeout(&*e) {
-                tracing::debug!("the request body did not arrive in time");
-                return Err(ApiError::request_timeout(timeout.0));
-            }
-            tracing::debug!(error = %e, "could not read the request body");
-            Err(ApiError::new(
-                ErrorCode::InvalidJson,
-                "the request body could not be read",
-            ))
+    let mut body = pin!(body);
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| unreadable(&e))?;
+        let Ok(mut data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len().saturating_add(data.remaining()) > limit {
+            return Err(too_large(limit));
+        }
+        while data.has_remaining() {
+            let chunk = data.chunk();
+            buf.extend_from_slice(chunk);
+            let n = chunk.len();
+            data.advance(n);
         }
     }
+    Ok(Bytes::from(buf))
+}
+
+/// The answer to a body that could not be read: 408 after its deadline, else 400.
+fn unreadable(e: &(dyn std::error::Error + 'static)) -> ApiError {
+    if let Some(timeout) = body_timeout(e) {
+        tracing::debug!("the request body did not arrive in time");
+        return ApiError::request_timeout(timeout.0);
+    }
+    tracing::debug!(error = %e, "could not read the request body");
+    ApiError::new(ErrorCode::InvalidJson, "the request body could not be read")
 }
 
 /// The [`BodyTimeout`] in `e`'s `source` chain, if any.

@@ -72,6 +72,30 @@ pub struct HttpConfig {
     /// its request head. On expiry the answer is 408 `request_timeout` and the
     /// connection is not reused. Default 30 s.
     pub body_read_timeout: Duration,
+    /// After `body_rate_grace`, the least a request body must average, in bytes per
+    /// second since its request head: one that falls behind is answered 408
+    /// `request_timeout` at once (a body dripped a byte at a time holds a connection
+    /// for seconds, not for the whole `body_read_timeout`). 0 turns the check off.
+    /// Default 1024 (1 KiB/s).
+    pub min_body_rate: u64,
+    /// How long a request body may take before `min_body_rate` applies. Default 5 s.
+    pub body_rate_grace: Duration,
+    /// How long a response (an SSE stream included) may make no progress at all
+    /// because the client reads nothing (its socket accepts no byte); then the
+    /// connection is closed. A generation whose stream is closed runs on and stores
+    /// its answer. Default 30 s.
+    pub write_timeout: Duration,
+    /// Most connections open at once from one client address (IPv6: one /64);
+    /// another one is closed at once, without a response. Peers listed in
+    /// `trusted_proxies` are exempt. Default 256.
+    pub max_connections_per_ip: usize,
+    /// Most resumes (`GET /messages/chat/stream/{response_id}/`, and `EventSource`
+    /// reconnections) streaming one response at once; one more is answered 429
+    /// `too_many_streams`. Default 16.
+    pub max_resumes_per_response: usize,
+    /// Most resumes streaming at once for one client address (IPv6: one /64); one
+    /// more is answered 429 `too_many_streams`. Default 32.
+    pub max_resumes_per_ip: usize,
     /// How long a connection may stay open with no request in flight (HTTP/1.1
     /// keep-alive, or HTTP/2 with no open stream); then it is closed gracefully
     /// (HTTP/2: `GOAWAY`). An open SSE stream is a request in flight. Default 60 s.
@@ -114,6 +138,18 @@ impl HttpConfig {
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
     /// The default `body_read_timeout`: 30 s.
     pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The default `min_body_rate`: 1 KiB/s.
+    pub const DEFAULT_MIN_BODY_RATE: u64 = 1024;
+    /// The default `body_rate_grace`: 5 s.
+    pub const DEFAULT_BODY_RATE_GRACE: Duration = Duration::from_secs(5);
+    /// The default `write_timeout`: 30 s.
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The default `max_connections_per_ip`: 256.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+    /// The default `max_resumes_per_response`: 16.
+    pub const DEFAULT_MAX_RESUMES_PER_RESPONSE: usize = 16;
+    /// The default `max_resumes_per_ip`: 32.
+    pub const DEFAULT_MAX_RESUMES_PER_IP: usize = 32;
     /// The default `idle_timeout`: 60 s.
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     /// The default `http2_keep_alive_interval`: 20 s.
@@ -141,6 +177,12 @@ impl Default for HttpConfig {
             first_byte_timeout: Self::DEFAULT_FIRST_BYTE_TIMEOUT,
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: Self::DEFAULT_BODY_READ_TIMEOUT,
+            min_body_rate: Self::DEFAULT_MIN_BODY_RATE,
+            body_rate_grace: Self::DEFAULT_BODY_RATE_GRACE,
+            write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            max_connections_per_ip: Self::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_resumes_per_response: Self::DEFAULT_MAX_RESUMES_PER_RESPONSE,
+            max_resumes_per_ip: Self::DEFAULT_MAX_RESUMES_PER_IP,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             http2_keep_alive_interval: Self::DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL,
             http2_keep_alive_timeout: Self::DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,

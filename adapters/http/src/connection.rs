@@ -4,17 +4,22 @@
 //!
 //! The limits, all hyper settings or timers around hyper, never protocol code:
 //! - first byte: a connection silent for `first_byte_timeout` after accept is closed
-//!   ([`FirstByteDeadline`]); until then hyper holds only its small protocol sniffer;
+//!   ([`TimedSocket`]); until then hyper holds only its small protocol sniffer;
+//! - first request: a connection that has not started a request `header_read_timeout`
+//!   after accept (an HTTP/2 peer that sent only its preface) is closed;
 //! - HTTP/1.1 request head: hyper's `header_read_timeout`, which also bounds the wait
 //!   for the next request on a keep-alive connection; request heads over
 //!   [`MAX_HEAD_BYTES`] (8 KiB) are refused by hyper (431);
-//! - request body: [`DeadlineBody`] (408 `request_timeout`);
+//! - request body: [`DeadlineBody`], in full within `body_read_timeout` and at
+//!   `min_body_rate` after a grace period (408 `request_timeout`);
+//! - writes: a write that cannot proceed for `write_timeout` (the client reads
+//!   nothing) closes the connection ([`TimedSocket`]), SSE streams included;
 //! - idle: no request in flight for `idle_timeout` → graceful close (HTTP/2 `GOAWAY`);
 //! - HTTP/2: keep-alive `PING`s, and flow-control windows and send buffers sized for
 //!   small JSON bodies and SSE, so that an idle or hostile peer pins little memory.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +34,9 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use crate::deadline::DeadlineBody;
-use crate::first_byte::FirstByteDeadline;
+use crate::deadline::{DeadlineBody, MinRate};
+use crate::first_byte::TimedSocket;
+use crate::shares::Share;
 use crate::{Api, HttpConfig};
 
 /// HTTP/1.1: hyper's read buffer may not grow past this, so a request head (request
@@ -58,7 +64,10 @@ pub(crate) struct Shared {
     builder: auto::Builder<TokioExecutor>,
     api: Api,
     first_byte_timeout: Duration,
+    first_request_timeout: Duration,
     body_read_timeout: Duration,
+    min_body_rate: MinRate,
+    write_timeout: Duration,
     idle_timeout: Duration,
 }
 
@@ -89,26 +98,42 @@ impl Shared {
             builder,
             api,
             first_byte_timeout: config.first_byte_timeout,
+            first_request_timeout: config.header_read_timeout,
             body_read_timeout: config.body_read_timeout,
+            min_body_rate: MinRate {
+                bytes_per_second: config.min_body_rate,
+                grace: config.body_rate_grace,
+            },
+            write_timeout: config.write_timeout,
             idle_timeout: config.idle_timeout,
         }
     }
 }
 
+/// A connection's requests: how many are in flight, and whether one ever started.
+#[derive(Debug, Clone, Copy, Default)]
+struct Requests {
+    open: usize,
+    started: bool,
+}
+
 /// Counts a request in flight from its start until its response body is dropped
 /// (written in full, or the stream ended).
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(Arc<watch::Sender<Requests>>);
 
 impl InFlight {
-    fn begin(count: &Arc<watch::Sender<usize>>) -> Self {
-        count.send_modify(|n| *n += 1);
+    fn begin(count: &Arc<watch::Sender<Requests>>) -> Self {
+        count.send_modify(|r| {
+            r.open += 1;
+            r.started = true;
+        });
         Self(count.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.send_modify(|r| r.open = r.open.saturating_sub(1));
     }
 }
 
@@ -139,13 +164,21 @@ impl hyper::body::Body for Tracked {
     }
 }
 
-/// Resolves once no request has been in flight for `timeout`.
-async fn idle_for(in_flight: &mut watch::Receiver<usize>, timeout: Duration) {
+/// Resolves once no request has been in flight for `timeout`, or for `first` before
+/// the first request (a peer that connects and sends no request is let go soon);
+/// with whether a request ever started.
+async fn idle_for(
+    in_flight: &mut watch::Receiver<Requests>,
+    first: Duration,
+    timeout: Duration,
+) -> bool {
     loop {
-        let idle = *in_flight.borrow_and_update() == 0;
+        let requests = *in_flight.borrow_and_update();
+        let idle = requests.open == 0;
+        let timeout = if requests.started { timeout } else { first };
         let changed = if idle {
             match tokio::time::timeout(timeout, in_flight.changed()).await {
-                Err(_) => return,
+                Err(_) => return requests.started,
                 Ok(changed) => changed,
             }
         } else {
@@ -158,6 +191,16 @@ async fn idle_for(in_flight: &mut watch::Receiver<usize>, timeout: Duration) {
     }
 }
 
+/// Why [`serve`] stopped waiting on its connection.
+enum Ended<T> {
+    /// The connection ended by itself.
+    Done(T),
+    /// No request in flight for the idle timeout.
+    Idle,
+    /// The server shuts down.
+    Stop,
+}
+
 /// Serves one accepted connection until it ends; `permit` (a place under the
 /// connection cap) is held until then. `stop` turns true when the server shuts
 /// down: the connection is shut down gracefully (one without a request yet is
@@ -167,13 +210,14 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, Option<Share<IpAddr>>),
 ) {
     let _permit = permit;
-    let (count, mut in_flight) = watch::channel(0_usize);
+    let (count, mut in_flight) = watch::channel(Requests::default());
     let count = Arc::new(count);
     let api = shared.api.clone();
     let body_read_timeout = shared.body_read_timeout;
+    let min_body_rate = shared.min_body_rate;
     let service = service_fn(move |request: http::Request<Incoming>| {
         let in_flight = InFlight::begin(&count);
         let api = api.clone();
@@ -181,7 +225,8 @@ pub(crate) async fn serve(
         // connection lives; this way it is only a pointer, and the future's memory
         // is freed as soon as the response has started (an SSE stream outlives it).
         Box::pin(async move {
-            let mut request = request.map(|body| DeadlineBody::new(body, body_read_timeout));
+            let mut request =
+                request.map(|body| DeadlineBody::new(body, body_read_timeout, min_body_rate));
             request.extensions_mut().insert(PeerAddr(peer));
             let response = api.handle(request).await;
             // The request is in flight until its body is dropped.
@@ -195,20 +240,39 @@ pub(crate) async fn serve(
         })
     });
     let mut connection = pin!(shared.builder.serve_connection(
-        TokioIo::new(FirstByteDeadline::new(stream, shared.first_byte_timeout)),
+        TokioIo::new(TimedSocket::new(
+            stream,
+            shared.first_byte_timeout,
+            shared.write_timeout
+        )),
         service,
     ));
     let ended = tokio::select! {
-        result = connection.as_mut() => Some(result),
-        () = idle_for(&mut in_flight, shared.idle_timeout) => {
+        result = connection.as_mut() => Ended::Done(result),
+        started = idle_for(&mut in_flight, shared.first_request_timeout, shared.idle_timeout) => {
+            if !started {
+                // Nothing to finish: closed at once (an HTTP/2 graceful close would
+                // wait for the peer to answer a PING).
+                tracing::debug!(%peer, "closing a connection that started no request");
+                return;
+            }
             tracing::debug!(%peer, "closing an idle connection");
-            None
+            Ended::Idle
         }
-        _ = stop.wait_for(|stop| *stop) => None,
+        _ = stop.wait_for(|stop| *stop) => Ended::Stop,
     };
     let result = match ended {
-        Some(result) => result,
-        None => {
+        Ended::Done(result) => result,
+        Ended::Idle => {
+            // No request in flight: a peer that does not take part in the graceful
+            // close (HTTP/2 GOAWAY and PING) is dropped after a short while.
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(shared.first_request_timeout, connection).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+        Ended::Stop => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }

@@ -65,6 +65,9 @@ pub(crate) enum Code {
     Api(ErrorCode),
     /// 408 `request_timeout`: the request body did not arrive in full in time.
     RequestTimeout,
+    /// 429 `too_many_streams`: the response, or the client, already has its most
+    /// resumes streaming at once.
+    TooManyStreams,
 }
 
 impl Code {
@@ -73,6 +76,7 @@ impl Code {
         match self {
             Self::Api(code) => status_for(code),
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -81,6 +85,7 @@ impl Code {
         match self {
             Self::Api(code) => code.as_str(),
             Self::RequestTimeout => "request_timeout",
+            Self::TooManyStreams => "too_many_streams",
         }
     }
 }
@@ -141,6 +146,14 @@ impl ApiError {
         }
     }
 
+    /// 429 `too_many_streams`, with `message` saying whose share is full.
+    pub(crate) fn too_many_streams(message: &str) -> Self {
+        Self {
+            code: Code::TooManyStreams,
+            ..Self::new(ErrorCode::RateLimited, message)
+        }
+    }
+
     /// 404 `not_found`: no route for the path.
     pub(crate) fn no_route() -> Self {
         Self::new(ErrorCode::NotFound, "no such endpoint")
@@ -189,6 +202,7 @@ impl ApiError {
         if matches!(
             self.code,
             Code::Api(ErrorCode::StoreUnavailable | ErrorCode::RateLimited | ErrorCode::Busy)
+                | Code::TooManyStreams
         ) {
             let secs = self.retry_after.unwrap_or(u64::from(RETRY_AFTER_SECS));
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

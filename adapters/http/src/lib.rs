@@ -115,6 +115,7 @@ mod query;
 mod request_id;
 mod router;
 mod server;
+mod shares;
 mod sse;
 mod static_files;
 

@@ -12,6 +12,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::accept::{Backoff, Throttle};
 use crate::connection::{self, Shared};
+use crate::shares::{client_key, Shares};
 use crate::{Api, HttpConfig};
 
 /// After the grace period, how long cancelled streams get to write their last event.
@@ -20,8 +21,10 @@ const FLUSH_AFTER_CANCEL: Duration = Duration::from_secs(2);
 /// Serves the API on `listener` until `shutdown` completes, then shuts down
 /// gracefully and returns.
 ///
-/// At most `config.max_connections` connections are open at once: one accepted over
-/// the cap is closed at once without a response, and the others are not affected.
+/// At most `config.max_connections` connections are open at once, and at most
+/// `config.max_connections_per_ip` from one client address (IPv6: one /64; trusted
+/// proxies exempt): one accepted over either cap is closed at once without a
+/// response, and the others are not affected.
 /// A failed `accept` (such as "too many open files") pauses the loop, 10 ms after
 /// the first failure and twice as long after each further one, up to 1 s; failures
 /// and refused connections are logged at most once a second, with their count.
@@ -50,6 +53,8 @@ where
     let mut backoff = Backoff::default();
     let mut accept_failures = Throttle::default();
     let mut refusals = Throttle::default();
+    let mut ip_refusals = Throttle::default();
+    let per_ip = Shares::new(config.max_connections_per_ip);
     let mut shutdown = pin!(shutdown);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, max_connections, "listening");
@@ -80,6 +85,23 @@ where
                 }
             }
         };
+        let ip = peer.ip();
+        let per_ip = if config.trusted_proxies.iter().any(|net| net.contains(&ip)) {
+            None
+        } else {
+            let Some(share) = per_ip.try_take(client_key(ip)) else {
+                drop(stream);
+                if let Some(count) = ip_refusals.record(Instant::now()) {
+                    tracing::warn!(
+                        count,
+                        max_connections_per_ip = config.max_connections_per_ip,
+                        "a client reached its connection share: its new connections closed"
+                    );
+                }
+                continue;
+            };
+            Some(share)
+        };
         let Ok(permit) = cap.clone().try_acquire_owned() else {
             drop(stream);
             if let Some(count) = refusals.record(Instant::now()) {
@@ -100,7 +122,7 @@ where
             peer,
             shared.clone(),
             stopped.clone(),
-            permit,
+            (permit, per_ip),
         ));
     }
     drop(listener);

@@ -21,6 +21,7 @@
 //! the generation itself runs on and stores the answer.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,6 +33,8 @@ use hyper::body::Frame;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::error::ApiError;
+use crate::shares::{client_key, Share, Shares};
 use crate::Response;
 
 /// The reconnection delay an `EventSource` is told to use, first thing.
@@ -200,12 +203,24 @@ pub(crate) fn byte_stream(
 /// does not stop the generation: the answer is still stored.
 #[must_use]
 pub fn response(stream: ChatStream, keep_alive: Duration) -> Response {
+    response_holding(stream, keep_alive, None)
+}
+
+/// [`response`], whose body keeps `hold` until it is dropped.
+fn response_holding(
+    stream: ChatStream,
+    keep_alive: Duration,
+    hold: Option<ResumeHold>,
+) -> Response {
     let ids = Ids {
         message_id: stream.message_id,
         response_id: stream.response_id,
     };
-    let frames = byte_stream(stream.events, ids, stream.offset, keep_alive)
-        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
+    let frames = byte_stream(stream.events, ids, stream.offset, keep_alive).map(move |bytes| {
+        // The body owns the hold: the places return when the stream is dropped.
+        let _hold = &hold;
+        Ok::<_, Infallible>(Frame::data(bytes))
+    });
     let mut response = http::Response::new(StreamBody::new(frames).boxed_unsync());
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -216,6 +231,54 @@ pub fn response(stream: ChatStream, keep_alive: Duration) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// The caps on resumes streaming at once: per response and per client address.
+#[derive(Debug)]
+pub(crate) struct ResumeShares {
+    per_response: Shares<Uuid>,
+    per_ip: Shares<IpAddr>,
+}
+
+/// The places a resume holds until its stream ends.
+#[derive(Debug)]
+pub(crate) struct ResumeHold {
+    _response: Share<Uuid>,
+    _ip: Option<Share<IpAddr>>,
+}
+
+impl ResumeShares {
+    /// At most `per_response` resumes of one response and `per_ip` of one client
+    /// address streaming at once.
+    pub(crate) fn new(per_response: usize, per_ip: usize) -> Self {
+        Self {
+            per_response: Shares::new(per_response),
+            per_ip: Shares::new(per_ip),
+        }
+    }
+
+    /// A place for a resume of `response` by a client at `ip` (unknown: only the
+    /// response's cap applies), or 429 `too_many_streams`.
+    pub(crate) fn take(&self, response: Uuid, ip: Option<IpAddr>) -> Result<ResumeHold, ApiError> {
+        let ip = match ip {
+            Some(ip) => Some(self.per_ip.try_take(client_key(ip)).ok_or_else(|| {
+                ApiError::too_many_streams("this client already has its most resumed streams open")
+            })?),
+            None => None,
+        };
+        let response = self.per_response.try_take(response).ok_or_else(|| {
+            ApiError::too_many_streams("this response already has its most resumed streams open")
+        })?;
+        Ok(ResumeHold {
+            _response: response,
+            _ip: ip,
+        })
+    }
+}
+
+/// [`response`] for a resumed stream, holding `hold` until the stream ends.
+pub(crate) fn resumed(stream: ChatStream, keep_alive: Duration, hold: ResumeHold) -> Response {
+    response_holding(stream, keep_alive, Some(hold))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use crate::slots::{GenerationSlots, SlotLimits};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -108,7 +108,11 @@ impl ChatServiceBuilder {
             }),
             config,
             generations: TaskTracker::new(),
-            slots: config.max_generations.map(|n| Arc::new(Semaphore::new(n))),
+            slots: Arc::new(GenerationSlots::new(SlotLimits {
+                total: config.max_generations,
+                per_client: config.max_generations_per_client,
+                per_session: config.max_generations_per_session,
+            })),
             admission: self.rate_limits,
             running: Arc::default(),
             idempotency: self

@@ -25,6 +25,13 @@ pub struct ServiceConfig {
     /// How many generations may run at once in this service; beyond, chat answers
     /// 503 `busy` at once instead of queueing. `None` (the default): no limit.
     pub max_generations: Option<usize>,
+    /// How many of them one client may hold (as the transport counts clients: an
+    /// IPv4 address, an IPv6 /64); beyond, 503 `busy`. `None` (the default): no
+    /// share. See [`crate::slots`].
+    pub max_generations_per_client: Option<usize>,
+    /// How many generations one session may have at once; beyond, 503 `busy`.
+    /// `None` (the default): no share.
+    pub max_generations_per_session: Option<usize>,
 }
 
 impl Default for ServiceConfig {
@@ -36,6 +43,8 @@ impl Default for ServiceConfig {
             retention: Retention::default(),
             max_session_ttl: chrono::Duration::days(30),
             max_generations: None,
+            max_generations_per_client: None,
+            max_generations_per_session: None,
         }
     }
 }

@@ -2,10 +2,11 @@
 //! generation slot, the lease/cancel watcher and the end of a generation; shutdown.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -20,6 +21,7 @@ use crate::model::{ContextMessage, ModelRequest};
 use crate::ports::Turn;
 use crate::resume::{self, Resume, ResumePoint};
 use crate::session::SessionRef;
+use crate::slots::GenerationSlot;
 use crate::streams::{CancelOutcome, StreamMeta};
 use crate::validate;
 
@@ -70,11 +72,17 @@ fn end_generation(
 impl ChatService {
     /// Takes a generation slot, before anything is stored: a full service answers
     /// `busy` and the client may retry without leaving a question behind.
-    fn generation_slot(&self) -> Result<Option<OwnedSemaphorePermit>, ServiceError> {
+    /// `client` and the session (by UUID when the reference is one) have their shares.
+    fn generation_slot(
+        &self,
+        client: Option<IpAddr>,
+        session: &SessionRef,
+    ) -> Result<GenerationSlot, ServiceError> {
+        let key = session
+            .uuid()
+            .map_or_else(|| session.as_str().to_owned(), |u| u.to_string());
         self.slots
-            .as_ref()
-            .map(|slots| Arc::clone(slots).try_acquire_owned())
-            .transpose()
+            .try_acquire(client, &key)
             .map_err(|_| ServiceError::Busy)
     }
 
@@ -155,7 +163,20 @@ impl ChatService {
     /// `session_not_found`, `session_inactive`, `llm_unavailable`/`llm_timeout` (the
     /// user message stays stored), or a store failure.
     pub async fn chat(&self, new: NewMessage) -> Result<ChatReply, ServiceError> {
-        let slot = self.generation_slot()?;
+        self.chat_from(None, new).await
+    }
+
+    /// [`ChatService::chat`] for `client` (see
+    /// [`ServiceConfig::max_generations_per_client`](crate::ServiceConfig::max_generations_per_client)).
+    ///
+    /// # Errors
+    /// As [`ChatService::chat`].
+    pub async fn chat_from(
+        &self,
+        client: Option<IpAddr>,
+        new: NewMessage,
+    ) -> Result<ChatReply, ServiceError> {
+        let slot = self.generation_slot(client, &new.session)?;
         let generation = self.begin_chat(new).await?;
         let response = generation.response_id;
         let (publisher, _cancel, watcher) = self.begin_generation(&generation, None).await;
@@ -183,7 +204,20 @@ impl ChatService {
     /// # Errors
     /// `session_not_found`, `session_inactive`, or a store failure.
     pub async fn chat_stream(&self, new: NewMessage) -> Result<ChatStream, ServiceError> {
-        let slot = self.generation_slot()?;
+        self.chat_stream_from(None, new).await
+    }
+
+    /// [`ChatService::chat_stream`] for `client` (see
+    /// [`ServiceConfig::max_generations_per_client`](crate::ServiceConfig::max_generations_per_client)).
+    ///
+    /// # Errors
+    /// As [`ChatService::chat_stream`].
+    pub async fn chat_stream_from(
+        &self,
+        client: Option<IpAddr>,
+        new: NewMessage,
+    ) -> Result<ChatStream, ServiceError> {
+        let slot = self.generation_slot(client, &new.session)?;
         let generation = self.begin_chat(new).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let stream = ChatStream {

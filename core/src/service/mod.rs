@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -43,8 +42,8 @@ pub struct ChatService {
     deps: Arc<Deps>,
     config: ServiceConfig,
     generations: TaskTracker,
-    /// Generation slots, when `config.max_generations` limits them.
-    slots: Option<Arc<Semaphore>>,
+    /// Generation slots, under `config.max_generations` and its shares.
+    slots: Arc<crate::slots::GenerationSlots>,
     /// Rate limits, when set with [`ChatServiceBuilder::rate_limits`].
     admission: Option<Admission>,
     /// Cancel switches of the generations running in this process.

@@ -14,25 +14,31 @@ use crate::app::App;
 use crate::caller::Visitor;
 use crate::error::ApiError;
 use crate::idempotency::{self, Ticket};
+use crate::shares::client_key;
 use crate::{json, sse, Response};
 
 /// `POST /messages/chat/` → 200 `{response, session_id, message_id, response_id}`.
 pub(super) async fn chat(
     app: &App,
+    v: &Visitor,
     new: NewMessage,
     ticket: Option<Ticket>,
 ) -> Result<Response, ApiError> {
-    let reply = app.service.chat(new).await?;
+    let reply = app.service.chat_from(v.ip.map(client_key), new).await?;
     Ok(idempotency::respond(ticket, StatusCode::OK, &reply).await)
 }
 
 /// `POST /messages/chat/stream/` → 200 `text/event-stream`.
 pub(super) async fn stream_post(
     app: &App,
+    v: &Visitor,
     new: NewMessage,
     ticket: Option<Ticket>,
 ) -> Result<Response, ApiError> {
-    let stream = app.service.chat_stream(new).await?;
+    let stream = app
+        .service
+        .chat_stream_from(v.ip.map(client_key), new)
+        .await?;
     if let Some(ticket) = ticket {
         ticket.stream(stream.response_id).await;
     }
@@ -40,8 +46,15 @@ pub(super) async fn stream_post(
 }
 
 /// `GET /messages/chat/stream/?session_id=...&message=...` (for `EventSource`).
-pub(super) async fn stream_get(app: &App, new: NewMessage) -> Result<Response, ApiError> {
-    let stream = app.service.chat_stream(new).await?;
+pub(super) async fn stream_get(
+    app: &App,
+    v: &Visitor,
+    new: NewMessage,
+) -> Result<Response, ApiError> {
+    let stream = app
+        .service
+        .chat_stream_from(v.ip.map(client_key), new)
+        .await?;
     Ok(sse::response(stream, app.config.sse_keep_alive))
 }
 
@@ -50,12 +63,15 @@ pub(super) async fn stream_get(app: &App, new: NewMessage) -> Result<Response, A
 /// the message again.
 pub(super) async fn reconnect(
     app: &App,
+    v: &Visitor,
     session: &SessionRef,
     after: ResumePoint,
 ) -> Result<Response, ApiError> {
+    let mut hold = None;
     let resumed = match after.response {
         Some(response) => {
             let session = app.service.get_session(session).await?;
+            hold = Some(app.resumes.take(response, v.ip)?);
             let resumed = app.service.resume(response, Some(after)).await?;
             if let Resume::Stream(stream) = &resumed {
                 if stream.session_id != session.session_id {
@@ -66,15 +82,29 @@ pub(super) async fn reconnect(
         }
         None => app.service.attach(session, Some(after)).await?,
     };
-    Ok(resumed_response(app, resumed))
+    resumed_response(app, v, resumed, hold)
 }
 
 /// The events of a resume, or 204 when the client has the whole answer (which also
 /// tells an `EventSource` to stop reconnecting).
-fn resumed_response(app: &App, resumed: Resume) -> Response {
+/// A resume holds a place under the caps on resumes per response and per client
+/// (429 `too_many_streams` when one is full) until its stream ends: `hold`, taken
+/// before the resume when the response was known, or taken here.
+fn resumed_response(
+    app: &App,
+    v: &Visitor,
+    resumed: Resume,
+    hold: Option<sse::ResumeHold>,
+) -> Result<Response, ApiError> {
     match resumed {
-        Resume::Stream(stream) => sse::response(stream, app.config.sse_keep_alive),
-        Resume::Finished => json::empty(StatusCode::NO_CONTENT),
+        Resume::Stream(stream) => {
+            let hold = match hold {
+                Some(hold) => hold,
+                None => app.resumes.take(stream.response_id, v.ip)?,
+            };
+            Ok(sse::resumed(stream, app.config.sse_keep_alive, hold))
+        }
+        Resume::Finished => Ok(json::empty(StatusCode::NO_CONTENT)),
     }
 }
 
@@ -82,11 +112,13 @@ fn resumed_response(app: &App, resumed: Resume) -> Response {
 /// `Last-Event-ID` (all of them without one), then the live ones to the end.
 pub(super) async fn resume(
     app: &App,
+    v: &Visitor,
     response: Uuid,
     after: Option<ResumePoint>,
 ) -> Result<Response, ApiError> {
+    let hold = app.resumes.take(response, v.ip)?;
     let resumed = app.service.resume(response, after).await?;
-    Ok(resumed_response(app, resumed))
+    resumed_response(app, v, resumed, Some(hold))
 }
 
 /// `POST /messages/chat/stream/{response_id}/cancel/` → 202: the generation stops

@@ -40,11 +40,13 @@ pub(crate) async fn run(
         Input::CreateMessage(new) => messages::create(app, new, ticket).await,
         Input::GetMessage(id) => messages::get(app, v, id).await,
         Input::DeleteMessage(id) => messages::delete(app, id).await,
-        Input::Chat(new) => chat::chat(app, new, ticket).await,
-        Input::ChatStream(new) => chat::stream_post(app, new, ticket).await,
-        Input::ChatStreamGet(new, None) => chat::stream_get(app, new).await,
-        Input::ChatStreamGet(new, Some(after)) => chat::reconnect(app, &new.session, after).await,
-        Input::Resume(response, after) => chat::resume(app, response, after).await,
+        Input::Chat(new) => chat::chat(app, v, new, ticket).await,
+        Input::ChatStream(new) => chat::stream_post(app, v, new, ticket).await,
+        Input::ChatStreamGet(new, None) => chat::stream_get(app, v, new).await,
+        Input::ChatStreamGet(new, Some(after)) => {
+            chat::reconnect(app, v, &new.session, after).await
+        }
+        Input::Resume(response, after) => chat::resume(app, v, response, after).await,
         Input::Cancel(response) => chat::cancel(app, v, response).await,
     }
 }
