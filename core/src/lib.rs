@@ -34,6 +34,7 @@ mod clock;
 pub mod context;
 mod echo;
 mod error;
+pub mod events;
 pub mod idempotency;
 pub mod knowledge;
 mod message;
@@ -52,6 +53,10 @@ pub use context::ContextBudget;
 pub use echo::EchoModel;
 pub use error::{
     BoxError, Entity, ErrorCode, ModelError, ServiceError, StoreError, TimeoutKind, ValidationError,
+};
+pub use events::{
+    EventKind, EventTopic, EventsError, LocalSessionEvents, SessionEvent, SessionEvents,
+    Subscription,
 };
 pub use knowledge::{
     DocumentInfo, KnowledgeBase, KnowledgeConfig, KnowledgeError, KnowledgeIngest, NewDocument,
