@@ -84,6 +84,9 @@ pub enum BenchError {
     /// A latency histogram could not be created.
     #[error("histogram: {0}")]
     Histogram(#[from] hdrhistogram::CreationError),
+    /// A session-events adapter failed (the `session_events` bench).
+    #[error("session events")]
+    Events(#[from] colloquy_core::EventsError),
     /// A load run produced errors where the orchestrator needs success (data set-up).
     #[error("{what}: {errors} of {requests} requests failed; first: {first}")]
     LoadFailed {

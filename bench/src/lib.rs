@@ -9,7 +9,8 @@
 //! - [`scenarios`]: the API scenarios and their data; [`sse_scale`]: many slow
 //!   streams held open at once; [`rtt`]: store round trips per API operation;
 //!   [`idle_flood`]: many silent connections held against a server (binary
-//!   `colloquy-idle-flood`);
+//!   `colloquy-idle-flood`); [`session_events`]: the `SessionEvents` port's
+//!   memory and latency (binary `colloquy-session-events`);
 //! - the `colloquy-bench` binary starts the servers and prints the markdown table.
 //!
 //! ```no_run
@@ -43,6 +44,7 @@ pub mod report;
 mod request;
 pub mod rtt;
 pub mod scenarios;
+pub mod session_events;
 pub mod sse;
 pub mod sse_scale;
 pub mod stats;

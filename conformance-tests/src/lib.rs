@@ -34,6 +34,7 @@
 //! [`TestStore::expires_physically`].
 
 pub mod contracts;
+pub use contracts::TestEvents;
 mod harness;
 pub mod model_based;
 
@@ -194,6 +195,42 @@ macro_rules! idempotency_contract_tests {
             concurrent_claims_of_one_key_have_exactly_one_winner,
             an_abandoned_claim_expires,
             a_result_expires,
+        );
+    };
+}
+
+/// Stamps every [`SessionEvents`](colloquy_core::SessionEvents) contract of
+/// [`contracts`] as a `#[test]` running under the contract deadline, given the path
+/// of an `async fn() -> Option<TestEvents>` factory.
+///
+/// ```
+/// use std::sync::Arc;
+/// use colloquy_conformance::{events_contract_tests, TestEvents};
+/// use colloquy_core::LocalSessionEvents;
+///
+/// async fn events() -> Option<TestEvents> {
+///     let events = Arc::new(LocalSessionEvents::with_capacity(8));
+///     Some(TestEvents::new(events.clone(), events, 8))
+/// }
+///
+/// events_contract_tests!(events);
+/// # fn main() {}
+/// ```
+///
+/// `events_contract_tests!(events; ignore { contract = "why" })` stamps the named
+/// contracts `#[ignore = "why"]`.
+#[macro_export]
+macro_rules! events_contract_tests {
+    ($factory:path $(; ignore { $($ignored:ident = $reason:literal),* $(,)? })?) => {
+        $crate::__contract_tests!(($) $factory; [$($($ignored = $reason),*)?];
+            an_event_published_after_subscribe_is_delivered,
+            one_publishers_events_arrive_in_order,
+            no_event_crosses_to_another_session,
+            every_subscriber_of_a_session_gets_every_event,
+            a_dropped_subscription_can_subscribe_again,
+            another_instance_sees_the_events,
+            a_subscriber_that_does_not_read_lags_and_ends,
+            a_severed_channel_interrupts_then_recovers,
         );
     };
 }

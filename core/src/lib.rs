@@ -35,6 +35,7 @@ pub mod context;
 mod deps;
 mod echo;
 mod error;
+pub mod events;
 pub mod idempotency;
 pub mod knowledge;
 mod message;
@@ -54,6 +55,10 @@ pub use context::ContextBudget;
 pub use echo::EchoModel;
 pub use error::{
     BoxError, Entity, ErrorCode, ModelError, ServiceError, StoreError, TimeoutKind, ValidationError,
+};
+pub use events::{
+    EventKind, EventTopic, EventsError, LocalSessionEvents, SessionEvent, SessionEvents,
+    Subscription,
 };
 pub use knowledge::{
     DocumentInfo, KnowledgeBase, KnowledgeConfig, KnowledgeError, KnowledgeIngest, NewDocument,

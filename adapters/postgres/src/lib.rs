@@ -181,6 +181,7 @@
 
 mod config;
 mod error;
+mod events;
 mod idempotency;
 mod rows;
 mod schema;
@@ -194,6 +195,7 @@ mod query_plans;
 
 pub use config::PostgresConfig;
 pub use error::ConnectError;
+pub use events::PostgresSessionEvents;
 pub use idempotency::PostgresIdempotency;
 pub use schema::SCHEMA_VERSION;
 pub use store::PostgresStore;

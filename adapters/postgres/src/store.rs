@@ -152,7 +152,7 @@ pub(crate) async fn query(
 }
 
 /// The driver configuration: the connection string plus our timeouts and schema.
-fn pg_config(config: &PostgresConfig) -> Result<tokio_postgres::Config, ConnectError> {
+pub(crate) fn pg_config(config: &PostgresConfig) -> Result<tokio_postgres::Config, ConnectError> {
     let mut pg: tokio_postgres::Config = config
         .url
         .parse()

@@ -277,6 +277,7 @@ mod codec;
 mod config;
 mod conn;
 mod error;
+mod events;
 mod idempotency;
 mod keys;
 mod limiter;
@@ -289,6 +290,7 @@ mod store;
 mod streams;
 
 pub use config::{ConnectError, RedisConfig};
+pub use events::RedisSessionEvents;
 pub use idempotency::RedisIdempotency;
 pub use limiter::RedisRateLimiter;
 pub use store::RedisStore;

@@ -52,7 +52,7 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-fn check_prefix(prefix: &str) -> Result<(), ConnectError> {
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), ConnectError> {
     if prefix.contains(['{', '}']) {
         return Err(ConnectError::InvalidPrefix(prefix.to_owned()));
     }
@@ -60,7 +60,7 @@ fn check_prefix(prefix: &str) -> Result<(), ConnectError> {
 }
 
 /// `host:port` becomes `redis://host:port`; URLs are kept.
-fn node_url(node: &str) -> String {
+pub(crate) fn node_url(node: &str) -> String {
     if node.contains("://") {
         node.to_owned()
     } else {

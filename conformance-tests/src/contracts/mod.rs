@@ -6,6 +6,9 @@
 //! [`IdempotencyStore`] port (taking a [`TestIdempotency`]).
 //!
 //! [`ChatStore`]: colloquy_core::ports::ChatStore
+//! The same for the [`SessionEvents`] port (taking a [`TestEvents`]).
+//!
+//! [`SessionEvents`]: colloquy_core::SessionEvents
 //! [`StreamLog`]: colloquy_core::streams::StreamLog
 //! [`IdempotencyStore`]: colloquy_core::idempotency::IdempotencyStore
 //! [`TestStreamLog`]: crate::TestStreamLog
@@ -25,6 +28,7 @@ use crate::TestStore;
 
 mod concurrency;
 mod cursors;
+mod events;
 mod expiry;
 mod idempotency;
 mod messages;
@@ -35,6 +39,7 @@ mod turns;
 
 pub use concurrency::*;
 pub use cursors::*;
+pub use events::*;
 pub use expiry::*;
 pub use idempotency::*;
 pub use messages::*;
