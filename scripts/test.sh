@@ -147,10 +147,16 @@ schema_fuzz() {
             break
         fi
         echo "-- schemathesis against $url ($store)"
-        # Two runs share the 300 s budget.
+        # Two runs share the 300 s budget. One worker: with two, hypothesis compiles
+        # code in two threads of one interpreter, and CPython before 3.11.8/3.12.2
+        # keeps the AST constructor's recursion depth in state shared by all threads
+        # (cpython gh-106905, fixed by GH-113035): a GC that releases the GIL in
+        # between gives `SystemError: AST constructor recursion depth mismatch` at
+        # random. One thread removes the race on every interpreter (and keeps the
+        # run's order of requests fixed by the seed).
         timeout --kill-after=10 150 "$st" run "$url/openapi.json" --url "$url" \
             --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
-            --phases coverage,fuzzing,stateful --max-examples 20 --seed 16 --workers 2 \
+            --phases coverage,fuzzing,stateful --max-examples 20 --seed 16 --workers 1 \
             --no-color || status=$?
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
