@@ -32,6 +32,10 @@
 //! locally and fail when `COLLOQUY_REQUIRE_SERVICES=1` (as in CI). A store whose
 //! backend removes expired data by itself declares it with
 //! [`TestStore::expires_physically`].
+//!
+//! The knowledge ports ([`KnowledgeBase`](colloquy_core::KnowledgeBase) and
+//! [`KnowledgeIngest`](colloquy_core::KnowledgeIngest)) have their contract in
+//! [`contracts::knowledge`], stamped by [`knowledge_contract_tests!`].
 
 pub mod contracts;
 mod harness;
@@ -46,6 +50,7 @@ pub use harness::{
 #[doc(hidden)]
 pub mod __private {
     pub use futures::future::FutureExt;
+    pub use tokio::time::timeout;
 }
 
 /// Stamps every contract of [`contracts`] as a `#[test]` running under the contract
@@ -195,6 +200,49 @@ macro_rules! idempotency_contract_tests {
             an_abandoned_claim_expires,
             a_result_expires,
         );
+    };
+}
+
+/// Stamps every knowledge-port contract of [`contracts::knowledge`] as a
+/// `#[tokio::test]` in a module `$name`, each under the contract deadline
+/// ([`contract_timeout`]); `$make` is an async fn returning a fresh, empty knowledge
+/// base (any type implementing both
+/// [`KnowledgeBase`](colloquy_core::KnowledgeBase) and
+/// [`KnowledgeIngest`](colloquy_core::KnowledgeIngest)). The adapter's tests need
+/// `tokio` with the `macros` feature.
+#[macro_export]
+macro_rules! knowledge_contract_tests {
+    ($name:ident, $make:ident) => {
+        mod $name {
+            $crate::knowledge_contract_tests!(@each $make;
+                exact_term_hit_ranks_first,
+                reingest_replaces_passages,
+                delete_removes,
+                k_is_respected,
+                case_and_diacritics_do_not_matter,
+                operators_are_plain_words,
+                documents_are_listed_by_id,
+            );
+        }
+    };
+    (@each $make:ident; $($contract:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $contract() {
+                let kb = super::$make().await;
+                let deadline = $crate::contract_timeout();
+                if $crate::__private::timeout(deadline, $crate::contracts::knowledge::$contract(&kb))
+                    .await
+                    .is_err()
+                {
+                    panic!(
+                        "{} did not finish within {:?}",
+                        ::core::stringify!($contract),
+                        deadline
+                    );
+                }
+            }
+        )*
     };
 }
 
