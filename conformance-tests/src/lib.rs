@@ -32,6 +32,10 @@
 //! locally and fail when `COLLOQUY_REQUIRE_SERVICES=1` (as in CI). A store whose
 //! backend removes expired data by itself declares it with
 //! [`TestStore::expires_physically`].
+//!
+//! The knowledge ports ([`KnowledgeBase`](colloquy_core::KnowledgeBase) and
+//! [`KnowledgeIngest`](colloquy_core::KnowledgeIngest)) have their contract in
+//! [`contracts::knowledge`], stamped by [`knowledge_contract_tests!`].
 
 pub mod contracts;
 pub use contracts::TestEvents;
@@ -47,6 +51,7 @@ pub use harness::{
 #[doc(hidden)]
 pub mod __private {
     pub use futures::future::FutureExt;
+    pub use tokio::time::timeout;
 }
 
 /// Stamps every contract of [`contracts`] as a `#[test]` running under the contract
@@ -232,6 +237,49 @@ macro_rules! events_contract_tests {
             a_subscriber_that_does_not_read_lags_and_ends,
             a_severed_channel_interrupts_then_recovers,
         );
+    };
+}
+
+/// Stamps every knowledge-port contract of [`contracts::knowledge`] as a
+/// `#[tokio::test]` in a module `$name`, each under the contract deadline
+/// ([`contract_timeout`]); `$make` is an async fn returning a fresh, empty knowledge
+/// base (any type implementing both
+/// [`KnowledgeBase`](colloquy_core::KnowledgeBase) and
+/// [`KnowledgeIngest`](colloquy_core::KnowledgeIngest)). The adapter's tests need
+/// `tokio` with the `macros` feature.
+#[macro_export]
+macro_rules! knowledge_contract_tests {
+    ($name:ident, $make:ident) => {
+        mod $name {
+            $crate::knowledge_contract_tests!(@each $make;
+                exact_term_hit_ranks_first,
+                reingest_replaces_passages,
+                delete_removes,
+                k_is_respected,
+                case_and_diacritics_do_not_matter,
+                operators_are_plain_words,
+                documents_are_listed_by_id,
+            );
+        }
+    };
+    (@each $make:ident; $($contract:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $contract() {
+                let kb = super::$make().await;
+                let deadline = $crate::contract_timeout();
+                if $crate::__private::timeout(deadline, $crate::contracts::knowledge::$contract(&kb))
+                    .await
+                    .is_err()
+                {
+                    panic!(
+                        "{} did not finish within {:?}",
+                        ::core::stringify!($contract),
+                        deadline
+                    );
+                }
+            }
+        )*
     };
 }
 

@@ -4,8 +4,9 @@
 //! A [`KnowledgeBase`] finds the passages of the site's documents that best match a
 //! query; a [`KnowledgeIngest`] (usually the same adapter) takes documents in. When a
 //! service has a knowledge base ([`ChatServiceBuilder::knowledge`]), every chat turn
-//! first searches it for the user's message (with the previous user message appended,
-//! so that "how much is it?" still finds what "it" was), puts the passages that fit
+//! first searches it for the user's message ([`retrieval_plan`]: the new message
+//! alone, and when it reads as a follow-up — "how much is it?" — also after the
+//! previous user message, so that "it" resolves), puts the passages that fit
 //! the context budget in the model request as one clearly delimited `system` message
 //! with instructions to cite them, and stores them as the answer's
 //! `metadata.sources` ([`Source`]). A failed search never fails the chat: the answer
@@ -222,27 +223,146 @@ impl Grounding {
     }
 }
 
-/// The longest previous user message appended to a retrieval query, in characters.
+/// The longest previous user message used to resolve a follow-up, in characters.
 const MAX_PREVIOUS_CHARS: usize = 500;
 
-/// The retrieval query for a turn: the new user message (the last of `recent`), after
-/// the previous user message when there is one, so references like "it" resolve.
-pub(crate) fn retrieval_query(recent: &[ChatMessage], current: &str) -> String {
+/// A message of at most this many words is read as a follow-up ("And Discord?").
+const FOLLOW_UP_MAX_WORDS: usize = 3;
+
+/// Words that point back at something said before: a message containing one is read
+/// as a follow-up. Possessives of the first person ("my", "our") are not among them:
+/// "Is my data encrypted?" is a question of its own.
+const ANAPHORA: &[&str] = &[
+    "it", "its", "it's", "they", "them", "their", "theirs", "that", "this", "those", "these",
+    "there", "then", "one", "ones", "same", "also", "too", "else", "instead",
+];
+
+/// Openings that continue the previous question ("And for Team?", "What about SMS?").
+const CONTINUATIONS: &[&[&str]] = &[&["and"], &["also"], &["what", "about"], &["how", "about"]];
+
+/// Weight of the search for the new message in [`retrieve`]'s fusion; the search that
+/// adds the previous user message has weight 1 minus this, so the new message ranks
+/// first and the previous turn only breaks ties and fills in references.
+pub const CURRENT_WEIGHT: f64 = 2.0 / 3.0;
+
+/// The `k` of reciprocal rank fusion in [`retrieve`] (the usual 60).
+const RRF_K: f64 = 60.0;
+
+/// Whether a user message reads as a follow-up of the previous one: it is very short
+/// (at most three words), opens with a continuation ("and", "what about"), or
+/// contains a word that points back ("it", "they", "that", ...). Case and
+/// punctuation do not matter.
+#[must_use]
+pub fn looks_like_follow_up(message: &str) -> bool {
+    let words: Vec<String> = message
+        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.replace('’', "'").to_lowercase())
+        .collect();
+    if words.is_empty() {
+        return false;
+    }
+    words.len() <= FOLLOW_UP_MAX_WORDS
+        || CONTINUATIONS
+            .iter()
+            .any(|opening| words.iter().take(opening.len()).eq(opening.iter()))
+        || words.iter().any(|w| ANAPHORA.contains(&w.as_str()))
+}
+
+/// The searches of one turn's retrieval, from [`retrieval_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrievalPlan {
+    /// The new user message: always searched, and ranked first.
+    pub current: String,
+    /// The previous user message followed by the new one, searched too when the new
+    /// message reads as a follow-up ([`looks_like_follow_up`]) of a previous one.
+    pub with_previous: Option<String>,
+}
+
+impl RetrievalPlan {
+    /// The searches for the new user message `current` after the user message
+    /// `previous` (if any): `current` alone, and, when it reads as a follow-up, the
+    /// first 500 characters of `previous` followed by `current`, so that "does it
+    /// include SSO?" still finds what "it" was. A new question on another topic is
+    /// searched alone, so the previous topic does not pull its pages up.
+    #[must_use]
+    pub fn new(previous: Option<&str>, current: &str) -> Self {
+        let with_previous = previous.filter(|_| looks_like_follow_up(current)).map(|p| {
+            let p: String = p.chars().take(MAX_PREVIOUS_CHARS).collect();
+            format!("{p}\n{current}")
+        });
+        Self {
+            current: current.to_owned(),
+            with_previous,
+        }
+    }
+}
+
+/// What a turn searches for ([`RetrievalPlan::new`]), given the session's `recent`
+/// messages, whose last user message is the new one, `current`.
+#[must_use]
+pub fn retrieval_plan(recent: &[ChatMessage], current: &str) -> RetrievalPlan {
     let previous = recent
         .iter()
         .rev()
         .filter(|m| m.role == Role::User)
         .nth(1)
-        .map(|m| {
-            m.message
-                .chars()
-                .take(MAX_PREVIOUS_CHARS)
-                .collect::<String>()
-        });
-    match previous {
-        Some(p) => format!("{p}\n{current}"),
-        None => current.to_owned(),
+        .map(|m| m.message.as_str());
+    RetrievalPlan::new(previous, current)
+}
+
+/// The one query of a single-search retrieval: the plan's query with the previous
+/// message when it has one, else the new message alone.
+pub(crate) fn retrieval_query(recent: &[ChatMessage], current: &str) -> String {
+    let plan = retrieval_plan(recent, current);
+    plan.with_previous.unwrap_or(plan.current)
+}
+
+/// A turn's retrieval: the `k` passages for the plan's new message, best first.
+///
+/// Searches the new message alone; when the plan has a follow-up query (the previous
+/// user message with the new one, [`RetrievalPlan::new`]), searches that too and
+/// merges the two lists by weighted reciprocal rank fusion, the new message's list
+/// weighing [`CURRENT_WEIGHT`]; a passage's score is then its fused score.
+///
+/// # Errors
+/// The first failed search.
+pub async fn retrieve(
+    base: &dyn KnowledgeBase,
+    plan: &RetrievalPlan,
+    k: usize,
+) -> Result<Vec<Passage>, KnowledgeError> {
+    let alone = base.search(&plan.current, k).await?;
+    let Some(with_previous) = &plan.with_previous else {
+        return Ok(alone);
+    };
+    let context = base.search(with_previous, k).await?;
+    Ok(fuse(
+        &[(CURRENT_WEIGHT, alone), (1.0 - CURRENT_WEIGHT, context)],
+        k,
+    ))
+}
+
+/// Weighted reciprocal rank fusion: each passage scores the sum over `lists` of
+/// `weight / (60 + rank)` (rank from 1); the best `k`, best first, ties in the order
+/// first seen.
+fn fuse(lists: &[(f64, Vec<Passage>)], k: usize) -> Vec<Passage> {
+    let mut fused: Vec<Passage> = Vec::new();
+    for (weight, list) in lists {
+        for (rank, passage) in list.iter().enumerate() {
+            let score = weight / (RRF_K + rank as f64 + 1.0);
+            match fused.iter_mut().find(|p| p.id == passage.id) {
+                Some(p) => p.score += score,
+                None => fused.push(Passage {
+                    score,
+                    ..passage.clone()
+                }),
+            }
+        }
     }
+    fused.sort_by(|a, b| b.score.total_cmp(&a.score));
+    fused.truncate(k);
+    fused
 }
 
 /// Passages below this many characters are not worth cutting down to.
@@ -352,17 +472,152 @@ mod tests {
     }
 
     #[test]
-    fn the_query_appends_the_previous_user_message() {
+    fn follow_ups_are_told_from_new_questions() {
+        for follow_up in [
+            "Does it include SSO?",
+            "And Discord?",
+            "What about planned maintenance?",
+            "Are backups too?",
+            "How do I verify they really come from you?",
+            "IT'S NOT WORKING, WHY",
+            "What\u{2019}s in that plan",
+        ] {
+            assert!(looks_like_follow_up(follow_up), "{follow_up}");
+        }
+        for new_question in [
+            "Is my data encrypted?",
+            "How do I connect Slack to my workspace?",
+            "Where is our monitoring data stored?",
+            "",
+            "?!",
+        ] {
+            assert!(!looks_like_follow_up(new_question), "{new_question}");
+        }
+    }
+
+    #[test]
+    fn the_previous_message_joins_only_a_follow_up() {
         let recent = [
             msg(Role::User, "What does the Team plan cost?"),
             msg(Role::Assistant, "40 euros."),
             msg(Role::User, "Does it include SSO?"),
         ];
+        let plan = retrieval_plan(&recent, "Does it include SSO?");
+        assert_eq!(plan.current, "Does it include SSO?");
+        assert_eq!(
+            plan.with_previous.as_deref(),
+            Some("What does the Team plan cost?\nDoes it include SSO?")
+        );
         assert_eq!(
             retrieval_query(&recent, "Does it include SSO?"),
             "What does the Team plan cost?\nDoes it include SSO?"
         );
-        assert_eq!(retrieval_query(&recent[2..], "Hi"), "Hi");
+        // A new topic is searched alone: the pricing question does not come along.
+        let switched = [
+            msg(Role::User, "How much does the Pro plan cost per month?"),
+            msg(Role::Assistant, "29 euros."),
+            msg(Role::User, "Is my data encrypted?"),
+        ];
+        let plan = retrieval_plan(&switched, "Is my data encrypted?");
+        assert_eq!(plan.with_previous, None);
+        assert_eq!(
+            retrieval_query(&switched, "Is my data encrypted?"),
+            "Is my data encrypted?"
+        );
+        // The first message of a session has nothing to follow.
+        assert_eq!(retrieval_plan(&recent[2..], "Does it?").with_previous, None);
+        // The previous message is cut to 500 characters.
+        let long = "w".repeat(800);
+        let plan = retrieval_plan(
+            &[msg(Role::User, &long), msg(Role::User, "And it?")],
+            "And it?",
+        );
+        assert_eq!(
+            plan.with_previous.map(|q| q.chars().count()),
+            Some(500 + 1 + "And it?".len())
+        );
+    }
+
+    /// A knowledge base that answers each query from a table.
+    struct Table(Vec<(&'static str, Vec<&'static str>)>);
+
+    #[async_trait]
+    impl KnowledgeBase for Table {
+        async fn search(&self, query: &str, k: usize) -> Result<Vec<Passage>, KnowledgeError> {
+            let ids = self
+                .0
+                .iter()
+                .find(|(q, _)| *q == query)
+                .map(|(_, ids)| ids.clone())
+                .ok_or_else(|| KnowledgeError::Invalid(format!("unexpected query {query:?}")))?;
+            Ok(ids
+                .into_iter()
+                .take(k)
+                .enumerate()
+                .map(|(n, id)| passage(id, id, 10.0 - n as f64))
+                .collect())
+        }
+    }
+
+    fn ids(passages: &[Passage]) -> Vec<&str> {
+        passages.iter().map(|p| p.id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn retrieval_ranks_by_the_new_message_and_resolves_with_the_previous() {
+        let previous = "How much does the Team plan cost?";
+        let base = Table(vec![
+            ("Is my data encrypted?", vec!["security", "faq"]),
+            (
+                "Does it include SSO?",
+                vec!["sso-blog", "pricing-business", "pricing-team"],
+            ),
+            (
+                "How much does the Team plan cost?\nDoes it include SSO?",
+                vec!["pricing-team", "pricing-business", "faq"],
+            ),
+        ]);
+        // A new question: one search, its own ranking and scores.
+        let recent = [
+            msg(Role::User, previous),
+            msg(Role::User, "Is my data encrypted?"),
+        ];
+        let got = retrieve(&base, &retrieval_plan(&recent, "Is my data encrypted?"), 5)
+            .await
+            .unwrap();
+        assert_eq!(ids(&got), ["security", "faq"]);
+        assert_eq!(got[0].score, 10.0);
+        // A follow-up: both searches, fused; what both lists hold comes first, and
+        // among the rest the new message's list outranks the previous turn's.
+        let recent = [
+            msg(Role::User, previous),
+            msg(Role::User, "Does it include SSO?"),
+        ];
+        let got = retrieve(&base, &retrieval_plan(&recent, "Does it include SSO?"), 4)
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&got),
+            ["pricing-business", "pricing-team", "sso-blog", "faq"]
+        );
+        let w = CURRENT_WEIGHT;
+        let expected = [
+            w / 62.0 + (1.0 - w) / 62.0,
+            w / 63.0 + (1.0 - w) / 61.0,
+            w / 61.0,
+        ];
+        for (p, e) in got.iter().zip(expected) {
+            assert!((p.score - e).abs() < 1e-12, "{}: {} vs {e}", p.id, p.score);
+        }
+        assert!(got.windows(2).all(|p| p[0].score >= p[1].score));
+        let got = retrieve(&base, &retrieval_plan(&recent, "Does it include SSO?"), 2)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2);
+        // A failed search fails the retrieval.
+        assert!(retrieve(&base, &RetrievalPlan::new(None, "Unknown?"), 5)
+            .await
+            .is_err());
     }
 
     #[test]

@@ -43,6 +43,7 @@ mod model;
 pub mod ports;
 pub mod ratelimit;
 mod resume;
+pub mod retry;
 mod service;
 mod session;
 pub mod slots;

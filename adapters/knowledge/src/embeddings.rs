@@ -3,10 +3,11 @@
 //! inference, ...), with the same settings style as the chat model adapter.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use colloquy_core::retry::{parse_retry_after, with_retries, Failure, RetryPolicy};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::json;
@@ -39,9 +40,12 @@ pub struct EmbeddingsConfig {
     pub connect_timeout: Duration,
     /// One whole request, response included. Default 60 s.
     pub request_timeout: Duration,
-    /// Attempts per request (connection failures, 429 and 5xx are retried with a
-    /// doubling backoff from 250 ms). Default 3.
-    pub max_attempts: u32,
+    /// When a failed request is tried again: connection failures, `429` and `5xx`
+    /// answers are retried (honouring `Retry-After` up to
+    /// [`RetryPolicy::max_retry_after`]), with the policy's backoff and jitter. The
+    /// same policy type as the chat model's. Default: 3 attempts, backoff from
+    /// 250 ms doubling up to 4 s.
+    pub retry: RetryPolicy,
 }
 
 impl Default for EmbeddingsConfig {
@@ -53,7 +57,7 @@ impl Default for EmbeddingsConfig {
             batch_size: 64,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
-            max_attempts: 3,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -67,7 +71,7 @@ impl fmt::Debug for EmbeddingsConfig {
             .field("batch_size", &self.batch_size)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
-            .field("max_attempts", &self.max_attempts)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -145,7 +149,7 @@ impl OpenAiEmbeddings {
     ///
     /// # Errors
     /// [`EmbeddingsError::Config`] for a base URL that is not http(s), an empty
-    /// model, a zero batch size or attempt count, or an API key that cannot be sent.
+    /// model, a zero batch size, retry settings out of range, or an API key that cannot be sent.
     pub fn new(config: EmbeddingsConfig) -> Result<Self, EmbeddingsError> {
         let bad = |field, reason: &str| EmbeddingsError::Config {
             field,
@@ -164,9 +168,10 @@ impl OpenAiEmbeddings {
         if config.batch_size == 0 {
             return Err(bad("batch_size", "must be at least 1"));
         }
-        if config.max_attempts == 0 {
-            return Err(bad("max_attempts", "must be at least 1"));
-        }
+        config
+            .retry
+            .validate()
+            .map_err(|e| bad(e.field(), e.reason()))?;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(key) = &config.api_key {
@@ -203,52 +208,60 @@ impl OpenAiEmbeddings {
 
     async fn request(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbeddingsError> {
         let body = json!({"model": self.config.model, "input": texts, "encoding_format": "float"});
-        let mut attempt = 1;
-        loop {
-            let sent = self
-                .client
-                .post(self.url.clone())
-                .headers(self.headers.clone())
-                .body(body.to_string())
-                .send()
-                .await;
-            let retryable = match sent {
-                Err(e) => {
-                    if attempt >= self.config.max_attempts {
-                        return Err(EmbeddingsError::Transport(e));
-                    }
-                    tracing::warn!(error = %e, attempt, "embeddings request failed; retrying");
-                    true
-                }
-                Ok(response) => {
-                    let status = response.status();
-                    let bytes = response.bytes().await.map_err(EmbeddingsError::Transport)?;
-                    if status.is_success() {
-                        return parse(&bytes, texts.len());
-                    }
-                    let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                        .ok()
-                        .and_then(|b| b.error.message);
-                    let retry = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-                    if !retry || attempt >= self.config.max_attempts {
-                        return Err(EmbeddingsError::Status {
-                            status: status.as_u16(),
-                            message,
-                        });
-                    }
-                    tracing::warn!(
-                        status = status.as_u16(),
-                        attempt,
-                        "embeddings server refused; retrying"
-                    );
-                    true
-                }
-            };
-            if retryable {
-                let backoff = Duration::from_millis(250) * 2u32.saturating_pow(attempt - 1);
-                tokio::time::sleep(backoff).await;
-                attempt += 1;
-            }
+        with_retries(
+            &self.config.retry,
+            None,
+            || self.attempt(&body, texts.len()),
+            |error, attempt, wait| {
+                tracing::warn!(
+                    error = %error,
+                    attempt,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "embeddings request failed; retrying"
+                );
+            },
+        )
+        .await
+    }
+
+    /// One request: connection failures, `429` and `5xx` may be retried.
+    async fn attempt(
+        &self,
+        body: &serde_json::Value,
+        expected: usize,
+    ) -> Result<Vec<Vec<f32>>, Failure<EmbeddingsError>> {
+        let sent = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .body(body.to_string())
+            .send()
+            .await;
+        let response = sent.map_err(|e| Failure::retryable(EmbeddingsError::Transport(e), None))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::fatal(EmbeddingsError::Transport(e)))?;
+        if status.is_success() {
+            return parse(&bytes, expected).map_err(Failure::fatal);
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
+            .ok()
+            .and_then(|b| b.error.message);
+        let error = EmbeddingsError::Status {
+            status: status.as_u16(),
+            message,
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            Err(Failure::retryable(error, retry_after))
+        } else {
+            Err(Failure::fatal(error))
         }
     }
 }

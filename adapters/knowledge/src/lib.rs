@@ -53,9 +53,10 @@
 //!
 //! ## Feature `testing`
 //!
-//! `testing::fake` (a deterministic fake embeddings server), `testing::conformance`
-//! (the knowledge port contract, runnable against any adapter) and `testing::eval`
-//! (recall@k and MRR over a labelled question set).
+//! `testing::fake` (a deterministic fake embeddings server) and `testing::eval`
+//! (recall@k and MRR over labelled questions; top-1 and MRR over labelled multi-turn
+//! conversations). The knowledge ports' contract suite is in colloquy-conformance
+//! (`knowledge_contract_tests!`), like every port's.
 
 mod embeddings;
 mod fusion;

@@ -1,4 +1,4 @@
-//! The knowledge port contract against `SqliteKnowledge` in each search mode; the
+//! The knowledge ports' contract (colloquy-conformance) against `SqliteKnowledge` in each search mode; the
 //! vector modes embed through the fake OpenAI-compatible embeddings server.
 
 use std::sync::Arc;
@@ -72,6 +72,6 @@ async fn hybrid_kb() -> WithServer {
     with_mode(SearchMode::Hybrid).await
 }
 
-colloquy_knowledge::knowledge_conformance!(bm25, bm25_kb);
-colloquy_knowledge::knowledge_conformance!(vector, vector_kb);
-colloquy_knowledge::knowledge_conformance!(hybrid, hybrid_kb);
+colloquy_conformance::knowledge_contract_tests!(bm25, bm25_kb);
+colloquy_conformance::knowledge_contract_tests!(vector, vector_kb);
+colloquy_conformance::knowledge_contract_tests!(hybrid, hybrid_kb);

@@ -37,7 +37,10 @@ fn embedder(server: &FakeEmbeddings) -> Arc<OpenAiEmbeddings> {
         OpenAiEmbeddings::new(EmbeddingsConfig {
             base_url: server.base_url(),
             model: "fake".into(),
-            max_attempts: 1,
+            retry: colloquy_core::retry::RetryPolicy {
+                max_attempts: 1,
+                ..Default::default()
+            },
             ..EmbeddingsConfig::default()
         })
         .expect("valid"),

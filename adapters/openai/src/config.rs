@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use colloquy_core::retry::RetryPolicy;
+
 /// Settings of an [`OpenAiModel`](crate::OpenAiModel).
 ///
 /// Build it with struct update syntax over [`OpenAiConfig::default`]. The binary
@@ -33,7 +35,12 @@ pub struct OpenAiConfig {
     pub include_usage: bool,
     /// Deadlines.
     pub timeouts: Timeouts,
-    /// Retries before the first chunk.
+    /// When a failed call is tried again. Retried: connection failures, `429 Too
+    /// Many Requests` and `5xx` answers (honouring `Retry-After` up to
+    /// [`RetryPolicy::max_retry_after`]), and a stream that breaks before its first
+    /// chunk — never once a chunk has been forwarded. Not retried: other `4xx`
+    /// answers, invalid responses, and missed first-chunk, between-chunk or total
+    /// deadlines.
     pub retry: RetryPolicy,
 }
 
@@ -99,41 +106,6 @@ impl Default for Timeouts {
             first_chunk: Duration::from_secs(60),
             between_chunks: Duration::from_secs(30),
             total: Duration::from_secs(300),
-        }
-    }
-}
-
-/// When and how a failed call is retried.
-///
-/// Retried: connection failures, `429 Too Many Requests` and `5xx` answers, and a
-/// stream that breaks before its first chunk — never once a chunk has been
-/// forwarded. Not retried: other `4xx` answers, invalid responses, and missed
-/// first-chunk, between-chunk or total deadlines.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included; 1 disables retries. Default 3.
-    pub max_attempts: u32,
-    /// Delay before the first retry; it doubles for each later one. Default 250 ms.
-    pub base_backoff: Duration,
-    /// The exponential delay never exceeds this. Default 4 s.
-    pub max_backoff: Duration,
-    /// Fraction of each delay that is random, in `0.0..=1.0`: the delay is drawn
-    /// from `[d * (1 - jitter), d]`. Default 0.5.
-    pub jitter: f64,
-    /// The longest `Retry-After` honoured. A server asking for a longer wait ends
-    /// the retries at once (waiting less than asked would only earn another 429).
-    /// Default 30 s.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            base_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(4),
-            jitter: 0.5,
-            max_retry_after: Duration::from_secs(30),
         }
     }
 }

@@ -55,6 +55,7 @@ pub mod sse;
 mod stream;
 mod wire;
 
-pub use config::{OpenAiConfig, RetryPolicy, Timeouts};
+pub use colloquy_core::retry::RetryPolicy;
+pub use config::{OpenAiConfig, Timeouts};
 pub use error::{ConfigError, UpstreamError};
 pub use model::OpenAiModel;

@@ -53,27 +53,16 @@ impl std::fmt::Debug for OpenAiModel {
 }
 
 /// A failed attempt, and whether another may follow.
-struct Failure {
-    error: ModelError,
-    /// `None`: do not retry. `Some(wait)`: retry, after at least `wait` if given.
-    retry: Option<Option<std::time::Duration>>,
-}
+type Failure = colloquy_core::retry::Failure<ModelError>;
 
-impl Failure {
-    fn fatal(error: ModelError) -> Self {
-        Self { error, retry: None }
-    }
-
-    /// Retries transport failures before the first chunk; nothing else.
-    fn from_read(error: ModelError) -> Self {
-        let retry = match &error {
-            ModelError::Unavailable {
-                retryable: true, ..
-            }
-            | ModelError::Timeout(TimeoutKind::Connect) => Some(None),
-            _ => None,
-        };
-        Self { error, retry }
+/// Retries transport failures before the first chunk; nothing else.
+fn read_failure(error: ModelError) -> Failure {
+    match &error {
+        ModelError::Unavailable {
+            retryable: true, ..
+        }
+        | ModelError::Timeout(TimeoutKind::Connect) => Failure::retryable(error, None),
+        _ => Failure::fatal(error),
     }
 }
 
@@ -88,18 +77,10 @@ impl OpenAiModel {
         if config.model.trim().is_empty() {
             return Err(ConfigError::Model);
         }
-        if config.retry.max_attempts == 0 {
-            return Err(ConfigError::Setting {
-                field: "retry.max_attempts",
-                reason: "must be at least 1",
-            });
-        }
-        if !(0.0..=1.0).contains(&config.retry.jitter) {
-            return Err(ConfigError::Setting {
-                field: "retry.jitter",
-                reason: "must be within 0.0..=1.0",
-            });
-        }
+        config.retry.validate().map_err(|e| ConfigError::Setting {
+            field: e.field(),
+            reason: e.reason(),
+        })?;
         let headers = request_headers(&config)?;
         let client = reqwest::Client::builder()
             .connect_timeout(config.timeouts.connect)
@@ -164,39 +145,21 @@ impl OpenAiModel {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
     {
-        let policy = &self.inner.config.retry;
-        let mut number = 1;
-        loop {
-            let failure = match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(failure) => failure,
-            };
-            let Some(retry_after) = failure.retry else {
-                return Err(failure.error);
-            };
-            if number >= policy.max_attempts {
-                return Err(failure.error);
-            }
-            let Some(wait) =
-                retry::delay_before_retry(policy, number, retry_after, retry::jitter_unit())
-            else {
-                tracing::warn!(error = %failure.error, ?retry_after, "model server asked for a longer wait than allowed; not retrying");
-                return Err(failure.error);
-            };
-            let resume = Instant::now() + wait;
-            if resume >= deadline {
-                return Err(failure.error);
-            }
-            tracing::warn!(
-                error = %failure.error,
-                cause = failure_cause(&failure.error),
-                attempt = number,
-                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                "model call failed; retrying"
-            );
-            tokio::time::sleep_until(resume).await;
-            number += 1;
-        }
+        colloquy_core::retry::with_retries(
+            &self.inner.config.retry,
+            Some(deadline),
+            &mut attempt,
+            |error, number, wait| {
+                tracing::warn!(
+                    error = %error,
+                    cause = failure_cause(error),
+                    attempt = number,
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "model call failed; retrying"
+                );
+            },
+        )
+        .await
     }
 
     /// Sends one request and checks its status. The deadline covers connecting and
@@ -252,7 +215,7 @@ impl OpenAiModel {
         let response = self.send(body, false, deadline, kind).await?;
         let bytes = read_body(response, deadline, kind, MAX_RESPONSE_BYTES)
             .await
-            .map_err(Failure::from_read)?;
+            .map_err(read_failure)?;
         wire::completion(&bytes).map_err(Failure::fatal)
     }
 
@@ -265,12 +228,12 @@ impl OpenAiModel {
             // object with 200): hand the answer out as one chunk.
             let bytes = read_body(response, deadline, kind, MAX_RESPONSE_BYTES)
                 .await
-                .map_err(Failure::from_read)?;
+                .map_err(read_failure)?;
             let completion = wire::completion(&bytes).map_err(Failure::fatal)?;
             return Ok(EventReader::from_completion(completion));
         }
         let mut reader = EventReader::new(response, deadline, timeouts.between_chunks, total);
-        reader.first_item().await.map_err(Failure::from_read)?;
+        reader.first_item().await.map_err(read_failure)?;
         Ok(reader)
     }
 }

@@ -3,7 +3,8 @@
 //! with a message that quotes the broken sentence and says what was expected.
 //!
 //! The same for the [`StreamLog`] port (taking a [`TestStreamLog`]) and the
-//! [`IdempotencyStore`] port (taking a [`TestIdempotency`]).
+//! [`IdempotencyStore`] port (taking a [`TestIdempotency`]); the knowledge ports'
+//! contract is in [`knowledge`].
 //!
 //! [`ChatStore`]: colloquy_core::ports::ChatStore
 //! The same for the [`SessionEvents`] port (taking a [`TestEvents`]).
@@ -31,6 +32,7 @@ mod cursors;
 mod events;
 mod expiry;
 mod idempotency;
+pub mod knowledge;
 mod messages;
 mod purge;
 mod sessions;

@@ -1,7 +1,7 @@
-//! Test and benchmark support (feature `testing`): a fake embeddings server, the
-//! knowledge port's conformance suite, and retrieval-quality evaluation.
+//! Test and benchmark support (feature `testing`): a fake embeddings server and
+//! retrieval-quality evaluation. The knowledge ports' contract suite is in
+//! colloquy-conformance (`colloquy_conformance::knowledge_contract_tests!`).
 
-pub mod conformance;
 pub mod eval;
 pub mod fake;
 

@@ -1,12 +1,13 @@
-//! The knowledge port's contract, one `pub async fn` per rule, runnable against any
-//! adapter that implements both [`KnowledgeBase`] and [`KnowledgeIngest`].
+//! The [`KnowledgeBase`] and [`KnowledgeIngest`] ports' contract, one `pub async fn`
+//! per rule, runnable against any adapter that implements both.
 //!
-//! [`knowledge_conformance!`](crate::knowledge_conformance) stamps them as
-//! `#[tokio::test]`s in the adapter's own test file:
+//! [`knowledge_contract_tests!`](crate::knowledge_contract_tests) stamps them as
+//! tests in the adapter's own test file, each under the contract deadline
+//! ([`contract_timeout`](crate::contract_timeout)):
 //!
 //! ```text
 //! async fn fresh() -> SqliteKnowledge { SqliteKnowledge::open_in_memory(None).expect("opens") }
-//! colloquy_knowledge::knowledge_conformance!(bm25, fresh);
+//! colloquy_conformance::knowledge_contract_tests!(bm25, fresh);
 //! ```
 //!
 //! Each check starts from an empty knowledge base.
@@ -235,44 +236,4 @@ pub async fn documents_are_listed_by_id<K: KnowledgeBase + KnowledgeIngest>(kb: 
     assert_eq!(security.uri, "https://docs.example/security.md");
     assert_eq!(security.passages, 2);
     assert_eq!(security.hash, library()[1].hash);
-}
-
-/// Stamps every check as a `#[tokio::test]` in a module `$name`; `$make` is an
-/// async fn (or path) returning a fresh, empty knowledge base.
-#[macro_export]
-macro_rules! knowledge_conformance {
-    ($name:ident, $make:ident) => {
-        mod $name {
-            use $crate::testing::conformance as c;
-
-            #[tokio::test]
-            async fn exact_term_hit_ranks_first() {
-                c::exact_term_hit_ranks_first(&super::$make().await).await;
-            }
-            #[tokio::test]
-            async fn reingest_replaces_passages() {
-                c::reingest_replaces_passages(&super::$make().await).await;
-            }
-            #[tokio::test]
-            async fn delete_removes() {
-                c::delete_removes(&super::$make().await).await;
-            }
-            #[tokio::test]
-            async fn k_is_respected() {
-                c::k_is_respected(&super::$make().await).await;
-            }
-            #[tokio::test]
-            async fn case_and_diacritics_do_not_matter() {
-                c::case_and_diacritics_do_not_matter(&super::$make().await).await;
-            }
-            #[tokio::test]
-            async fn operators_are_plain_words() {
-                c::operators_are_plain_words(&super::$make().await).await;
-            }
-            #[tokio::test]
-            async fn documents_are_listed_by_id() {
-                c::documents_are_listed_by_id(&super::$make().await).await;
-            }
-        }
-    };
 }
