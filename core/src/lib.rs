@@ -36,6 +36,7 @@ mod echo;
 mod error;
 pub mod idempotency;
 pub mod knowledge;
+pub mod local;
 mod message;
 mod model;
 pub mod ports;

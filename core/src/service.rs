@@ -15,8 +15,9 @@ use crate::chat::{self, ChatReply, ChatStream, Generation, Publisher};
 use crate::clock::{now_micros, Clock};
 use crate::context::{self, ContextBudget};
 use crate::error::{ServiceError, ValidationError};
-use crate::idempotency::{IdempotencyStore, LocalIdempotency};
+use crate::idempotency::IdempotencyStore;
 use crate::knowledge::{self, Grounding, KnowledgeBase, KnowledgeConfig};
+use crate::local::{LocalIdempotency, LocalStreamLog};
 use crate::message::{Cursor, MessageDraft, MessageQuery, MessageView, NewMessage, Order, Role};
 use crate::model::{ContextMessage, ModelRequest};
 use crate::ports::{ChatModel, ChatStore};
@@ -26,7 +27,7 @@ use crate::session::{
     generate_session_id, NewSession, Page, Retention, Session, SessionFilter, SessionPatch,
     SessionRef,
 };
-use crate::streams::{CancelOutcome, LocalStreamLog, StreamLog, StreamMeta};
+use crate::streams::{CancelOutcome, StreamLog, StreamMeta};
 use crate::validate::{self, Limits};
 
 /// Settings of the service; every field has a documented default.

@@ -24,10 +24,6 @@
 //! # let _ = service;
 //! ```
 
-mod limiter;
-
-pub use limiter::MemoryRateLimiter;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 

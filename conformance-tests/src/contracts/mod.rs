@@ -2,14 +2,16 @@
 //! ([`colloquy_core::ports`]). Each takes a fresh, isolated [`TestStore`] and panics
 //! with a message that quotes the broken sentence and says what was expected.
 //!
-//! The same for the [`StreamLog`] port (taking a [`TestStreamLog`]) and the
-//! [`IdempotencyStore`] port (taking a [`TestIdempotency`]).
+//! The same for the [`StreamLog`] port (taking a [`TestStreamLog`]), the
+//! [`IdempotencyStore`] port (taking a [`TestIdempotency`]) and the [`RateLimiter`]
+//! port (taking a [`TestRateLimiter`]).
 //!
 //! [`ChatStore`]: colloquy_core::ports::ChatStore
 //! [`StreamLog`]: colloquy_core::streams::StreamLog
 //! [`IdempotencyStore`]: colloquy_core::idempotency::IdempotencyStore
 //! [`TestStreamLog`]: crate::TestStreamLog
 //! [`TestIdempotency`]: crate::TestIdempotency
+//! [`RateLimiter`]: colloquy_core::ratelimit::RateLimiter
 
 use std::future::Future;
 use std::panic::Location;
@@ -29,6 +31,7 @@ mod expiry;
 mod idempotency;
 mod messages;
 mod purge;
+mod rate_limits;
 mod sessions;
 mod stream_log;
 mod turns;
@@ -39,6 +42,7 @@ pub use expiry::*;
 pub use idempotency::*;
 pub use messages::*;
 pub use purge::*;
+pub use rate_limits::*;
 pub use sessions::*;
 pub use stream_log::*;
 pub use turns::*;

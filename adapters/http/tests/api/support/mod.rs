@@ -83,7 +83,7 @@ impl TestServer {
         });
         let mut service = ChatService::new(store, setup.model, clock.clone(), setup.service);
         if let Some(policy) = setup.rate_limits {
-            let limiter = Arc::new(colloquy_memory::MemoryRateLimiter::new());
+            let limiter = Arc::new(colloquy_core::local::LocalRateLimiter::new());
             service = service.with_rate_limits(Admission::new(limiter, policy));
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
