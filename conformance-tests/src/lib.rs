@@ -48,6 +48,8 @@ pub use harness::{
     TIMEOUT_ENV,
 };
 
+pub use contracts::TestRateLimiter;
+
 #[doc(hidden)]
 pub mod __private {
     pub use futures::future::FutureExt;
@@ -134,7 +136,7 @@ macro_rules! store_contract_tests {
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use colloquy_conformance::{stream_log_contract_tests, TestStreamLog};
-/// use colloquy_core::streams::LocalStreamLog;
+/// use colloquy_core::local::LocalStreamLog;
 ///
 /// async fn log() -> Option<TestStreamLog> {
 ///     let log = Arc::new(LocalStreamLog::new(Duration::from_secs(60), Duration::from_secs(60)));
@@ -176,7 +178,7 @@ macro_rules! stream_log_contract_tests {
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use colloquy_conformance::{idempotency_contract_tests, TestIdempotency};
-/// use colloquy_core::idempotency::LocalIdempotency;
+/// use colloquy_core::local::LocalIdempotency;
 ///
 /// async fn store() -> Option<TestIdempotency> {
 ///     let (claim, result) = (Duration::from_millis(200), Duration::from_millis(300));
@@ -236,6 +238,42 @@ macro_rules! events_contract_tests {
             another_instance_sees_the_events,
             a_subscriber_that_does_not_read_lags_and_ends,
             a_severed_channel_interrupts_then_recovers,
+        );
+    };
+}
+
+/// Stamps every [`RateLimiter`](colloquy_core::ratelimit::RateLimiter) contract of
+/// [`contracts`] as a `#[test]` running under the contract deadline, given the path
+/// of an `async fn() -> Option<TestRateLimiter>` factory.
+///
+/// ```
+/// use std::sync::Arc;
+/// use colloquy_conformance::{rate_limiter_contract_tests, TestRateLimiter};
+/// use colloquy_core::local::LocalRateLimiter;
+///
+/// async fn limiter() -> Option<TestRateLimiter> {
+///     let limiter = Arc::new(LocalRateLimiter::new());
+///     Some(TestRateLimiter::new(limiter.clone(), limiter))
+/// }
+///
+/// rate_limiter_contract_tests!(limiter);
+/// # fn main() {}
+/// ```
+///
+/// `rate_limiter_contract_tests!(limiter; ignore { contract = "why" })` stamps the
+/// named contracts `#[ignore = "why"]`.
+#[macro_export]
+macro_rules! rate_limiter_contract_tests {
+    ($factory:path $(; ignore { $($ignored:ident = $reason:literal),* $(,)? })?) => {
+        $crate::__contract_tests!(($) $factory; [$($($ignored = $reason),*)?];
+            a_fresh_key_admits_its_burst_then_refuses,
+            a_refusal_spends_nothing_and_a_cost_spends_several_units,
+            after_the_burst_one_unit_per_interval,
+            retry_after_is_when_the_cost_is_available,
+            keys_are_independent,
+            two_clients_share_one_counter,
+            check_in_order_stops_at_the_first_refusal,
+            check_in_order_decides_each_check_like_check,
         );
     };
 }

@@ -8,8 +8,7 @@ use std::time::Duration;
 use colloquy_conformance::{
     idempotency_contract_tests, stream_log_contract_tests, TestIdempotency, TestStreamLog,
 };
-use colloquy_core::idempotency::LocalIdempotency;
-use colloquy_core::streams::LocalStreamLog;
+use colloquy_core::local::{LocalIdempotency, LocalStreamLog};
 
 /// Lease and retention of the logs the non-expiry contracts use: longer than any
 /// contract takes.

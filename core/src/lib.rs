@@ -38,6 +38,7 @@ mod error;
 pub mod events;
 pub mod idempotency;
 pub mod knowledge;
+pub mod local;
 mod message;
 mod model;
 pub mod ports;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use colloquy_core::local::LocalStreamLog;
 use colloquy_core::ports::{ChatModel, ChatStore, ModelStream};
-use colloquy_core::streams::{LocalStreamLog, StreamLog, StreamMeta};
+use colloquy_core::streams::{StreamLog, StreamMeta};
 use colloquy_core::{
     validate, ChatEvent, ChatService, Completion, ErrorCode, FinishInfo, FinishReason, ManualClock,
     ModelError, ModelEvent, ModelRequest, Resume, ResumePoint, SessionRef,

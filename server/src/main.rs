@@ -24,8 +24,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use colloquy_core::local::LocalStreamLog;
 use colloquy_core::ratelimit::Admission;
-use colloquy_core::streams::{LocalStreamLog, DEFAULT_LEASE};
+use colloquy_core::streams::DEFAULT_LEASE;
 use colloquy_core::{ChatService, SystemClock};
 
 use crate::config::{Cli, Command, ConfigError};

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_core::idempotency::IdempotencyStore;
+use colloquy_core::local::LocalRateLimiter;
 use colloquy_core::ports::ChatStore;
 use colloquy_core::ratelimit::RateLimiter;
 use colloquy_core::streams::{StreamLog, DEFAULT_LEASE};
 use colloquy_core::{Clock, Retention, StoreError};
-use colloquy_memory::{MemoryRateLimiter, MemoryStore};
+use colloquy_memory::MemoryStore;
 use colloquy_postgres::{PostgresConfig, PostgresStore};
 use colloquy_redis::{ConnectError, RedisConfig, RedisStore};
 use colloquy_sqlite::{Closed, SqliteStore};
@@ -283,7 +284,7 @@ impl OpenedStore {
     fn local(store: impl ChatStore) -> Self {
         Self {
             store: Arc::new(store),
-            limiter: Arc::new(MemoryRateLimiter::new()),
+            limiter: Arc::new(LocalRateLimiter::new()),
             stream_log: None,
             idempotency: None,
             closed: None,

@@ -27,10 +27,6 @@
 //! # let _ = service;
 //! ```
 
-mod limiter;
-
-pub use limiter::MemoryRateLimiter;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 

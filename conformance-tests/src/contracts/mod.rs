@@ -2,9 +2,10 @@
 //! ([`colloquy_core::ports`]). Each takes a fresh, isolated [`TestStore`] and panics
 //! with a message that quotes the broken sentence and says what was expected.
 //!
-//! The same for the [`StreamLog`] port (taking a [`TestStreamLog`]) and the
-//! [`IdempotencyStore`] port (taking a [`TestIdempotency`]); the knowledge ports'
-//! contract is in [`knowledge`].
+//! The same for the [`StreamLog`] port (taking a [`TestStreamLog`]), the
+//! [`IdempotencyStore`] port (taking a [`TestIdempotency`]) and the [`RateLimiter`]
+//! port (taking a [`TestRateLimiter`]); the knowledge ports' contract is in
+//! [`knowledge`].
 //!
 //! [`ChatStore`]: colloquy_core::ports::ChatStore
 //! The same for the [`SessionEvents`] port (taking a [`TestEvents`]).
@@ -14,6 +15,7 @@
 //! [`IdempotencyStore`]: colloquy_core::idempotency::IdempotencyStore
 //! [`TestStreamLog`]: crate::TestStreamLog
 //! [`TestIdempotency`]: crate::TestIdempotency
+//! [`RateLimiter`]: colloquy_core::ratelimit::RateLimiter
 
 use std::future::Future;
 use std::panic::Location;
@@ -35,6 +37,7 @@ mod idempotency;
 pub mod knowledge;
 mod messages;
 mod purge;
+mod rate_limits;
 mod sessions;
 mod stream_log;
 mod turns;
@@ -46,6 +49,7 @@ pub use expiry::*;
 pub use idempotency::*;
 pub use messages::*;
 pub use purge::*;
+pub use rate_limits::*;
 pub use sessions::*;
 pub use stream_log::*;
 pub use turns::*;

@@ -10,11 +10,12 @@ use super::{ChatService, ServiceConfig};
 use crate::clock::Clock;
 use crate::deps::Deps;
 use crate::echo::EchoModel;
-use crate::idempotency::{IdempotencyStore, LocalIdempotency};
+use crate::idempotency::IdempotencyStore;
+use crate::local::{LocalIdempotency, LocalStreamLog};
 use crate::knowledge::{KnowledgeBase, KnowledgeConfig};
 use crate::ports::{ChatModel, ChatStore};
 use crate::ratelimit::Admission;
-use crate::streams::{LocalStreamLog, StreamLog};
+use crate::streams::StreamLog;
 
 /// Builds a [`ChatService`] from one store (both halves of the port) and the clock
 /// it judges expiry by; everything else is optional. See [`ChatService::builder`].

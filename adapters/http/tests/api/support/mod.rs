@@ -90,7 +90,7 @@ impl TestServer {
         if let Some(policy) = setup.rate_limits {
             let limiter = setup
                 .limiter
-                .unwrap_or_else(|| Arc::new(colloquy_memory::MemoryRateLimiter::new()));
+                .unwrap_or_else(|| Arc::new(colloquy_core::local::LocalRateLimiter::new()));
             builder = builder.rate_limits(Admission::new(limiter, policy));
         }
         let service = builder.build();
