@@ -34,6 +34,7 @@ mod clock;
 pub mod context;
 mod echo;
 mod error;
+mod feedback;
 pub mod idempotency;
 pub mod knowledge;
 mod message;
@@ -43,6 +44,7 @@ pub mod ratelimit;
 mod resume;
 mod service;
 mod session;
+pub mod stats;
 pub mod streams;
 pub mod validate;
 
@@ -53,6 +55,7 @@ pub use echo::EchoModel;
 pub use error::{
     BoxError, Entity, ErrorCode, ModelError, ServiceError, StoreError, TimeoutKind, ValidationError,
 };
+pub use feedback::{Feedback, Rating};
 pub use knowledge::{
     DocumentInfo, KnowledgeBase, KnowledgeConfig, KnowledgeError, KnowledgeIngest, NewDocument,
     NewPassage, Passage, Source,

@@ -26,20 +26,26 @@ use crate::TestStore;
 mod concurrency;
 mod cursors;
 mod expiry;
+mod feedback;
 mod idempotency;
 mod messages;
+mod privacy;
 mod purge;
 mod sessions;
+mod stats;
 mod stream_log;
 mod turns;
 
 pub use concurrency::*;
 pub use cursors::*;
 pub use expiry::*;
+pub use feedback::*;
 pub use idempotency::*;
 pub use messages::*;
+pub use privacy::*;
 pub use purge::*;
 pub use sessions::*;
+pub use stats::*;
 pub use stream_log::*;
 pub use turns::*;
 
