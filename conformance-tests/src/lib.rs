@@ -128,6 +128,44 @@ macro_rules! store_contract_tests {
     };
 }
 
+/// Stamps the contracts of the console's provided [`ChatStore`] methods
+/// (`set_feedback`, `erase_user`, `hourly_stats`, `add_stats`) as `#[test]`s under
+/// the contract deadline, given the same factory as [`store_contract_tests!`]. Every
+/// store of this workspace runs them; a third-party store that leaves those methods
+/// out (they answer `NotSupported`) runs only [`store_contract_tests!`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use colloquy_conformance::{console_contract_tests, TestStore};
+/// use colloquy_core::ManualClock;
+/// use colloquy_memory::MemoryStore;
+///
+/// async fn store() -> Option<TestStore> {
+///     let clock = Arc::new(ManualClock::new());
+///     Some(TestStore::new(Arc::new(MemoryStore::new(clock.clone())), clock))
+/// }
+///
+/// console_contract_tests!(store);
+/// # fn main() {}
+/// ```
+///
+/// [`ChatStore`]: colloquy_core::ports::ChatStore
+#[macro_export]
+macro_rules! console_contract_tests {
+    ($factory:path) => {
+        $crate::__contract_tests!(($) $factory; [];
+            // feedback
+            feedback_is_stored_with_the_message_and_the_last_one_wins,
+            feedback_on_a_missing_deleted_or_expired_message_is_not_found,
+            // privacy
+            erase_user_hard_deletes_every_session_of_that_visitor_only,
+            // stats
+            stats_count_what_happened_in_each_hour,
+            stats_keep_a_bounded_list_of_questions_per_hour,
+        );
+    };
+}
+
 /// Stamps every [`StreamLog`](colloquy_core::streams::StreamLog) contract of
 /// [`contracts`] as a `#[test]` running under the contract deadline, given the path
 /// of an `async fn() -> Option<TestStreamLog>` factory.

@@ -222,6 +222,10 @@ pub enum StoreError {
     /// The backend answered with something unexpected (corrupt data, protocol error).
     #[error("store backend error")]
     Backend(#[source] BoxError),
+    /// The store does not implement this operation (a provided port method a
+    /// third-party adapter has not overridden).
+    #[error("the store does not support {0}")]
+    NotSupported(&'static str),
 }
 
 impl StoreError {

@@ -36,6 +36,7 @@ mod deps;
 mod echo;
 mod error;
 pub mod events;
+mod feedback;
 pub mod idempotency;
 pub mod knowledge;
 pub mod local;
@@ -48,6 +49,7 @@ pub mod retry;
 mod service;
 mod session;
 pub mod slots;
+pub mod stats;
 pub mod streams;
 pub mod validate;
 
@@ -62,6 +64,7 @@ pub use events::{
     EventKind, EventTopic, EventsError, LocalSessionEvents, SessionEvent, SessionEvents,
     Subscription,
 };
+pub use feedback::{Feedback, Rating};
 pub use knowledge::{
     DocumentInfo, KnowledgeBase, KnowledgeConfig, KnowledgeError, KnowledgeIngest, NewDocument,
     NewPassage, Passage, Source,

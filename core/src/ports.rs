@@ -196,9 +196,11 @@ use futures::Stream;
 use uuid::Uuid;
 
 use crate::error::{ModelError, StoreError};
+use crate::feedback::Feedback;
 use crate::message::{ChatMessage, MessageDraft, MessageQuery, Role};
 use crate::model::{Completion, ModelEvent, ModelRequest};
 use crate::session::{Page, Session, SessionFilter, SessionPatch, SessionRef};
+use crate::stats::{HourStats, StatCounts};
 
 pub use crate::clock::Clock;
 
@@ -366,6 +368,80 @@ pub trait ChatStore: Send + Sync + 'static {
             recent,
         })
     }
+
+    // ------------------------------------------------------------ the console
+    //
+    // Provided methods: a third-party adapter may leave them out (they answer
+    // `NotSupported`); every adapter of this workspace implements them.
+
+    /// Records visitor feedback on the message `id`: stores `feedback` as the
+    /// message's `metadata.feedback` (see [`Feedback::apply_to`]), replacing any
+    /// earlier feedback (the last one wins), and returns the message as stored with
+    /// its session. Every later read of the message (by id, in lists, in a turn's
+    /// context) shows it; nothing else of the message changes.
+    ///
+    /// Fails with `NotFound(Message)` when the message is missing or soft-deleted, or
+    /// its session is missing or expired; nothing is written then. The session's
+    /// `is_active` does not matter.
+    async fn set_feedback(
+        &self,
+        id: Uuid,
+        feedback: &Feedback,
+    ) -> Result<(ChatMessage, Session), StoreError> {
+        let _ = (id, feedback);
+        Err(StoreError::NotSupported("feedback"))
+    }
+
+    /// Erases everything stored about one visitor: every session whose
+    /// `external_user_id` equals `external_user_id` exactly, live, inactive or expired
+    /// but still stored, with all its messages, soft-deleted ones included. A hard
+    /// delete: afterwards no method returns any of it and the ids are free again (a
+    /// SQL store also keeps no copy of the text in free pages or a search index).
+    /// Returns how much it erased; a second call erases nothing and returns zeros.
+    /// Sessions of other visitors, and sessions without an `external_user_id`, stay.
+    async fn erase_user(&self, external_user_id: &str) -> Result<Erased, StoreError> {
+        let _ = external_user_id;
+        Err(StoreError::NotSupported("erasing a visitor"))
+    }
+
+    /// The dashboard's counters of every hour from the one `from` is in up to `to`
+    /// (exclusive) that has any, oldest first (see [`crate::stats`] for what counts).
+    ///
+    /// **Decision**: the counters are kept *as things happen*, in the same store call
+    /// that stores the event, one small write per event into the counters of its hour
+    /// (SQL: an upsert in the same transaction; Redis: `HINCRBY` on the hour's hash,
+    /// which expires with the retention): [`ChatStore::create_session`] counts a
+    /// session, [`ChatStore::append`] and [`ChatStore::begin_turn`] a message by its
+    /// role and metadata ([`StatCounts::of_message`], plus the ungrounded question
+    /// it answers), [`ChatStore::set_feedback`] the rating (and takes back the one it
+    /// replaces). A failed call counts nothing; deleting or erasing does not
+    /// uncount (the counters say what happened). So this read costs O(hours in the
+    /// range), however many sessions and messages are stored.
+    async fn hourly_stats(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourStats>, StoreError> {
+        let _ = (from, to);
+        Err(StoreError::NotSupported("stats"))
+    }
+
+    /// Adds `counts` to the counters of the hour `at` is in: for events the other
+    /// methods do not see (a conversation handed to a person). Counts only; the
+    /// hour's questions are left alone.
+    async fn add_stats(&self, at: DateTime<Utc>, counts: &StatCounts) -> Result<(), StoreError> {
+        let _ = (at, counts);
+        Err(StoreError::NotSupported("stats"))
+    }
+}
+
+/// What [`ChatStore::erase_user`] erased.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    /// Sessions erased.
+    pub sessions: u64,
+    /// Messages erased, soft-deleted ones included.
+    pub messages: u64,
 }
 
 /// A stream of model output; see [`ChatModel::stream`].

@@ -27,15 +27,16 @@
 //! # let _ = service;
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use colloquy_core::ports::{ChatStore, Turn};
+use colloquy_core::ports::{ChatStore, Erased, Turn};
+use colloquy_core::stats::{self, HourStats, StatCounts};
 use colloquy_core::{
-    ChatMessage, Clock, Entity, MessageDraft, MessageQuery, Page, Role, Session, SessionFilter,
-    SessionPatch, SessionRef, StoreError,
+    ChatMessage, Clock, Entity, Feedback, MessageDraft, MessageQuery, Page, Role, Session,
+    SessionFilter, SessionPatch, SessionRef, StoreError,
 };
 use uuid::Uuid;
 
@@ -88,6 +89,16 @@ struct Tables {
     by_expiry: BTreeSet<(DateTime<Utc>, Uuid)>,
     /// Message id -> (session id, position in the session's vector).
     message_index: HashMap<Uuid, (Uuid, usize)>,
+    /// The dashboard's counters by hour (see `colloquy_core::stats`).
+    stats: BTreeMap<DateTime<Utc>, HourEntry>,
+}
+
+/// The counters of one hour.
+#[derive(Debug, Default)]
+struct HourEntry {
+    counts: StatCounts,
+    /// Ungrounded question key -> how often; at most `MAX_QUESTIONS_PER_HOUR` keys.
+    questions: HashMap<String, u64>,
 }
 
 impl Tables {
@@ -141,8 +152,45 @@ impl Tables {
         let message = entry.push(draft);
         self.message_index
             .insert(message.id, (id, entry.messages.len() - 1));
+        self.count_message(&message);
         let entry = self.sessions.get(&id).ok_or(NO_SESSION)?;
         Ok((entry, message))
+    }
+
+    /// Adds `counts` to the hour `at` is in.
+    fn count(&mut self, at: DateTime<Utc>, counts: &StatCounts) {
+        self.stats
+            .entry(stats::hour_of(at))
+            .or_default()
+            .counts
+            .add(counts);
+    }
+
+    /// Counts what appending `message` adds, with the ungrounded question it answers.
+    fn count_message(&mut self, message: &ChatMessage) {
+        let counts = StatCounts::of_message(message.role, &message.metadata);
+        self.count(message.timestamp, &counts);
+        if counts.ungrounded == 0 {
+            return;
+        }
+        let question = stats::in_reply_to(&message.metadata)
+            .and_then(|q| self.message_index.get(&q))
+            .and_then(|(session, pos)| self.sessions.get(session)?.messages.get(*pos))
+            .map(|m| stats::question_key(&m.message));
+        if let Some(key) = question {
+            let hour = self
+                .stats
+                .entry(stats::hour_of(message.timestamp))
+                .or_default();
+            let known = hour.questions.len() < stats::MAX_QUESTIONS_PER_HOUR;
+            match hour.questions.get_mut(&key) {
+                Some(n) => *n += 1,
+                None if known => {
+                    hour.questions.insert(key, 1);
+                }
+                None => {}
+            }
+        }
     }
 
     fn remove(&mut self, id: Uuid) {
@@ -216,6 +264,7 @@ impl ChatStore for MemoryStore {
             .insert(session.session_id.clone(), session.id);
         t.by_created.insert((session.created_at, session.id));
         t.by_expiry.insert((session.expires_at, session.id));
+        t.count(session.created_at, &StatCounts::of_session());
         t.sessions.insert(
             session.id,
             Entry {
@@ -358,6 +407,76 @@ impl ChatStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn set_feedback(
+        &self,
+        id: Uuid,
+        feedback: &Feedback,
+    ) -> Result<(ChatMessage, Session), StoreError> {
+        let now = self.clock.now();
+        let mut t = self.write();
+        let (session, pos) = *t.message_index.get(&id).ok_or(NO_MESSAGE)?;
+        let entry = t
+            .sessions
+            .get_mut(&session)
+            .filter(|e| !e.session.is_expired_at(now))
+            .ok_or(NO_MESSAGE)?;
+        let message = entry
+            .messages
+            .get_mut(pos)
+            .filter(|m| !m.is_deleted)
+            .ok_or(NO_MESSAGE)?;
+        let previous = feedback.apply_to(&mut message.metadata);
+        let stored = (message.clone(), entry.session.clone());
+        for (hour, counts) in stats::feedback_changes(previous.as_ref(), feedback) {
+            t.count(hour, &counts);
+        }
+        Ok(stored)
+    }
+
+    /// O(log hours + hours in the range).
+    async fn hourly_stats(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourStats>, StoreError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let t = self.read();
+        Ok(t.stats
+            .range(stats::hour_of(from)..to)
+            .map(|(hour, e)| HourStats {
+                hour: *hour,
+                counts: e.counts,
+                questions: e.questions.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+            })
+            .collect())
+    }
+
+    async fn add_stats(&self, at: DateTime<Utc>, counts: &StatCounts) -> Result<(), StoreError> {
+        self.write().count(at, counts);
+        Ok(())
+    }
+
+    /// Walks the session table once: O(stored sessions).
+    async fn erase_user(&self, external_user_id: &str) -> Result<Erased, StoreError> {
+        let mut t = self.write();
+        let theirs: Vec<Uuid> = t
+            .sessions
+            .values()
+            .filter(|e| e.session.external_user_id.as_deref() == Some(external_user_id))
+            .map(|e| e.session.id)
+            .collect();
+        let mut erased = Erased::default();
+        for id in theirs {
+            let messages = t.sessions.get(&id).map_or(0, |e| e.messages.len());
+            t.remove(id);
+            erased.sessions += 1;
+            erased.messages += u64::try_from(messages).unwrap_or(u64::MAX);
+        }
+        Ok(erased)
     }
 
     async fn begin_turn(

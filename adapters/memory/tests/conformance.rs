@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use colloquy_conformance::{store_contract_tests, TestStore};
+use colloquy_conformance::{console_contract_tests, store_contract_tests, TestStore};
 use colloquy_core::ManualClock;
 use colloquy_memory::MemoryStore;
 
@@ -15,3 +15,4 @@ async fn store() -> Option<TestStore> {
 }
 
 store_contract_tests!(store);
+console_contract_tests!(store);

@@ -89,6 +89,14 @@
 //! a retry after a restart gets the first result; its expired rows go with the
 //! purge.
 //!
+//! Two more keep the dashboard's counters (`stats_hours`, one row per hour, and
+//! `stats_questions`, each hour's ungrounded questions): the job that creates a
+//! session, appends a message or records feedback upserts them in the same
+//! transaction, so reading a range costs O(hours), whatever the history's size.
+//! Erasing a visitor (`erase_user`) deletes with `PRAGMA secure_delete` on, so the
+//! text does not linger in free pages (older page images may stay in the WAL until
+//! the next checkpoint).
+//!
 //! `PRAGMA user_version` records the schema version ([`SCHEMA_VERSION`]); opening a
 //! database applies the missing migrations in one transaction, and refuses a file
 //! from a newer build.
@@ -111,6 +119,7 @@
 //! session may take the `session_id` of an expired session still stored; the two
 //! are separate rows, and a purge removes only the old one.
 
+mod console;
 mod error;
 mod idempotency;
 mod messages;

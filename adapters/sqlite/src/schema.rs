@@ -89,6 +89,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_by_expiry ON idempotency (expires_at);
     ",
+    // 5: the dashboard's counters, kept per hour as things happen (see
+    // console.rs): one row per hour (`hour` in microseconds, the hour's start), and
+    // the hour's ungrounded questions (at most MAX_QUESTIONS_PER_HOUR per hour).
+    "
+    CREATE TABLE stats_hours (
+        hour             INTEGER NOT NULL PRIMARY KEY,
+        sessions         INTEGER NOT NULL DEFAULT 0,
+        visitor_messages INTEGER NOT NULL DEFAULT 0,
+        answers          INTEGER NOT NULL DEFAULT 0,
+        handoffs         INTEGER NOT NULL DEFAULT 0,
+        tokens_in        INTEGER NOT NULL DEFAULT 0,
+        tokens_out       INTEGER NOT NULL DEFAULT 0,
+        feedback_up      INTEGER NOT NULL DEFAULT 0,
+        feedback_down    INTEGER NOT NULL DEFAULT 0,
+        ungrounded       INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE stats_questions (
+        hour     INTEGER NOT NULL,
+        question TEXT    NOT NULL,
+        count    INTEGER NOT NULL,
+        PRIMARY KEY (hour, question)
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the number of

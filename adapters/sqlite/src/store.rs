@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use colloquy_core::ports::{ChatStore, Turn};
+use colloquy_core::ports::{ChatStore, Erased, Turn};
+use colloquy_core::stats::{HourStats, StatCounts};
 use colloquy_core::{
-    ChatMessage, Clock, MessageDraft, MessageQuery, Page, Session, SessionFilter, SessionPatch,
-    SessionRef, StoreError,
+    ChatMessage, Clock, Feedback, MessageDraft, MessageQuery, Page, Session, SessionFilter,
+    SessionPatch, SessionRef, StoreError,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -17,7 +18,7 @@ use uuid::Uuid;
 use crate::error::SqliteError;
 use crate::schema::{self, ConnectionOptions};
 use crate::worker::Workers;
-use crate::{idempotency, messages, sessions};
+use crate::{console, idempotency, messages, sessions};
 
 /// How many expired sessions one purge transaction deletes, so a large purge never
 /// holds the writer for long: other writes interleave between batches.
@@ -194,7 +195,10 @@ impl ChatStore for SqliteStore {
         let session = session.clone();
         Ok(self
             .workers
-            .write(move |conn, now| sessions::create(conn, now, &session))
+            .write(move |conn, now| {
+                sessions::create(conn, now, &session)?;
+                console::count_session(conn, &session)
+            })
             .await?)
     }
 
@@ -246,7 +250,11 @@ impl ChatStore for SqliteStore {
         let to = to.clone();
         Ok(self
             .workers
-            .write(move |conn, now| messages::append(conn, now, &to, draft))
+            .write(move |conn, now| {
+                let appended = messages::append(conn, now, &to, draft)?;
+                console::count_message(conn, &appended.1)?;
+                Ok(appended)
+            })
             .await?)
     }
 
@@ -309,7 +317,54 @@ impl ChatStore for SqliteStore {
         let to = to.clone();
         Ok(self
             .workers
-            .write(move |conn, now| messages::begin_turn(conn, now, &to, draft, window))
+            .write(move |conn, now| {
+                let turn = messages::begin_turn(conn, now, &to, draft, window)?;
+                console::count_message(conn, &turn.message)?;
+                Ok(turn)
+            })
+            .await?)
+    }
+
+    /// One read job: O(hours in the range) rows of two small tables.
+    async fn hourly_stats(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourStats>, StoreError> {
+        Ok(self
+            .workers
+            .read(move |conn, _| console::hours(conn, from, to))
+            .await?)
+    }
+
+    async fn add_stats(&self, at: DateTime<Utc>, counts: &StatCounts) -> Result<(), StoreError> {
+        let counts = *counts;
+        Ok(self
+            .workers
+            .write(move |conn, _| console::count(conn, at, &counts))
+            .await?)
+    }
+
+    async fn set_feedback(
+        &self,
+        id: Uuid,
+        feedback: &Feedback,
+    ) -> Result<(ChatMessage, Session), StoreError> {
+        let feedback = feedback.clone();
+        Ok(self
+            .workers
+            .write(move |conn, now| console::set_feedback(conn, now, id, &feedback))
+            .await?)
+    }
+
+    /// One write job, with `PRAGMA secure_delete` on for its deletes. The
+    /// write-ahead log may still hold older page images with the text until the next
+    /// checkpoint (at the latest when the store closes).
+    async fn erase_user(&self, external_user_id: &str) -> Result<Erased, StoreError> {
+        let external = external_user_id.to_owned();
+        Ok(self
+            .workers
+            .write(move |conn, _| console::erase_user(conn, &external))
             .await?)
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use colloquy_conformance::{store_contract_tests, TestStore};
+use colloquy_conformance::{console_contract_tests, store_contract_tests, TestStore};
 use colloquy_core::ManualClock;
 use colloquy_sqlite::SqliteStore;
 
@@ -23,10 +23,13 @@ async fn store() -> Option<TestStore> {
 }
 
 store_contract_tests!(store);
+console_contract_tests!(store);
 
 /// The same suite against the in-memory variant (one connection, no reader pool).
 mod in_memory {
-    use super::{store_contract_tests, Arc, ManualClock, SqliteStore, TestStore};
+    use super::{
+        console_contract_tests, store_contract_tests, Arc, ManualClock, SqliteStore, TestStore,
+    };
 
     async fn store() -> Option<TestStore> {
         let clock = Arc::new(ManualClock::new());
@@ -35,4 +38,5 @@ mod in_memory {
     }
 
     store_contract_tests!(store);
+    console_contract_tests!(store);
 }
