@@ -23,8 +23,8 @@ use crate::ports::{ChatModel, ChatStore};
 use crate::ratelimit::{Action, Admission};
 use crate::resume::{self, Resume, ResumePoint};
 use crate::session::{
-    generate_session_id, generate_session_uuid, NewSession, Page, Retention, Session,
-    SessionFilter, SessionPatch, SessionRef,
+    generate_session_id, NewSession, Page, Retention, Session, SessionFilter, SessionPatch,
+    SessionRef,
 };
 use crate::streams::{CancelOutcome, LocalStreamLog, StreamLog, StreamMeta};
 use crate::validate::{self, Limits};
@@ -441,7 +441,7 @@ impl ChatService {
             None => generate_session_id().map_err(|e| ServiceError::Internal(Box::new(e)))?,
         };
         let session = Session {
-            id: generate_session_uuid(),
+            id: Uuid::now_v7(),
             session_id,
             external_user_id: new.external_user_id,
             created_at: now,
