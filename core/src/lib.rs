@@ -82,6 +82,6 @@ pub use service::{
     SessionView,
 };
 pub use session::{
-    generate_session_id, generate_session_uuid, Metadata, NewSession, Page, Retention, Session,
-    SessionFilter, SessionPatch, SessionRef, GENERATED_SESSION_ID_CHARS,
+    generate_session_id, Metadata, NewSession, Page, Retention, Session, SessionFilter,
+    SessionPatch, SessionRef, GENERATED_SESSION_ID_CHARS,
 };

@@ -237,16 +237,6 @@ impl Retention {
     }
 }
 
-/// Generates a session's UUID: version 4, 122 random bits from a cryptographically
-/// secure generator seeded by the operating system (`uuid`'s `v4` with `fast-rng`). A session UUID is a capability in
-/// `--access public`, so unlike message ids (version 7, time-ordered, chosen by the
-/// store) it carries no timestamp or counter that would make it guessable from a
-/// neighbour.
-#[must_use]
-pub fn generate_session_uuid() -> Uuid {
-    Uuid::new_v4()
-}
-
 /// Length of a generated `session_id`: 26 characters of base32, 128 random bits.
 pub const GENERATED_SESSION_ID_CHARS: usize = 26;
 
@@ -299,17 +289,6 @@ mod tests {
         assert!(crate::validate::session_id(&a).is_ok());
         assert_ne!(a, b);
         assert_eq!(SessionRef::parse(&a).uuid(), None);
-    }
-
-    #[test]
-    fn session_uuids_are_random_v4() {
-        let a = generate_session_uuid();
-        let b = generate_session_uuid();
-        assert_eq!(a.get_version_num(), 4);
-        assert_ne!(a, b);
-        // 122 random bits: two ids made back to back share no long prefix, unlike
-        // time-ordered v7 ids, whose first 48 bits are the same millisecond.
-        assert_ne!(a.as_bytes()[..6], b.as_bytes()[..6]);
     }
 
     #[test]

@@ -231,13 +231,13 @@ mod tests {
         let buffer = Buffer::default();
         let bounded = Bounded::new(buffer.clone(), 3);
         for i in 0..10 {
-            write!(bounded.make_writer(), "line {i}\n").expect("write");
+            writeln!(bounded.make_writer(), "line {i}").expect("write");
         }
         let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf8");
         assert_eq!(text, "line 0\nline 1\nline 2\n");
         // The next second: the count comes first, then the line.
         bounded.budget.lock().expect("lock").second = u64::MAX;
-        write!(bounded.make_writer(), "line 10\n").expect("write");
+        writeln!(bounded.make_writer(), "line 10").expect("write");
         let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf8");
         assert!(
             text.ends_with(

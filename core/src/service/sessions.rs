@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{ChatService, SessionPage, SessionView};
 use crate::error::{ServiceError, ValidationError};
 use crate::session::{
-    generate_session_id, generate_session_uuid, NewSession, Page, Session, SessionFilter, SessionPatch, SessionRef,
+    generate_session_id, NewSession, Page, Session, SessionFilter, SessionPatch, SessionRef,
 };
 use crate::validate;
 
@@ -52,7 +52,7 @@ impl ChatService {
             None => generate_session_id().map_err(|e| ServiceError::Internal(Box::new(e)))?,
         };
         let session = Session {
-            id: generate_session_uuid(),
+            id: Uuid::now_v7(),
             session_id,
             external_user_id: new.external_user_id,
             created_at: now,
