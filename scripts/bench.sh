@@ -11,7 +11,8 @@
 #   scripts/bench.sh --quick    smallest setting (a few seconds): what CI runs
 #
 # Other arguments go to colloquy-bench (see `colloquy-bench --help`), e.g.
-# `--stores memory,sqlite`, `--output report.md`, `--connections 64`.
+# `--stores memory,sqlite`, `--output report.md`, `--connections 64`,
+# `--baseline /path/to/main/colloquy` (this binary vs another, measured alternately).
 # Redis: the run starts its own redis-server on a free loopback port (no persistence)
 # and kills it at the end, so it never touches another Redis's keys.
 # PostgreSQL: the run creates a private database with psql on COLLOQUY_POSTGRES_URL

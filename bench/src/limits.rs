@@ -6,11 +6,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use colloquy_bench::load;
 use colloquy_bench::report::ms;
 use colloquy_bench::scenarios::{self, Scenario};
 use colloquy_bench::BenchError;
 
+use crate::ab::{self, Pair, Tally};
 use crate::servers::RunContext;
 
 /// The flags that turn every limit on, each far above what a run can spend: GCRA
@@ -35,41 +35,6 @@ pub(crate) const LIMITS_ON: [&str; 10] = [
 pub(crate) const COMPARED: [(Scenario, u32); 2] =
     [(Scenario::CreateMessage, 2), (Scenario::Chat, 4)];
 
-/// What one server measured over its runs of one scenario.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Tally {
-    /// Successful requests, warm-up included.
-    pub(crate) requests: u64,
-    /// Server CPU time over those requests.
-    pub(crate) cpu: Duration,
-    /// Sum of the runs' req/s.
-    rps_sum: f64,
-    /// Sum of the runs' p50 latencies.
-    p50_sum: Duration,
-    /// Runs.
-    runs: u32,
-    /// Failed requests.
-    pub(crate) errors: u64,
-}
-
-impl Tally {
-    /// Server CPU time per request.
-    pub(crate) fn cpu_per_request(&self) -> Option<Duration> {
-        u32::try_from(self.requests)
-            .ok()
-            .filter(|n| *n > 0)
-            .map(|n| self.cpu / n)
-    }
-
-    fn mean_rps(&self) -> f64 {
-        self.rps_sum / f64::from(self.runs.max(1))
-    }
-
-    fn mean_p50(&self) -> Duration {
-        self.p50_sum / self.runs.max(1)
-    }
-}
-
 /// One scenario with limits off and on.
 #[derive(Debug, Clone)]
 pub(crate) struct Comparison {
@@ -82,9 +47,10 @@ pub(crate) struct Comparison {
 impl Comparison {
     /// CPU per request with limits on over without, minus one, in percent.
     pub(crate) fn overhead_percent(&self) -> Option<f64> {
-        let off = self.off.cpu_per_request()?.as_secs_f64();
-        let on = self.on.cpu_per_request()?.as_secs_f64();
-        (off > 0.0).then(|| 100.0 * (on / off - 1.0))
+        ab::change_percent(
+            self.off.cpu_per_request()?.as_secs_f64(),
+            self.on.cpu_per_request()?.as_secs_f64(),
+        )
     }
 }
 
@@ -105,36 +71,13 @@ pub(crate) async fn compare(ctx: &RunContext<'_>) -> Result<Vec<Comparison>, Ben
         );
     }
     let mut comparisons = Vec::new();
+    let pair = Pair {
+        servers: [&off, &on],
+        fixtures: [&fixtures[0], &fixtures[1]],
+        names: ["limits off", "limits on"],
+    };
     for (scenario, checks) in COMPARED {
-        let mut tallies = [Tally::default(), Tally::default()];
-        for which in [0, 1, 1, 0] {
-            let server = if which == 0 { &off } else { &on };
-            let load =
-                scenarios::load_for(scenario, server.addr(), Some(&fixtures[which]), &ctx.shape);
-            let before = server.cpu_time();
-            let result = load::run(&load).await?;
-            let cpu = match (before, server.cpu_time()) {
-                (Some(b), Some(a)) => a.saturating_sub(b),
-                _ => Duration::ZERO,
-            };
-            let tally = &mut tallies[which];
-            tally.requests += result.completed;
-            tally.cpu += cpu;
-            tally.rps_sum += result.rps();
-            tally.p50_sum += result.latency.p50();
-            tally.runs += 1;
-            tally.errors += result.errors;
-            ctx.progress(
-                if which == 0 {
-                    "limits off"
-                } else {
-                    "limits on"
-                },
-                scenario,
-                &result,
-            );
-        }
-        let [off, on] = tallies;
+        let [off, on] = ab::alternate(ctx, &pair, scenario, 2).await?;
         comparisons.push(Comparison {
             scenario: scenario.label(ctx.settings.big_session),
             checks,

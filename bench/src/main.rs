@@ -5,6 +5,8 @@
 //! It builds nothing: it takes the release binaries' paths, or finds them beside
 //! itself / in `target/release`. `scripts/bench.sh` builds them and runs this.
 
+mod ab;
+mod baseline;
 mod limits;
 mod machine;
 mod orchestrate;
@@ -14,6 +16,7 @@ mod round_trips;
 mod servers;
 mod settings;
 mod summary;
+mod sustained;
 mod urls;
 
 use std::process::ExitCode;

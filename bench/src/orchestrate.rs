@@ -18,7 +18,8 @@ use crate::round_trips::{self, Column, Variant};
 use crate::servers::{measured, start_failure, RunContext};
 use crate::settings::Store;
 use crate::summary::{self, Report};
-use crate::{limits, machine, redis, urls};
+use crate::sustained::Sustained;
+use crate::{baseline, limits, machine, redis, sustained, urls};
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,7 @@ pub(crate) async fn run(args: &crate::settings::Args) -> Result<bool, Failure> {
     let services = Services::start(&ctx).await;
     let mut notes: Vec<String> = Vec::new();
     let mut measured_stores = Vec::new();
+    let mut sustained_rows: Vec<Sustained> = Vec::new();
     for &store in &args.stores {
         let skipped = match services.store_arg(&ctx, store) {
             Err(why) => Some(why),
@@ -116,6 +118,7 @@ pub(crate) async fn run(args: &crate::settings::Args) -> Result<bool, Failure> {
                     ceiling: &ceiling,
                     rows: &mut rows,
                     ceiling_rps: &mut ceiling_rps,
+                    sustained: &mut sustained_rows,
                 };
                 run.measure(store, &store_arg).await?.map(|why| {
                     format!(
@@ -134,6 +137,16 @@ pub(crate) async fn run(args: &crate::settings::Args) -> Result<bool, Failure> {
                 }
             }
         }
+    }
+
+    let mut compared = baseline::Outcome::default();
+    if let (Some(path), true) = (&args.baseline, args.stores.contains(&Store::Memory)) {
+        eprintln!("  this binary vs the baseline (memory)");
+        match baseline::compare(&ctx, path, ctx.settings.baseline_pairs).await {
+            Ok(outcome) => compared = outcome,
+            Err(e) => notes.push(format!("- **Baseline comparison failed**: {e}")),
+        }
+        sustained_rows.extend(compared.sustained.take());
     }
 
     let mut limits = Vec::new();
@@ -186,6 +199,12 @@ pub(crate) async fn run(args: &crate::settings::Args) -> Result<bool, Failure> {
         sse: sse.as_ref(),
         notes: &notes,
         big: ctx.settings.big_session,
+        sustained: &sustained_rows,
+        baseline: args
+            .baseline
+            .as_deref()
+            .map(|path| (path, compared.comparisons.as_slice())),
+        connections: ctx.settings.connections,
     };
     let out = format!("{header}{}", report.render());
     println!("{out}");
@@ -230,6 +249,7 @@ struct StoreRun<'a, 'b> {
     ceiling: &'a ServerProcess,
     rows: &'a mut Vec<Row>,
     ceiling_rps: &'a mut Vec<f64>,
+    sustained: &'a mut Vec<Sustained>,
 }
 
 impl StoreRun<'_, '_> {
@@ -285,6 +305,11 @@ impl StoreRun<'_, '_> {
                 cpu_per_request: cpu,
                 ceiling_cpu_per_request: reference_cpu,
             });
+        }
+        let sustains = matches!(store, Store::Memory | Store::Sqlite | Store::Redis);
+        if sustains && ctx.settings.sustained_windows > 0 && "sustained chat".contains(only) {
+            self.sustained
+                .push(sustained::run(ctx, &server, &fixture, store.name()).await?);
         }
         if let Some(kib) = server.rss_kib() {
             eprintln!(

@@ -86,6 +86,17 @@ impl<'a> RunContext<'a> {
         store_arg: &str,
         extra: &[String],
     ) -> ServerCommand {
+        self.command_of(&self.colloquy, name, store_arg, extra)
+    }
+
+    /// [`RunContext::colloquy_command`] for another `colloquy` binary, `program`.
+    fn command_of(
+        &self,
+        program: &Path,
+        name: &str,
+        store_arg: &str,
+        extra: &[String],
+    ) -> ServerCommand {
         let mut args: Vec<String> = [
             "--bind",
             "127.0.0.1:{port}",
@@ -104,7 +115,7 @@ impl<'a> RunContext<'a> {
         args.extend(extra.iter().cloned());
         ServerCommand {
             name: name.to_owned(),
-            program: self.colloquy.clone(),
+            program: program.to_owned(),
             args,
             env: Vec::new(),
             probe: Probe::Healthz,
@@ -119,6 +130,19 @@ impl<'a> RunContext<'a> {
         extra: &[String],
     ) -> Result<ServerProcess, BenchError> {
         ServerProcess::start(&self.colloquy_command(name, store_arg, extra), self.logs()).await
+    }
+
+    /// Starts another `colloquy` binary, `program`, as [`RunContext::start_colloquy`]
+    /// starts this one.
+    pub(crate) async fn start_colloquy_binary(
+        &self,
+        program: &Path,
+        name: &str,
+        store_arg: &str,
+        extra: &[String],
+    ) -> Result<ServerProcess, BenchError> {
+        let command = self.command_of(program, name, store_arg, extra);
+        ServerProcess::start(&command, self.logs()).await
     }
 
     /// Whether `colloquy --help` lists `flag`.

@@ -119,6 +119,23 @@ pub(crate) struct Args {
     /// Keep the servers' logs (their directory is printed).
     #[arg(long)]
     pub(crate) keep_logs: bool,
+
+    /// Another `colloquy` binary (e.g. main's release build) to compare this one with:
+    /// create message and chat on memory, measured alternately, and its sustained chat.
+    #[arg(long)]
+    pub(crate) baseline: Option<PathBuf>,
+
+    /// Alternations (baseline, this) of each compared scenario [full: 3, quick: 1].
+    #[arg(long)]
+    pub(crate) baseline_pairs: Option<usize>,
+
+    /// Consecutive windows of sustained chat per store; 0 skips it [full: 6, quick: 3].
+    #[arg(long)]
+    pub(crate) sustained_windows: Option<usize>,
+
+    /// Length of each sustained chat window in milliseconds [full: 10000, quick: 1000].
+    #[arg(long)]
+    pub(crate) sustained_window_ms: Option<u64>,
 }
 
 /// A store `colloquy` can run on.
@@ -160,6 +177,12 @@ pub(crate) struct Settings {
     pub(crate) rtt_requests: u64,
     /// Requests of each one-client chat scenario.
     pub(crate) one_client_requests: u64,
+    /// Windows of sustained chat (0: none).
+    pub(crate) sustained_windows: usize,
+    /// Length of a sustained chat window.
+    pub(crate) sustained_window: Duration,
+    /// Alternations of each scenario compared with `--baseline`.
+    pub(crate) baseline_pairs: usize,
 }
 
 impl Settings {
@@ -183,6 +206,13 @@ impl Settings {
             sse_words: args.sse_words.unwrap_or(if q { 7 } else { 23 }).max(1),
             rtt_requests: if q { 20 } else { 200 },
             one_client_requests: if q { 40 } else { 400 },
+            sustained_windows: args.sustained_windows.unwrap_or(if q { 3 } else { 6 }),
+            sustained_window: Duration::from_millis(
+                args.sustained_window_ms
+                    .unwrap_or(if q { 1_000 } else { 10_000 })
+                    .max(1),
+            ),
+            baseline_pairs: args.baseline_pairs.unwrap_or(if q { 1 } else { 3 }).max(1),
         }
     }
 }
@@ -196,9 +226,18 @@ mod tests {
         let quick = Settings::from_args(&Args::parse_from(["colloquy-bench", "--quick"]));
         assert!(quick.measure < Duration::from_millis(500));
         assert!(quick.sse_streams < 1000);
+        assert!(
+            quick.sustained_window * u32::try_from(quick.sustained_windows).unwrap_or(0)
+                <= Duration::from_secs(5),
+            "the quick sustained row takes a few seconds"
+        );
         let full = Settings::from_args(&Args::parse_from(["colloquy-bench", "--connections", "8"]));
         assert_eq!(full.connections, 8);
         assert_eq!(full.big_session, 10_000);
         assert_eq!(full.sse_streams, 10_000);
+        assert_eq!(
+            full.sustained_window * u32::try_from(full.sustained_windows).unwrap_or(0),
+            Duration::from_secs(60)
+        );
     }
 }

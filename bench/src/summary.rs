@@ -1,15 +1,18 @@
 //! The report's text: its header, the SSE scale section and where each target stands.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use colloquy_bench::report::{self, ms, Row};
 use colloquy_bench::scenarios::Scenario;
 use colloquy_bench::sse_scale::SseScaleResult;
 
+use crate::baseline;
 use crate::limits::{self, Comparison};
 use crate::machine;
 use crate::round_trips::{self, Column};
 use crate::servers::RunContext;
+use crate::sustained::{self, Sustained};
 
 /// The title, the machine and the settings.
 pub(crate) fn header(ctx: &RunContext<'_>) -> String {
@@ -85,6 +88,10 @@ pub(crate) struct Report<'a> {
     pub(crate) sse: Option<&'a SseScaleResult>,
     pub(crate) notes: &'a [String],
     pub(crate) big: usize,
+    pub(crate) sustained: &'a [Sustained],
+    /// The `--baseline` binary and what the comparison with it measured.
+    pub(crate) baseline: Option<(&'a Path, &'a [baseline::Comparison])>,
+    pub(crate) connections: usize,
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -103,6 +110,10 @@ impl Report<'_> {
             .all(|r| r.result.errors == 0 && r.result.completed > 0)
             && self.sse.is_none_or(|s| s.errors == 0)
             && self.limits.iter().all(|c| c.off.errors + c.on.errors == 0)
+            && self.sustained.iter().all(|s| s.errors == 0)
+            && self
+                .baseline
+                .is_none_or(|(_, cs)| cs.iter().all(|c| c.baseline.errors + c.this.errors == 0))
     }
 
     /// The tables, the targets and the notes, as markdown.
@@ -118,6 +129,16 @@ impl Report<'_> {
                 row.scenario,
                 row.result.first_error.as_deref().unwrap_or("?")
             );
+        }
+        if !self.sustained.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}",
+                sustained::section(self.sustained, self.connections)
+            );
+        }
+        if let Some((path, comparisons)) = self.baseline {
+            let _ = writeln!(out, "{}", baseline::section(comparisons, path));
         }
         if !self.limits.is_empty() {
             let _ = writeln!(out, "{}", limits::section(self.limits));
