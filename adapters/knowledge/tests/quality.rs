@@ -71,6 +71,7 @@ async fn every_mode_finds_most_answers() {
 #[tokio::test]
 async fn retrieval_follows_the_current_question_over_conversations() {
     use colloquy_core::knowledge::{retrieve, RetrievalPlan};
+    use colloquy_core::KnowledgeBase;
     use colloquy_knowledge::testing::eval::{evaluate_conversations, load_conversations};
 
     let kb = SqliteKnowledge::open_in_memory(None).expect("opens");
