@@ -584,7 +584,7 @@ mod tests {
         ];
         let got = retrieve(&base, &retrieval_plan(&recent, "Is my data encrypted?"), 5)
             .await
-            .unwrap();
+            .expect("search");
         assert_eq!(ids(&got), ["security", "faq"]);
         assert_eq!(got[0].score, 10.0);
         // A follow-up: both searches, fused; what both lists hold comes first, and
@@ -595,7 +595,7 @@ mod tests {
         ];
         let got = retrieve(&base, &retrieval_plan(&recent, "Does it include SSO?"), 4)
             .await
-            .unwrap();
+            .expect("search");
         assert_eq!(
             ids(&got),
             ["pricing-business", "pricing-team", "sso-blog", "faq"]
@@ -612,7 +612,7 @@ mod tests {
         assert!(got.windows(2).all(|p| p[0].score >= p[1].score));
         let got = retrieve(&base, &retrieval_plan(&recent, "Does it include SSO?"), 2)
             .await
-            .unwrap();
+            .expect("search");
         assert_eq!(got.len(), 2);
         // A failed search fails the retrieval.
         assert!(retrieve(&base, &RetrievalPlan::new(None, "Unknown?"), 5)
