@@ -7,6 +7,7 @@
 
 mod config;
 mod duration;
+mod events;
 mod fd_limit;
 mod healthcheck;
 mod ingest;

@@ -73,7 +73,7 @@ pub(crate) struct SecretUrl(String);
 
 impl SecretUrl {
     /// The URL, password included: for connecting only, never for printing.
-    fn secret(&self) -> &str {
+    pub(crate) fn secret(&self) -> &str {
         &self.0
     }
 }
@@ -232,7 +232,7 @@ pub(crate) struct PostgresOptions {
 
 impl StoreOptions {
     /// The Redis store's settings.
-    fn redis_config(&self) -> RedisConfig {
+    pub(crate) fn redis_config(&self) -> RedisConfig {
         RedisConfig {
             retention: self.retention,
             pointer_ttl: self.session_ttl,

@@ -144,7 +144,7 @@ impl PostgresSessionEvents {
         let first = tokio::time::timeout(connect_timeout, listener.open())
             .await
             .map_err(|e| ConnectError::Unavailable(e.into()))?
-            .map_err(|e| ConnectError::Unavailable(e.into()))?;
+            .map_err(ConnectError::Unavailable)?;
         let task = tokio::spawn(listener.run(first));
         Ok(Self {
             hub,
