@@ -23,7 +23,7 @@ const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 
 /// Most events a follower holds at once; it reads the log again for the next ones.
 /// So a reader that reads nothing holds a page, not the whole answer.
-const PAGE_EVENTS: usize = 512;
+const PAGE_EVENTS: usize = 2048;
 /// Most answer bytes a follower holds at once (a page has at least one event).
 const PAGE_BYTES: u64 = 32 * 1024;
 
@@ -280,7 +280,7 @@ mod tests {
                 text: "a".repeat(len),
             })
         };
-        assert_eq!(page(chunks(2000, 2)).len(), PAGE_EVENTS);
+        assert_eq!(page(chunks(5000, 2)).len(), PAGE_EVENTS);
         assert_eq!(page(chunks(100, 1024)).len(), 32, "32 KiB of 1 KiB chunks");
         let big = page(chunks(3, 100_000));
         assert_eq!(big.len(), 1, "one event even when larger than a page");

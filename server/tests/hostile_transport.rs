@@ -110,14 +110,17 @@ async fn probe(from: [u8; 4], to: SocketAddr, path: &str) -> Option<u16> {
     text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
-/// Polls `condition` every 50 ms until it holds; panics after `within`, and calls
-/// `each` on every round (to sample memory).
-async fn wait_until(within: Duration, what: &str, mut each: impl FnMut() -> bool) {
+/// Polls `condition` every 50 ms (it may sample memory too) until it holds, for at
+/// most `within`; whether it held. The caller prints its figures, then asserts.
+async fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
-    while !each() {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+    while !condition() {
+        if started.elapsed() >= within {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    true
 }
 
 /// 280 connections each declare a 1,000,000-byte body and send one byte every 50 ms:
@@ -162,11 +165,16 @@ async fn slow_bodies_cost_what_they_sent() {
         }));
     }
     let mut peak = before;
-    wait_until(DEADLINE, "every client dripped its bytes", || {
+    let all_dripped = wait_until(DEADLINE, || {
         peak = peak.max(rss_kb(&server));
         dripped.load(Ordering::SeqCst) == CONNECTIONS
     })
     .await;
+    println!(
+        "slow bodies: RSS {before} kB before, {peak} kB while dripping (+{} kB)",
+        peak - before
+    );
+    assert!(all_dripped, "every client dripped its bytes in time");
     peak = peak.max(rss_kb(&server));
     let mut timed_out = 0;
     for c in clients {
@@ -174,10 +182,10 @@ async fn slow_bodies_cost_what_they_sent() {
             timed_out += 1;
         }
     }
-    wait_until(DEADLINE, "the server closed the connections", || {
-        open_fds(&server) <= fds_before
-    })
-    .await;
+    assert!(
+        wait_until(DEADLINE, || open_fds(&server) <= fds_before).await,
+        "the server closed the connections"
+    );
     let after = rss_kb(&server);
     println!(
         "slow bodies: {CONNECTIONS} connections x {BYTES_EACH} bytes sent; RSS {before} kB before, \
@@ -309,11 +317,17 @@ async fn unread_resumes_are_bounded_and_closed_after_the_write_timeout() {
     }
     let opened_after = started.elapsed();
     let mut peak = before;
-    wait_until(DEADLINE, "the server closed the unread streams", || {
+    let closed = wait_until(DEADLINE, || {
         peak = peak.max(rss_kb(&server));
         open_fds(&server) <= fds_before
     })
     .await;
+    println!(
+        "unread resumes: RSS {before} kB before, {peak} kB with {RESUMES} open (+{} kB); \
+         opened in {opened_after:?}",
+        peak - before
+    );
+    assert!(closed, "the server closed the unread streams");
     let closed_after = started.elapsed();
     let after = rss_kb(&server);
     let mut complete = 0;

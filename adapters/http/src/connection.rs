@@ -250,13 +250,7 @@ pub(crate) async fn serve(
     let ended = tokio::select! {
         result = connection.as_mut() => Ended::Done(result),
         started = idle_for(&mut in_flight, shared.first_request_timeout, shared.idle_timeout) => {
-            if !started {
-                // Nothing to finish: closed at once (an HTTP/2 graceful close would
-                // wait for the peer to answer a PING).
-                tracing::debug!(%peer, "closing a connection that started no request");
-                return;
-            }
-            tracing::debug!(%peer, "closing an idle connection");
+            tracing::debug!(%peer, started, "closing an idle connection");
             Ended::Idle
         }
         _ = stop.wait_for(|stop| *stop) => Ended::Stop,
@@ -265,7 +259,8 @@ pub(crate) async fn serve(
         Ended::Done(result) => result,
         Ended::Idle => {
             // No request in flight: a peer that does not take part in the graceful
-            // close (HTTP/2 GOAWAY and PING) is dropped after a short while.
+            // close (HTTP/2 GOAWAY, then a PING it must answer) is dropped after
+            // `first_request_timeout`, not after the HTTP/2 keep-alive timeout.
             connection.as_mut().graceful_shutdown();
             match tokio::time::timeout(shared.first_request_timeout, connection).await {
                 Ok(result) => result,
