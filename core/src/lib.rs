@@ -42,6 +42,7 @@ mod model;
 pub mod ports;
 pub mod ratelimit;
 mod resume;
+pub mod search;
 mod service;
 mod session;
 pub mod stats;

@@ -177,6 +177,7 @@
 //! that may not run DDL.
 
 mod config;
+mod console;
 mod error;
 mod idempotency;
 mod rows;
