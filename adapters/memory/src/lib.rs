@@ -452,7 +452,7 @@ impl ChatStore for MemoryStore {
             .flat_map(|e| e.messages.iter().map(move |m| (m, &e.session)))
             .filter(|(m, _)| !m.is_deleted && colloquy_core::search::matches(&m.message, &words))
             .collect();
-        found.sort_by(|a, b| (b.0.timestamp, b.0.id).cmp(&(a.0.timestamp, a.0.id)));
+        found.sort_by_key(|(m, _)| std::cmp::Reverse((m.timestamp, m.id)));
         Ok(found
             .into_iter()
             .skip(page.offset)
