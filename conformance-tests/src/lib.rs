@@ -166,6 +166,18 @@ macro_rules! console_contract_tests {
     };
 }
 
+/// Stamps the contract of the provided `search_messages` method as a `#[test]`,
+/// given the same factory as [`store_contract_tests!`]: for the stores that search
+/// (memory, SQLite, PostgreSQL; Redis answers `NotSupported`).
+#[macro_export]
+macro_rules! search_contract_tests {
+    ($factory:path) => {
+        $crate::__contract_tests!(($) $factory; [];
+            search_finds_messages_by_word_prefixes_across_sessions,
+        );
+    };
+}
+
 /// Stamps every [`StreamLog`](colloquy_core::streams::StreamLog) contract of
 /// [`contracts`] as a `#[test]` running under the contract deadline, given the path
 /// of an `async fn() -> Option<TestStreamLog>` factory.

@@ -46,6 +46,7 @@ pub mod ports;
 pub mod ratelimit;
 mod resume;
 pub mod retry;
+pub mod search;
 mod service;
 mod session;
 pub mod slots;

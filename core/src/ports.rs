@@ -404,6 +404,25 @@ pub trait ChatStore: Send + Sync + 'static {
         Err(StoreError::NotSupported("erasing a visitor"))
     }
 
+    /// Finds messages by the words of their text across every live session (the
+    /// console's search): the non-deleted messages of live sessions whose text
+    /// matches `query` as [`search::matches`](crate::search::matches) says (each
+    /// word of the query begins a word of the text, case-insensitively), each with
+    /// its session, newest timestamp first, skipping `page.offset` and returning at
+    /// most `page.limit`. A query without words (see
+    /// [`search::query_words`](crate::search::query_words)) finds nothing.
+    ///
+    /// SQL stores answer from a full-text index (cost grows with the matches, not
+    /// the history); a store that cannot bound the cost answers `NotSupported`.
+    async fn search_messages(
+        &self,
+        query: &str,
+        page: Page,
+    ) -> Result<Vec<(ChatMessage, Session)>, StoreError> {
+        let _ = (query, page);
+        Err(StoreError::NotSupported("searching messages"))
+    }
+
     /// The dashboard's counters of every hour from the one `from` is in up to `to`
     /// (exclusive) that has any, oldest first (see [`crate::stats`] for what counts).
     ///

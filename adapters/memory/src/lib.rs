@@ -435,6 +435,31 @@ impl ChatStore for MemoryStore {
         Ok(stored)
     }
 
+    /// A linear scan of every stored message: O(messages), for tests and demos.
+    async fn search_messages(
+        &self,
+        query: &str,
+        page: Page,
+    ) -> Result<Vec<(ChatMessage, Session)>, StoreError> {
+        let words = colloquy_core::search::query_words(query);
+        let now = self.clock.now();
+        let t = self.read();
+        let mut found: Vec<(&ChatMessage, &Session)> = t
+            .sessions
+            .values()
+            .filter(|e| !e.session.is_expired_at(now))
+            .flat_map(|e| e.messages.iter().map(move |m| (m, &e.session)))
+            .filter(|(m, _)| !m.is_deleted && colloquy_core::search::matches(&m.message, &words))
+            .collect();
+        found.sort_by_key(|(m, _)| std::cmp::Reverse((m.timestamp, m.id)));
+        Ok(found
+            .into_iter()
+            .skip(page.offset)
+            .take(page.limit)
+            .map(|(m, s)| (m.clone(), s.clone()))
+            .collect())
+    }
+
     /// O(log hours + hours in the range).
     async fn hourly_stats(
         &self,

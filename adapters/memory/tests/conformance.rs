@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use colloquy_conformance::{console_contract_tests, store_contract_tests, TestStore};
+use colloquy_conformance::{
+    console_contract_tests, search_contract_tests, store_contract_tests, TestStore,
+};
 use colloquy_core::ManualClock;
 use colloquy_memory::MemoryStore;
 
@@ -16,3 +18,4 @@ async fn store() -> Option<TestStore> {
 
 store_contract_tests!(store);
 console_contract_tests!(store);
+search_contract_tests!(store);

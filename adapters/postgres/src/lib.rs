@@ -180,6 +180,7 @@
 //! that may not run DDL.
 
 mod config;
+mod console;
 mod error;
 mod events;
 mod idempotency;

@@ -165,6 +165,37 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX colloquy_idempotency_expiry ON colloquy_idempotency (expires_at);
     ",
+    // 3: the dashboard's counters, kept per hour as things happen (the statements
+    // that store an event add to them: see console.rs), and each hour's ungrounded
+    // questions (about MAX_QUESTIONS_PER_HOUR per hour; concurrent writers may pass
+    // the bound by a few).
+    r"
+    CREATE TABLE colloquy_stats_hours (
+        hour             timestamptz NOT NULL PRIMARY KEY,
+        sessions         bigint      NOT NULL DEFAULT 0,
+        visitor_messages bigint      NOT NULL DEFAULT 0,
+        answers          bigint      NOT NULL DEFAULT 0,
+        handoffs         bigint      NOT NULL DEFAULT 0,
+        tokens_in        bigint      NOT NULL DEFAULT 0,
+        tokens_out       bigint      NOT NULL DEFAULT 0,
+        feedback_up      bigint      NOT NULL DEFAULT 0,
+        feedback_down    bigint      NOT NULL DEFAULT 0,
+        ungrounded       bigint      NOT NULL DEFAULT 0
+    );
+    CREATE TABLE colloquy_stats_questions (
+        hour     timestamptz NOT NULL,
+        question text        NOT NULL,
+        count    bigint      NOT NULL,
+        PRIMARY KEY (hour, question)
+    );
+    ",
+    // 4: the full-text index of message text (the console's search): words of the
+    // `simple` configuration (lowercased, no stemming, no stop words), matched as
+    // prefixes.
+    r"
+    CREATE INDEX colloquy_messages_text
+        ON colloquy_messages USING gin (to_tsvector('simple', message));
+    ",
 ];
 
 /// The schema version this build writes: the number of migrations it knows.

@@ -71,21 +71,58 @@ macro_rules! contains_ci {
     };
 }
 
-/// Creates a session, first taking its session_id from an expired holder.
-/// `$1` id, `$2` session_id, `$3` external_user_id, `$4` created_at, `$5` expires_at,
-/// `$6` is_active, `$7` metadata, `$8` now. A live holder (or a duplicate id) makes
-/// the insert hit a unique index: a conflict. Returns one row when created.
+/// Creates a session, first taking its session_id from an expired holder, and counts
+/// it in hour `$9` of the dashboard's counters. `$1` id, `$2` session_id, `$3`
+/// external_user_id, `$4` created_at, `$5` expires_at, `$6` is_active, `$7` metadata,
+/// `$8` now. A live holder (or a duplicate id) makes the insert hit a unique index: a
+/// conflict (and nothing is counted). Returns one row when created.
 pub(crate) const CREATE_SESSION: &str = "
 WITH released AS (
     UPDATE colloquy_sessions SET owns_session_id = false
     WHERE session_id = $2::text AND owns_session_id AND expires_at <= $8::timestamptz
     RETURNING 1
+), created AS (
+    INSERT INTO colloquy_sessions
+        (id, session_id, external_user_id, created_at, expires_at, is_active, metadata)
+    SELECT $1::uuid, $2::text, $3::text, $4::timestamptz, $5::timestamptz, $6::boolean,
+        $7::json
+    FROM (SELECT count(*) FROM released) AS release_first
+    RETURNING id
+), counted AS (
+    INSERT INTO colloquy_stats_hours AS h (hour, sessions)
+    SELECT $9::timestamptz, 1 FROM created
+    ON CONFLICT (hour) DO UPDATE SET sessions = h.sessions + excluded.sessions
 )
-INSERT INTO colloquy_sessions
-    (id, session_id, external_user_id, created_at, expires_at, is_active, metadata)
-SELECT $1::uuid, $2::text, $3::text, $4::timestamptz, $5::timestamptz, $6::boolean, $7::json
-FROM (SELECT count(*) FROM released) AS release_first
-RETURNING id";
+SELECT id FROM created";
+
+/// Adds counters (in `StatCounts::NAMES` order, from parameter `$first`) to the hour
+/// `$hour` for each row of CTE `$from`: the tail of a statement's `WITH` list.
+macro_rules! count_hour {
+    ($from:literal, $hour:literal) => {
+        concat!(
+            "counted AS (
+        INSERT INTO colloquy_stats_hours AS h (hour, sessions, visitor_messages, answers,
+            handoffs, tokens_in, tokens_out, feedback_up, feedback_down, ungrounded)
+        SELECT ",
+            $hour,
+            ", $9::bigint, $10::bigint, $11::bigint, $12::bigint, $13::bigint, $14::bigint,
+            $15::bigint, $16::bigint, $17::bigint FROM ",
+            $from,
+            "
+        ON CONFLICT (hour) DO UPDATE SET
+            sessions = h.sessions + excluded.sessions,
+            visitor_messages = h.visitor_messages + excluded.visitor_messages,
+            answers = h.answers + excluded.answers,
+            handoffs = h.handoffs + excluded.handoffs,
+            tokens_in = h.tokens_in + excluded.tokens_in,
+            tokens_out = h.tokens_out + excluded.tokens_out,
+            feedback_up = h.feedback_up + excluded.feedback_up,
+            feedback_down = h.feedback_down + excluded.feedback_down,
+            ungrounded = h.ungrounded + excluded.ungrounded
+    )"
+        )
+    };
+}
 
 /// The live session `($1, $2)` names.
 pub(crate) const GET_SESSION: &str = concat!(
@@ -120,7 +157,10 @@ pub(crate) const DELETE_SESSION: &str = concat!(
 );
 
 /// Appends: locks the session row, takes the next position, raises the timestamp,
-/// inserts. `$4` id, `$5` role, `$6` text, `$7` metadata, `$8` timestamp. Returns no
+/// inserts, and adds to the dashboard's counters of the message's hour (`$9`..`$17`
+/// the counters, `$18` the question an ungrounded answer answers or NULL, `$19` the
+/// most questions an hour lists). `$4` id, `$5` role, `$6` text, `$7` metadata, `$8`
+/// timestamp. Returns no
 /// row for no live session, the session with NULL `seq` when it is inactive, else the
 /// session with the message's `seq` and stored timestamp.
 pub(crate) const APPEND: &str = concat!(
@@ -140,7 +180,18 @@ pub(crate) const APPEND: &str = concat!(
         INSERT INTO colloquy_messages (session, seq, id, role, message, metadata, written_at)
         SELECT b.id, b.last_seq, $4::uuid, $5::text, $6::text, $7::json, b.last_written_at
         FROM b
-        RETURNING seq, written_at
+        RETURNING seq, written_at, date_trunc('hour', written_at, 'UTC') AS hour
+    ), ",
+    count_hour!("m", "m.hour"),
+    ", asked AS (
+        INSERT INTO colloquy_stats_questions AS q (hour, question, count)
+        SELECT m.hour, left(x.message, 200), 1
+        FROM m JOIN colloquy_messages x ON x.id = $18::uuid
+        WHERE (SELECT count(*) FROM colloquy_stats_questions y WHERE y.hour = m.hour)
+                < $19::bigint
+            OR EXISTS (SELECT 1 FROM colloquy_stats_questions y
+                WHERE y.hour = m.hour AND y.question = left(x.message, 200))
+        ON CONFLICT (hour, question) DO UPDATE SET count = q.count + 1
     )
     SELECT ",
     session_cols!("t"),
@@ -148,10 +199,17 @@ pub(crate) const APPEND: &str = concat!(
 );
 
 /// Chat's first step; see the function in the schema. `$4`..`$8` as for
-/// [`APPEND`], `$9` the window.
-pub(crate) const BEGIN_TURN: &str = "SELECT * FROM colloquy_begin_turn(
+/// [`APPEND`], `$18` the window; the message (row `k = 1`) is counted in its hour
+/// with counters `$9`..`$17`.
+pub(crate) const BEGIN_TURN: &str = concat!(
+    "WITH t AS (SELECT * FROM colloquy_begin_turn(
     $1::uuid, $2::text, $3::timestamptz, $4::uuid, $5::text, $6::text, $7::json,
-    $8::timestamptz, $9::bigint)";
+    $8::timestamptz, $18::bigint)), k1 AS (
+        SELECT date_trunc('hour', m_written_at, 'UTC') AS hour FROM t WHERE k = 1
+    ), ",
+    count_hour!("k1", "k1.hour"),
+    " SELECT * FROM t"
+);
 
 /// The message `$1` with its session, unless deleted or the session is not live at `$2`.
 pub(crate) const GET_MESSAGE: &str = concat!(
@@ -341,6 +399,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static str> {
         PURGE_IDEMPOTENCY,
     ]
     .into_iter()
+    .chain(crate::console::STATEMENTS)
     .chain(LIST_SESSIONS.iter().map(String::as_str))
     .chain(LIST_MESSAGES.iter().map(String::as_str))
 }

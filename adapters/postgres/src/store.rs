@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use colloquy_core::ports::{ChatStore, Turn};
+use colloquy_core::ports::{ChatStore, Erased, Turn};
+use colloquy_core::stats::{self, HourStats, StatCounts};
 use colloquy_core::{
-    ChatMessage, Clock, Entity, MessageDraft, MessageQuery, Page, Session, SessionFilter,
+    ChatMessage, Clock, Entity, Feedback, MessageDraft, MessageQuery, Page, Session, SessionFilter,
     SessionPatch, SessionRef, StoreError,
 };
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -21,7 +22,7 @@ use uuid::Uuid;
 use crate::config::PostgresConfig;
 use crate::error::{pool_error, query_error, ConnectError, Corrupt};
 use crate::rows::{self, sql_count};
-use crate::{schema, sql, text};
+use crate::{console, schema, sql, text};
 
 const NO_SESSION: StoreError = StoreError::NotFound(Entity::Session);
 const NO_MESSAGE: StoreError = StoreError::NotFound(Entity::Message);
@@ -280,6 +281,7 @@ impl ChatStore for PostgresStore {
                     &session.is_active,
                     &metadata,
                     &now,
+                    &stats::hour_of(session.created_at),
                 ],
             )
             .await?;
@@ -381,6 +383,12 @@ impl ChatStore for PostgresStore {
         let now = self.now();
         let body = text::encode(&draft.message);
         let metadata = Json(&draft.metadata);
+        let counts = StatCounts::of_message(draft.role, &draft.metadata);
+        let [c1, c2, c3, c4, c5, c6, c7, c8, c9] = counts.values();
+        let question = (counts.ungrounded > 0)
+            .then(|| stats::in_reply_to(&draft.metadata))
+            .flatten();
+        let max_questions = sql_count(stats::MAX_QUESTIONS_PER_HOUR);
         let rows = self
             .query(
                 sql::APPEND,
@@ -393,6 +401,17 @@ impl ChatStore for PostgresStore {
                     &body,
                     &metadata,
                     &draft.timestamp,
+                    &c1,
+                    &c2,
+                    &c3,
+                    &c4,
+                    &c5,
+                    &c6,
+                    &c7,
+                    &c8,
+                    &c9,
+                    &question,
+                    &max_questions,
                 ],
             )
             .await?;
@@ -502,6 +521,8 @@ impl ChatStore for PostgresStore {
         let body = text::encode(&draft.message);
         let metadata = Json(&draft.metadata);
         let window = sql_count(window);
+        let [c1, c2, c3, c4, c5, c6, c7, c8, c9] =
+            StatCounts::of_message(draft.role, &draft.metadata).values();
         let rows = self
             .query(
                 sql::BEGIN_TURN,
@@ -514,6 +535,15 @@ impl ChatStore for PostgresStore {
                     &body,
                     &metadata,
                     &draft.timestamp,
+                    &c1,
+                    &c2,
+                    &c3,
+                    &c4,
+                    &c5,
+                    &c6,
+                    &c7,
+                    &c8,
+                    &c9,
                     &window,
                 ],
             )
@@ -538,5 +568,43 @@ impl ChatStore for PostgresStore {
             system: system.into_iter().map(|(_, m)| m).collect(),
             recent: recent.into_iter().map(|(_, m)| m).collect(),
         })
+    }
+
+    /// Two statements: a read, then a write that applies only if the metadata is
+    /// still what was read (retried a few times when another write came between).
+    async fn set_feedback(
+        &self,
+        id: Uuid,
+        feedback: &Feedback,
+    ) -> Result<(ChatMessage, Session), StoreError> {
+        console::set_feedback(&self.pool, self.deadline, self.now(), id, feedback).await
+    }
+
+    /// One statement. PostgreSQL keeps the deleted rows' old versions until VACUUM
+    /// (autovacuum) reclaims them; they are invisible to every query.
+    async fn erase_user(&self, external_user_id: &str) -> Result<Erased, StoreError> {
+        console::erase_user(&self.pool, self.deadline, external_user_id).await
+    }
+
+    /// One statement on the full-text (GIN) index.
+    async fn search_messages(
+        &self,
+        query: &str,
+        page: Page,
+    ) -> Result<Vec<(ChatMessage, Session)>, StoreError> {
+        console::search(&self.pool, self.deadline, self.now(), query, page).await
+    }
+
+    /// One statement over the two counter tables: O(hours in the range).
+    async fn hourly_stats(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourStats>, StoreError> {
+        console::hours(&self.pool, self.deadline, from, to).await
+    }
+
+    async fn add_stats(&self, at: DateTime<Utc>, counts: &StatCounts) -> Result<(), StoreError> {
+        console::count(&self.pool, self.deadline, at, counts).await
     }
 }

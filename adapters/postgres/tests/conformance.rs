@@ -8,7 +8,9 @@ mod common;
 
 use std::sync::Arc;
 
-use colloquy_conformance::{service_missing, store_contract_tests, TestStore};
+use colloquy_conformance::{
+    console_contract_tests, search_contract_tests, service_missing, store_contract_tests, TestStore,
+};
 use colloquy_core::ManualClock;
 use colloquy_postgres::PostgresStore;
 
@@ -27,3 +29,5 @@ async fn store() -> Option<TestStore> {
 }
 
 store_contract_tests!(store);
+console_contract_tests!(store);
+search_contract_tests!(store);

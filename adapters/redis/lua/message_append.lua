@@ -3,7 +3,9 @@
 -- for (or is written here for), 13 (cluster) the purge time the pointer was given (or
 -- is given at least), 14 the turn window ('' for a plain append), 15 the pointer's key
 -- when it is in this slot, written here (always on standalone Redis; on a cluster
--- when the id names the session's slot), else ''.
+-- when the id names the session's slot), else '', 16 the id of the message an
+-- ungrounded answer answers ('' none): its value is added as the reply's last item
+-- (nil when it is not in this session), for the dashboard's question list.
 -- Returns {'ok', session fields, stored timestamp us, seq} (a turn adds system ids,
 -- their values, recent ids newest first, their values), {'inactive'}, {'conflict'}; on
 -- a cluster, without writing: {'claim', sid, uuid} when the pointer is not claimed for
@@ -65,5 +67,8 @@ if ARGV[14] ~= '' then
   reply[6] = message_values(m, system)
   reply[7] = recent
   reply[8] = message_values(m, recent)
+end
+if ARGV[16] and ARGV[16] ~= '' then
+  reply[#reply + 1] = redis.call('HGET', m, ARGV[16])
 end
 return reply

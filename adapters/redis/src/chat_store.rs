@@ -3,9 +3,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use colloquy_core::ports::{ChatStore, Turn};
+use colloquy_core::ports::{ChatStore, Erased, Turn};
+use colloquy_core::stats::{HourStats, StatCounts};
 use colloquy_core::{
-    ChatMessage, MessageDraft, MessageQuery, Page, Session, SessionFilter, SessionPatch,
+    ChatMessage, Feedback, MessageDraft, MessageQuery, Page, Session, SessionFilter, SessionPatch,
     SessionRef, StoreError,
 };
 use uuid::Uuid;
@@ -96,5 +97,34 @@ impl ChatStore for RedisStore {
         window: usize,
     ) -> Result<Turn, StoreError> {
         Ok(self.begin(to, draft, window).await?)
+    }
+
+    /// Two round trips: a read, then a compare-and-set write (see `console.rs`).
+    async fn set_feedback(
+        &self,
+        id: Uuid,
+        feedback: &Feedback,
+    ) -> Result<(ChatMessage, Session), StoreError> {
+        Ok(self.feedback(id, feedback).await?)
+    }
+
+    /// Walks every stored session (no index by visitor): O(stored sessions), 500
+    /// per round trip; see `console.rs`.
+    async fn erase_user(&self, external_user_id: &str) -> Result<Erased, StoreError> {
+        Ok(self.erase(external_user_id).await?)
+    }
+
+    /// One script per 744 hours in the range; see `console.rs` for how (and when)
+    /// Redis counts.
+    async fn hourly_stats(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourStats>, StoreError> {
+        Ok(self.hours(from, to).await?)
+    }
+
+    async fn add_stats(&self, at: DateTime<Utc>, counts: &StatCounts) -> Result<(), StoreError> {
+        Ok(self.count(at, counts, None).await?)
     }
 }

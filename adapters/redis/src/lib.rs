@@ -49,6 +49,8 @@
 //! | `P{M}:p` (standalone; a cluster's before the upgrade) | string | the same | `M` |
 //! | `P{idx}:c` | zset | the list index: `"<created 17 digits> U S"`, all scored 0 (text order = `(created_at, id)`) | `idx` |
 //! | `P{idx}:p` | zset | the same entries scored by purge time (none for `Retention::Forever`) | `idx` |
+//! | `P{st}:<hour us>:c` | hash | the dashboard's counters of one hour (`sessions`, `visitor_messages`, ...), living 400 days after their last change | `st` |
+//! | `P{st}:<hour us>:q` | zset | that hour's ungrounded questions (key → count, at most 100) | `st` |
 //!
 //! **Message pointers on a cluster.** `GET /messages/{id}` needs message id → session,
 //! from the id alone, and an append should touch one slot. So the low 14 bits of a
@@ -115,6 +117,11 @@
 //! - **message / delete_message**: the message pointer names `S`; the message must be
 //!   in the live holder of `S` (a pointer to anything else is "not found"). On a
 //!   cluster a missing pointer is looked for under its old name `P{M}:p` too.
+//! - **set_feedback / erase_user / stats**: see `src/console.rs`: feedback is a
+//!   read and a compare-and-set write; erasing a visitor walks the whole list index
+//!   (O(stored sessions)); each counted event costs one more script call on the
+//!   `{st}` slot after its write. `search_messages` answers `NotSupported`: Redis has
+//!   no text index, and a scan could not be bounded by the matches.
 //! - **delete_session**: deletes the session's four keys and hands `P{S}:h` back to
 //!   the previous holder (if still stored). On standalone Redis the same script also
 //!   deletes its pointers and list entry; on a cluster they are left to expire.
@@ -276,6 +283,7 @@ mod chat_store;
 mod codec;
 mod config;
 mod conn;
+mod console;
 mod error;
 mod events;
 mod idempotency;

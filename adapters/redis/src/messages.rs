@@ -34,6 +34,8 @@ impl RedisStore {
     ) -> Result<Appended, Error> {
         let cluster = self.is_cluster();
         let body = codec::message_body(draft.role, &draft.message, &draft.metadata)?;
+        // An ungrounded answer brings back the question it answers, for the dashboard.
+        let question = crate::console::question_asked(&draft);
         let mut target = self.first_target(to);
         let pointer = self.keys.message_pointer(draft.id);
         let pointer_slot = slots::key_slot(&pointer);
@@ -71,6 +73,7 @@ impl RedisStore {
                 purge.clone(),
                 window.map(|w| w.to_string()).unwrap_or_default(),
                 here.to_owned(),
+                question.map(|q| q.to_string()).unwrap_or_default(),
             ];
             let Some(reply) = self
                 .step(&self.scripts.message_append, to, &mut target, &args)
@@ -80,8 +83,15 @@ impl RedisStore {
             };
             match reply.status() {
                 "ok" => {
-                    return appended(&reply, draft, window.is_some())
-                        .inspect(|a| self.learn(&a.session))
+                    let asked = match question {
+                        Some(_) => reply.optional_string(reply.len() - 1)?,
+                        None => None,
+                    };
+                    let appended = appended(&reply, draft, window.is_some())?;
+                    self.learn(&appended.session);
+                    self.count_message(&appended.message, asked.as_deref())
+                        .await;
+                    return Ok(appended);
                 }
                 "inactive" => return Err(Error::SessionInactive),
                 "conflict" => return Err(Error::Conflict(Entity::Message)),
@@ -130,7 +140,7 @@ impl RedisStore {
 
     /// Reads (`"get"`) or soft-deletes (`"delete"`) message `id`; `None` when it is
     /// missing, deleted, or its session is not live.
-    async fn by_id(&self, id: Uuid, op: &str) -> Result<Option<Reply>, Error> {
+    pub(crate) async fn by_id(&self, id: Uuid, op: &str) -> Result<Option<Reply>, Error> {
         let pointer = self.keys.message_pointer(id);
         let (route, sid) = if self.is_cluster() {
             // Cluster: the pointer first (under its old name when missing), then the

@@ -20,6 +20,10 @@ pub(crate) struct Scripts {
     pub(crate) index_add: Script,
     pub(crate) index_drop: Script,
     pub(crate) index_list: Script,
+    pub(crate) message_feedback: Script,
+    pub(crate) session_erase: Script,
+    pub(crate) stats_count: Script,
+    pub(crate) stats_read: Script,
 }
 
 fn script(body: &str) -> Script {
@@ -41,6 +45,10 @@ impl Scripts {
             index_add: script(include_str!("../lua/index_add.lua")),
             index_drop: script(include_str!("../lua/index_drop.lua")),
             index_list: script(include_str!("../lua/index_list.lua")),
+            message_feedback: script(include_str!("../lua/message_feedback.lua")),
+            session_erase: script(include_str!("../lua/session_erase.lua")),
+            stats_count: script(include_str!("../lua/stats_count.lua")),
+            stats_read: script(include_str!("../lua/stats_read.lua")),
         }
     }
 }

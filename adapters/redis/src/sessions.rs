@@ -13,7 +13,7 @@ use crate::keys;
 use crate::store::{RedisStore, Target, MAX_STEPS};
 
 /// Largest number of list index entries read per request while listing.
-const LIST_BATCH: usize = 500;
+pub(crate) const LIST_BATCH: usize = 500;
 
 /// How long a create may take between writing its list entry and its session (a
 /// cluster writes the entry first): a listing drops an entry naming no session only
@@ -73,6 +73,7 @@ impl RedisStore {
         match reply.status() {
             "ok" => {
                 self.learn(session);
+                self.count_session(session).await;
                 Ok(())
             }
             "conflict" => Err(Error::Conflict(Entity::Session)),
@@ -298,7 +299,7 @@ impl RedisStore {
 
     /// Up to `count` list entries after `after` ("" from the newest), each with its
     /// session hash (empty when the session is gone).
-    async fn list_batch(
+    pub(crate) async fn list_batch(
         &self,
         after: &str,
         count: usize,

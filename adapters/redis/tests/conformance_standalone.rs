@@ -3,10 +3,11 @@
 
 mod common;
 
-use colloquy_conformance::{store_contract_tests, TestStore};
+use colloquy_conformance::{console_contract_tests, store_contract_tests, TestStore};
 
 async fn store() -> Option<TestStore> {
     common::standalone_test_store().await
 }
 
 store_contract_tests!(store);
+console_contract_tests!(store);

@@ -51,6 +51,19 @@ pub(crate) mod sql {
     pub(crate) const HOURS: &str = "SELECT hour, sessions, visitor_messages, answers, handoffs,
          tokens_in, tokens_out, feedback_up, feedback_down, ungrounded
          FROM stats_hours WHERE hour >= ?1 AND hour < ?2 ORDER BY hour";
+    /// One page of the non-deleted messages of live sessions (at ?2) matching the
+    /// FTS5 query ?1, with their sessions, newest first: the index finds the
+    /// matches, which are then sorted (the cost grows with the matches).
+    pub(crate) const SEARCH: &str = concat!(
+        "SELECT ",
+        crate::rows::message_columns!("m"),
+        ", ",
+        crate::rows::session_columns!("s"),
+        " FROM messages_fts f JOIN messages m ON m.rowid = f.rowid
+         JOIN sessions s ON s.id = m.session
+         WHERE messages_fts MATCH ?1 AND m.is_deleted = 0 AND s.expires_at > ?2
+         ORDER BY m.timestamp DESC, m.id DESC LIMIT ?3 OFFSET ?4"
+    );
     /// The questions of the hours in [?1, ?2).
     pub(crate) const QUESTIONS: &str =
         "SELECT hour, question, count FROM stats_questions WHERE hour >= ?1 AND hour < ?2";
@@ -179,4 +192,43 @@ pub(crate) fn hours(
         }
     }
     Ok(out)
+}
+
+/// The FTS5 query for `words` (from `search::query_words`: letters and digits
+/// only, so each can be quoted as is): every word as a prefix.
+fn fts_query(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{w}\"*"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One page of the messages matching `query` across live sessions, newest first.
+pub(crate) fn search(
+    conn: &Connection,
+    now: i64,
+    query: &str,
+    page: colloquy_core::Page,
+) -> Result<Vec<(ChatMessage, Session)>, SqliteError> {
+    let words = colloquy_core::search::query_words(query);
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare_cached(sql::SEARCH)?;
+    let found = stmt.query_map(
+        params![
+            fts_query(&words),
+            now,
+            sql_count(page.limit),
+            sql_count(page.offset)
+        ],
+        |row| {
+            Ok((
+                crate::rows::message(row)?,
+                crate::rows::session_from(row, crate::rows::MESSAGE_COLUMNS)?,
+            ))
+        },
+    )?;
+    Ok(found.collect::<Result<_, _>>()?)
 }

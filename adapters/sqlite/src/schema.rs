@@ -112,6 +112,31 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (hour, question)
     ) WITHOUT ROWID;
     ",
+    // 6: the full-text index of message text (the console's search): an FTS5
+    // external-content table over `messages` (keyed by its rowid), kept in sync by
+    // triggers (a session's cascade deletes fire them too), with FTS5's own
+    // `secure-delete` so a deleted message's words leave the index's pages. Tokens
+    // are Unicode letter and digit runs, case-folded, diacritics kept.
+    "
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        message, content = 'messages', content_rowid = 'rowid',
+        tokenize = 'unicode61 remove_diacritics 0'
+    );
+    INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
+    INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, message) VALUES (new.rowid, new.message);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, message)
+        VALUES ('delete', old.rowid, old.message);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF message ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, message)
+        VALUES ('delete', old.rowid, old.message);
+        INSERT INTO messages_fts (rowid, message) VALUES (new.rowid, new.message);
+    END;
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the number of

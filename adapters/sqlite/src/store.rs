@@ -325,6 +325,19 @@ impl ChatStore for SqliteStore {
             .await?)
     }
 
+    /// One read job on the full-text index (`messages_fts`).
+    async fn search_messages(
+        &self,
+        query: &str,
+        page: Page,
+    ) -> Result<Vec<(ChatMessage, Session)>, StoreError> {
+        let query = query.to_owned();
+        Ok(self
+            .workers
+            .read(move |conn, now| console::search(conn, now, &query, page))
+            .await?)
+    }
+
     /// One read job: O(hours in the range) rows of two small tables.
     async fn hourly_stats(
         &self,

@@ -5,7 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use colloquy_conformance::{console_contract_tests, store_contract_tests, TestStore};
+use colloquy_conformance::{
+    console_contract_tests, search_contract_tests, store_contract_tests, TestStore,
+};
 use colloquy_core::ManualClock;
 use colloquy_sqlite::SqliteStore;
 
@@ -24,11 +26,13 @@ async fn store() -> Option<TestStore> {
 
 store_contract_tests!(store);
 console_contract_tests!(store);
+search_contract_tests!(store);
 
 /// The same suite against the in-memory variant (one connection, no reader pool).
 mod in_memory {
     use super::{
-        console_contract_tests, store_contract_tests, Arc, ManualClock, SqliteStore, TestStore,
+        console_contract_tests, search_contract_tests, store_contract_tests, Arc, ManualClock,
+        SqliteStore, TestStore,
     };
 
     async fn store() -> Option<TestStore> {
@@ -39,4 +43,5 @@ mod in_memory {
 
     store_contract_tests!(store);
     console_contract_tests!(store);
+    search_contract_tests!(store);
 }
