@@ -34,6 +34,7 @@
 //! [`TestStore::expires_physically`].
 
 pub mod contracts;
+pub mod decorators;
 mod harness;
 pub mod model_based;
 

@@ -32,6 +32,7 @@ pub mod access;
 mod chat;
 mod clock;
 pub mod context;
+pub mod decorators;
 mod deps;
 mod echo;
 mod error;

@@ -61,7 +61,9 @@
 //!   ([`OPENAPI_JSON`]); tests keep it equal to the router's table and run its examples.
 //! - **Metrics**: every response is counted by endpoint name and status in
 //!   [`HttpConfig::metrics`]; [`serve_metrics`] serves them as Prometheus text on a
-//!   listener of their own, and [`MeteredStore`] adds store and model figures.
+//!   listener of their own, and a store wrapped in core's
+//!   [`ObservedStore`](colloquy_core::decorators::ObservedStore) with
+//!   [`Metrics::store_observer`] adds store and model figures.
 //! - **Health**: `GET /healthz` → 200 `{"status":"ok"}`; `GET /readyz` → 200
 //!   `{"status":"ready"}`, or 503 `store_unavailable` whatever the store's failure.
 //! - **SSE**: the `data` object's keys come in the order `chunk`, `done`,
@@ -128,7 +130,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 pub use caller::{AdminToken, PeerAddr, WeakToken};
 pub use config::HttpConfig;
 pub use error::{error_response, status_for, RETRY_AFTER_SECS};
-pub use metrics::{serve_metrics, MeteredStore, Metrics};
+pub use metrics::{serve_metrics, Metrics, StoreMetrics};
 pub use openapi::OPENAPI_JSON;
 pub use server::serve;
 pub use sse::response as sse_response;
