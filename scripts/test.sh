@@ -94,7 +94,7 @@ widget_browser_test() {
         echo "SKIPPED: widget browser test ($missing missing); set COLLOQUY_REQUIRE_SERVICES=1 to fail instead"
         return 0
     fi
-    # The binary under test embeds widget/*: build it from the current sources.
+    # The binary under test embeds adapters/http/assets/*: build it from the current sources.
     cargo build -q -p colloquy-server
     (
         cd widget/test

@@ -39,6 +39,7 @@
 
 pub mod contracts;
 pub use contracts::TestEvents;
+pub mod decorators;
 mod harness;
 pub mod model_based;
 

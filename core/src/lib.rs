@@ -32,6 +32,7 @@ pub mod access;
 mod chat;
 mod clock;
 pub mod context;
+pub mod decorators;
 mod deps;
 mod echo;
 mod error;
@@ -53,6 +54,12 @@ pub mod slots;
 pub mod stats;
 pub mod streams;
 pub mod validate;
+
+/// Re-exported so a custom adapter or model needs no direct dependency on them:
+/// `#[colloquy_core::async_trait]` on an `impl ChatStore`/`impl ChatModel`, and the
+/// exact `chrono`, `uuid` and `futures` versions the ports' signatures use.
+pub use async_trait::async_trait;
+pub use {chrono, futures, uuid};
 
 pub use chat::{ChatEvent, ChatEvents, ChatReply, ChatStream};
 pub use clock::{format_time, parse_time, serde_time, Clock, ManualClock, SystemClock};

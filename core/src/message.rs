@@ -109,6 +109,41 @@ pub struct NewMessage {
     pub metadata: Metadata,
 }
 
+impl NewMessage {
+    /// A `user` message `message` for the session `session` names, without
+    /// metadata. The service checks it ([`crate::validate::check_new_message`])
+    /// before storing it, as it does a message read from JSON.
+    ///
+    /// ```
+    /// use colloquy_core::{NewMessage, Role, SessionRef};
+    /// let new = NewMessage::new(SessionRef::parse("support-42"), "hello").role(Role::System);
+    /// assert_eq!((new.message.as_str(), new.role), ("hello", Role::System));
+    /// ```
+    #[must_use]
+    pub fn new(session: crate::SessionRef, message: impl Into<String>) -> Self {
+        Self {
+            session,
+            message: message.into(),
+            role: Role::User,
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// This message, written by `role`.
+    #[must_use]
+    pub fn role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// This message, with `metadata`.
+    #[must_use]
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
 /// A message the service asks a store to append: everything but its session, which
 /// the store resolves from the [`SessionRef`](crate::SessionRef) it is given.
 #[derive(Debug, Clone, PartialEq)]

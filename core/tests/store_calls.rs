@@ -2,111 +2,21 @@
 //! operation, two for chat (one before the model runs, one after). On a networked
 //! store a call is a round trip, so a regression here is a latency regression.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use colloquy_core::ports::{ChatStore, Turn};
+use colloquy_core::decorators::{CallCounter, ObservedStore};
+use colloquy_core::ports::ChatStore;
 use colloquy_core::{
-    validate, ChatMessage, ChatService, ManualClock, MessageDraft, MessageQuery, NewMessage, Page,
-    Session, SessionFilter, SessionPatch, SessionRef, StoreError,
+    validate, ChatService, ManualClock, MessageQuery, NewMessage, Page, SessionFilter,
+    SessionPatch, SessionRef,
 };
 use colloquy_memory::MemoryStore;
 use futures::StreamExt;
 use serde_json::json;
-use uuid::Uuid;
 
-/// Delegates to a memory store and counts every call; notes every message id it
-/// hands out with the reference it was asked for.
-struct CountingStore {
-    inner: MemoryStore,
-    calls: AtomicUsize,
-    ids: Mutex<Vec<(String, Uuid)>>,
-}
-
-impl CountingStore {
-    fn count(&self) {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl ChatStore for CountingStore {
-    async fn create_session(&self, s: &Session) -> Result<(), StoreError> {
-        self.count();
-        self.inner.create_session(s).await
-    }
-    async fn session(&self, r: &SessionRef) -> Result<Option<Session>, StoreError> {
-        self.count();
-        self.inner.session(r).await
-    }
-    async fn update_session(
-        &self,
-        r: &SessionRef,
-        p: &SessionPatch,
-    ) -> Result<Session, StoreError> {
-        self.count();
-        self.inner.update_session(r, p).await
-    }
-    async fn delete_session(&self, r: &SessionRef) -> Result<(), StoreError> {
-        self.count();
-        self.inner.delete_session(r).await
-    }
-    async fn list_sessions(&self, f: &SessionFilter, p: Page) -> Result<Vec<Session>, StoreError> {
-        self.count();
-        self.inner.list_sessions(f, p).await
-    }
-    async fn append(
-        &self,
-        to: &SessionRef,
-        d: MessageDraft,
-    ) -> Result<(Session, ChatMessage), StoreError> {
-        self.count();
-        self.inner.append(to, d).await
-    }
-    async fn message(&self, id: Uuid) -> Result<Option<(ChatMessage, Session)>, StoreError> {
-        self.count();
-        self.inner.message(id).await
-    }
-    async fn list_messages(
-        &self,
-        of: &SessionRef,
-        q: &MessageQuery,
-    ) -> Result<(Session, Vec<ChatMessage>), StoreError> {
-        self.count();
-        self.inner.list_messages(of, q).await
-    }
-    async fn delete_message(&self, id: Uuid) -> Result<(), StoreError> {
-        self.count();
-        self.inner.delete_message(id).await
-    }
-    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.count();
-        self.inner.purge_expired(cutoff).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.count();
-        self.inner.ping().await
-    }
-    async fn begin_turn(
-        &self,
-        to: &SessionRef,
-        d: MessageDraft,
-        window: usize,
-    ) -> Result<Turn, StoreError> {
-        self.count();
-        self.inner.begin_turn(to, d, window).await
-    }
-    fn new_message_id(&self, session: &SessionRef) -> Uuid {
-        let id = Uuid::now_v7();
-        self.ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((session.as_str().to_owned(), id));
-        id
-    }
-}
+/// A memory store that counts every call and notes every message id it hands out
+/// with the reference it was asked for: core's store decorator with its counter.
+type CountingStore = ObservedStore<MemoryStore, CallCounter>;
 
 struct Counted {
     service: ChatService,
@@ -116,20 +26,17 @@ struct Counted {
 impl Counted {
     fn new() -> Self {
         let clock = Arc::new(ManualClock::new());
-        let store = Arc::new(CountingStore {
-            inner: MemoryStore::new(clock.clone()),
-            calls: AtomicUsize::new(0),
-            ids: Mutex::default(),
-        });
+        let memory = Arc::new(MemoryStore::new(clock.clone()));
+        let store = Arc::new(ObservedStore::new(memory, CallCounter::default()));
         let service = ChatService::builder(store.clone(), clock).build();
         Self { service, store }
     }
 
     /// Store calls made by `op`.
     async fn calls<T>(&self, op: impl std::future::Future<Output = T>) -> (usize, T) {
-        let before = self.store.calls.load(Ordering::SeqCst);
+        let before = self.store.observer().total();
         let out = op.await;
-        (self.store.calls.load(Ordering::SeqCst) - before, out)
+        (self.store.observer().total() - before, out)
     }
 }
 
@@ -212,10 +119,11 @@ async fn message_ids_come_from_the_store_the_answer_s_by_session_id() {
     let session = s.create_session(new).await.expect("created");
     let handed_out = || {
         c.store
-            .ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .observer()
+            .message_ids()
+            .into_iter()
+            .map(|(reference, id)| (reference.as_str().to_owned(), id))
+            .collect::<Vec<_>>()
     };
 
     let written = s

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use colloquy_core::local::LocalStreamLog;
+use colloquy_core::decorators::ObservedStore;
 use colloquy_core::ratelimit::Admission;
 use colloquy_core::streams::DEFAULT_LEASE;
 use colloquy_core::{ChatService, SystemClock};
@@ -97,10 +98,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         closed,
     } = stores;
     let store: Arc<dyn colloquy_core::ports::ChatStore> = if cli.metrics_bind.is_some() {
-        Arc::new(colloquy_http::MeteredStore::new(
+        Arc::new(ObservedStore::new(
             store,
-            cli.store.kind(),
-            metrics.clone(),
+            metrics.store_observer(cli.store.kind()),
         ))
     } else {
         store

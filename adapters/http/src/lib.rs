@@ -61,7 +61,9 @@
 //!   ([`OPENAPI_JSON`]); tests keep it equal to the router's table and run its examples.
 //! - **Metrics**: every response is counted by endpoint name and status in
 //!   [`HttpConfig::metrics`]; [`serve_metrics`] serves them as Prometheus text on a
-//!   listener of their own, and [`MeteredStore`] adds store and model figures.
+//!   listener of their own, and a store wrapped in core's
+//!   [`ObservedStore`](colloquy_core::decorators::ObservedStore) with
+//!   [`Metrics::store_observer`] adds store and model figures.
 //! - **Health**: `GET /healthz` → 200 `{"status":"ok"}`; `GET /readyz` → 200
 //!   `{"status":"ready"}`, or 503 `store_unavailable` whatever the store's failure.
 //! - **SSE**: the `data` object's keys come in the order `chunk`, `done`,
@@ -131,7 +133,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 pub use caller::{limit_key, AdminToken, ClientIpHeader, ClientIpHeaderError, PeerAddr, WeakToken};
 pub use config::HttpConfig;
 pub use error::{error_response, status_for, RETRY_AFTER_SECS};
-pub use metrics::{serve_metrics, MeteredStore, Metrics};
+pub use metrics::{serve_metrics, Metrics, StoreMetrics};
 pub use openapi::OPENAPI_JSON;
 pub use server::serve;
 pub use sse::response as sse_response;
@@ -174,7 +176,10 @@ pub type Response = http::Response<ResponseBody>;
 /// - The **service endpoints** `GET /healthz`, `GET /readyz`, and the widget's
 ///   `/widget.js`, `/widget/demo` and `/` are at the root and on by default; turn
 ///   them off with [`Api::with_service_endpoints`] when your app has its own (then
-///   they are 404 like any unknown path). The widget calls `/api/chats/...` on its
+///   they are 404 like any unknown path; `GET /openapi.json` is a service endpoint
+///   too, so it goes with them — serve [`OPENAPI_JSON`] yourself if you want it).
+///   The document's paths are the default mount's (`/api/chats/...`, `servers`
+///   `/`): under another base path, rewrite them before publishing it. The widget calls `/api/chats/...` on its
 ///   `data-api` origin, so it only works with the default base path.
 /// - Any other path is a JSON 404 `not_found`.
 ///
@@ -185,8 +190,9 @@ pub type Response = http::Response<ResponseBody>;
 /// for [`serve`], and when you serve, these are yours:
 /// - **Binding the listener** and running the accept loop (with HTTP/1.1 and, if
 ///   you want, HTTP/2).
-/// - **`TCP_NODELAY`** on accepted sockets (`TcpStream::set_nodelay(true)`, or
-///   axum's `serve(...).tcp_nodelay(true)`): each SSE event is a small write that
+/// - **`TCP_NODELAY`** on accepted sockets (`TcpStream::set_nodelay(true)` on each
+///   accepted stream; with axum 0.8, accept through a listener that sets it, as
+///   `examples/src/bin/axum-mount.rs` does): each SSE event is a small write that
 ///   must leave at once, not wait for Nagle's algorithm.
 /// - **Graceful shutdown**: stop accepting, let requests and streams drain, and
 ///   call [`ChatService::shutdown`]`(grace)` so running generations finish (or are
@@ -198,6 +204,50 @@ pub type Response = http::Response<ResponseBody>;
 ///   `Forwarded`/`X-Forwarded-For` are honoured from [`HttpConfig::trusted_proxies`]
 ///   only, as in [`serve`].
 /// - Timeouts and connection limits of your server.
+///
+/// The accept loop with all of these, on hyper (examples/ has axum's):
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use colloquy_core::{ChatService, SystemClock};
+/// use colloquy_http::{Api, HttpConfig, PeerAddr};
+/// use hyper_util::rt::{TokioExecutor, TokioIo};
+/// use hyper_util::server::conn::auto;
+/// use hyper_util::server::graceful::GracefulShutdown;
+/// # fn store() -> Arc<dyn colloquy_core::ports::ChatStore> { unimplemented!() }
+///
+/// # async fn run() -> std::io::Result<()> {
+/// const GRACE: Duration = Duration::from_secs(20);
+/// let service = ChatService::builder(store(), Arc::new(SystemClock)).build();
+/// let api = Api::new(service.clone(), HttpConfig::default());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// let graceful = GracefulShutdown::new();
+/// let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+/// loop {
+///     let (stream, peer) = tokio::select! {
+///         accepted = listener.accept() => accepted?,
+///         _ = &mut ctrl_c => break,
+///     };
+///     stream.set_nodelay(true)?; // each SSE event leaves at once
+///     let api = api.clone();
+///     let handler = hyper::service::service_fn(move |mut request| {
+///         request.extensions_mut().insert(PeerAddr(peer)); // per-IP rate limits
+///         let api = api.clone();
+///         async move { Ok::<_, std::convert::Infallible>(api.handle(request).await) }
+///     });
+///     let connection = auto::Builder::new(TokioExecutor::new())
+///         .serve_connection(TokioIo::new(stream), handler)
+///         .into_owned();
+///     tokio::spawn(graceful.watch(connection));
+/// }
+/// // Shutdown order: stop accepting, then drain the connections while the answers
+/// // in flight finish (or are cancelled and stored after GRACE), under one deadline.
+/// drop(listener);
+/// let drain = tokio::time::timeout(GRACE + Duration::from_secs(2), graceful.shutdown());
+/// let (_, ()) = tokio::join!(drain, service.shutdown(GRACE));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Api {
     app: Arc<app::App>,
@@ -208,8 +258,23 @@ impl Api {
     /// The API over `service`, with `config`'s per-request settings (see the type's
     /// docs: `bind` and `shutdown_grace` are not used here), its endpoints under
     /// `/api/chats` and the service endpoints on.
+    ///
+    /// [`HttpConfig::access`] defaults to [`AccessMode::Open`](colloquy_core::access::AccessMode::Open):
+    /// every endpoint, listing and deleting any session included, is open to anyone
+    /// who reaches the `Api`. An `Api` built in that mode logs a warning (once per
+    /// process); set `AccessMode::Public` when the internet reaches it.
     #[must_use]
     pub fn new(service: ChatService, config: HttpConfig) -> Self {
+        if config.access == colloquy_core::access::AccessMode::Open {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "the API's access mode is open: anyone who reaches it may read, change \
+                     and delete every session (set HttpConfig::access to AccessMode::Public \
+                     for the internet)"
+                );
+            });
+        }
         Self {
             app: Arc::new(app::App::new(service, config)),
             mount: Arc::new(mount::Mount::default()),

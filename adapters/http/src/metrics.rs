@@ -1,6 +1,7 @@
 //! Prometheus metrics: a small registry of counters and histograms, the store
-//! decorator that times store operations and reads each stored answer's figures, and
-//! the listener that serves `GET /metrics` in the Prometheus text format.
+//! observer that times store operations and reads each stored answer's figures (the
+//! decorator itself is core's [`ObservedStore`](colloquy_core::decorators::ObservedStore)),
+//! and the listener that serves `GET /metrics` in the Prometheus text format.
 //!
 //! Hand-written rather than the `prometheus` or `metrics` crates: the transport is
 //! bare hyper and needs a dozen series with fixed buckets; a registry owned by the
@@ -15,22 +16,16 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use colloquy_core::ports::{ChatStore, Turn};
-use colloquy_core::{
-    ChatMessage, ChatService, MessageDraft, MessageQuery, Page, Role, Session, SessionFilter,
-    SessionPatch, SessionRef, StoreError,
-};
+use colloquy_core::decorators::{StoreObserver, StoreOperation};
+use colloquy_core::{ChatMessage, ChatService, Role, StoreError};
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use uuid::Uuid;
 
 use crate::{Response, ResponseBody};
 
@@ -119,7 +114,7 @@ struct Registry {
 
 /// The metrics of one server: cheap to clone (one shared registry). Put the same
 /// value in [`HttpConfig::metrics`](crate::HttpConfig::metrics), in
-/// [`MeteredStore::new`] and in [`serve_metrics`].
+/// [`Metrics::store_observer`] and in [`serve_metrics`].
 #[derive(Clone, Default)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -144,6 +139,28 @@ impl Metrics {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The observer that records a store's operations in this registry, their
+    /// series labelled `store="<name>"` (`sqlite`, `redis`, ...):
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use colloquy_core::decorators::ObservedStore;
+    /// # use colloquy_core::SystemClock;
+    /// # use colloquy_http::Metrics;
+    /// # use colloquy_memory::MemoryStore;
+    /// let metrics = Metrics::new();
+    /// let store = Arc::new(MemoryStore::new(Arc::new(SystemClock)));
+    /// let metered = ObservedStore::new(store, metrics.store_observer("memory"));
+    /// # let _ = metered;
+    /// ```
+    #[must_use]
+    pub fn store_observer(&self, name: &'static str) -> StoreMetrics {
+        StoreMetrics {
+            name,
+            metrics: self.clone(),
+        }
     }
 
     fn series(&self) -> MutexGuard<'_, Series> {
@@ -387,132 +404,33 @@ impl Body for Tracked {
     }
 }
 
-/// A [`ChatStore`] that times every operation of the store it wraps and counts its
-/// failures, labelled with the store's name, and reads every stored answer's figures
-/// (model latency, time to first chunk, tokens) from its metadata — so the core
-/// keeps no metrics code.
-#[derive(Debug)]
-pub struct MeteredStore<S: ?Sized> {
-    inner: Arc<S>,
+/// The [`StoreObserver`] that feeds a [`Metrics`] registry: times every store
+/// operation and counts its failures, labelled with the store's name, and reads
+/// every stored answer's figures (model latency, time to first chunk, tokens) from
+/// its metadata — so the core keeps no metrics code. Wrap the store in a
+/// [`colloquy_core::decorators::ObservedStore`] with it; see
+/// [`Metrics::store_observer`].
+#[derive(Debug, Clone)]
+pub struct StoreMetrics {
     name: &'static str,
     metrics: Metrics,
 }
 
-impl<S: ChatStore + ?Sized> MeteredStore<S> {
-    /// Wraps `inner`, whose series carry `store="<name>"` (`sqlite`, `redis`, ...).
-    pub fn new(inner: Arc<S>, name: &'static str, metrics: Metrics) -> Self {
-        Self {
-            inner,
-            name,
-            metrics,
-        }
-    }
-
-    async fn timed<T, F>(&self, operation: &str, call: F) -> Result<T, StoreError>
-    where
-        F: Future<Output = Result<T, StoreError>> + Send,
-    {
-        let started = Instant::now();
-        let result = call.await;
-        let error = match &result {
-            Err(StoreError::Unavailable(_)) => Some("unavailable"),
-            Err(StoreError::Backend(_)) => Some("backend"),
+impl StoreObserver for StoreMetrics {
+    fn finished(&self, operation: StoreOperation, elapsed: Duration, error: Option<&StoreError>) {
+        let kind = match error {
+            Some(StoreError::Unavailable(_)) => Some("unavailable"),
+            Some(StoreError::Backend(_)) => Some("backend"),
             _ => None,
         };
         self.metrics
-            .observe_store(self.name, operation, started.elapsed(), error);
-        result
+            .observe_store(self.name, operation.name(), elapsed, kind);
     }
 
-    fn answer_stored(&self, message: &ChatMessage) {
+    fn stored(&self, message: &ChatMessage) {
         if message.role == Role::Assistant {
             self.metrics.observe_answer(message);
         }
-    }
-}
-
-#[async_trait]
-impl<S: ChatStore + ?Sized> ChatStore for MeteredStore<S> {
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        self.timed("create_session", self.inner.create_session(session))
-            .await
-    }
-
-    async fn session(&self, reference: &SessionRef) -> Result<Option<Session>, StoreError> {
-        self.timed("session", self.inner.session(reference)).await
-    }
-
-    async fn update_session(
-        &self,
-        reference: &SessionRef,
-        patch: &SessionPatch,
-    ) -> Result<Session, StoreError> {
-        self.timed(
-            "update_session",
-            self.inner.update_session(reference, patch),
-        )
-        .await
-    }
-
-    async fn delete_session(&self, reference: &SessionRef) -> Result<(), StoreError> {
-        self.timed("delete_session", self.inner.delete_session(reference))
-            .await
-    }
-
-    async fn list_sessions(
-        &self,
-        filter: &SessionFilter,
-        page: Page,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.timed("list_sessions", self.inner.list_sessions(filter, page))
-            .await
-    }
-
-    async fn append(
-        &self,
-        to: &SessionRef,
-        draft: MessageDraft,
-    ) -> Result<(Session, ChatMessage), StoreError> {
-        let stored = self.timed("append", self.inner.append(to, draft)).await?;
-        self.answer_stored(&stored.1);
-        Ok(stored)
-    }
-
-    async fn message(&self, id: Uuid) -> Result<Option<(ChatMessage, Session)>, StoreError> {
-        self.timed("message", self.inner.message(id)).await
-    }
-
-    async fn list_messages(
-        &self,
-        of: &SessionRef,
-        query: &MessageQuery,
-    ) -> Result<(Session, Vec<ChatMessage>), StoreError> {
-        self.timed("list_messages", self.inner.list_messages(of, query))
-            .await
-    }
-
-    async fn delete_message(&self, id: Uuid) -> Result<(), StoreError> {
-        self.timed("delete_message", self.inner.delete_message(id))
-            .await
-    }
-
-    async fn purge_expired(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.timed("purge_expired", self.inner.purge_expired(cutoff))
-            .await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.timed("ping", self.inner.ping()).await
-    }
-
-    async fn begin_turn(
-        &self,
-        to: &SessionRef,
-        draft: MessageDraft,
-        window: usize,
-    ) -> Result<Turn, StoreError> {
-        self.timed("begin_turn", self.inner.begin_turn(to, draft, window))
-            .await
     }
 }
 

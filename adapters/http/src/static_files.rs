@@ -14,10 +14,10 @@ use http_body_util::{BodyExt, Full};
 
 use crate::{json, Response};
 
-/// The widget script, `widget/widget.js`.
-const WIDGET_JS: &[u8] = include_bytes!("../../../widget/widget.js");
-/// The demo page, `widget/demo.html`.
-const DEMO_HTML: &[u8] = include_bytes!("../../../widget/demo.html");
+/// The widget script, `assets/widget.js` (packaged with this crate).
+const WIDGET_JS: &[u8] = include_bytes!("../assets/widget.js");
+/// The demo page, `assets/demo.html` (packaged with this crate).
+const DEMO_HTML: &[u8] = include_bytes!("../assets/demo.html");
 
 /// One of the embedded files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use colloquy_core::decorators::ObservedStore;
 use colloquy_core::ratelimit::{Quota, RatePolicy};
 use colloquy_core::{Clock, EchoModel, SystemClock};
-use colloquy_http::{serve_metrics, MeteredStore, Metrics};
+use colloquy_http::{serve_metrics, Metrics};
 use colloquy_memory::MemoryStore;
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -46,10 +47,9 @@ fn value(body: &str, series: &str) -> Option<f64> {
 #[tokio::test]
 async fn requests_streams_rate_limits_store_and_model_are_counted() {
     let metrics = Metrics::new();
-    let store = MeteredStore::new(
+    let store = ObservedStore::new(
         Arc::new(MemoryStore::new(Arc::new(SystemClock) as Arc<dyn Clock>)),
-        "memory",
-        metrics.clone(),
+        metrics.store_observer("memory"),
     );
     let mut setup = Setup::default()
         .store(store)
@@ -188,5 +188,25 @@ async fn requests_streams_rate_limits_store_and_model_are_counted() {
     assert_eq!(
         scrape.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+}
+
+/// The metered store is core's decorator with the metrics' observer: it forwards
+/// every store method, the provided ones included (answer ids keep their slot on a
+/// Redis Cluster).
+#[tokio::test]
+async fn the_metered_store_forwards_every_store_method() {
+    let metrics = Metrics::new();
+    colloquy_conformance::decorators::assert_forwards_every_method(|inner| {
+        Arc::new(ObservedStore::new(
+            inner,
+            metrics.store_observer("sentinel"),
+        ))
+    })
+    .await;
+    let text = metrics.render(0);
+    assert!(
+        text.contains(r#"colloquy_store_operation_duration_seconds_count{store="sentinel",operation="begin_turn"} 2"#),
+        "every forwarded call is timed:\n{text}"
     );
 }
