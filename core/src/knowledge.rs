@@ -313,6 +313,7 @@ pub fn retrieval_plan(recent: &[ChatMessage], current: &str) -> RetrievalPlan {
 
 /// The one query of a single-search retrieval: the plan's query with the previous
 /// message when it has one, else the new message alone.
+#[cfg(test)]
 pub(crate) fn retrieval_query(recent: &[ChatMessage], current: &str) -> String {
     let plan = retrieval_plan(recent, current);
     plan.with_previous.unwrap_or(plan.current)

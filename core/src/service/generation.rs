@@ -127,8 +127,12 @@ impl ChatService {
         let Some((base, config)) = &self.knowledge else {
             return Grounding::Off;
         };
-        let query = knowledge::retrieval_query(&turn.recent, &turn.message.message);
-        let found = tokio::time::timeout(config.timeout, base.search(&query, config.top_k)).await;
+        let plan = knowledge::retrieval_plan(&turn.recent, &turn.message.message);
+        let found = tokio::time::timeout(
+            config.timeout,
+            knowledge::retrieve(base.as_ref(), &plan, config.top_k),
+        )
+        .await;
         let passages = match found {
             Ok(Ok(passages)) => passages,
             Ok(Err(e)) => {
