@@ -38,6 +38,9 @@ const FEEDBACK_ATTEMPTS: usize = 8;
 /// How long an hour's counters live after their last change: 400 days.
 pub(crate) const STATS_TTL_SECS: u64 = 400 * 24 * 3600;
 
+/// One hour as `stats_read.lua` returns it: counter pairs, question pairs.
+type HourRead = (Vec<String>, Vec<String>);
+
 /// How many hours one read script covers.
 const HOURS_PER_READ: usize = 744;
 
@@ -219,7 +222,7 @@ impl RedisStore {
                 call.arg(codec::micros(*h));
             }
             let value: Value = call.invoke_async(&mut self.conn.clone()).await?;
-            let (_, read): (String, Vec<(Vec<String>, Vec<String>)>) =
+            let (_, read): (String, Vec<HourRead>) =
                 redis::from_redis_value(value).map_err(|e| Error::Reply(e.to_string()))?;
             for (h, (fields, questions)) in chunk.iter().zip(read) {
                 if fields.is_empty() {
