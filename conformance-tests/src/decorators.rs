@@ -31,10 +31,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use colloquy_core::decorators::StoreOperation;
-use colloquy_core::ports::{ChatStore, Turn};
+use colloquy_core::ports::{ChatStore, Erased, Turn};
+use colloquy_core::stats::{HourStats, StatCounts};
 use colloquy_core::{
-    ChatMessage, Entity, MessageDraft, MessageQuery, Metadata, Page, Role, Session, SessionFilter,
-    SessionPatch, SessionRef, StoreError,
+    ChatMessage, Entity, Feedback, MessageDraft, MessageQuery, Metadata, Page, Rating, Role,
+    Session, SessionFilter, SessionPatch, SessionRef, StoreError,
 };
 use uuid::Uuid;
 
@@ -186,6 +187,54 @@ impl ChatStore for SentinelStore {
     ) -> Result<Turn, StoreError> {
         self.answer("begin_turn", sentinel_turn())
     }
+    async fn set_feedback(
+        &self,
+        _: Uuid,
+        _: &Feedback,
+    ) -> Result<(ChatMessage, Session), StoreError> {
+        self.answer("set_feedback", (sentinel_message(), sentinel_session()))
+    }
+    async fn erase_user(&self, _: &str) -> Result<Erased, StoreError> {
+        self.answer(
+            "erase_user",
+            Erased {
+                sessions: 7,
+                messages: 42,
+            },
+        )
+    }
+    async fn search_messages(
+        &self,
+        _: &str,
+        _: Page,
+    ) -> Result<Vec<(ChatMessage, Session)>, StoreError> {
+        self.answer(
+            "search_messages",
+            vec![(sentinel_message(), sentinel_session())],
+        )
+    }
+    async fn hourly_stats(
+        &self,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<HourStats>, StoreError> {
+        let hour = HourStats {
+            hour: sentinel_session().created_at,
+            counts: sentinel_counts(),
+            questions: vec![("sentinel".to_owned(), 42)],
+        };
+        self.answer("hourly_stats", vec![hour])
+    }
+    async fn add_stats(&self, _: DateTime<Utc>, _: &StatCounts) -> Result<(), StoreError> {
+        self.answer("add_stats", ())
+    }
+}
+
+/// The counters the sentinel's stats carry.
+fn sentinel_counts() -> StatCounts {
+    let mut counts = StatCounts::default();
+    counts.set("sessions", 42);
+    counts
 }
 
 /// What one call answered, reduced to something comparable.
@@ -237,6 +286,24 @@ pub async fn call(store: &dyn ChatStore, operation: StoreOperation) -> Answer {
         StoreOperation::PurgeExpired => answer(store.purge_expired(Utc::now()).await),
         StoreOperation::Ping => answer(store.ping().await),
         StoreOperation::BeginTurn => answer(store.begin_turn(&r, draft(), 2).await),
+        StoreOperation::SetFeedback => {
+            let feedback = Feedback {
+                rating: Rating::Down,
+                comment: Some("sentinel".to_owned()),
+                at: sentinel_session().created_at,
+            };
+            answer(store.set_feedback(SENTINEL_ID, &feedback).await)
+        }
+        StoreOperation::EraseUser => answer(store.erase_user("sentinel").await),
+        StoreOperation::SearchMessages => answer(store.search_messages("sentinel", page).await),
+        StoreOperation::HourlyStats => {
+            let at = sentinel_session().created_at;
+            answer(store.hourly_stats(at, at).await)
+        }
+        StoreOperation::AddStats => {
+            let at = sentinel_session().created_at;
+            answer(store.add_stats(at, &sentinel_counts()).await)
+        }
     }
 }
 

@@ -34,9 +34,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::feedback::Feedback;
 use crate::message::{ChatMessage, MessageDraft, MessageQuery};
-use crate::ports::{ChatStore, Turn};
+use crate::ports::{ChatStore, Erased, Turn};
 use crate::session::{Page, Session, SessionFilter, SessionPatch, SessionRef};
+use crate::stats::{HourStats, StatCounts};
 
 /// The [`ChatStore`] methods that reach the backend (every method but the
 /// synchronous [`ChatStore::new_message_id`]), named as in the trait.
@@ -66,11 +68,21 @@ pub enum StoreOperation {
     Ping,
     /// [`ChatStore::begin_turn`].
     BeginTurn,
+    /// [`ChatStore::set_feedback`].
+    SetFeedback,
+    /// [`ChatStore::erase_user`].
+    EraseUser,
+    /// [`ChatStore::search_messages`].
+    SearchMessages,
+    /// [`ChatStore::hourly_stats`].
+    HourlyStats,
+    /// [`ChatStore::add_stats`].
+    AddStats,
 }
 
 impl StoreOperation {
     /// Every operation, in the trait's order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 17] = [
         Self::CreateSession,
         Self::Session,
         Self::UpdateSession,
@@ -83,6 +95,11 @@ impl StoreOperation {
         Self::PurgeExpired,
         Self::Ping,
         Self::BeginTurn,
+        Self::SetFeedback,
+        Self::EraseUser,
+        Self::SearchMessages,
+        Self::HourlyStats,
+        Self::AddStats,
     ];
 
     /// The method's name (`create_session`, ...): a stable label for metrics.
@@ -101,6 +118,11 @@ impl StoreOperation {
             Self::PurgeExpired => "purge_expired",
             Self::Ping => "ping",
             Self::BeginTurn => "begin_turn",
+            Self::SetFeedback => "set_feedback",
+            Self::EraseUser => "erase_user",
+            Self::SearchMessages => "search_messages",
+            Self::HourlyStats => "hourly_stats",
+            Self::AddStats => "add_stats",
         }
     }
 }
@@ -253,6 +275,43 @@ impl<S: ChatStore + ?Sized, O: StoreObserver> ChatStore for ObservedStore<S, O> 
         let turn = self.observed(StoreOperation::BeginTurn, call).await?;
         self.observer.stored(&turn.message);
         Ok(turn)
+    }
+
+    async fn set_feedback(
+        &self,
+        id: Uuid,
+        feedback: &Feedback,
+    ) -> Result<(ChatMessage, Session), StoreError> {
+        let call = self.inner.set_feedback(id, feedback);
+        self.observed(StoreOperation::SetFeedback, call).await
+    }
+
+    async fn erase_user(&self, external_user_id: &str) -> Result<Erased, StoreError> {
+        let call = self.inner.erase_user(external_user_id);
+        self.observed(StoreOperation::EraseUser, call).await
+    }
+
+    async fn search_messages(
+        &self,
+        query: &str,
+        page: Page,
+    ) -> Result<Vec<(ChatMessage, Session)>, StoreError> {
+        let call = self.inner.search_messages(query, page);
+        self.observed(StoreOperation::SearchMessages, call).await
+    }
+
+    async fn hourly_stats(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HourStats>, StoreError> {
+        let call = self.inner.hourly_stats(from, to);
+        self.observed(StoreOperation::HourlyStats, call).await
+    }
+
+    async fn add_stats(&self, at: DateTime<Utc>, counts: &StatCounts) -> Result<(), StoreError> {
+        let call = self.inner.add_stats(at, counts);
+        self.observed(StoreOperation::AddStats, call).await
     }
 }
 

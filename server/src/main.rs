@@ -25,8 +25,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use colloquy_core::local::LocalStreamLog;
 use colloquy_core::decorators::ObservedStore;
+use colloquy_core::local::LocalStreamLog;
 use colloquy_core::ratelimit::Admission;
 use colloquy_core::streams::DEFAULT_LEASE;
 use colloquy_core::{ChatService, SystemClock};

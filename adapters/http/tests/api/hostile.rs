@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use colloquy_core::access::AccessMode;
+use colloquy_core::local::LocalRateLimiter as MemoryRateLimiter;
 use colloquy_core::ratelimit::{Decision, LimitCheck, Quota, RateLimiter, RatePolicy};
 use colloquy_core::StoreError;
 use colloquy_http::{AdminToken, HttpConfig};
-use colloquy_core::local::LocalRateLimiter as MemoryRateLimiter;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
