@@ -32,7 +32,8 @@ pub(crate) struct Scripts {
 
 /// The dashboard's constants as Lua locals: the counter names, how long an hour's
 /// counters live, the most questions an hour lists and how many bytes of a question
-/// are kept (four per character `question_key` keeps: the key never needs more).
+/// are kept (four per character `question_key` keeps, after runs of ASCII
+/// whitespace were made one space).
 fn stats_prelude() -> String {
     let names: Vec<String> = StatCounts::NAMES.iter().map(|n| format!("'{n}'")).collect();
     format!(
