@@ -1,6 +1,8 @@
 -- Prepended to every script: the key schema (see the crate docs) and session
 -- resolution. Every script gets the same first seven arguments:
---   ARGV[1] key prefix, ARGV[2] the store clock's now (us), ARGV[3] '1' on a cluster,
+--   ARGV[1] key prefix, ARGV[2] the store clock's now (us), ARGV[3] '' on standalone
+--   Redis, on a cluster the hash tag of the slot the call is routed to (its
+--   dashboard counters live there: see `count` below),
 --   ARGV[4] mode: 'sid' (session_id = ARGV[5]), 'ref' (ARGV[5] reads as UUID ARGV[7]:
 --   that UUID first, then session_id = ARGV[5]), 'at' (the session ARGV[7] stored
 --   under session_id ARGV[6]), or '' (the script names no session),
@@ -12,7 +14,10 @@
 -- exact, but they are never written back from numbers (Lua would print 1.7e+15).
 local P = ARGV[1]
 local NOW = tonumber(ARGV[2])
-local CLUSTER = ARGV[3] == '1'
+local CLUSTER = ARGV[3] ~= ''
+-- The tag of this call's dashboard counters: its own slot's on a cluster.
+local ST = 'st'
+if CLUSTER then ST = ARGV[3] end
 local MODE, REF = ARGV[4], ARGV[5]
 
 local function k_holder(sid) return P .. '{' .. sid .. '}:h' end
@@ -136,4 +141,49 @@ local function index_extend(member, purge)
   local score = purge
   if purge == 'never' then score = '+inf' end
   redis.call('ZADD', K_PURGE, 'XX', 'GT', score, member)
+end
+
+-- The dashboard's counters (see console.rs): hash P{ST}:st:<hour us>:c and question
+-- zset P{ST}:st:<hour us>:q, in this call's slot. STAT_NAMES, STATS_TTL and
+-- STATS_QUESTIONS are prepended by scripts.rs from the Rust constants.
+
+-- The start (us, decimal text) of the hour timestamp `us` (decimal text) is in.
+local function hour_of(us)
+  local n = tonumber(us)
+  return string.format('%.0f', n - n % 3600000000)
+end
+
+-- Adds `deltas` (comma-separated, in STAT_NAMES order) to the counters of hour
+-- `hour`, and question text `q` ('' none) to its list (at most STATS_QUESTIONS
+-- distinct texts; one already listed is still counted).
+local function count(hour, deltas, q)
+  local c = P .. '{' .. ST .. '}:st:' .. hour .. ':c'
+  local i = 0
+  for d in string.gmatch(deltas, '[^,]+') do
+    i = i + 1
+    if d ~= '0' then redis.call('HINCRBY', c, STAT_NAMES[i], d) end
+  end
+  redis.call('EXPIRE', c, STATS_TTL)
+  if q and q ~= '' then
+    local z = P .. '{' .. ST .. '}:st:' .. hour .. ':q'
+    if redis.call('ZSCORE', z, q) or redis.call('ZCARD', z) < STATS_QUESTIONS then
+      redis.call('ZINCRBY', z, 1, q)
+      redis.call('EXPIRE', z, STATS_TTL)
+    end
+  end
+end
+
+-- The text of a stored message value "<seq>|<ts>|<body JSON>" as the question list
+-- keeps it: whitespace runs made one space, at most STATS_QUESTION_BYTES bytes (the
+-- reader normalises it with `question_key`); '' when it cannot be read.
+local function question_text(value)
+  if not value then return '' end
+  local body = string.match(value, '^[^|]*|[^|]*|(.*)$')
+  if not body then return '' end
+  local ok, decoded = pcall(cjson.decode, body)
+  if not ok or type(decoded) ~= 'table' or type(decoded.message) ~= 'string' then
+    return ''
+  end
+  local text = string.gsub(decoded.message, '%s+', ' ')
+  return string.sub(text, 1, STATS_QUESTION_BYTES)
 end

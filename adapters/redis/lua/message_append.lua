@@ -4,8 +4,9 @@
 -- is given at least), 14 the turn window ('' for a plain append), 15 the pointer's key
 -- when it is in this slot, written here (always on standalone Redis; on a cluster
 -- when the id names the session's slot), else '', 16 the id of the message an
--- ungrounded answer answers ('' none): its value is added as the reply's last item
--- (nil when it is not in this session), for the dashboard's question list.
+-- ungrounded answer answers ('' none): its text goes to the dashboard's question list
+-- (when it is in this session), 17 the message's dashboard counts (see `count`),
+-- counted in the hour of its stored timestamp.
 -- Returns {'ok', session fields, stored timestamp us, seq} (a turn adds system ids,
 -- their values, recent ids newest first, their values), {'inactive'}, {'conflict'}; on
 -- a cluster, without writing: {'claim', sid, uuid} when the pointer is not claimed for
@@ -68,7 +69,7 @@ if ARGV[14] ~= '' then
   reply[7] = recent
   reply[8] = message_values(m, recent)
 end
-if ARGV[16] and ARGV[16] ~= '' then
-  reply[#reply + 1] = redis.call('HGET', m, ARGV[16])
-end
+local asked = ''
+if ARGV[16] ~= '' then asked = question_text(redis.call('HGET', m, ARGV[16])) end
+count(hour_of(ts), ARGV[17], asked)
 return reply

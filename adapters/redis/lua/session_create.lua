@@ -1,5 +1,7 @@
 -- Creates session ARGV[8] (UUID) under session_id REF (mode 'sid'). ARGV[9] its purge
--- time, ARGV[10] its list index member, ARGV[11..] the session hash's field/value pairs.
+-- time, ARGV[10] its list index member, ARGV[11] the start of the hour it was created
+-- in (us) and ARGV[12] its dashboard counts (see `count`), ARGV[13..] the session
+-- hash's field/value pairs.
 -- On a cluster the UUID pointer and the index entry were written before (other slots);
 -- on standalone Redis they are written here. Returns {'ok'} or {'conflict'} (a live
 -- session holds the session_id, or a stored session has the UUID).
@@ -15,7 +17,7 @@ if not CLUSTER then
   expire(k_uuid(U), PURGE)
   index_add(ARGV[10], PURGE)
 end
-redis.call('HSET', s, unpack(ARGV, 11))
+redis.call('HSET', s, unpack(ARGV, 13))
 -- An expired holder stays stored (retention); the new one remembers it.
 if prev and redis.call('EXISTS', k_sess(S, prev, 's')) == 1 then
   redis.call('HSET', s, 'prev', prev)
@@ -31,4 +33,5 @@ if PURGE ~= 'never' and ttl ~= -1 then
     redis.call('PEXPIREAT', h, PURGE)
   end
 end
+count(ARGV[11], ARGV[12], '')
 return {'ok'}

@@ -114,8 +114,8 @@ impl ChatStore for RedisStore {
         Ok(self.erase(external_user_id).await?)
     }
 
-    /// One script per 744 hours in the range; see `console.rs` for how (and when)
-    /// Redis counts.
+    /// One script per 744 hours in the range (on a cluster per slot: 16,384 per 744
+    /// hours); see `console.rs` for how Redis counts.
     async fn hourly_stats(
         &self,
         from: DateTime<Utc>,
@@ -125,6 +125,6 @@ impl ChatStore for RedisStore {
     }
 
     async fn add_stats(&self, at: DateTime<Utc>, counts: &StatCounts) -> Result<(), StoreError> {
-        Ok(self.count(at, counts, None).await?)
+        Ok(self.count(at, counts).await?)
     }
 }

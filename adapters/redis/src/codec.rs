@@ -221,16 +221,6 @@ impl Reply {
         self.item(i)
     }
 
-    /// Item `i` as a string or nil.
-    pub(crate) fn optional_string(&self, i: usize) -> Result<Option<String>, Error> {
-        self.item(i)
-    }
-
-    /// How many items follow the status.
-    pub(crate) fn len(&self) -> usize {
-        self.items.len()
-    }
-
     /// Item `i` as a list of strings or nils (an `HMGET`).
     pub(crate) fn optional_strings(&self, i: usize) -> Result<Vec<Option<String>>, Error> {
         self.item(i)

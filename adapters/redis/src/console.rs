@@ -10,26 +10,38 @@
 //!   time), 500 entries per round trip (on a cluster plus one `HGETALL` per session,
 //!   64 at a time), then erases each of the visitor's sessions with one script.
 //!   O(stored sessions): a rare operator action, not a visitor's.
-//! - **stats**: the counters of an hour are a hash `P{st}:<hour us>:c` (one field
-//!   per counter, `HINCRBY`) and its ungrounded questions a sorted set
-//!   `P{st}:<hour us>:q` (at most `MAX_QUESTIONS_PER_HOUR` members, `ZINCRBY`), all
-//!   in the `{st}` slot, each living [`STATS_TTL_SECS`] after its last change. The
-//!   store counts an event with one more script call right after the write it
-//!   counts succeeded (on a cluster the counters are in another slot than the
-//!   session, so one script cannot do both): a process dying between the two
-//!   loses that one count, and a failed count is logged, never failing the write.
-//!   Reading a range is one script per 744 hours (a month).
+//! - **stats**: each write counts itself **in its own script** (no extra round
+//!   trip, atomic with the write: a failed or refused write counts nothing). An
+//!   hour's counters are a hash `P{T}:st:<hour us>:c` (one field per counter,
+//!   `HINCRBY`) and its ungrounded questions a sorted set `P{T}:st:<hour us>:q` (at
+//!   most `MAX_QUESTIONS_PER_HOUR` texts, `ZINCRBY`), each living
+//!   [`STATS_TTL_SECS`] after its last change. `T` is `st` on standalone Redis; on a
+//!   cluster it is `slot_tag(s)` of the slot `s` the counting script runs in (the
+//!   session's slot for creates, appends and feedback; `{st}`'s slot for
+//!   `add_stats`), so counting spreads over the cluster as the sessions do and adds
+//!   no cross-slot write. A question is kept as its text (whitespace runs made one
+//!   space, at most 800 bytes) and normalised with `question_key` when read.
+//! - **reading stats** (`hourly_stats`): standalone Redis, one script per 744 hours
+//!   (a month). A cluster holds an hour's counters in up to 16,384 slots, so a read
+//!   is one script per slot per 744 hours: 16,384 requests, 64 at a time, whatever
+//!   the traffic was (a fixed cost for the operator's dashboard, never on a
+//!   visitor's path); the slots' counters are summed and their question lists merged
+//!   (counts summed per `question_key`, the `MAX_QUESTIONS_PER_HOUR` most asked kept).
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use colloquy_core::ports::Erased;
 use colloquy_core::stats::{self, HourStats, StatCounts, MAX_QUESTIONS_PER_HOUR};
 use colloquy_core::{ChatMessage, Entity, Feedback, MessageDraft, Session};
+use futures::{StreamExt, TryStreamExt};
 use redis::Value;
 use uuid::Uuid;
 
 use crate::codec;
 use crate::error::Error;
 use crate::sessions::LIST_BATCH;
+use crate::slots;
 use crate::RedisStore;
 
 /// How many times feedback is tried when the message changed between read and write.
@@ -38,8 +50,12 @@ const FEEDBACK_ATTEMPTS: usize = 8;
 /// How long an hour's counters live after their last change: 400 days.
 pub(crate) const STATS_TTL_SECS: u64 = 400 * 24 * 3600;
 
-/// One hour as `stats_read.lua` returns it: counter pairs, question pairs.
-type HourRead = (Vec<String>, Vec<String>);
+/// One hour of one slot as `stats_read.lua` returns it: counter pairs, question
+/// pairs (text, score; as bytes: a kept text may end inside a character).
+type HourRead = (Vec<String>, Vec<Vec<u8>>);
+
+/// How many slots a cluster's stats read reads at once.
+const READ_FANOUT: usize = 64;
 
 /// How many hours one read script covers.
 const HOURS_PER_READ: usize = 744;
@@ -83,13 +99,14 @@ impl RedisStore {
             call.arg(id.to_string())
                 .arg(&stored)
                 .arg(format!("{place}{body}"));
+            for (hour, counts) in stats::feedback_changes(previous.as_ref(), feedback) {
+                call.arg(codec::micros(stats::hour_of(hour)))
+                    .arg(deltas(&counts));
+            }
             let reply = self.send(&call).await?;
             match reply.status() {
                 "ok" => {
                     self.learn(&session);
-                    for (hour, counts) in stats::feedback_changes(previous.as_ref(), feedback) {
-                        self.count_logged(hour, &counts, None).await;
-                    }
                     return Ok((message, session));
                 }
                 "changed" => {}
@@ -150,24 +167,54 @@ impl RedisStore {
     }
 }
 
-impl RedisStore {
-    /// Adds `counts` (and `question`, a question key) to the hour `at` is in.
-    pub(crate) async fn count(
-        &self,
-        at: DateTime<Utc>,
-        counts: &StatCounts,
-        question: Option<&str>,
-    ) -> Result<(), Error> {
-        let hour = codec::micros(stats::hour_of(at)).to_string();
-        let route = format!("{}{{st}}:{hour}:c", self.keys.prefix());
-        let mut call = self.plain_call(&self.scripts.stats_count, route);
-        call.arg(&hour);
-        for value in counts.values() {
-            call.arg(value);
+/// `counts` as the counting scripts take them: comma-separated, in
+/// `StatCounts::NAMES` order.
+pub(crate) fn deltas(counts: &StatCounts) -> String {
+    counts
+        .values()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Sums one slot's counters of an hour into `counts` and its questions into `asked`.
+fn add_hour(
+    counts: &mut StatCounts,
+    asked: &mut HashMap<String, u64>,
+    (fields, questions): HourRead,
+) -> Result<(), Error> {
+    for (name, value) in codec::pairs_to_map(fields) {
+        let value: i64 = value
+            .parse()
+            .map_err(|_| Error::corrupt(format!("counter {name}")))?;
+        if let Some(i) = StatCounts::NAMES.iter().position(|n| *n == name) {
+            let mut values = counts.values();
+            values[i] = values[i].saturating_add(value);
+            *counts = StatCounts::from_values(values);
         }
-        call.arg(question.unwrap_or(""))
-            .arg(MAX_QUESTIONS_PER_HOUR)
-            .arg(STATS_TTL_SECS);
+    }
+    let mut it = questions.into_iter();
+    while let (Some(text), Some(score)) = (it.next(), it.next()) {
+        let n: f64 = String::from_utf8_lossy(&score)
+            .parse()
+            .map_err(|_| Error::corrupt("question count"))?;
+        // Scores are whole counts, far below 2^53.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let n = n.max(0.0) as u64;
+        let key = stats::question_key(&String::from_utf8_lossy(&text));
+        *asked.entry(key).or_default() += n;
+    }
+    Ok(())
+}
+
+impl RedisStore {
+    /// Adds `counts` to the hour `at` is in (`add_stats`): one script in `{st}`'s slot.
+    pub(crate) async fn count(&self, at: DateTime<Utc>, counts: &StatCounts) -> Result<(), Error> {
+        let hour = codec::micros(stats::hour_of(at)).to_string();
+        let route = format!("{}{{st}}:st:{hour}:c", self.keys.prefix());
+        let mut call = self.plain_call(&self.scripts.stats_count, route);
+        call.arg(&hour).arg(deltas(counts));
         let reply = self.send(&call).await?;
         match reply.status() {
             "ok" => Ok(()),
@@ -175,31 +222,23 @@ impl RedisStore {
         }
     }
 
-    /// [`RedisStore::count`] after a write that already succeeded: a failure is
-    /// logged, not returned.
-    async fn count_logged(&self, at: DateTime<Utc>, counts: &StatCounts, question: Option<&str>) {
-        if let Err(e) = self.count(at, counts, question).await {
-            tracing::warn!(error = %e, "could not update the dashboard's counters");
+    /// What one slot holds for `hours` (the slot of `route`).
+    async fn read_slot(
+        &self,
+        route: String,
+        hours: &[DateTime<Utc>],
+    ) -> Result<Vec<HourRead>, Error> {
+        let mut call = self.plain_call(&self.scripts.stats_read, route);
+        for h in hours {
+            call.arg(codec::micros(*h));
         }
-    }
-
-    /// Counts a session just created.
-    pub(crate) async fn count_session(&self, session: &Session) {
-        self.count_logged(session.created_at, &StatCounts::of_session(), None)
-            .await;
-    }
-
-    /// Counts a message just appended; `asked` is the stored value of the question
-    /// an ungrounded answer answers, when the append script found it.
-    pub(crate) async fn count_message(&self, message: &ChatMessage, asked: Option<&str>) {
-        let counts = StatCounts::of_message(message.role, &message.metadata);
-        let question = asked
-            .and_then(|value| {
-                codec::message_from_value(Uuid::nil(), Uuid::nil(), value, false).ok()
-            })
-            .map(|(_, m)| stats::question_key(&m.message));
-        self.count_logged(message.timestamp, &counts, question.as_deref())
-            .await;
+        let value: Value = call.invoke_async(&mut self.conn.clone()).await?;
+        let (_, read): (String, Vec<HourRead>) =
+            redis::from_redis_value(value).map_err(|e| Error::Reply(e.to_string()))?;
+        if read.len() != hours.len() {
+            return Err(Error::Reply("stats read: one reply per hour".into()));
+        }
+        Ok(read)
     }
 
     /// The counters of every hour from the one `from` is in up to `to`.
@@ -214,41 +253,41 @@ impl RedisStore {
             all.push(hour);
             hour += chrono::Duration::hours(1);
         }
+        let prefix = self.keys.prefix();
+        let routes: Vec<String> = if self.is_cluster() {
+            (0..slots::SLOTS)
+                .map(|s| format!("{prefix}{{{}}}:st:r", slots::slot_tag(s)))
+                .collect()
+        } else {
+            vec![format!("{prefix}{{st}}:st:r")]
+        };
         let mut out = Vec::new();
         for chunk in all.chunks(HOURS_PER_READ) {
-            let route = format!("{}{{st}}:hours", self.keys.prefix());
-            let mut call = self.plain_call(&self.scripts.stats_read, route);
-            for h in chunk {
-                call.arg(codec::micros(*h));
+            let mut sums: Vec<(StatCounts, HashMap<String, u64>, bool)> =
+                vec![Default::default(); chunk.len()];
+            let mut reads = futures::stream::iter(routes.iter().cloned())
+                .map(|route| self.read_slot(route, chunk))
+                .buffer_unordered(READ_FANOUT);
+            while let Some(read) = reads.try_next().await? {
+                for (sum, slot_hour) in sums.iter_mut().zip(read) {
+                    if slot_hour.0.is_empty() {
+                        continue;
+                    }
+                    sum.2 = true;
+                    add_hour(&mut sum.0, &mut sum.1, slot_hour)?;
+                }
             }
-            let value: Value = call.invoke_async(&mut self.conn.clone()).await?;
-            let (_, read): (String, Vec<HourRead>) =
-                redis::from_redis_value(value).map_err(|e| Error::Reply(e.to_string()))?;
-            for (h, (fields, questions)) in chunk.iter().zip(read) {
-                if fields.is_empty() {
+            for (h, (counts, asked, seen)) in chunk.iter().zip(sums) {
+                if !seen {
                     continue;
                 }
-                let mut counts = StatCounts::default();
-                for (name, value) in codec::pairs_to_map(fields) {
-                    let value = value
-                        .parse()
-                        .map_err(|_| Error::corrupt(format!("counter {name}")))?;
-                    counts.set(&name, value);
-                }
-                let mut list = Vec::new();
-                let mut it = questions.into_iter();
-                while let (Some(text), Some(score)) = (it.next(), it.next()) {
-                    let n: f64 = score
-                        .parse()
-                        .map_err(|_| Error::corrupt("question count"))?;
-                    // Scores are whole counts, far below 2^53.
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    list.push((text, n.max(0.0) as u64));
-                }
+                let mut questions: Vec<(String, u64)> = asked.into_iter().collect();
+                questions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                questions.truncate(MAX_QUESTIONS_PER_HOUR);
                 out.push(HourStats {
                     hour: *h,
                     counts,
-                    questions: list,
+                    questions,
                 });
             }
         }

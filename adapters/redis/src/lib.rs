@@ -49,8 +49,8 @@
 //! | `P{M}:p` (standalone; a cluster's before the upgrade) | string | the same | `M` |
 //! | `P{idx}:c` | zset | the list index: `"<created 17 digits> U S"`, all scored 0 (text order = `(created_at, id)`) | `idx` |
 //! | `P{idx}:p` | zset | the same entries scored by purge time (none for `Retention::Forever`) | `idx` |
-//! | `P{st}:<hour us>:c` | hash | the dashboard's counters of one hour (`sessions`, `visitor_messages`, ...), living 400 days after their last change | `st` |
-//! | `P{st}:<hour us>:q` | zset | that hour's ungrounded questions (key → count, at most 100) | `st` |
+//! | `P{T}:st:<hour us>:c` | hash | the dashboard's counters of one hour (`sessions`, `visitor_messages`, ...) counted by scripts in this slot, living 400 days after their last change; `T` = `st` on standalone Redis, on a cluster `slot_tag` of the counting script's slot (the session's) | `T` |
+//! | `P{T}:st:<hour us>:q` | zset | that hour's ungrounded questions counted in this slot (text → count, at most 100) | `T` |
 //!
 //! **Message pointers on a cluster.** `GET /messages/{id}` needs message id → session,
 //! from the id alone, and an append should touch one slot. So the low 14 bits of a
@@ -119,8 +119,10 @@
 //!   cluster a missing pointer is looked for under its old name `P{M}:p` too.
 //! - **set_feedback / erase_user / stats**: see `src/console.rs`: feedback is a
 //!   read and a compare-and-set write; erasing a visitor walks the whole list index
-//!   (O(stored sessions)); each counted event costs one more script call on the
-//!   `{st}` slot after its write. `search_messages` answers `NotSupported`: Redis has
+//!   (O(stored sessions)); the dashboard's counters are updated by the very script
+//!   that writes the event, in its slot (no extra round trip); reading them is one
+//!   script per 744 hours, on a cluster one per slot (16,384, 64 at a time).
+//!   `search_messages` answers `NotSupported`: Redis has
 //!   no text index, and a scan could not be bounded by the matches.
 //! - **delete_session**: deletes the session's four keys and hands `P{S}:h` back to
 //!   the previous holder (if still stored). On standalone Redis the same script also
@@ -217,6 +219,9 @@
 //! | `list_sessions` | 1 per index batch (usually 1) | 1 + one request per entry read (concurrently), per batch; +1 to drop entries found gone |
 //! | `ping` (readiness) | 1 | 1 + one per master (`CLUSTER SLOTS` from any node, then `CLUSTER INFO` on every master, concurrently) |
 //! | `purge_expired` | 0 | 0 |
+//! | `set_feedback` | 2 (the message as `message` reads it, then a compare-and-set that also counts) | 3 (the same: `message` is 2) |
+//! | `add_stats` | 1 | 1 |
+//! | `hourly_stats` | 1 per 744 hours | 16,384 per 744 hours (one per slot, 64 at a time) |
 //!
 //! Rarer extra steps on a cluster: +2 when an append's pointer must be extended first
 //! (a session living longer than `pointer_ttl`); +1 when a UUID reference written in

@@ -1,6 +1,7 @@
 //! Messages: append (and the chat turn), read and soft-delete by id, list.
 
 use colloquy_core::ports::Turn;
+use colloquy_core::stats::StatCounts;
 use colloquy_core::{
     ChatMessage, Cursor, Entity, MessageDraft, MessageQuery, Role, Session, SessionRef,
 };
@@ -36,6 +37,7 @@ impl RedisStore {
         let body = codec::message_body(draft.role, &draft.message, &draft.metadata)?;
         // An ungrounded answer brings back the question it answers, for the dashboard.
         let question = crate::console::question_asked(&draft);
+        let counts = crate::console::deltas(&StatCounts::of_message(draft.role, &draft.metadata));
         let mut target = self.first_target(to);
         let pointer = self.keys.message_pointer(draft.id);
         let pointer_slot = slots::key_slot(&pointer);
@@ -74,6 +76,7 @@ impl RedisStore {
                 window.map(|w| w.to_string()).unwrap_or_default(),
                 here.to_owned(),
                 question.map(|q| q.to_string()).unwrap_or_default(),
+                counts.clone(),
             ];
             let Some(reply) = self
                 .step(&self.scripts.message_append, to, &mut target, &args)
@@ -83,14 +86,8 @@ impl RedisStore {
             };
             match reply.status() {
                 "ok" => {
-                    let asked = match question {
-                        Some(_) => reply.optional_string(reply.len() - 1)?,
-                        None => None,
-                    };
                     let appended = appended(&reply, draft, window.is_some())?;
                     self.learn(&appended.session);
-                    self.count_message(&appended.message, asked.as_deref())
-                        .await;
                     return Ok(appended);
                 }
                 "inactive" => return Err(Error::SessionInactive),

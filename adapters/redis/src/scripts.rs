@@ -1,8 +1,12 @@
 //! The Lua scripts, loaded once per store and called with `EVALSHA` (redis-rs loads
 //! them again by itself after a `NOSCRIPT`, e.g. when a Redis restarted empty). Each is
-//! `lua/common.lua` (key schema, session resolution) followed by its own body.
+//! the dashboard's constants (from the Rust ones), `lua/common.lua` (key schema,
+//! session resolution, counting) and its own body.
 
+use colloquy_core::stats::{StatCounts, MAX_QUESTIONS_PER_HOUR, QUESTION_KEY_CHARS};
 use redis::Script;
+
+use crate::console::STATS_TTL_SECS;
 
 const COMMON: &str = include_str!("../lua/common.lua");
 
@@ -26,8 +30,21 @@ pub(crate) struct Scripts {
     pub(crate) stats_read: Script,
 }
 
+/// The dashboard's constants as Lua locals: the counter names, how long an hour's
+/// counters live, the most questions an hour lists and how many bytes of a question
+/// are kept (four per character `question_key` keeps, after runs of ASCII
+/// whitespace were made one space).
+fn stats_prelude() -> String {
+    let names: Vec<String> = StatCounts::NAMES.iter().map(|n| format!("'{n}'")).collect();
+    format!(
+        "local STAT_NAMES = {{{}}}\nlocal STATS_TTL, STATS_QUESTIONS, STATS_QUESTION_BYTES = {STATS_TTL_SECS}, {MAX_QUESTIONS_PER_HOUR}, {}\n",
+        names.join(", "),
+        4 * QUESTION_KEY_CHARS
+    )
+}
+
 fn script(body: &str) -> Script {
-    Script::new(&format!("{COMMON}\n{body}"))
+    Script::new(&format!("{}{COMMON}\n{body}", stats_prelude()))
 }
 
 impl Scripts {

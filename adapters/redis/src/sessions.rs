@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use colloquy_core::stats::{self, StatCounts};
 use colloquy_core::{Entity, Page, Session, SessionFilter, SessionPatch, SessionRef};
 use futures::{StreamExt, TryStreamExt};
 use redis::{AsyncCommands, Value};
@@ -54,7 +55,13 @@ impl RedisStore {
             claimed?;
             indexed?;
         }
-        let mut args = vec![session.id.to_string(), purge.clone(), entry];
+        let mut args = vec![
+            session.id.to_string(),
+            purge.clone(),
+            entry,
+            codec::micros(stats::hour_of(session.created_at)).to_string(),
+            crate::console::deltas(&StatCounts::of_session()),
+        ];
         for (field, value) in codec::session_fields(session, &purge, &cover)? {
             args.push(field.to_owned());
             args.push(value);
@@ -73,7 +80,6 @@ impl RedisStore {
         match reply.status() {
             "ok" => {
                 self.learn(session);
-                self.count_session(session).await;
                 Ok(())
             }
             "conflict" => Err(Error::Conflict(Entity::Session)),

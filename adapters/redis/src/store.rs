@@ -242,10 +242,16 @@ impl RedisStore {
         reference: &str,
         at: Option<(&str, Uuid)>,
     ) -> ScriptInvocation<'a> {
+        // ARGV[3]: on a cluster the tag of the routed slot (where the script counts).
+        let tag = if self.conn.is_cluster() {
+            crate::slots::slot_tag(crate::slots::key_slot(&route))
+        } else {
+            ""
+        };
         let mut call = script.key(route);
         call.arg(self.keys.prefix())
             .arg(codec::micros(self.clock.now()))
-            .arg(codec::flag(self.conn.is_cluster()))
+            .arg(tag)
             .arg(mode)
             .arg(reference);
         match at {

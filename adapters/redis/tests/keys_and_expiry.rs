@@ -205,12 +205,17 @@ async fn every_key_of_a_session_expires_at_its_purge_time_and_moves_with_it() {
     expected.push(format!("{}{{{}}}:p", f.prefix, system.id));
     expected.push(format!("{}{{{}}}:p", f.prefix, user.id));
     expected.extend(index.iter().cloned());
+    // The dashboard's counters of the hour (written by the same scripts).
+    let counters = counters_key(&f.prefix, &s);
+    expected.push(counters.clone());
     expected.sort();
     assert_eq!(f.keys().await, expected, "the documented keys, no others");
 
     let check = |expiries: Vec<(String, i64)>, purge: i64| {
         for (key, at) in expiries {
-            if index.contains(&key) {
+            if key == counters {
+                assert_counters_expiry(&key, at);
+            } else if index.contains(&key) {
                 assert_eq!(at, -1, "{key}: the list index has no expiry");
             } else {
                 assert_eq!(at, purge, "{key}: expires at purge_at(expires_at)");
@@ -239,7 +244,7 @@ async fn every_key_of_a_session_expires_at_its_purge_time_and_moves_with_it() {
         .await
         .expect("shorten");
     for (key, at) in f.expiries().await {
-        if index.contains(&key) {
+        if index.contains(&key) || key == counters {
             continue;
         }
         if key.ends_with(":s") || key.ends_with(":m") || key.ends_with(":v") || key.ends_with(":y")
@@ -304,10 +309,16 @@ async fn retention_forever_gives_no_key_an_expiry() {
         .await
         .expect("extend");
     let expiries = f.expiries().await;
-    // h, s, m, v, y, the UUID pointer, two message pointers, the list index.
-    assert_eq!(expiries.len(), 9, "{expiries:?}");
+    // h, s, m, v, y, the UUID pointer, two message pointers, the list index, the
+    // dashboard's counters of the hour (which live 400 days whatever the retention).
+    assert_eq!(expiries.len(), 10, "{expiries:?}");
+    let counters = counters_key(&f.prefix, &s);
     for (key, at) in expiries {
-        assert_eq!(at, -1, "{key}: no expiry");
+        if key == counters {
+            assert_counters_expiry(&key, at);
+        } else {
+            assert_eq!(at, -1, "{key}: no expiry");
+        }
     }
     // Expired, yet kept forever: invisible.
     f.clock.advance(Span::days(4));
@@ -318,8 +329,22 @@ async fn retention_forever_gives_no_key_an_expiry() {
             .expect("get"),
         None
     );
-    assert_eq!(f.keys().await.len(), 9);
+    assert_eq!(f.keys().await.len(), 10);
     f.cleanup().await;
+}
+
+/// On standalone Redis: the counters hash of the hour session `s` was created in.
+fn counters_key(prefix: &str, s: &Session) -> String {
+    let hour = colloquy_core::stats::hour_of(s.created_at).timestamp_micros();
+    format!("{prefix}{{st}}:st:{hour}:c")
+}
+
+/// The dashboard's counters live 400 days after their last change (Redis's clock).
+fn assert_counters_expiry(key: &str, at: i64) {
+    assert!(
+        at > ms(Utc::now() + Span::days(399)),
+        "{key}: the counters live 400 days, not as long as a session ({at})"
+    );
 }
 
 async fn keyslot(conn: &mut redis::cluster_async::ClusterConnection, text: &str) -> i64 {
@@ -392,6 +417,23 @@ async fn every_key_of_a_session_is_in_its_session_id_slot() {
         );
     }
     assert_eq!(pointer_slot(&mut conn, client.id).await, 7);
+    // The dashboard's counters are written by the same scripts, in the sessions'
+    // slots: none anywhere else (no slot every write of the cluster would go to).
+    let mut counted = 0;
+    for key in keys
+        .iter()
+        .filter(|k| k.contains(":st:") && k.ends_with(":c"))
+    {
+        let slot = keyslot(&mut conn, key).await;
+        let mut in_a_session_slot = false;
+        for s in &sessions {
+            in_a_session_slot |= keyslot(&mut conn, &s.session_id).await == slot;
+        }
+        assert!(in_a_session_slot, "{key} is in a session's slot");
+        let n: Option<i64> = on_cluster(&mut conn, &["HGET", key, "sessions"]).await;
+        counted += n.unwrap_or(0);
+    }
+    assert_eq!(counted, 2, "each create counted once, in its own slot");
     let (found, _) = f
         .store
         .message(client.id)
