@@ -287,9 +287,17 @@ async fn a_follow_up_question_is_searched_with_the_previous_one() {
         .chat(chat_input(&sid, "How much is it?"))
         .await
         .expect("chat");
+    // The follow-up is searched alone and with the previous question (then fused).
+    let queries: Vec<String> = kb.queries.lock().expect("lock")[1..]
+        .iter()
+        .map(|q| q.0.clone())
+        .collect();
     assert_eq!(
-        kb.queries.lock().expect("lock")[1].0,
-        "Tell me about the Team plan\nHow much is it?"
+        queries,
+        [
+            "How much is it?",
+            "Tell me about the Team plan\nHow much is it?"
+        ]
     );
     assert_eq!(reply.sources.expect("sources")[0].document, "pricing.md");
 }
