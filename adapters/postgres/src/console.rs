@@ -80,7 +80,9 @@ WITH gone AS (
     DELETE FROM colloquy_sessions WHERE external_user_id = $1::text RETURNING id
 )
 SELECT (SELECT count(*) FROM gone)::bigint,
-    (SELECT count(*) FROM colloquy_messages m WHERE m.session IN (SELECT id FROM gone))::bigint";
+    (SELECT coalesce(sum(c.n), 0) FROM gone g, LATERAL (
+        SELECT count(*) AS n FROM colloquy_messages m WHERE m.session = g.id
+    ) c)::bigint";
 
 /// One page (`$3` offset, `$4` limit) of the non-deleted messages of sessions live
 /// at `$2` whose text matches the `tsquery` `$1`, with their sessions, newest

@@ -56,6 +56,12 @@ UPDATE colloquy_sessions SET last_seq = CASE WHEN session_id = 's1' THEN 30000 E
 INSERT INTO colloquy_idempotency (key, claim, fingerprint, status, body, expires_at)
 SELECT 'key' || i, gen_random_uuid(), 'fp', 201, '{}', now() + (i % 24) * interval '1 hour'
 FROM generate_series(1, 10000) i;
+-- A year of dashboard counters, with a full list of questions in each hour.
+INSERT INTO colloquy_stats_hours (hour, sessions)
+SELECT date_trunc('hour', now()) - i * interval '1 hour', i FROM generate_series(1, 9000) i;
+INSERT INTO colloquy_stats_questions (hour, question, count)
+SELECT date_trunc('hour', now()) - (i % 9000) * interval '1 hour', 'question ' || i, 1
+FROM generate_series(1, 90000) i;
 -- Many small sessions and one long one: a cached plan assumes the average session,
 -- the case where a sort of the whole session looks as cheap as walking the index.
 ALTER TABLE colloquy_messages ALTER session SET (n_distinct = 10000);
