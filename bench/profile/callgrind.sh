@@ -66,7 +66,7 @@ for bin in "${bins[@]}"; do
     client "$port" "$op" "$requests"
     callgrind_control -i off "$pid" >/dev/null
     kill -TERM "$pid"; wait "$pid" || true
-    total="$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}')"
+    total="$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); t = $1} END {print t}')"
     echo "== $bin: $op, $requests requests: $total instructions, $((total / requests)) per request"
-    callgrind_annotate --inclusive=yes "$file" 2>/dev/null | sed -n '/file:function/,$p' | head -45
+    callgrind_annotate --inclusive=yes "$file" 2>/dev/null | sed -n '/file:function/,$p' | awk 'NR <= 45'
 done
