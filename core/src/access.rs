@@ -89,8 +89,14 @@ pub enum Operation<'a> {
     /// Chat, streamed or not, and attaching to a session's running answer.
     Chat(&'a SessionRef),
     /// Anything addressed by a message or response UUID the caller holds (get or
-    /// delete a message, resume or cancel a stream).
+    /// delete a message, give feedback on it, resume or cancel a stream).
     ByMessageId,
+    /// `GET /stats/`: the dashboard's counters.
+    Stats,
+    /// `GET /sessions/export/?external_user_id=`: every session of one visitor.
+    ExportUser,
+    /// `DELETE /sessions/?external_user_id=`: erasing one visitor.
+    EraseUser,
 }
 
 /// Why the access table refused.
@@ -142,6 +148,9 @@ pub fn authorize(
     match operation {
         Operation::ListSessions => Err(AccessError::AdminOnly("listing sessions")),
         Operation::ExportSession(_) => Err(AccessError::AdminOnly("exporting a session")),
+        Operation::Stats => Err(AccessError::AdminOnly("reading the stats")),
+        Operation::ExportUser => Err(AccessError::AdminOnly("exporting a visitor's sessions")),
+        Operation::EraseUser => Err(AccessError::AdminOnly("erasing a visitor's sessions")),
         Operation::CreateSession(new) => {
             if new.session_id.is_some() {
                 return Err(AccessError::Forbidden("choosing a session_id"));
@@ -218,10 +227,14 @@ mod tests {
             );
             assert!(public(Operation::ListMessages(&r)).is_err(), "{guessable}");
         }
-        assert!(matches!(
-            public(Operation::ListSessions),
-            Err(AccessError::AdminOnly(_))
-        ));
+        for admin_only in [
+            Operation::ListSessions,
+            Operation::Stats,
+            Operation::ExportUser,
+            Operation::EraseUser,
+        ] {
+            assert!(matches!(public(admin_only), Err(AccessError::AdminOnly(_))));
+        }
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub enum ErrorCode {
     LlmTimeout,
     /// The store did not answer.
     StoreUnavailable,
+    /// The configured store does not implement the operation (501).
+    NotSupported,
     /// Anything else; details are logged, never returned.
     Internal,
 }
@@ -91,6 +93,7 @@ impl ErrorCode {
             Self::LlmUnavailable => "llm_unavailable",
             Self::LlmTimeout => "llm_timeout",
             Self::StoreUnavailable => "store_unavailable",
+            Self::NotSupported => "not_supported",
             Self::Internal => "internal_error",
         }
     }
@@ -98,7 +101,7 @@ impl ErrorCode {
 
 impl ErrorCode {
     /// Every code, for lookups by name.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::InvalidJson,
         Self::MissingField,
         Self::InvalidField,
@@ -122,6 +125,7 @@ impl ErrorCode {
         Self::StoreUnavailable,
         Self::Internal,
         Self::RequestInProgress,
+        Self::NotSupported,
     ];
 
     /// Reads the name [`ErrorCode::as_str`] gives.
@@ -366,6 +370,7 @@ impl ServiceError {
             Self::SessionExists => ErrorCode::SessionExists,
             Self::SessionInactive => ErrorCode::SessionInactive,
             Self::Store(StoreError::Unavailable(_)) => ErrorCode::StoreUnavailable,
+            Self::Store(StoreError::NotSupported(_)) => ErrorCode::NotSupported,
             Self::Store(_) | Self::Internal(_) => ErrorCode::Internal,
             Self::Model(e) => e.code(),
             Self::RateLimited(_) => ErrorCode::RateLimited,
@@ -395,6 +400,7 @@ impl ServiceError {
             Self::Store(StoreError::Unavailable(_)) => {
                 "the store is unavailable, retry later".to_owned()
             }
+            Self::Store(e @ StoreError::NotSupported(_)) => e.to_string(),
             Self::Store(_) | Self::Internal(_) => "internal server error".to_owned(),
             Self::Model(ModelError::Timeout(_)) => "the language model timed out".to_owned(),
             Self::Model(_) => "the language model is unavailable".to_owned(),
@@ -452,6 +458,12 @@ mod tests {
         assert_eq!(
             code(StoreError::unavailable("down")),
             ErrorCode::StoreUnavailable
+        );
+        let unsupported = ServiceError::from(StoreError::NotSupported("searching messages"));
+        assert_eq!(unsupported.code(), ErrorCode::NotSupported);
+        assert_eq!(
+            unsupported.public_message(),
+            "the store does not support searching messages"
         );
         let backend = ServiceError::from(StoreError::backend("corrupt row"));
         assert_eq!(backend.code(), ErrorCode::Internal);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::serde_time;
-use crate::session::Metadata;
+use crate::session::{Metadata, SessionRef};
 
 /// Whether an answer helped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -85,6 +85,19 @@ impl Feedback {
         metadata.insert(Self::METADATA_KEY.into(), self.to_value());
         previous
     }
+}
+
+/// Feedback as a client gives it (`POST /messages/{id}/feedback/`); the service
+/// adds the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFeedback {
+    /// Up or down.
+    pub rating: Rating,
+    /// An optional comment (checked by [`crate::validate::new_feedback`]).
+    pub comment: Option<String>,
+    /// The session the caller says the message is in (its `session_id` or UUID):
+    /// when given it must be the message's, which proves a visitor holds it.
+    pub session: Option<SessionRef>,
 }
 
 #[cfg(test)]

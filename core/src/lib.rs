@@ -72,7 +72,7 @@ pub use events::{
     EventKind, EventTopic, EventsError, LocalSessionEvents, SessionEvent, SessionEvents,
     Subscription,
 };
-pub use feedback::{Feedback, Rating};
+pub use feedback::{Feedback, NewFeedback, Rating};
 pub use knowledge::{
     DocumentInfo, KnowledgeBase, KnowledgeConfig, KnowledgeError, KnowledgeIngest, NewDocument,
     NewPassage, Passage, Source,
@@ -87,7 +87,8 @@ pub use model::{
 pub use resume::{Resume, ResumePoint};
 pub use service::{
     ChatService, ChatServiceBuilder, MessagePage, ServiceConfig, SessionExport, SessionPage,
-    SessionView,
+    SessionView, UserExport, MAX_EXPORT_SESSIONS, MAX_HOURLY_STATS_DAYS, MAX_STATS_DAYS,
+    STATS_TOP_QUESTIONS,
 };
 pub use session::{
     generate_session_id, Metadata, NewSession, Page, Retention, Session, SessionFilter,

@@ -300,6 +300,17 @@ impl Bucket {
     }
 }
 
+/// What `GET /stats/` asks for, before the service fills in the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsQuery {
+    /// The start of the range (default: the start of the day six days before `to`'s).
+    pub from: Option<DateTime<Utc>>,
+    /// Its end, exclusive (default: now).
+    pub to: Option<DateTime<Utc>>,
+    /// The size of a bucket.
+    pub bucket: Bucket,
+}
+
 /// One bucket of a [`Stats`] report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatsBucket {

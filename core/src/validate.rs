@@ -10,8 +10,10 @@ use uuid::Uuid;
 
 use crate::clock::parse_time;
 use crate::error::ValidationError;
+use crate::feedback::{Feedback, NewFeedback, Rating};
 use crate::message::{Cursor, MessageFilter, MessageQuery, NewMessage, Order, Role};
 use crate::session::{Metadata, NewSession, Page, SessionFilter, SessionPatch, SessionRef};
+use crate::stats::{Bucket, StatsQuery};
 
 /// Size limits on input; all configurable, defaults as documented in API.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +39,22 @@ impl Default for Limits {
 /// Longest custom `session_id`, in characters.
 pub const MAX_SESSION_ID_CHARS: usize = 128;
 
-/// Checks a custom `session_id`: 1..=128 characters of `A-Z a-z 0-9 . _ : -`.
+/// `session_id`s no session may take, as they name routes under `/sessions/`
+/// (`GET /sessions/export/?external_user_id=` exports a visitor's sessions).
+pub const RESERVED_SESSION_IDS: [&str; 1] = ["export"];
+
+/// Checks a custom `session_id`: 1..=128 characters of `A-Z a-z 0-9 . _ : -`, and
+/// not one of [`RESERVED_SESSION_IDS`].
 ///
 /// # Errors
 /// `invalid_field` on `session_id` otherwise.
 pub fn session_id(s: &str) -> Result<(), ValidationError> {
+    if RESERVED_SESSION_IDS.contains(&s) {
+        return Err(ValidationError::invalid(
+            "session_id",
+            format_args!("{s:?} is reserved"),
+        ));
+    }
     if s.is_empty() || s.len() > MAX_SESSION_ID_CHARS {
         return Err(ValidationError::invalid(
             "session_id",
@@ -432,6 +445,89 @@ pub fn message_query(
     Ok((SessionRef::parse(&session), query))
 }
 
+/// Reads the body of `POST /messages/{id}/feedback/`: `rating` (`up` or `down`)
+/// required; `comment` (at most [`Feedback::MAX_COMMENT_CHARS`] characters) and
+/// `session_id` (the session the message is in, which a public visitor must give)
+/// optional.
+///
+/// # Errors
+/// `missing_field`, `invalid_field` or `invalid_json`.
+pub fn new_feedback(body: &Value) -> Result<NewFeedback, ValidationError> {
+    let obj = object(body)?;
+    let rating = Rating::parse(required_string(obj, "rating")?)
+        .ok_or_else(|| ValidationError::invalid("rating", "must be up or down"))?;
+    let comment = opt_string(obj, "comment")?;
+    if comment.is_some_and(|c| c.chars().count() > Feedback::MAX_COMMENT_CHARS) {
+        return Err(ValidationError::invalid(
+            "comment",
+            format_args!("must be at most {} characters", Feedback::MAX_COMMENT_CHARS),
+        ));
+    }
+    Ok(NewFeedback {
+        rating,
+        comment: comment.map(str::to_owned),
+        session: opt_string(obj, "session_id")?
+            .filter(|s| !s.is_empty())
+            .map(SessionRef::parse),
+    })
+}
+
+/// A `from`/`to` of the stats query: a date (`YYYY-MM-DD`, midnight UTC; as `to`,
+/// the midnight after it, so the day is included) or an RFC 3339 time.
+fn stats_time(
+    pairs: &[(String, String)],
+    key: &str,
+) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    let Some(v) = non_empty(pairs, key) else {
+        return Ok(None);
+    };
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d") {
+        let day = if key == "to" {
+            day.succ_opt()
+        } else {
+            Some(day)
+        };
+        if let Some(t) = day.and_then(|d| d.and_hms_opt(0, 0, 0)) {
+            return Ok(Some(t.and_utc()));
+        }
+    }
+    parse_time(&v).map(Some).map_err(|_| {
+        ValidationError::invalid(key, "must be a date (YYYY-MM-DD) or an RFC 3339 time")
+    })
+}
+
+/// Reads the query of `GET /stats/`: `from`, `to` (see the API for dates and times)
+/// and `bucket` (`day`, the default, or `hour`). The range itself is checked by
+/// the service, which knows the time.
+///
+/// # Errors
+/// `invalid_field` naming the parameter.
+pub fn stats_query(pairs: &[(String, String)]) -> Result<StatsQuery, ValidationError> {
+    let bucket = match non_empty(pairs, "bucket") {
+        None => Bucket::Day,
+        Some(b) => Bucket::parse(&b)
+            .ok_or_else(|| ValidationError::invalid("bucket", "must be day or hour"))?,
+    };
+    Ok(StatsQuery {
+        from: stats_time(pairs, "from")?,
+        to: stats_time(pairs, "to")?,
+        bucket,
+    })
+}
+
+/// Reads the required `external_user_id` of the visitor-wide export and erase.
+///
+/// # Errors
+/// `missing_field` without it (or empty), `invalid_field` when too long.
+pub fn external_user_query(
+    pairs: &[(String, String)],
+    limits: &Limits,
+) -> Result<String, ValidationError> {
+    let id = non_empty(pairs, "external_user_id")
+        .ok_or_else(|| ValidationError::missing("external_user_id"))?;
+    external_user_id(&id, limits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,5 +702,78 @@ mod tests {
             assert_eq!(e.code, ErrorCode::InvalidField);
             assert_eq!(e.field.as_deref(), Some(field));
         }
+    }
+}
+
+#[cfg(test)]
+mod console_tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use serde_json::json;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn export_is_a_reserved_session_id() {
+        let e = new_session(&json!({"session_id": "export"}), &Limits::default())
+            .expect_err("reserved");
+        assert_eq!(e.field.as_deref(), Some("session_id"));
+        assert!(new_session(&json!({"session_id": "exports"}), &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn feedback_bodies() {
+        let f = new_feedback(&json!({"rating": "down", "comment": "no", "session_id": "abc"}))
+            .expect("ok");
+        assert_eq!(f.rating, Rating::Down);
+        assert_eq!(f.session, Some(SessionRef::parse("abc")));
+        let e = new_feedback(&json!({})).expect_err("missing");
+        assert_eq!(e.code, ErrorCode::MissingField);
+        let e = new_feedback(&json!({"rating": "meh"})).expect_err("bad");
+        assert_eq!(e.field.as_deref(), Some("rating"));
+        let long = "é".repeat(Feedback::MAX_COMMENT_CHARS + 1);
+        let e = new_feedback(&json!({"rating": "up", "comment": long})).expect_err("long");
+        assert_eq!(e.field.as_deref(), Some("comment"));
+        let fits = "é".repeat(Feedback::MAX_COMMENT_CHARS);
+        assert!(new_feedback(&json!({"rating": "up", "comment": fits})).is_ok());
+    }
+
+    #[test]
+    fn stats_queries_take_dates_and_times() {
+        let s = stats_query(&q(&[("from", "2024-05-01"), ("to", "2024-05-07")])).expect("ok");
+        assert_eq!(s.from, parse_time("2024-05-01T00:00:00Z").ok());
+        assert_eq!(
+            s.to,
+            parse_time("2024-05-08T00:00:00Z").ok(),
+            "a date as to is included"
+        );
+        assert_eq!(s.bucket, Bucket::Day);
+        let s = stats_query(&q(&[
+            ("to", "2024-05-07T10:00:00+02:00"),
+            ("bucket", "hour"),
+        ]))
+        .expect("ok");
+        assert_eq!(s.to, parse_time("2024-05-07T08:00:00Z").ok());
+        assert_eq!(s.bucket, Bucket::Hour);
+        let e = stats_query(&q(&[("bucket", "week")])).expect_err("bucket");
+        assert_eq!(e.field.as_deref(), Some("bucket"));
+        let e = stats_query(&q(&[("from", "yesterday")])).expect_err("from");
+        assert_eq!(e.field.as_deref(), Some("from"));
+    }
+
+    #[test]
+    fn the_visitor_to_export_or_erase_is_required() {
+        let l = Limits::default();
+        let e = external_user_query(&q(&[("external_user_id", "")]), &l).expect_err("empty");
+        assert_eq!(e.code, ErrorCode::MissingField);
+        assert_eq!(
+            external_user_query(&q(&[("external_user_id", "u-1")]), &l).expect("ok"),
+            "u-1"
+        );
     }
 }

@@ -42,6 +42,7 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::StoreUnavailable | ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotSupported => StatusCode::NOT_IMPLEMENTED,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -337,6 +338,7 @@ mod tests {
             (ErrorCode::StoreUnavailable, 503),
             (ErrorCode::LlmTimeout, 504),
             (ErrorCode::Internal, 500),
+            (ErrorCode::NotSupported, 501),
         ];
         for (code, status) in cases {
             assert_eq!(status_for(code).as_u16(), status, "{code}");

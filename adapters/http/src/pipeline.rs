@@ -35,9 +35,10 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use colloquy_core::access::{authorize, AccessMode, Caller, Operation};
 use colloquy_core::ratelimit::Action;
+use colloquy_core::stats::StatsQuery;
 use colloquy_core::{
-    validate, MessageQuery, NewMessage, NewSession, Page, ResumePoint, ServiceError, SessionFilter,
-    SessionPatch, SessionRef, ValidationError,
+    validate, MessageQuery, NewFeedback, NewMessage, NewSession, Page, ResumePoint, ServiceError,
+    SessionFilter, SessionPatch, SessionRef, ValidationError,
 };
 use http::request::Parts;
 use http::{header, HeaderValue, Method};
@@ -88,6 +89,14 @@ pub(crate) enum Input {
     Resume(Uuid, Option<ResumePoint>),
     /// `POST /messages/chat/stream/{response_id}/cancel/`.
     Cancel(Uuid),
+    /// `POST /messages/{id}/feedback/`.
+    Feedback(Uuid, NewFeedback),
+    /// `GET /stats/`.
+    Stats(StatsQuery),
+    /// `GET /sessions/export/?external_user_id=`.
+    ExportUser(String),
+    /// `DELETE /sessions/?external_user_id=`.
+    EraseUser(String),
 }
 
 /// A message or response id from the path; one that is not a UUID names none (404).
@@ -136,7 +145,8 @@ impl Input {
             | Endpoint::UpdateSession(_)
             | Endpoint::CreateMessage
             | Endpoint::Chat
-            | Endpoint::ChatStreamPost => {
+            | Endpoint::ChatStreamPost
+            | Endpoint::Feedback(_) => {
                 Some(body::read_json(&parts.headers, body, app.config.max_body_bytes).await?)
             }
             _ => None,
@@ -188,6 +198,16 @@ impl Input {
                 Self::Resume(response, after)
             }
             Endpoint::CancelStream(id) => Self::Cancel(path_id(&id)?),
+            Endpoint::Feedback(id) => Self::Feedback(path_id(&id)?, validate::new_feedback(value)?),
+            Endpoint::Stats => Self::Stats(validate::stats_query(&query::pairs(&parts.uri)?)?),
+            Endpoint::ExportUser => Self::ExportUser(validate::external_user_query(
+                &query::pairs(&parts.uri)?,
+                limits,
+            )?),
+            Endpoint::EraseUser => Self::EraseUser(validate::external_user_query(
+                &query::pairs(&parts.uri)?,
+                limits,
+            )?),
             Endpoint::Healthz
             | Endpoint::Readyz
             | Endpoint::OpenApi
@@ -211,9 +231,14 @@ impl Input {
             Self::Chat(new) | Self::ChatStream(new) | Self::ChatStreamGet(new, _) => {
                 Operation::Chat(&new.session)
             }
-            Self::GetMessage(_) | Self::DeleteMessage(_) | Self::Resume(..) | Self::Cancel(_) => {
-                Operation::ByMessageId
-            }
+            Self::GetMessage(_)
+            | Self::DeleteMessage(_)
+            | Self::Feedback(..)
+            | Self::Resume(..)
+            | Self::Cancel(_) => Operation::ByMessageId,
+            Self::Stats(_) => Operation::Stats,
+            Self::ExportUser(_) => Operation::ExportUser,
+            Self::EraseUser(_) => Operation::EraseUser,
         }
     }
 

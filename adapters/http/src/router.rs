@@ -16,10 +16,15 @@ pub(crate) enum Route {
     /// `/openapi.json`: the OpenAPI document of the API.
     OpenApi,
     Sessions,
+    /// `/sessions/export/`: one visitor's sessions (`export` is a reserved session_id).
+    UserExport,
     Session(String),
     SessionExport(String),
     Messages,
     Message(String),
+    MessageFeedback(String),
+    /// `/stats/`: the dashboard's counters.
+    Stats,
     Chat,
     ChatStream,
     ChatStreamResume(String),
@@ -36,6 +41,10 @@ pub(crate) enum Endpoint {
     OpenApi,
     ListSessions,
     CreateSession,
+    /// `DELETE /sessions/?external_user_id=`.
+    EraseUser,
+    /// `GET /sessions/export/?external_user_id=`.
+    ExportUser,
     GetSession(String),
     UpdateSession(String),
     DeleteSession(String),
@@ -44,6 +53,8 @@ pub(crate) enum Endpoint {
     CreateMessage,
     GetMessage(String),
     DeleteMessage(String),
+    Feedback(String),
+    Stats,
     Chat,
     ChatStreamPost,
     ChatStreamGet,
@@ -81,6 +92,7 @@ impl Route {
             ["", "widget.js"] => Self::Asset(Asset::WidgetJs),
             ["", "api", "chats", rest @ ..] => match rest {
                 ["sessions"] => Self::Sessions,
+                ["sessions", "export"] => Self::UserExport,
                 ["sessions", s] if !s.is_empty() => Self::Session((*s).to_owned()),
                 ["sessions", s, "export"] if !s.is_empty() => Self::SessionExport((*s).to_owned()),
                 ["messages"] => Self::Messages,
@@ -93,6 +105,10 @@ impl Route {
                     Self::ChatStreamCancel((*r).to_owned())
                 }
                 ["messages", m] if !m.is_empty() => Self::Message((*m).to_owned()),
+                ["messages", m, "feedback"] if !m.is_empty() => {
+                    Self::MessageFeedback((*m).to_owned())
+                }
+                ["stats"] => Self::Stats,
                 _ => return Ok(None),
             },
             _ => return Ok(None),
@@ -107,11 +123,14 @@ impl Route {
             | Self::Readyz
             | Self::OpenApi
             | Self::SessionExport(_)
+            | Self::UserExport
+            | Self::Stats
             | Self::Asset(_) => "GET, HEAD, OPTIONS",
-            Self::Sessions | Self::Messages => "GET, HEAD, POST, OPTIONS",
+            Self::Sessions => "GET, HEAD, POST, DELETE, OPTIONS",
+            Self::Messages => "GET, HEAD, POST, OPTIONS",
             Self::Session(_) => "GET, HEAD, PATCH, DELETE, OPTIONS",
             Self::Message(_) => "GET, HEAD, DELETE, OPTIONS",
-            Self::Chat | Self::ChatStreamCancel(_) => "POST, OPTIONS",
+            Self::Chat | Self::ChatStreamCancel(_) | Self::MessageFeedback(_) => "POST, OPTIONS",
             Self::ChatStreamResume(_) => "GET, OPTIONS",
             Self::ChatStream => "GET, POST, OPTIONS",
         }
@@ -129,6 +148,8 @@ impl Route {
             Self::OpenApi if read => Endpoint::OpenApi,
             Self::Sessions if read => Endpoint::ListSessions,
             Self::Sessions if method == Method::POST => Endpoint::CreateSession,
+            Self::Sessions if method == Method::DELETE => Endpoint::EraseUser,
+            Self::UserExport if read => Endpoint::ExportUser,
             Self::Session(id) if read => Endpoint::GetSession(id),
             Self::Session(id) if method == Method::PATCH => Endpoint::UpdateSession(id),
             Self::Session(id) if method == Method::DELETE => Endpoint::DeleteSession(id),
@@ -137,6 +158,8 @@ impl Route {
             Self::Messages if method == Method::POST => Endpoint::CreateMessage,
             Self::Message(id) if read => Endpoint::GetMessage(id),
             Self::Message(id) if method == Method::DELETE => Endpoint::DeleteMessage(id),
+            Self::MessageFeedback(id) if method == Method::POST => Endpoint::Feedback(id),
+            Self::Stats if read => Endpoint::Stats,
             Self::Chat if method == Method::POST => Endpoint::Chat,
             // GET only: a HEAD must not start a generation.
             Self::ChatStream if method == Method::GET => Endpoint::ChatStreamGet,
@@ -161,10 +184,13 @@ pub(crate) const TEMPLATES: &[&str] = &[
     "/widget/demo",
     "/widget.js",
     "/api/chats/sessions/",
+    "/api/chats/sessions/export/",
     "/api/chats/sessions/{id}/",
     "/api/chats/sessions/{id}/export/",
     "/api/chats/messages/",
     "/api/chats/messages/{id}/",
+    "/api/chats/messages/{id}/feedback/",
+    "/api/chats/stats/",
     "/api/chats/messages/chat/",
     "/api/chats/messages/chat/stream/",
     "/api/chats/messages/chat/stream/{response_id}/",
@@ -203,6 +229,8 @@ impl Endpoint {
             Self::OpenApi => "openapi",
             Self::ListSessions => "list_sessions",
             Self::CreateSession => "create_session",
+            Self::EraseUser => "erase_user",
+            Self::ExportUser => "export_user",
             Self::GetSession(_) => "get_session",
             Self::UpdateSession(_) => "update_session",
             Self::DeleteSession(_) => "delete_session",
@@ -211,6 +239,8 @@ impl Endpoint {
             Self::CreateMessage => "create_message",
             Self::GetMessage(_) => "get_message",
             Self::DeleteMessage(_) => "delete_message",
+            Self::Feedback(_) => "feedback",
+            Self::Stats => "stats",
             Self::Chat => "chat",
             Self::ChatStreamPost => "chat_stream_post",
             Self::ChatStreamGet => "chat_stream_get",
@@ -302,6 +332,28 @@ mod tests {
         let e = resolve(&Method::PUT, "/api/chats/sessions/", true).expect_err("put");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
         let e = resolve(&Method::HEAD, "/api/chats/messages/chat/stream/", true).expect_err("head");
+        assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
+    }
+
+    #[test]
+    fn console_routes() {
+        assert_eq!(
+            resolve(&Method::GET, "/api/chats/sessions/export/", true).expect("route"),
+            Endpoint::ExportUser
+        );
+        assert_eq!(
+            resolve(&Method::DELETE, "/api/chats/sessions", true).expect("route"),
+            Endpoint::EraseUser
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/api/chats/stats/", true).expect("route"),
+            Endpoint::Stats
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/api/chats/messages/abc/feedback/", true).expect("route"),
+            Endpoint::Feedback("abc".into())
+        );
+        let e = resolve(&Method::DELETE, "/api/chats/sessions/export/", true).expect_err("del");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 

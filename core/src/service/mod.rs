@@ -2,13 +2,15 @@
 //!
 //! One job a file: [`config`] (settings and the shapes answered), [`builder`] (the
 //! one way to build a service), [`sessions`] and [`messages`] (the use cases over
-//! the store), [`generation`] (chat, streaming, resume, attach, cancel and the
+//! the store), [`console`] (feedback, stats, a visitor's export and erasure),
+//! [`generation`] (chat, streaming, resume, attach, cancel and the
 //! generation's lifecycle). The adapters the service works through are
 //! [`crate::deps::Deps`], shared with the generation tasks of [`crate::chat`] and
 //! [`crate::resume`], which import nothing from here.
 
 mod builder;
 mod config;
+mod console;
 mod generation;
 mod messages;
 mod sessions;
@@ -32,6 +34,9 @@ use crate::validate::Limits;
 
 pub use builder::ChatServiceBuilder;
 pub use config::{MessagePage, ServiceConfig, SessionExport, SessionPage, SessionView};
+pub use console::{
+    UserExport, MAX_EXPORT_SESSIONS, MAX_HOURLY_STATS_DAYS, MAX_STATS_DAYS, STATS_TOP_QUESTIONS,
+};
 
 /// The chat module's use cases: sessions, messages and chat, over any store and model.
 ///

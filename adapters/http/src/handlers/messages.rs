@@ -1,7 +1,7 @@
 //! `/api/chats/messages/` and `/api/chats/messages/{id}/`.
 
 use colloquy_core::access::{AccessMode, Caller};
-use colloquy_core::{MessageQuery, NewMessage, SessionRef};
+use colloquy_core::{MessageQuery, MessageView, NewMessage, SessionRef};
 use http::{StatusCode, Uri};
 use uuid::Uuid;
 
@@ -39,19 +39,29 @@ pub(super) async fn create(
     Ok(idempotency::respond(ticket, StatusCode::CREATED, &message).await)
 }
 
-/// `GET /messages/{id}/` → 200 message. A message id is a capability for the message
-/// alone: to a visitor in `public` mode its `session` is `null`, as the session's ids
-/// are capabilities of their own (a message id is time-ordered and less random).
+/// `GET /messages/{id}/` → 200 message.
 pub(super) async fn get(app: &App, v: &Visitor, id: Uuid) -> Result<Response, ApiError> {
     let message = app.service.get_message(id).await?;
+    message_response(app, v, &message)
+}
+
+/// 200 with `message` as the caller may see it. A message id is a capability for
+/// the message alone: to a visitor in `public` mode its `session` is `null`, as the
+/// session's ids are capabilities of their own (a message id is time-ordered and
+/// less random).
+pub(super) fn message_response(
+    app: &App,
+    v: &Visitor,
+    message: &MessageView,
+) -> Result<Response, ApiError> {
     if app.config.access == AccessMode::Public && v.caller == Caller::Visitor {
-        let mut value = serde_json::to_value(&message).map_err(|_| ApiError::internal())?;
+        let mut value = serde_json::to_value(message).map_err(|_| ApiError::internal())?;
         if let Some(object) = value.as_object_mut() {
             object.insert("session".to_owned(), serde_json::Value::Null);
         }
         return Ok(json::response(StatusCode::OK, &value));
     }
-    Ok(json::response(StatusCode::OK, &message))
+    Ok(json::response(StatusCode::OK, message))
 }
 
 /// `DELETE /messages/{id}/` → 204 (soft delete).

@@ -4,6 +4,7 @@
 //! service call, and its result as a response.
 
 mod chat;
+mod console;
 pub(crate) mod health;
 mod messages;
 mod sessions;
@@ -48,5 +49,9 @@ pub(crate) async fn run(
         }
         Input::Resume(response, after) => chat::resume(app, v, response, after).await,
         Input::Cancel(response) => chat::cancel(app, v, response).await,
+        Input::Feedback(id, new) => console::feedback(app, v, id, new).await,
+        Input::Stats(query) => console::stats(app, query).await,
+        Input::ExportUser(id) => console::export_user(app, &id).await,
+        Input::EraseUser(id) => console::erase_user(app, &id).await,
     }
 }

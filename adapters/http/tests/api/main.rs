@@ -9,6 +9,7 @@ mod support;
 
 mod access;
 mod chat;
+mod console;
 mod hostile;
 mod idempotency;
 mod limits;

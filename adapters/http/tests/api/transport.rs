@@ -33,7 +33,7 @@ async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
         .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.error_code(), "method_not_allowed");
-    assert_eq!(r.header("allow"), Some("GET, HEAD, POST, OPTIONS"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST, DELETE, OPTIONS"));
     let r = c.get("/api/chats/messages/chat/").await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.header("allow"), Some("POST, OPTIONS"));
