@@ -95,6 +95,8 @@ pub fn sentinel_session() -> Session {
         created_at: at,
         expires_at: at,
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     }
 }

@@ -541,6 +541,8 @@ pub async fn run_sequence(
                     created_at: now,
                     expires_at: now + Duration::seconds(i64::from(*ttl)),
                     is_active: true,
+                    responder: colloquy_core::Responder::Ai,
+                    handoff_requested_at: None,
                     metadata: Metadata::new(),
                 };
                 let got = call(op, deadline, s.store.create_session(&session)).await?;
@@ -571,6 +573,8 @@ pub async fn run_sequence(
                     is_active: *active,
                     expires_at: expire_in.map(|secs| now + Duration::seconds(i64::from(secs))),
                     external_user_id: external.map(|e| e.map(|n| format!("User{n}"))),
+                    responder: None,
+                    handoff_requested_at: None,
                     metadata: metadata.map(|n| {
                         let mut m = Metadata::new();
                         m.insert("v".into(), n.into());

@@ -123,6 +123,38 @@ pub mod serde_time {
         let s = String::deserialize(d)?;
         super::parse_time(&s).map_err(serde::de::Error::custom)
     }
+
+    /// The same for an optional time: `null` when `None`.
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serializes `Some` as a time string, `None` as `null`.
+        ///
+        /// # Errors
+        /// Only those of the serializer.
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&crate::clock::format_time(t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserializes `null` or any RFC 3339 time.
+        ///
+        /// # Errors
+        /// When the value is neither `null` nor an RFC 3339 string.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|s| crate::clock::parse_time(&s).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::clock::{now_micros, Clock};
+use crate::events::SessionEvents;
 use crate::ports::{ChatModel, ChatStore};
 use crate::streams::StreamLog;
 
@@ -15,6 +16,8 @@ pub(crate) struct Deps {
     pub(crate) model: Arc<dyn ChatModel>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) streams: Arc<dyn StreamLog>,
+    /// Where changes are announced; see [`crate::announce`].
+    pub(crate) events: Arc<dyn SessionEvents>,
 }
 
 impl Deps {

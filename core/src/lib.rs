@@ -29,6 +29,7 @@
 //! ```
 
 pub mod access;
+mod announce;
 mod chat;
 mod clock;
 pub mod context;
@@ -91,6 +92,6 @@ pub use service::{
     STATS_TOP_QUESTIONS,
 };
 pub use session::{
-    generate_session_id, Metadata, NewSession, Page, Retention, Session, SessionFilter,
+    generate_session_id, Metadata, NewSession, Page, Responder, Retention, Session, SessionFilter,
     SessionPatch, SessionRef, GENERATED_SESSION_ID_CHARS,
 };

@@ -28,6 +28,44 @@ pub struct Session {
     pub is_active: bool,
     /// Application data, a JSON object.
     pub metadata: Metadata,
+    /// Who answers the visitor: the model (the default) or a person.
+    #[serde(default)]
+    pub responder: Responder,
+    /// When the visitor last asked for a person; `None` when no request is pending.
+    #[serde(default, with = "serde_time::option")]
+    pub handoff_requested_at: Option<DateTime<Utc>>,
+}
+
+/// Who answers a session's visitor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Responder {
+    /// The model answers every chat (the default).
+    #[default]
+    Ai,
+    /// A person answers: chats store the visitor's message and generate nothing.
+    Human,
+}
+
+impl Responder {
+    /// The name the API uses: `"ai"` or `"human"`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ai => "ai",
+            Self::Human => "human",
+        }
+    }
+
+    /// Parses the API name; `None` for anything else.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ai" => Some(Self::Ai),
+            "human" => Some(Self::Human),
+            _ => None,
+        }
+    }
 }
 
 impl Session {
@@ -115,6 +153,10 @@ pub struct SessionPatch {
     pub external_user_id: Option<Option<String>>,
     /// New expiry (extend or shorten); the service checks it is in the future.
     pub expires_at: Option<DateTime<Utc>>,
+    /// New responder.
+    pub responder: Option<Responder>,
+    /// New handoff request time; `Some(None)` clears it.
+    pub handoff_requested_at: Option<Option<DateTime<Utc>>>,
 }
 
 impl SessionPatch {
@@ -131,6 +173,12 @@ impl SessionPatch {
         }
         if let Some(expires_at) = self.expires_at {
             session.expires_at = expires_at;
+        }
+        if let Some(responder) = self.responder {
+            session.responder = responder;
+        }
+        if let Some(requested) = self.handoff_requested_at {
+            session.handoff_requested_at = requested;
         }
     }
 }
@@ -276,6 +324,8 @@ mod tests {
             created_at: now,
             expires_at: now,
             is_active: true,
+            responder: crate::session::Responder::Ai,
+            handoff_requested_at: None,
             metadata: Metadata::new(),
         }
     }

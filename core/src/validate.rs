@@ -12,7 +12,9 @@ use crate::clock::parse_time;
 use crate::error::ValidationError;
 use crate::feedback::{Feedback, NewFeedback, Rating};
 use crate::message::{Cursor, MessageFilter, MessageQuery, NewMessage, Order, Role};
-use crate::session::{Metadata, NewSession, Page, SessionFilter, SessionPatch, SessionRef};
+use crate::session::{
+    Metadata, NewSession, Page, Responder, SessionFilter, SessionPatch, SessionRef,
+};
 use crate::stats::{Bucket, StatsQuery};
 
 /// Size limits on input; all configurable, defaults as documented in API.md.
@@ -235,7 +237,8 @@ pub fn new_session(body: &Value, limits: &Limits) -> Result<NewSession, Validati
 }
 
 /// Reads the body of `PATCH /sessions/{id}/`: any of `is_active`, `metadata`,
-/// `external_user_id` (`null` clears it), `expires_at`.
+/// `external_user_id` (`null` clears it), `expires_at`, `responder` (`"ai"` or
+/// `"human"`; who may set it is the service's rule, not this one's).
 ///
 /// # Errors
 /// `invalid_json` when the body is not an object; `invalid_field` for a bad field.
@@ -257,11 +260,26 @@ pub fn session_patch(body: &Value, limits: &Limits) -> Result<SessionPatch, Vali
             ))
         }
     };
+    let responder =
+        match obj.get("responder") {
+            None => None,
+            Some(Value::String(s)) => Some(Responder::parse(s).ok_or_else(|| {
+                ValidationError::invalid("responder", "must be \"ai\" or \"human\"")
+            })?),
+            Some(_) => {
+                return Err(ValidationError::invalid(
+                    "responder",
+                    "must be \"ai\" or \"human\"",
+                ))
+            }
+        };
     Ok(SessionPatch {
         is_active,
         metadata: opt_metadata(obj, limits)?,
         external_user_id: external,
         expires_at: time_field(obj, "expires_at")?,
+        responder,
+        handoff_requested_at: None,
     })
 }
 

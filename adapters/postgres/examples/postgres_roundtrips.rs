@@ -55,6 +55,8 @@ fn session(clock: &dyn Clock) -> Session {
         created_at: now,
         expires_at: now + chrono::Duration::days(1),
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     }
 }

@@ -49,6 +49,8 @@ pub(crate) fn session(row: &Row, at: usize) -> Result<Session, StoreError> {
         created_at: get(row, at + 3)?,
         expires_at: get(row, at + 4)?,
         is_active: get(row, at + 5)?,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: get_metadata(row, at + 6)?,
     })
 }

@@ -29,6 +29,8 @@ fn session(clock: &ManualClock, sid: &str, ttl: Duration) -> Session {
         created_at: now,
         expires_at: now + ttl,
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     }
 }

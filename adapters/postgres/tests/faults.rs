@@ -38,6 +38,8 @@ fn new_session(clock: &dyn Clock) -> Session {
         created_at: now,
         expires_at: now + ChronoDuration::hours(1),
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     }
 }

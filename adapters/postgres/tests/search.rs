@@ -144,6 +144,8 @@ async fn message_search_agrees_with_the_filter_definition() {
         created_at: now,
         expires_at: now + Duration::hours(1),
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     };
     store.create_session(&session).await.expect("create");
@@ -202,6 +204,8 @@ async fn session_search_agrees_with_the_filter_definition() {
             created_at: now + Duration::seconds(i64::try_from(i).expect("small")),
             expires_at: now + Duration::hours(1),
             is_active: true,
+            responder: colloquy_core::Responder::Ai,
+            handoff_requested_at: None,
             metadata: Metadata::new(),
         };
         store.create_session(&session).await.expect("create");

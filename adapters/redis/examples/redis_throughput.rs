@@ -43,6 +43,8 @@ async fn sessions(store: &RedisStore, n: usize) -> Result<Vec<Session>, Failure>
             created_at: now,
             expires_at: now + chrono::Duration::hours(1),
             is_active: true,
+            responder: colloquy_core::Responder::Ai,
+            handoff_requested_at: None,
             metadata: Metadata::new(),
         };
         store.create_session(&s).await?;

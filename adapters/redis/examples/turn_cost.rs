@@ -45,6 +45,8 @@ fn session() -> Session {
         created_at: now,
         expires_at: now + chrono::Duration::hours(1),
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     }
 }

@@ -114,6 +114,8 @@ pub(crate) fn session_from_fields(
         created_at: time_from_micros(get("created")?)?,
         expires_at: time_from_micros(get("exp")?)?,
         is_active: get("active")? == "1",
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata,
     }))
 }
@@ -288,6 +290,8 @@ mod tests {
             created_at: now,
             expires_at: now + chrono::Duration::hours(1),
             is_active: true,
+            responder: colloquy_core::Responder::Ai,
+            handoff_requested_at: None,
             metadata,
         }
     }

@@ -48,6 +48,8 @@ async fn acknowledged_appends_survive_kill_9() {
         created_at: now,
         expires_at: now + Span::hours(1),
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     };
     store.create_session(&session).await.expect("create");

@@ -39,6 +39,8 @@ fn session_named(clock: &ManualClock, sid: &str) -> Session {
         created_at: now,
         expires_at: now + Span::hours(1),
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     }
 }

@@ -101,6 +101,8 @@ impl Fixture {
             created_at: now,
             expires_at: now + ttl,
             is_active: true,
+            responder: colloquy_core::Responder::Ai,
+            handoff_requested_at: None,
             metadata: Metadata::new(),
         }
     }

@@ -39,6 +39,8 @@ fn session(sid: &str) -> Session {
         created_at: now,
         expires_at: now + chrono::Duration::days(1),
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     }
 }

@@ -125,6 +125,8 @@ pub(crate) fn session_from(row: &Row<'_>, at: usize) -> rusqlite::Result<Session
         created_at: time_at(row, at + 3)?,
         expires_at: time_at(row, at + 4)?,
         is_active: row.get(at + 5)?,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: metadata_at(row, at + 6)?,
     })
 }

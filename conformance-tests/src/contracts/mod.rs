@@ -95,6 +95,8 @@ pub(crate) fn new_session(s: &TestStore, session_id: &str) -> Session {
         created_at: now,
         expires_at: now + Duration::hours(1),
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     }
 }

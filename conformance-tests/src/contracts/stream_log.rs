@@ -85,6 +85,8 @@ async fn active(log: &dyn StreamLog, session: Uuid) -> Option<Uuid> {
         created_at: now,
         expires_at: now + chrono::Duration::hours(1),
         is_active: true,
+        responder: colloquy_core::Responder::Ai,
+        handoff_requested_at: None,
         metadata: Metadata::new(),
     };
     log.active(&session_record)

@@ -10,6 +10,7 @@ use super::{ChatService, ServiceConfig};
 use crate::clock::Clock;
 use crate::deps::Deps;
 use crate::echo::EchoModel;
+use crate::events::{LocalSessionEvents, SessionEvents};
 use crate::idempotency::IdempotencyStore;
 use crate::knowledge::{KnowledgeBase, KnowledgeConfig};
 use crate::local::{LocalIdempotency, LocalStreamLog};
@@ -29,6 +30,7 @@ pub struct ChatServiceBuilder {
     idempotency: Option<Arc<dyn IdempotencyStore>>,
     rate_limits: Option<Admission>,
     knowledge: Option<(Arc<dyn KnowledgeBase>, KnowledgeConfig)>,
+    events: Option<Arc<dyn SessionEvents>>,
 }
 
 impl std::fmt::Debug for ChatServiceBuilder {
@@ -51,6 +53,7 @@ impl ChatServiceBuilder {
             idempotency: None,
             rate_limits: None,
             knowledge: None,
+            events: None,
         }
     }
 
@@ -94,6 +97,14 @@ impl ChatServiceBuilder {
         self
     }
 
+    /// Where changes to sessions are announced (default: a [`LocalSessionEvents`]
+    /// in this process). Instances behind one load balancer share one (Redis or
+    /// PostgreSQL) so a watcher on any of them hears every change.
+    pub fn events(mut self, events: Arc<dyn SessionEvents>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
     /// The service.
     #[must_use]
     pub fn build(self) -> ChatService {
@@ -106,6 +117,9 @@ impl ChatServiceBuilder {
                 streams: self
                     .stream_log
                     .unwrap_or_else(|| Arc::new(LocalStreamLog::default())),
+                events: self
+                    .events
+                    .unwrap_or_else(|| Arc::new(LocalSessionEvents::default())),
             }),
             config,
             generations: TaskTracker::new(),

@@ -1,5 +1,6 @@
 //! The message use cases: write, read, list, delete, and the operator's export.
 
+use crate::announce::Announcement;
 use uuid::Uuid;
 
 use super::{ChatService, MessagePage, SessionExport};
@@ -35,6 +36,9 @@ impl ChatService {
         validate::check_new_message(&new, self.limits())?;
         let draft = self.draft(&new.session, new.role, new.message, new.metadata);
         let (session, stored) = self.deps.store.append(&new.session, draft).await?;
+        self.deps
+            .announce(Announcement::MessageStored(&session, &stored))
+            .await;
         Ok(MessageView::new(stored, session))
     }
 

@@ -100,6 +100,13 @@ impl ChatService {
         &self.config.limits
     }
 
+    /// The session events this service announces changes on; subscribe here to
+    /// watch a session live (see [`crate::events`]).
+    #[must_use]
+    pub fn events(&self) -> &Arc<dyn crate::events::SessionEvents> {
+        &self.deps.events
+    }
+
     /// Where transports keep `Idempotency-Key` results.
     #[must_use]
     pub fn idempotency(&self) -> &Arc<dyn IdempotencyStore> {

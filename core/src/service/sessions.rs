@@ -1,5 +1,6 @@
 //! The session use cases: create, read, change, delete, list, expire.
 
+use crate::announce::Announcement;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -58,9 +59,14 @@ impl ChatService {
             created_at: now,
             expires_at,
             is_active: true,
+            responder: crate::session::Responder::Ai,
+            handoff_requested_at: None,
             metadata: new.metadata,
         };
         self.deps.store.create_session(&session).await?;
+        self.deps
+            .announce(Announcement::SessionCreated(&session))
+            .await;
         Ok(session)
     }
 
@@ -90,7 +96,11 @@ impl ChatService {
         if let Some(at) = patch.expires_at {
             self.future_expiry(at, self.deps.now())?;
         }
-        Ok(self.deps.store.update_session(reference, &patch).await?)
+        let session = self.deps.store.update_session(reference, &patch).await?;
+        self.deps
+            .announce(Announcement::SessionChanged(&session))
+            .await;
+        Ok(session)
     }
 
     /// Deletes a session and all its messages.
