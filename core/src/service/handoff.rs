@@ -252,12 +252,7 @@ impl ChatService {
                     () = service.shutdown.cancelled() => return,
                     () = tokio::time::sleep(wait) => {}
                 }
-                let session = match service
-                    .deps
-                    .store
-                    .session(&SessionRef::from_uuid(id))
-                    .await
-                {
+                let session = match service.deps.store.session(&SessionRef::from_uuid(id)).await {
                     Ok(Some(session)) if session.handoff_requested_at == requested => session,
                     // Answered, handed back, requested anew (its own timer), or gone.
                     Ok(_) => return,

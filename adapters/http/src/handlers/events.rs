@@ -45,8 +45,8 @@ use bytes::Bytes;
 use colloquy_core::access::{AccessMode, Caller};
 use colloquy_core::events::{EventKind, EventTopic, Subscription};
 use colloquy_core::{
-    ChatService, Cursor, MessageQuery, MessageView, Order, Page, ServiceError, Session,
-    SessionRef, SessionView,
+    ChatService, Cursor, MessageQuery, MessageView, Order, Page, ServiceError, Session, SessionRef,
+    SessionView,
 };
 use futures::StreamExt;
 use http::{header, HeaderValue, StatusCode};
