@@ -661,6 +661,31 @@ mod tests {
     }
 
     #[test]
+    fn handoff_flags() {
+        let default = parse(&[]).handoff_config().expect("valid");
+        assert_eq!(default, HandoffConfig::default());
+        assert_eq!(default.timeout, Some(Duration::from_secs(300)));
+        let off = parse(&["--handoff-timeout", "0"])
+            .handoff_config()
+            .expect("valid");
+        assert_eq!(off.timeout, None, "0 waits for ever");
+        let custom = parse(&[
+            "--handoff-timeout",
+            "90s",
+            "--handoff-timeout-message",
+            " Leave your email, we will write back. ",
+        ])
+        .handoff_config()
+        .expect("valid");
+        assert_eq!(custom.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(custom.timeout_message, "Leave your email, we will write back.");
+        assert!(matches!(
+            parse(&["--handoff-timeout-message", "  "]).handoff_config(),
+            Err(ConfigError::HandoffMessage(_))
+        ));
+    }
+
+    #[test]
     fn the_definition_is_consistent() {
         Cli::command().debug_assert();
     }
