@@ -678,7 +678,10 @@ mod tests {
         .handoff_config()
         .expect("valid");
         assert_eq!(custom.timeout, Some(Duration::from_secs(90)));
-        assert_eq!(custom.timeout_message, "Leave your email, we will write back.");
+        assert_eq!(
+            custom.timeout_message,
+            "Leave your email, we will write back."
+        );
         assert!(matches!(
             parse(&["--handoff-timeout-message", "  "]).handoff_config(),
             Err(ConfigError::HandoffMessage(_))

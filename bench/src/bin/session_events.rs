@@ -108,9 +108,14 @@ async fn server_streams(args: &Args, program: &std::path::Path) -> Result<(), Be
     let tag = uuid::Uuid::new_v4().simple().to_string();
 
     let server = ServerProcess::start(&command("colloquy-events"), logs.path()).await?;
-    let sessions =
-        create_named_sessions(server.addr(), &format!("ev-{tag}"), args.streams, 64, &sources)
-            .await?;
+    let sessions = create_named_sessions(
+        server.addr(),
+        &format!("ev-{tag}"),
+        args.streams,
+        64,
+        &sources,
+    )
+    .await?;
     let held = hold_streams(&StreamsSpec {
         target: server.addr(),
         pid: server.pid(),

@@ -462,3 +462,31 @@ async fn silence_sends_keep_alives_and_an_expired_session_ends_the_stream() {
     assert_eq!(last.json(), json!({"id": session["id"]}));
     assert!(reader.next_item().await.is_none(), "the stream ends");
 }
+
+#[tokio::test]
+async fn a_client_has_a_bounded_number_of_streams() {
+    let s = Setup {
+        config: HttpConfig {
+            max_event_streams_per_ip: 2,
+            admin_token: Some(AdminToken::new(TOKEN).expect("strong token")),
+            ..HttpConfig::default()
+        },
+        ..Setup::default()
+    }
+    .start()
+    .await;
+    for name in ["a", "b", "c"] {
+        s.client.create_session(&json!({"session_id": name})).await;
+    }
+    let _a = watch(&s, false, "a", None).await;
+    let _b = watch(&s, false, "b", None).await;
+    let third = s.client.get(&events_path("c")).await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(third.json()["code"], "too_many_streams");
+    // Other requests of the client are served, and the operator is not counted.
+    assert_eq!(
+        s.client.get("/api/chats/sessions/c/").await.status,
+        StatusCode::OK
+    );
+    let _operator = watch(&s, true, "c", None).await;
+}
