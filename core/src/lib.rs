@@ -40,6 +40,7 @@ mod error;
 pub mod events;
 mod feedback;
 pub mod idempotency;
+pub mod inbox;
 pub mod knowledge;
 pub mod local;
 mod message;
