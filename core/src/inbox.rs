@@ -285,7 +285,14 @@ mod tests {
             id: Uuid::new_v4(),
         };
         assert_eq!(InboxCursor::decode(&c.encode()), Some(c));
-        for bad in ["", "x", "12-abc", "12", "-", "abc-0123456789abcdef0123456789abcdef"] {
+        for bad in [
+            "",
+            "x",
+            "12-abc",
+            "12",
+            "-",
+            "abc-0123456789abcdef0123456789abcdef",
+        ] {
             assert_eq!(InboxCursor::decode(bad), None, "{bad:?}");
         }
         let later = c.last_activity_at + chrono::Duration::microseconds(1);
@@ -304,9 +311,18 @@ mod tests {
     #[test]
     fn states_partition_sessions() {
         use InboxState::{Active, Closed, Human, Waiting};
-        assert_eq!(InboxState::from_fields(false, Responder::Human, true), Closed);
-        assert_eq!(InboxState::from_fields(true, Responder::Human, true), Waiting);
-        assert_eq!(InboxState::from_fields(true, Responder::Human, false), Human);
+        assert_eq!(
+            InboxState::from_fields(false, Responder::Human, true),
+            Closed
+        );
+        assert_eq!(
+            InboxState::from_fields(true, Responder::Human, true),
+            Waiting
+        );
+        assert_eq!(
+            InboxState::from_fields(true, Responder::Human, false),
+            Human
+        );
         assert_eq!(InboxState::from_fields(true, Responder::Ai, true), Active);
         for s in InboxState::ALL {
             assert_eq!(InboxState::parse(s.as_str()), Some(s));

@@ -9,7 +9,9 @@ use colloquy_core::inbox::{
 use colloquy_core::{ChatMessage, Feedback, Rating, Responder, Role, Session, SessionPatch};
 use uuid::Uuid;
 
-use super::{append, by_uuid, create, create_as, delete_message, draft, get, new_session, now, update};
+use super::{
+    append, by_uuid, create, create_as, delete_message, draft, get, new_session, now, update,
+};
 use crate::TestStore;
 
 /// `inbox(query)`, which must succeed.
@@ -106,11 +108,22 @@ pub async fn inbox_lists_live_sessions_by_latest_activity(s: &TestStore) {
         "{rule}; an expired session is not listed"
     );
     let t = row(&rows, &talk);
-    assert_eq!(t.session, get(s, "talk").await.expect("talk"), "inbox rows hold the session");
-    assert_eq!(t.first_question.as_deref(), Some(q.message.as_str()), "first_question");
+    assert_eq!(
+        t.session,
+        get(s, "talk").await.expect("talk"),
+        "inbox rows hold the session"
+    );
+    assert_eq!(
+        t.first_question.as_deref(),
+        Some(q.message.as_str()),
+        "first_question"
+    );
     assert_eq!(t.last_message, last(&q2), "last_message");
     assert_eq!(t.message_count, 3, "message_count");
-    assert_eq!(t.last_activity_at, q2.timestamp, "last_activity_at: the newest message");
+    assert_eq!(
+        t.last_activity_at, q2.timestamp,
+        "last_activity_at: the newest message"
+    );
     assert_eq!((t.state, t.rated_down), (InboxState::Active, false));
     let _ = a;
     let l = row(&rows, &long);
@@ -119,7 +132,11 @@ pub async fn inbox_lists_live_sessions_by_latest_activity(s: &TestStore) {
         Some(PREVIEW_CHARS),
         "texts are cut to {PREVIEW_CHARS} characters"
     );
-    assert_eq!(l.last_message, last(&turn.message), "begin_turn counts like append");
+    assert_eq!(
+        l.last_message,
+        last(&turn.message),
+        "begin_turn counts like append"
+    );
     assert_eq!(l.message_count, 1);
     let qt = row(&rows, &quiet);
     assert_eq!(
@@ -127,7 +144,10 @@ pub async fn inbox_lists_live_sessions_by_latest_activity(s: &TestStore) {
         (&None, &None, 0),
         "a session without messages"
     );
-    assert_eq!(qt.last_activity_at, quiet.created_at, "no message: created_at");
+    assert_eq!(
+        qt.last_activity_at, quiet.created_at,
+        "no message: created_at"
+    );
 
     // Paging: one at a time after each cursor gives the same order.
     let mut paged = Vec::new();
@@ -147,7 +167,11 @@ pub async fn inbox_lists_live_sessions_by_latest_activity(s: &TestStore) {
         after = Some(InboxCursor::after(tail));
         paged.extend(page);
     }
-    assert_eq!(ids(&paged), ids(&rows), "inbox pages continue after the cursor");
+    assert_eq!(
+        ids(&paged),
+        ids(&rows),
+        "inbox pages continue after the cursor"
+    );
 }
 
 /// What a row shows is kept as things happen: a soft-deleted message leaves the
@@ -176,9 +200,16 @@ pub async fn inbox_rows_follow_deletes_feedback_and_patches(s: &TestStore) {
     );
     delete_message(s, q2.id).await;
     let r = of_x(all(s, InboxFilter::default()).await);
-    assert_eq!((r.last_message, r.message_count), (last(&a1), 1), "a deleted last message");
+    assert_eq!(
+        (r.last_message, r.message_count),
+        (last(&a1), 1),
+        "a deleted last message"
+    );
     assert_eq!(r.first_question, None, "no visitor message left");
-    assert_eq!(r.last_activity_at, q2.timestamp, "deleting does not move last activity");
+    assert_eq!(
+        r.last_activity_at, q2.timestamp,
+        "deleting does not move last activity"
+    );
 
     let down = |rows: &[InboxEntry]| ids(rows);
     let rated = InboxFilter {
@@ -188,10 +219,17 @@ pub async fn inbox_rows_follow_deletes_feedback_and_patches(s: &TestStore) {
     feedback(s, a1.id, Rating::Down).await;
     feedback(s, a2.id, Rating::Up).await;
     let rows = all(s, rated.clone()).await;
-    assert_eq!(down(&rows), vec![x.id], "rating=down lists the sessions rated down");
+    assert_eq!(
+        down(&rows),
+        vec![x.id],
+        "rating=down lists the sessions rated down"
+    );
     assert!(rows[0].rated_down);
     feedback(s, a1.id, Rating::Up).await;
-    assert!(all(s, rated.clone()).await.is_empty(), "feedback replaced: not rated down");
+    assert!(
+        all(s, rated.clone()).await.is_empty(),
+        "feedback replaced: not rated down"
+    );
     feedback(s, a1.id, Rating::Down).await;
     feedback(s, a1.id, Rating::Down).await;
     assert_eq!(down(&all(s, rated.clone()).await), vec![x.id]);
@@ -220,15 +258,28 @@ pub async fn inbox_rows_follow_deletes_feedback_and_patches(s: &TestStore) {
     .await;
     let rows = all(s, state_of(InboxState::Waiting)).await;
     assert_eq!(ids(&rows), vec![x.id], "state=waiting");
-    assert_eq!(rows[0].last_activity_at, asked, "a pending handoff request is activity");
-    assert_eq!(ids(&all(s, InboxFilter::default()).await), vec![x.id, other.id]);
-    assert_eq!(ids(&all(s, state_of(InboxState::Active)).await), vec![other.id]);
+    assert_eq!(
+        rows[0].last_activity_at, asked,
+        "a pending handoff request is activity"
+    );
+    assert_eq!(
+        ids(&all(s, InboxFilter::default()).await),
+        vec![x.id, other.id]
+    );
+    assert_eq!(
+        ids(&all(s, state_of(InboxState::Active)).await),
+        vec![other.id]
+    );
     let cleared = SessionPatch {
         handoff_requested_at: Some(None),
         ..SessionPatch::default()
     };
     update(s, &by_uuid(&x), &cleared).await;
-    assert_eq!(ids(&all(s, state_of(InboxState::Human)).await), vec![x.id], "state=human");
+    assert_eq!(
+        ids(&all(s, state_of(InboxState::Human)).await),
+        vec![x.id],
+        "state=human"
+    );
     assert!(all(s, state_of(InboxState::Waiting)).await.is_empty());
     assert_eq!(
         ids(&all(s, InboxFilter::default()).await),
@@ -247,7 +298,10 @@ pub async fn inbox_rows_follow_deletes_feedback_and_patches(s: &TestStore) {
         ..InboxFilter::default()
     };
     assert_eq!(ids(&all(s, by_user("visitor-1")).await), vec![x.id]);
-    assert!(all(s, by_user("Visitor-1")).await.is_empty(), "external_user_id is exact");
+    assert!(
+        all(s, by_user("Visitor-1")).await.is_empty(),
+        "external_user_id is exact"
+    );
     update(
         s,
         &by_uuid(&x),
@@ -257,7 +311,10 @@ pub async fn inbox_rows_follow_deletes_feedback_and_patches(s: &TestStore) {
         },
     )
     .await;
-    assert!(all(s, by_user("visitor-1")).await.is_empty(), "follows a changed external_user_id");
+    assert!(
+        all(s, by_user("visitor-1")).await.is_empty(),
+        "follows a changed external_user_id"
+    );
     assert_eq!(ids(&all(s, by_user("visitor-2")).await), vec![x.id]);
     let range = |from: DateTime<Utc>, to: DateTime<Utc>| InboxFilter {
         from: Some(from),
@@ -265,9 +322,17 @@ pub async fn inbox_rows_follow_deletes_feedback_and_patches(s: &TestStore) {
         ..InboxFilter::default()
     };
     let at = a2.timestamp;
-    assert_eq!(ids(&all(s, range(at, at + Duration::microseconds(1))).await), vec![other.id]);
+    assert_eq!(
+        ids(&all(s, range(at, at + Duration::microseconds(1))).await),
+        vec![other.id]
+    );
     assert!(
-        all(s, range(at + Duration::microseconds(1), at + Duration::hours(1))).await.is_empty(),
+        all(
+            s,
+            range(at + Duration::microseconds(1), at + Duration::hours(1))
+        )
+        .await
+        .is_empty(),
         "from is inclusive, to exclusive"
     );
     let combined = InboxFilter {
@@ -278,6 +343,9 @@ pub async fn inbox_rows_follow_deletes_feedback_and_patches(s: &TestStore) {
     assert!(all(s, combined).await.is_empty(), "filters combine");
 
     // A deleted session leaves the inbox.
-    s.store.delete_session(&by_uuid(&other)).await.expect("delete");
+    s.store
+        .delete_session(&by_uuid(&other))
+        .await
+        .expect("delete");
     assert_eq!(ids(&all(s, InboxFilter::default()).await), vec![x.id]);
 }
