@@ -295,6 +295,7 @@ mod console;
 mod error;
 mod events;
 mod idempotency;
+mod inbox;
 mod keys;
 mod limiter;
 mod messages;
