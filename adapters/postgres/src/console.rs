@@ -165,8 +165,8 @@ pub(crate) async fn set_feedback(
             .map_err(StoreError::backend)?;
         let was_down = colloquy_core::inbox::is_rated_down(&message.metadata);
         let previous = feedback.apply_to(&mut message.metadata);
-        let rated = i64::from(colloquy_core::inbox::is_rated_down(&message.metadata))
-            - i64::from(was_down);
+        let rated =
+            i64::from(colloquy_core::inbox::is_rated_down(&message.metadata)) - i64::from(was_down);
         let metadata = Json(&message.metadata);
         // At most two hours; one row each (an upsert may not touch a row twice).
         let mut changes: Vec<(DateTime<Utc>, StatCounts)> = Vec::new();

@@ -138,8 +138,15 @@ pub(crate) async fn page(
     let state = f.state.map(state_number);
     let external = f.external_user_id.as_deref().map(text::encode);
     let limit = rows::sql_count(query.limit);
-    let mut params: Vec<&(dyn ToSql + Sync)> =
-        vec![&now, &state, &f.rated_down, &external, &f.from, &f.to, &limit];
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &now,
+        &state,
+        &f.rated_down,
+        &external,
+        &f.from,
+        &f.to,
+        &limit,
+    ];
     let after_at = query.after.map(|c| c.last_activity_at);
     let after_id = query.after.map(|c| c.id);
     if query.after.is_some() {

@@ -214,11 +214,11 @@ impl Reply {
         let status = redis::from_redis_value(items.remove(0))
             .map_err(|e| Error::Reply(format!("status: {e}")))?;
         let inbox = match items.last() {
-            Some(Value::Array(last))
-                if matches!(last.first(), Some(Value::BulkString(b)) if b.as_slice() == b"inbox") =>
+            Some(Value::Array(last)) if matches!(last.first(), Some(Value::BulkString(b)) if b.as_slice() == b"inbox") =>
             {
-                let record: Vec<String> = redis::from_redis_value_ref(items.last().unwrap_or(&Value::Nil))
-                    .map_err(|e| Error::Reply(format!("inbox record: {e}")))?;
+                let record: Vec<String> =
+                    redis::from_redis_value_ref(items.last().unwrap_or(&Value::Nil))
+                        .map_err(|e| Error::Reply(format!("inbox record: {e}")))?;
                 items.pop();
                 Some(record.into_iter().skip(1).collect())
             }

@@ -163,14 +163,16 @@ impl RedisStore {
         let min = f
             .from
             .map_or_else(|| "-inf".to_owned(), |t| codec::micros(t).to_string());
-        let max = f
-            .to
-            .map_or_else(|| "+inf".to_owned(), |t| codec::micros(t).to_string());
+        let max =
+            f.to.map_or_else(|| "+inf".to_owned(), |t| codec::micros(t).to_string());
         // The member of a cursor: its UUID sorts just before every "<uuid> <sid>" of
         // that session, so "member >= cursor" skips exactly the cursor's session.
-        let mut cursor = query
-            .after
-            .map(|c| (codec::micros(c.last_activity_at).to_string(), c.id.to_string()));
+        let mut cursor = query.after.map(|c| {
+            (
+                codec::micros(c.last_activity_at).to_string(),
+                c.id.to_string(),
+            )
+        });
         let mut out: Vec<InboxEntry> = Vec::new();
         let mut dead: Vec<String> = Vec::new();
         for _ in 0..MAX_STEPS_PER_PAGE {
@@ -200,9 +202,9 @@ impl RedisStore {
                     match row {
                         Row::Dead => dead.push(member.clone()),
                         Row::Live(entry) => {
-                            let after_cursor = query
-                                .after
-                                .is_none_or(|c| c.precedes(entry.last_activity_at, entry.session.id));
+                            let after_cursor = query.after.is_none_or(|c| {
+                                c.precedes(entry.last_activity_at, entry.session.id)
+                            });
                             if f.matches(&entry) && after_cursor {
                                 out.push(*entry);
                             }
