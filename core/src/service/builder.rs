@@ -31,6 +31,7 @@ pub struct ChatServiceBuilder {
     rate_limits: Option<Admission>,
     knowledge: Option<(Arc<dyn KnowledgeBase>, KnowledgeConfig)>,
     events: Option<Arc<dyn SessionEvents>>,
+    webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 impl std::fmt::Debug for ChatServiceBuilder {
@@ -54,6 +55,7 @@ impl ChatServiceBuilder {
             rate_limits: None,
             knowledge: None,
             events: None,
+            webhooks: None,
         }
     }
 
@@ -105,6 +107,15 @@ impl ChatServiceBuilder {
         self
     }
 
+    /// Sends webhooks (default: none): every announced change of a selected
+    /// type is enqueued in `webhooks`' outbox before the request is answered;
+    /// a deliverer (the `colloquy-webhook` crate) sends them. See
+    /// [`crate::webhooks`].
+    pub fn webhooks(mut self, webhooks: crate::webhooks::Webhooks) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
     /// The service.
     #[must_use]
     pub fn build(self) -> ChatService {
@@ -120,6 +131,7 @@ impl ChatServiceBuilder {
                 events: self
                     .events
                     .unwrap_or_else(|| Arc::new(LocalSessionEvents::default())),
+                webhooks: self.webhooks,
             }),
             config,
             generations: TaskTracker::new(),

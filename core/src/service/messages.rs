@@ -38,7 +38,7 @@ impl ChatService {
         let (session, stored) = self.deps.store.append(&new.session, draft).await?;
         self.deps
             .announce(Announcement::MessageStored(&session, &stored))
-            .await;
+            .await?;
         Ok(MessageView::new(stored, session))
     }
 

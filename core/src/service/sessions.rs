@@ -66,7 +66,7 @@ impl ChatService {
         self.deps.store.create_session(&session).await?;
         self.deps
             .announce(Announcement::SessionCreated(&session))
-            .await;
+            .await?;
         Ok(session)
     }
 
@@ -99,7 +99,7 @@ impl ChatService {
         let session = self.deps.store.update_session(reference, &patch).await?;
         self.deps
             .announce(Announcement::SessionChanged(&session))
-            .await;
+            .await?;
         Ok(session)
     }
 
