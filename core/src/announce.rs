@@ -29,16 +29,21 @@ use crate::webhooks::Announced;
 
 /// What happened in a session, as the use cases tell [`Deps::announce`].
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)] // the handoff and delete use cases announce the rest
 pub(crate) enum Announcement<'a> {
     /// A session was created.
     SessionCreated(&'a Session),
-    /// A session's fields changed (metadata, `is_active`, expiry, external id).
+    /// A session's fields changed (metadata, `is_active`, expiry, external id), or
+    /// an answer started in it (its `active_response_id` is set).
     SessionChanged(&'a Session),
     /// The visitor asked for a person (`session` as stored after the request).
     HandoffRequested(&'a Session),
     /// An operator took the session over or handed it back.
     ResponderChanged(&'a Session),
+    /// A handoff request waited longer than `--handoff-timeout` without an
+    /// operator's reply: the session is back to `responder: "ai"` (`session` as
+    /// stored after the change). The notice message follows as its own
+    /// [`Announcement::MessageStored`].
+    HandoffTimedOut(&'a Session),
     /// The session was deleted.
     SessionDeleted(&'a Session),
     /// A message was stored in `session`.
@@ -55,6 +60,7 @@ impl Announcement<'_> {
             | Self::SessionChanged(s)
             | Self::HandoffRequested(s)
             | Self::ResponderChanged(s)
+            | Self::HandoffTimedOut(s)
             | Self::SessionDeleted(s)
             | Self::MessageStored(s, _)
             | Self::MessageDeleted(s, _) => s,
@@ -67,6 +73,7 @@ impl Announcement<'_> {
             Self::SessionCreated(s) => Announced::SessionCreated(s),
             Self::HandoffRequested(s) => Announced::HandoffRequested(s),
             Self::ResponderChanged(s) => Announced::ResponderChanged(s),
+            Self::HandoffTimedOut(s) => Announced::HandoffTimedOut(s),
             Self::MessageStored(s, m) => Announced::MessageStored(s, m),
             Self::SessionChanged(_) | Self::SessionDeleted(_) | Self::MessageDeleted(..) => {
                 Announced::Other
@@ -80,7 +87,8 @@ impl Announcement<'_> {
             Self::SessionCreated(_)
             | Self::SessionChanged(_)
             | Self::HandoffRequested(_)
-            | Self::ResponderChanged(_) => EventKind::SessionChanged,
+            | Self::ResponderChanged(_)
+            | Self::HandoffTimedOut(_) => EventKind::SessionChanged,
             Self::SessionDeleted(_) => EventKind::SessionDeleted,
             Self::MessageStored(_, message) => EventKind::MessageStored { id: message.id },
             Self::MessageDeleted(_, id) => EventKind::MessageDeleted { id },
@@ -89,6 +97,15 @@ impl Announcement<'_> {
 }
 
 impl Deps {
+    /// [`Deps::announce`] where no request waits for the outcome (an answer
+    /// stored by its generation task, a timer): a webhook the outbox could not
+    /// take is kept in this process and enqueued once the store is back (see
+    /// [`crate::webhooks`]), and the failure is logged.
+    pub(crate) async fn announce_detached(&self, announcement: Announcement<'_>) {
+        // `announce` logged the failure already; nobody else is to be told.
+        let _logged = self.announce(announcement).await;
+    }
+
     /// Tells whoever watches `announcement`'s session what happened, and enqueues
     /// the webhooks it sends. Call it after the change is stored.
     ///

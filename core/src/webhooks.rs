@@ -50,12 +50,8 @@ use uuid::Uuid;
 
 use crate::clock::{serde_time, Clock};
 use crate::error::StoreError;
-use crate::message::{ChatMessage, MessageView, Role};
+use crate::message::{ChatMessage, MessageView};
 use crate::session::Session;
-
-/// `metadata.notice` of the assistant message stored when a handoff timed out;
-/// announcing it sends `handoff.timeout`.
-pub const HANDOFF_TIMEOUT_NOTICE: &str = "handoff_timeout";
 
 /// What a webhook tells: its body's `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -312,7 +308,20 @@ pub struct Webhooks {
     targets: Arc<[String]>,
     events: WebhookEventTypes,
     wake: Arc<Notify>,
+    /// Entries the outbox could not take, kept for the deliverer to enqueue
+    /// again (at most [`MAX_SPILLED`]).
+    spill: Arc<Mutex<SpillQueue>>,
 }
+
+#[derive(Debug, Default)]
+struct SpillQueue {
+    batches: std::collections::VecDeque<Vec<OutboxEntry>>,
+    entries: usize,
+}
+
+/// The most entries an instance keeps in memory while its outbox cannot take
+/// them; past it, a new webhook is dropped (logged at error level).
+pub const MAX_SPILLED: usize = 10_000;
 
 impl fmt::Debug for Webhooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -341,6 +350,7 @@ impl Webhooks {
             targets: targets.into(),
             events,
             wake: Arc::new(Notify::new()),
+            spill: Arc::default(),
         }
     }
 
@@ -390,11 +400,11 @@ impl Webhooks {
             Announced::ResponderChanged(s) => {
                 out.push(event(WebhookEventType::ResponderChanged, None, s));
             }
+            Announced::HandoffTimedOut(s) => {
+                out.push(event(WebhookEventType::HandoffTimeout, None, s));
+            }
             Announced::MessageStored(s, m) => {
                 out.push(event(WebhookEventType::MessageCreated, Some(m), s));
-                if is_handoff_timeout(m) {
-                    out.push(event(WebhookEventType::HandoffTimeout, None, s));
-                }
             }
             Announced::Other => {}
         }
@@ -427,6 +437,13 @@ impl Webhooks {
                 });
             }
         }
+        if self.spilled() > 0 {
+            // The outbox refused earlier entries: keep the order, queue behind them.
+            if let Err(e) = self.flush_spilled().await {
+                self.keep(entries);
+                return Err(e);
+            }
+        }
         let mut wait = ENQUEUE_BACKOFF;
         let mut attempt = 1;
         loop {
@@ -441,20 +458,61 @@ impl Webhooks {
                     wait *= 2;
                     attempt += 1;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.keep(entries);
+                    return Err(e);
+                }
             }
         }
     }
-}
 
-/// Whether `message` is the notice of a handoff that timed out.
-fn is_handoff_timeout(message: &ChatMessage) -> bool {
-    message.role == Role::Assistant
-        && message
-            .metadata
-            .get("notice")
-            .and_then(serde_json::Value::as_str)
-            == Some(HANDOFF_TIMEOUT_NOTICE)
+    fn spill(&self) -> std::sync::MutexGuard<'_, SpillQueue> {
+        self.spill.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps entries the outbox refused, for [`Webhooks::flush_spilled`].
+    fn keep(&self, entries: Vec<OutboxEntry>) {
+        let mut spill = self.spill();
+        if spill.entries + entries.len() > MAX_SPILLED {
+            for e in &entries {
+                tracing::error!(event = %e.event_id, r#type = %e.event_type, "webhook lost: the outbox is unavailable and this instance already keeps the most it may");
+            }
+            return;
+        }
+        spill.entries += entries.len();
+        spill.batches.push_back(entries);
+    }
+
+    /// How many entries this instance keeps because the outbox refused them.
+    #[must_use]
+    pub fn spilled(&self) -> usize {
+        self.spill().entries
+    }
+
+    /// Enqueues the entries kept since the outbox refused them, oldest first;
+    /// stops at the first failure (they stay kept). The deliverer calls it before
+    /// each claim. Returns how many were enqueued.
+    ///
+    /// # Errors
+    /// The outbox's, when it still refuses.
+    pub async fn flush_spilled(&self) -> Result<usize, StoreError> {
+        let mut flushed = 0;
+        loop {
+            let Some(batch) = self.spill().batches.pop_front() else {
+                return Ok(flushed);
+            };
+            match self.outbox.enqueue(&batch).await {
+                Ok(()) => {
+                    flushed += batch.len();
+                    self.spill().entries -= batch.len();
+                }
+                Err(e) => {
+                    self.spill().batches.push_front(batch);
+                    return Err(e);
+                }
+            }
+        }
+    }
 }
 
 /// What [`crate::announce`] hands the webhooks: the announcements that can send
@@ -464,6 +522,7 @@ pub(crate) enum Announced<'a> {
     SessionCreated(&'a Session),
     HandoffRequested(&'a Session),
     ResponderChanged(&'a Session),
+    HandoffTimedOut(&'a Session),
     MessageStored(&'a Session, &'a ChatMessage),
     Other,
 }
@@ -619,6 +678,7 @@ impl WebhookOutbox for LocalWebhookOutbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Role;
 
     #[test]
     fn event_types_parse_and_print() {
@@ -687,19 +747,15 @@ mod tests {
             types(&all, Announced::SessionCreated(&s)),
             [WebhookEventType::SessionCreated]
         );
-        let notice = message(&s, Role::Assistant, Some(HANDOFF_TIMEOUT_NOTICE));
+        assert_eq!(
+            types(&all, Announced::HandoffTimedOut(&s)),
+            [WebhookEventType::HandoffTimeout]
+        );
+        let notice = message(&s, Role::Assistant, Some("handoff_timeout"));
         assert_eq!(
             types(&all, Announced::MessageStored(&s, &notice)),
-            [
-                WebhookEventType::MessageCreated,
-                WebhookEventType::HandoffTimeout
-            ]
-        );
-        let forged = message(&s, Role::User, Some(HANDOFF_TIMEOUT_NOTICE));
-        assert_eq!(
-            types(&all, Announced::MessageStored(&s, &forged)),
             [WebhookEventType::MessageCreated],
-            "a visitor's message never sends handoff.timeout"
+            "the notice message is a message.created; the timeout is its own event"
         );
         let default = Webhooks::new(outbox, vec!["u".into()], WebhookEventTypes::default());
         assert!(types(&default, Announced::MessageStored(&s, &notice)).is_empty());

@@ -85,16 +85,20 @@ fn service_with_default(outbox: Arc<dyn WebhookOutbox>) -> (ChatService, Arc<Mem
     service(outbox, WebhookEventTypes::default())
 }
 
-/// An outbox that is down.
-#[derive(Default)]
+/// An outbox that is down until `up` is set.
 struct Down {
     tries: AtomicU32,
+    up: std::sync::atomic::AtomicBool,
+    inner: LocalWebhookOutbox,
 }
 
 #[async_trait]
 impl WebhookOutbox for Down {
-    async fn enqueue(&self, _: &[OutboxEntry]) -> Result<(), StoreError> {
+    async fn enqueue(&self, entries: &[OutboxEntry]) -> Result<(), StoreError> {
         self.tries.fetch_add(1, Ordering::SeqCst);
+        if self.up.load(Ordering::SeqCst) {
+            return self.inner.enqueue(entries).await;
+        }
         Err(StoreError::unavailable("down"))
     }
     async fn claim(&self, _: usize, _: Duration) -> Result<Vec<ClaimedEntry>, StoreError> {
@@ -113,8 +117,17 @@ impl WebhookOutbox for Down {
 
 #[tokio::test]
 async fn an_outbox_that_cannot_take_the_event_fails_the_request_with_503() {
-    let down = Arc::new(Down::default());
-    let (service, store) = service(down.clone(), WebhookEventTypes::all());
+    let down = Arc::new(Down {
+        tries: AtomicU32::new(0),
+        up: false.into(),
+        inner: LocalWebhookOutbox::new(Arc::new(ManualClock::new())),
+    });
+    let clock = Arc::new(ManualClock::new());
+    let store = Arc::new(MemoryStore::new(clock.clone()));
+    let webhooks = Webhooks::new(down.clone(), vec!["https://a.test/".into()], WebhookEventTypes::all());
+    let service = ChatService::builder(store.clone(), clock)
+        .webhooks(webhooks.clone())
+        .build();
     let result = service
         .create_session(
             validate::new_session(&json!({"session_id": "kept"}), service.limits()).expect("valid"),
@@ -128,4 +141,12 @@ async fn an_outbox_that_cannot_take_the_event_fails_the_request_with_503() {
         store.session(&SessionRef::parse("kept")).await.expect("read").is_some(),
         "the change itself is stored (a 503 means not acknowledged, not undone)"
     );
+    assert_eq!(webhooks.spilled(), 1, "the refused webhook is kept in the process");
+    assert!(webhooks.flush_spilled().await.is_err(), "still down");
+    down.up.store(true, Ordering::SeqCst);
+    assert_eq!(webhooks.flush_spilled().await.ok(), Some(1));
+    assert_eq!(webhooks.spilled(), 0);
+    let claimed = down.inner.claim(10, Duration::from_secs(1)).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].entry.event_type, "session.created");
 }

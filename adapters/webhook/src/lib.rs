@@ -385,6 +385,12 @@ impl Worker {
     async fn run(self) {
         let mut idle_polls = 0u32;
         while !self.stop.is_cancelled() {
+            if self.webhooks.spilled() > 0 {
+                match self.webhooks.flush_spilled().await {
+                    Ok(n) => tracing::info!(entries = n, "webhooks kept during an outage are in the outbox now"),
+                    Err(e) => tracing::debug!(error = %e, "the outbox still refuses the webhooks kept in memory"),
+                }
+            }
             let claimed = match self
                 .webhooks
                 .outbox()
