@@ -523,3 +523,181 @@ async fn two_instances_on_redis_deliver_each_event_exactly_once() {
     .await;
     common::delete_prefix(REDIS, &prefix);
 }
+
+const TOKEN: &str = "webhooks-test-admin-token-0123456789abcdef";
+
+/// A request with the operator's token.
+async fn as_operator(method: Method, url: &str, body: Option<Value>) -> common::Answer {
+    common::call_with(
+        &client(),
+        method.clone(),
+        url,
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        body,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{method} {url}: no answer: {e}"))
+}
+
+/// A visitor asks for a person on instance A of two: the receiver gets one
+/// signed `handoff.requested` carrying the session as the API answered it.
+async fn handoff_requested_across(store_args: &[&str]) {
+    let receiver = Receiver::start(0).await;
+    let dir = temp_dir("webhooks-handoff");
+    let url = receiver.url();
+    let mut args: Vec<&str> = store_args.to_vec();
+    args.extend(["--access", "public", "--admin-token", TOKEN]);
+    args.extend(webhook_args(&url, "handoff.requested,session.created"));
+    let a = Server::start(dir.path(), &args);
+    let b = Server::start(dir.path(), &args);
+    let session = create_session(&b.base).await;
+    let sid = session["session_id"].as_str().expect("sid").to_owned();
+    let asked = must(
+        &client(),
+        Method::POST,
+        &format!("{}/api/chats/sessions/{sid}/handoff/", a.base),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
+    let hits = receiver.wait_for(2, DEADLINE).await;
+    let handoff = hits
+        .iter()
+        .find(|h| h.json()["type"] == "handoff.requested")
+        .expect("handoff.requested");
+    handoff.assert_signed();
+    assert_eq!(handoff.header("colloquy-event-type"), "handoff.requested");
+    let body = handoff.json();
+    assert_eq!(body["session"]["session_id"], sid);
+    for field in ["id", "responder", "handoff_requested_at", "is_active"] {
+        assert_eq!(
+            body["session"][field], asked.body[field],
+            "the webhook's session is the one the API answered ({field})"
+        );
+    }
+    let ids: HashSet<&str> = hits.iter().map(|h| h.header("colloquy-event-id")).collect();
+    assert_eq!(ids.len(), 2, "each event once: {hits:?}");
+    a.stop();
+    b.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_requested_then_handed_back_sends_two_webhooks_and_a_repeat_none() {
+    let receiver = Receiver::start(0).await;
+    let dir = temp_dir("webhooks-responder");
+    let url = receiver.url();
+    let mut args = vec!["--store", "memory", "--access", "public", "--admin-token", TOKEN];
+    args.extend(webhook_args(
+        &url,
+        "handoff.requested,responder.changed,session.created",
+    ));
+    let server = Server::start(dir.path(), &args);
+    let session = create_session(&server.base).await;
+    let sid = session["session_id"].as_str().expect("sid").to_owned();
+    let handoff = format!("{}/api/chats/sessions/{sid}/handoff/", server.base);
+    // Asked twice: the second finds the session already human.
+    for _ in 0..2 {
+        let asked = must(&client(), Method::POST, &handoff, Some(json!({}))).await;
+        assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
+        assert_eq!(asked.body["responder"], "human");
+    }
+    let back = as_operator(
+        Method::PATCH,
+        &format!("{}/api/chats/sessions/{sid}/", server.base),
+        Some(json!({"responder": "ai"})),
+    )
+    .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    // A sentinel enqueued last: once it arrived, every earlier entry was claimed
+    // (claims go in enqueue order), and stopping the server finishes their POSTs.
+    let sentinel = create_session(&server.base).await;
+    let sentinel_id = sentinel["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + DEADLINE;
+    while !receiver
+        .hits()
+        .iter()
+        .any(|h| h.json()["session"]["id"] == sentinel_id.as_str())
+    {
+        assert!(Instant::now() < deadline, "the sentinel did not arrive");
+        let n = receiver.hits().len();
+        receiver.wait_for(n + 1, DEADLINE).await;
+    }
+    server.stop();
+    let hits = receiver.hits();
+    for hit in &hits {
+        hit.assert_signed();
+    }
+    let of = |kind: &str| -> Vec<Value> {
+        hits.iter()
+            .map(Hit::json)
+            .filter(|b| b["type"] == kind)
+            .collect()
+    };
+    let requested = of("handoff.requested");
+    assert_eq!(
+        requested.len(),
+        1,
+        "a request on a session already human sends no webhook: {requested:?}"
+    );
+    assert_eq!(requested[0]["session"]["responder"], "human");
+    assert!(requested[0]["session"]["handoff_requested_at"].is_string());
+    let changed = of("responder.changed");
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0]["session"]["responder"], "ai");
+    assert_eq!(changed[0]["session"]["handoff_requested_at"], Value::Null);
+    assert_eq!(of("session.created").len(), 2);
+    assert_eq!(hits.len(), 4, "nothing else was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_webhooks_from_two_instances_on_redis() {
+    const REDIS: &str = "redis://127.0.0.1:6379/0";
+    if let Err(e) = common::redis_answers(REDIS) {
+        skip_missing("Redis (127.0.0.1:6379)", &e);
+        return;
+    }
+    let prefix = format!("{}:", unique("colloquy-webhooks-handoff"));
+    handoff_requested_across(&["--store", REDIS, "--redis-prefix", &prefix]).await;
+    common::delete_prefix(REDIS, &prefix);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_webhooks_from_two_instances_on_postgres() {
+    let db = match Database::create(&postgres::url()).await {
+        Ok(db) => db,
+        Err(e) => {
+            skip_missing("PostgreSQL (COLLOQUY_POSTGRES_URL)", &e);
+            return;
+        }
+    };
+    handoff_requested_across(&["--store", db.url()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_nobody_picks_up_sends_handoff_timeout() {
+    let receiver = Receiver::start(0).await;
+    let dir = temp_dir("webhooks-timeout");
+    let url = receiver.url();
+    let mut args = vec!["--store", "memory", "--handoff-timeout", "1s"];
+    args.extend(webhook_args(&url, "handoff.requested,handoff.timeout"));
+    let server = Server::start(dir.path(), &args);
+    let session = create_session(&server.base).await;
+    let sid = session["session_id"].as_str().expect("sid").to_owned();
+    let asked = must(
+        &client(),
+        Method::POST,
+        &format!("{}/api/chats/sessions/{sid}/handoff/", server.base),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.text);
+    // The instance's timer times the request out after 1 s.
+    let hits = receiver.wait_for(2, DEADLINE).await;
+    let body = hits[1].json();
+    hits[1].assert_signed();
+    assert_eq!(hits[0].json()["type"], "handoff.requested");
+    assert_eq!(body["type"], "handoff.timeout");
+    assert_eq!(body["session"]["session_id"], sid);
+    assert_eq!(body["session"]["responder"], "ai", "the model answers again");
+    server.stop();
+}
