@@ -379,11 +379,7 @@ impl Webhooks {
     }
 
     /// The events an announcement sends, before filtering by the selection.
-    pub(crate) fn events_of(
-        &self,
-        now: DateTime<Utc>,
-        kind: Announced<'_>,
-    ) -> Vec<WebhookEvent> {
+    pub(crate) fn events_of(&self, now: DateTime<Utc>, kind: Announced<'_>) -> Vec<WebhookEvent> {
         let event = |event_type, message: Option<&ChatMessage>, session: &Session| WebhookEvent {
             id: Uuid::now_v7(),
             event_type,
@@ -393,7 +389,9 @@ impl Webhooks {
         };
         let mut out = Vec::new();
         match kind {
-            Announced::SessionCreated(s) => out.push(event(WebhookEventType::SessionCreated, None, s)),
+            Announced::SessionCreated(s) => {
+                out.push(event(WebhookEventType::SessionCreated, None, s))
+            }
             Announced::HandoffRequested(s) => {
                 out.push(event(WebhookEventType::HandoffRequested, None, s));
             }

@@ -18,10 +18,17 @@ use colloquy_core::{
 use colloquy_memory::MemoryStore;
 use serde_json::json;
 
-fn service(outbox: Arc<dyn WebhookOutbox>, events: WebhookEventTypes) -> (ChatService, Arc<MemoryStore>) {
+fn service(
+    outbox: Arc<dyn WebhookOutbox>,
+    events: WebhookEventTypes,
+) -> (ChatService, Arc<MemoryStore>) {
     let clock = Arc::new(ManualClock::new());
     let store = Arc::new(MemoryStore::new(clock.clone()));
-    let webhooks = Webhooks::new(outbox, vec!["https://a.test/".into(), "https://b.test/".into()], events);
+    let webhooks = Webhooks::new(
+        outbox,
+        vec!["https://a.test/".into(), "https://b.test/".into()],
+        events,
+    );
     let service = ChatService::builder(store.clone(), clock)
         .webhooks(webhooks)
         .build();
@@ -32,9 +39,12 @@ fn service(outbox: Arc<dyn WebhookOutbox>, events: WebhookEventTypes) -> (ChatSe
 async fn selected_events_are_enqueued_per_target_before_the_request_returns() {
     let clock = Arc::new(ManualClock::new());
     let outbox = Arc::new(LocalWebhookOutbox::new(clock));
-    let events = [WebhookEventType::SessionCreated, WebhookEventType::MessageCreated]
-        .into_iter()
-        .collect();
+    let events = [
+        WebhookEventType::SessionCreated,
+        WebhookEventType::MessageCreated,
+    ]
+    .into_iter()
+    .collect();
     let (service, _) = service(outbox.clone(), events);
     let session = service
         .create_session(validate::new_session(&json!({}), service.limits()).expect("valid"))
@@ -49,7 +59,10 @@ async fn selected_events_are_enqueued_per_target_before_the_request_returns() {
         })
         .await
         .expect("stored");
-    let claimed = outbox.claim(10, Duration::from_secs(30)).await.expect("claim");
+    let claimed = outbox
+        .claim(10, Duration::from_secs(30))
+        .await
+        .expect("claim");
     let kinds: Vec<(&str, &str)> = claimed
         .iter()
         .map(|c| (c.entry.event_type.as_str(), c.entry.target.as_str()))
@@ -63,7 +76,10 @@ async fn selected_events_are_enqueued_per_target_before_the_request_returns() {
             ("message.created", "https://b.test/"),
         ]
     );
-    assert_eq!(claimed[0].entry.event_id, claimed[1].entry.event_id, "one event, two targets");
+    assert_eq!(
+        claimed[0].entry.event_id, claimed[1].entry.event_id,
+        "one event, two targets"
+    );
     assert_ne!(claimed[0].entry.id, claimed[1].entry.id, "two entries");
     let body: serde_json::Value = serde_json::from_str(&claimed[2].entry.body).expect("JSON");
     assert_eq!(body["type"], "message.created");
@@ -78,7 +94,11 @@ async fn selected_events_are_enqueued_per_target_before_the_request_returns() {
         .create_session(validate::new_session(&json!({}), service.limits()).expect("valid"))
         .await
         .expect("created");
-    assert_eq!(outbox.pending().await.expect("pending"), 4, "handoff.requested only");
+    assert_eq!(
+        outbox.pending().await.expect("pending"),
+        4,
+        "handoff.requested only"
+    );
 }
 
 fn service_with_default(outbox: Arc<dyn WebhookOutbox>) -> (ChatService, Arc<MemoryStore>) {
@@ -124,7 +144,11 @@ async fn an_outbox_that_cannot_take_the_event_fails_the_request_with_503() {
     });
     let clock = Arc::new(ManualClock::new());
     let store = Arc::new(MemoryStore::new(clock.clone()));
-    let webhooks = Webhooks::new(down.clone(), vec!["https://a.test/".into()], WebhookEventTypes::all());
+    let webhooks = Webhooks::new(
+        down.clone(),
+        vec!["https://a.test/".into()],
+        WebhookEventTypes::all(),
+    );
     let service = ChatService::builder(store.clone(), clock)
         .webhooks(webhooks.clone())
         .build();
@@ -135,18 +159,34 @@ async fn an_outbox_that_cannot_take_the_event_fails_the_request_with_503() {
         .await;
     let error = result.expect_err("not acknowledged: the webhook would be lost");
     assert_eq!(error.code(), ErrorCode::StoreUnavailable);
-    assert_eq!(down.tries.load(Ordering::SeqCst), 3, "tried three times first");
+    assert_eq!(
+        down.tries.load(Ordering::SeqCst),
+        3,
+        "tried three times first"
+    );
     use colloquy_core::ports::ChatStore;
     assert!(
-        store.session(&SessionRef::parse("kept")).await.expect("read").is_some(),
+        store
+            .session(&SessionRef::parse("kept"))
+            .await
+            .expect("read")
+            .is_some(),
         "the change itself is stored (a 503 means not acknowledged, not undone)"
     );
-    assert_eq!(webhooks.spilled(), 1, "the refused webhook is kept in the process");
+    assert_eq!(
+        webhooks.spilled(),
+        1,
+        "the refused webhook is kept in the process"
+    );
     assert!(webhooks.flush_spilled().await.is_err(), "still down");
     down.up.store(true, Ordering::SeqCst);
     assert_eq!(webhooks.flush_spilled().await.ok(), Some(1));
     assert_eq!(webhooks.spilled(), 0);
-    let claimed = down.inner.claim(10, Duration::from_secs(1)).await.expect("claim");
+    let claimed = down
+        .inner
+        .claim(10, Duration::from_secs(1))
+        .await
+        .expect("claim");
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].entry.event_type, "session.created");
 }

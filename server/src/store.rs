@@ -292,7 +292,9 @@ impl OpenedStore {
             stream_log: None,
             idempotency: None,
             closed: None,
-            outbox: Arc::new(LocalWebhookOutbox::new(Arc::new(colloquy_core::SystemClock))),
+            outbox: Arc::new(LocalWebhookOutbox::new(Arc::new(
+                colloquy_core::SystemClock,
+            ))),
         }
     }
 

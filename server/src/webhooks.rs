@@ -16,7 +16,12 @@ pub(crate) struct WebhookArgs {
     /// POST the selected events to this URL (repeat the flag, or comma-separate
     /// in the variable, for several receivers). Delivered at least once, from a
     /// durable outbox in the store, by every instance's background task.
-    #[arg(long = "webhook", env = "COLLOQUY_WEBHOOK", value_delimiter = ',', value_name = "URL")]
+    #[arg(
+        long = "webhook",
+        env = "COLLOQUY_WEBHOOK",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
     pub(crate) webhook: Vec<String>,
 
     /// The secret each body is signed with (`Colloquy-Signature: t=..,v1=..`,

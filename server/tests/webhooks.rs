@@ -68,7 +68,14 @@ impl Hit {
             String::from_utf8_lossy(&self.body)
         );
         assert!(
-            colloquy_webhook::verify(b"another secret", header, &self.body, now, colloquy_webhook::DEFAULT_TOLERANCE).is_err(),
+            colloquy_webhook::verify(
+                b"another secret",
+                header,
+                &self.body,
+                now,
+                colloquy_webhook::DEFAULT_TOLERANCE
+            )
+            .is_err(),
             "another secret does not verify"
         );
     }
@@ -90,7 +97,10 @@ impl Drop for Receiver {
 
 impl Receiver {
     async fn start(failures: usize) -> Self {
-        Self::on(TcpListener::bind("127.0.0.1:0").await.expect("bind"), failures)
+        Self::on(
+            TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+            failures,
+        )
     }
 
     fn on(listener: TcpListener, failures: usize) -> Self {
@@ -106,38 +116,40 @@ impl Receiver {
                     };
                     let (hits, arrived) = (Arc::clone(&hits), Arc::clone(&arrived));
                     tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                            let (hits, arrived) = (Arc::clone(&hits), Arc::clone(&arrived));
-                            async move {
-                                let (parts, body) = request.into_parts();
-                                let body = body
-                                    .collect()
-                                    .await
-                                    .map(|b| b.to_bytes())
-                                    .unwrap_or_default();
-                                let status = {
-                                    let mut hits = hits.lock().unwrap_or_else(PoisonError::into_inner);
-                                    let status = if hits.len() < failures {
-                                        StatusCode::INTERNAL_SERVER_ERROR
-                                    } else {
-                                        StatusCode::OK
+                        let service =
+                            hyper::service::service_fn(move |request: Request<Incoming>| {
+                                let (hits, arrived) = (Arc::clone(&hits), Arc::clone(&arrived));
+                                async move {
+                                    let (parts, body) = request.into_parts();
+                                    let body = body
+                                        .collect()
+                                        .await
+                                        .map(|b| b.to_bytes())
+                                        .unwrap_or_default();
+                                    let status = {
+                                        let mut hits =
+                                            hits.lock().unwrap_or_else(PoisonError::into_inner);
+                                        let status = if hits.len() < failures {
+                                            StatusCode::INTERNAL_SERVER_ERROR
+                                        } else {
+                                            StatusCode::OK
+                                        };
+                                        hits.push(Hit {
+                                            headers: parts.headers,
+                                            body,
+                                            status,
+                                        });
+                                        status
                                     };
-                                    hits.push(Hit {
-                                        headers: parts.headers,
-                                        body,
-                                        status,
-                                    });
-                                    status
-                                };
-                                arrived.notify_waiters();
-                                Ok::<_, Infallible>(
-                                    Response::builder()
-                                        .status(status)
-                                        .body(Full::new(Bytes::from_static(b"{}")))
-                                        .expect("response"),
-                                )
-                            }
-                        });
+                                    arrived.notify_waiters();
+                                    Ok::<_, Infallible>(
+                                        Response::builder()
+                                            .status(status)
+                                            .body(Full::new(Bytes::from_static(b"{}")))
+                                            .expect("response"),
+                                    )
+                                }
+                            });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
                             .await;
@@ -227,8 +239,9 @@ async fn create_session(base: &str) -> Value {
 /// Rows in the outbox of the SQLite file at `path` (read from another process,
 /// as the WAL allows), and the most attempts of any.
 fn sqlite_outbox(path: &std::path::Path) -> (i64, i64) {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open the database read-only");
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the database read-only");
     conn.query_row(
         "SELECT count(*), coalesce(max(attempts), 0) FROM webhook_outbox",
         [],
@@ -246,7 +259,10 @@ async fn signed_events_reach_the_receiver_with_their_headers() {
     args.extend(webhook_args(&url, "session.created,message.created"));
     let server = Server::start(dir.path(), &args);
     let session = create_session(&server.base).await;
-    let sid = session["session_id"].as_str().expect("session_id").to_owned();
+    let sid = session["session_id"]
+        .as_str()
+        .expect("session_id")
+        .to_owned();
     let message = must(
         &client(),
         Method::POST,
@@ -265,14 +281,22 @@ async fn signed_events_reach_the_receiver_with_their_headers() {
         hit.assert_signed();
         let body = hit.json();
         assert_eq!(hit.header("colloquy-event-type"), kind);
-        assert_eq!(hit.header("colloquy-event-id"), body["id"].as_str().unwrap_or("-"));
+        assert_eq!(
+            hit.header("colloquy-event-id"),
+            body["id"].as_str().unwrap_or("-")
+        );
         assert!(hit.header("content-type").starts_with("application/json"));
         assert_eq!(body["session"]["session_id"], sid);
         assert_eq!(body["session"]["responder"], "ai");
-        assert!(body["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(body["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')));
     }
     let created = by_type.get("session.created").expect("session.created");
-    assert!(created.json().get("message").is_none(), "no message in session.created");
+    assert!(
+        created.json().get("message").is_none(),
+        "no message in session.created"
+    );
     let stored = by_type.get("message.created").expect("message.created");
     let body = stored.json();
     assert_eq!(body["message"]["id"], message.body["id"]);
@@ -280,7 +304,10 @@ async fn signed_events_reach_the_receiver_with_their_headers() {
     assert_eq!(body["message"]["role"], "user");
     assert_eq!(hits.len(), 2, "one request per event: {hits:?}");
     let logs = server.stop();
-    assert!(logs.iter().all(|l| !l.contains(SECRET)), "the secret is never logged");
+    assert!(
+        logs.iter().all(|l| !l.contains(SECRET)),
+        "the secret is never logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +324,11 @@ async fn a_receiver_answering_500_three_times_gets_the_event_on_the_fourth_try()
 
     let hits = receiver.wait_for(4, DEADLINE).await;
     let statuses: Vec<u16> = hits.iter().map(|h| h.status.as_u16()).collect();
-    assert_eq!(statuses, [500, 500, 500, 200], "three failures, then delivered");
+    assert_eq!(
+        statuses,
+        [500, 500, 500, 200],
+        "three failures, then delivered"
+    );
     let ids: HashSet<&str> = hits.iter().map(|h| h.header("colloquy-event-id")).collect();
     assert_eq!(ids.len(), 1, "every try carries the same event id: {ids:?}");
     for hit in &hits {
@@ -330,13 +361,21 @@ async fn a_webhook_undelivered_at_kill_9_is_delivered_after_the_restart() {
     let first = Server::start(dir.path(), &args);
     let session = create_session(&first.base).await;
     let path = db.clone();
-    until("a delivery attempt fails while the receiver is down", DEADLINE, || {
-        let path = path.clone();
-        async move { sqlite_outbox(&path).1 >= 1 }
-    })
+    until(
+        "a delivery attempt fails while the receiver is down",
+        DEADLINE,
+        || {
+            let path = path.clone();
+            async move { sqlite_outbox(&path).1 >= 1 }
+        },
+    )
     .await;
     first.kill_9();
-    assert_eq!(sqlite_outbox(&db).0, 1, "the undelivered webhook survives SIGKILL");
+    assert_eq!(
+        sqlite_outbox(&db).0,
+        1,
+        "the undelivered webhook survives SIGKILL"
+    );
 
     let receiver = Receiver::on(TcpListener::bind(addr).await.expect("rebind"), 0);
     let second = Server::start(dir.path(), &args);
@@ -383,7 +422,12 @@ fn the_signed_format_refuses_to_start_without_a_secret() {
     assert!(stderr.contains("http(s)"), "{stderr}");
     let started = Server::try_start(
         dir.path(),
-        &["--store", "memory", "--webhook-events", "handoff.requested,nope"],
+        &[
+            "--store",
+            "memory",
+            "--webhook-events",
+            "handoff.requested,nope",
+        ],
     );
     let Started::Failed(stderr) = started else {
         panic!("colloquy started with an unknown event");
@@ -417,8 +461,16 @@ async fn the_slack_format_posts_a_text() {
         text.contains(session["session_id"].as_str().expect("sid")),
         "{text}"
     );
-    assert_eq!(body.as_object().map(serde_json::Map::len), Some(1), "only text");
-    assert_eq!(hits[0].header("colloquy-signature"), "", "unsigned without a secret");
+    assert_eq!(
+        body.as_object().map(serde_json::Map::len),
+        Some(1),
+        "only text"
+    );
+    assert_eq!(
+        hits[0].header("colloquy-signature"),
+        "",
+        "unsigned without a secret"
+    );
     server.stop();
 }
 
@@ -586,7 +638,14 @@ async fn handoff_requested_then_handed_back_sends_two_webhooks_and_a_repeat_none
     let receiver = Receiver::start(0).await;
     let dir = temp_dir("webhooks-responder");
     let url = receiver.url();
-    let mut args = vec!["--store", "memory", "--access", "public", "--admin-token", TOKEN];
+    let mut args = vec![
+        "--store",
+        "memory",
+        "--access",
+        "public",
+        "--admin-token",
+        TOKEN,
+    ];
     args.extend(webhook_args(
         &url,
         "handoff.requested,responder.changed,session.created",
@@ -698,6 +757,9 @@ async fn a_handoff_nobody_picks_up_sends_handoff_timeout() {
     assert_eq!(hits[0].json()["type"], "handoff.requested");
     assert_eq!(body["type"], "handoff.timeout");
     assert_eq!(body["session"]["session_id"], sid);
-    assert_eq!(body["session"]["responder"], "ai", "the model answers again");
+    assert_eq!(
+        body["session"]["responder"], "ai",
+        "the model answers again"
+    );
     server.stop();
 }

@@ -169,7 +169,8 @@ impl WebhookOutbox for RedisOutbox {
                 body: e.body.clone(),
                 created_at: e.created_at.timestamp_micros(),
             };
-            let json = serde_json::to_string(&stored).map_err(|e| StoreError::from(Error::from(e)))?;
+            let json =
+                serde_json::to_string(&stored).map_err(|e| StoreError::from(Error::from(e)))?;
             invocation.arg(e.id.to_string()).arg(json);
         }
         let mut conn = self.conn.clone();

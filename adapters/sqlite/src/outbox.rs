@@ -75,13 +75,16 @@ fn uuid(bytes: &[u8], what: &'static str) -> Result<Uuid, SqliteError> {
     Uuid::from_slice(bytes).map_err(|_| SqliteError::Corrupt(what))
 }
 
+/// A due row: seq, id, event id, type, target, body, created_at, attempts.
+type DueRow = (i64, Vec<u8>, Vec<u8>, String, String, String, i64, u32);
+
 fn claim(
     conn: &Connection,
     now: i64,
     limit: usize,
     lease: i64,
 ) -> Result<Vec<ClaimedEntry>, SqliteError> {
-    let rows: Vec<(i64, Vec<u8>, Vec<u8>, String, String, String, i64, u32)> = conn
+    let rows: Vec<DueRow> = conn
         .prepare_cached(sql::DUE)?
         .query_map(params![now, sql_count(limit)], |row| {
             Ok((

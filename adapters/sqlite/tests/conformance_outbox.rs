@@ -56,7 +56,10 @@ async fn entries_and_leases_survive_a_reopen() {
         .enqueue(&[leased.clone(), waiting.clone()])
         .await
         .expect("enqueue");
-    let claimed = outbox.claim(1, Duration::from_secs(30)).await.expect("claim");
+    let claimed = outbox
+        .claim(1, Duration::from_secs(30))
+        .await
+        .expect("claim");
     assert_eq!(claimed.len(), 1);
     drop(outbox);
     store.close().await;
@@ -66,7 +69,10 @@ async fn entries_and_leases_survive_a_reopen() {
         .expect("reopen");
     let outbox = store.webhook_outbox();
     assert_eq!(outbox.pending().await.expect("pending"), 2, "both survive");
-    let after = outbox.claim(10, Duration::from_secs(30)).await.expect("claim");
+    let after = outbox
+        .claim(10, Duration::from_secs(30))
+        .await
+        .expect("claim");
     assert_eq!(
         after.iter().map(|c| c.entry.clone()).collect::<Vec<_>>(),
         [waiting],
@@ -74,7 +80,10 @@ async fn entries_and_leases_survive_a_reopen() {
     );
     outbox.finish(&after[0]).await.expect("finish");
     clock.advance(chrono::Duration::seconds(31));
-    let after = outbox.claim(10, Duration::from_secs(30)).await.expect("claim");
+    let after = outbox
+        .claim(10, Duration::from_secs(30))
+        .await
+        .expect("claim");
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].entry, leased);
     assert_eq!(after[0].attempt, 2, "the claim before the restart counted");

@@ -140,9 +140,9 @@ pub fn verify(
         return Err(VerifyError::Stale);
     }
     let expected = signature(secret, t, body);
-    let matched = candidates
-        .iter()
-        .fold(0u8, |acc, c| acc | c.as_bytes().ct_eq(expected.as_bytes()).unwrap_u8());
+    let matched = candidates.iter().fold(0u8, |acc, c| {
+        acc | c.as_bytes().ct_eq(expected.as_bytes()).unwrap_u8()
+    });
     if matched == 1 {
         Ok(())
     } else {
@@ -277,7 +277,8 @@ impl Default for DeliveryConfig {
 pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
     let exp = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
     let d = base.saturating_mul(exp).min(max);
-    let random = (uuid::Uuid::new_v4().as_u128() & u128::from(u32::MAX)) as f64 / f64::from(u32::MAX);
+    let random =
+        (uuid::Uuid::new_v4().as_u128() & u128::from(u32::MAX)) as f64 / f64::from(u32::MAX);
     d / 2 + d.mul_f64(random / 2.0)
 }
 
@@ -387,8 +388,13 @@ impl Worker {
         while !self.stop.is_cancelled() {
             if self.webhooks.spilled() > 0 {
                 match self.webhooks.flush_spilled().await {
-                    Ok(n) => tracing::info!(entries = n, "webhooks kept during an outage are in the outbox now"),
-                    Err(e) => tracing::debug!(error = %e, "the outbox still refuses the webhooks kept in memory"),
+                    Ok(n) => tracing::info!(
+                        entries = n,
+                        "webhooks kept during an outage are in the outbox now"
+                    ),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the outbox still refuses the webhooks kept in memory")
+                    }
                 }
             }
             let claimed = match self
@@ -638,7 +644,10 @@ mod tests {
             );
         }
         let rotated = format!("{header},v1=00");
-        assert_eq!(verify(b"k", &rotated, body, 1000, DEFAULT_TOLERANCE), Ok(()));
+        assert_eq!(
+            verify(b"k", &rotated, body, 1000, DEFAULT_TOLERANCE),
+            Ok(())
+        );
     }
 
     #[test]
@@ -647,30 +656,49 @@ mod tests {
         for attempt in 1..=12u32 {
             let d = backoff(base, max, attempt);
             let full = (base * 2u32.pow(attempt - 1)).min(max);
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} not in [{:?}, {full:?}]", full / 2);
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {attempt}: {d:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
         }
         assert!(backoff(base, max, u32::MAX) <= max);
     }
 
     #[test]
     fn targets_need_http_urls_and_the_colloquy_format_a_secret() {
-        assert!(Target::new("https://x.test/h".into(), Format::Colloquy, Some("s".into())).is_ok());
+        assert!(Target::new(
+            "https://x.test/h".into(),
+            Format::Colloquy,
+            Some("s".into())
+        )
+        .is_ok());
         assert!(matches!(
             Target::new("https://x.test/h".into(), Format::Colloquy, None),
             Err(TargetError::NoSecret(_))
         ));
         assert!(Target::new("https://hooks.slack.test/T/B/X".into(), Format::Slack, None).is_ok());
         for bad in ["ftp://x.test/", "not a url", "http://"] {
-            assert!(matches!(
-                Target::new(bad.into(), Format::Slack, None),
-                Err(TargetError::Url(_))
-            ), "{bad}");
+            assert!(
+                matches!(
+                    Target::new(bad.into(), Format::Slack, None),
+                    Err(TargetError::Url(_))
+                ),
+                "{bad}"
+            );
         }
         let debug = format!(
             "{:?}",
-            Target::new("https://hooks.slack.test/T/B/SECRET?x=1".into(), Format::Slack, Some("k".into()))
+            Target::new(
+                "https://hooks.slack.test/T/B/SECRET?x=1".into(),
+                Format::Slack,
+                Some("k".into())
+            )
         );
-        assert!(!debug.contains("SECRET") && !debug.contains("\"k\""), "{debug}");
+        assert!(
+            !debug.contains("SECRET") && !debug.contains("\"k\""),
+            "{debug}"
+        );
     }
 
     #[test]
@@ -682,9 +710,16 @@ mod tests {
         })
         .to_string();
         let slack: serde_json::Value = serde_json::from_str(&slack_body(&body)).expect("JSON");
-        assert_eq!(slack["text"], "Visitor in `abc`: &lt;b&gt;hi&lt;/b&gt; &amp; bye");
-        let handoff = serde_json::json!({"type": "handoff.requested", "session": {"session_id": "abc"}}).to_string();
+        assert_eq!(
+            slack["text"],
+            "Visitor in `abc`: &lt;b&gt;hi&lt;/b&gt; &amp; bye"
+        );
+        let handoff =
+            serde_json::json!({"type": "handoff.requested", "session": {"session_id": "abc"}})
+                .to_string();
         let slack: serde_json::Value = serde_json::from_str(&slack_body(&handoff)).expect("JSON");
-        assert!(slack["text"].as_str().is_some_and(|t| t.contains("asked for a person") && t.contains("`abc`")));
+        assert!(slack["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("asked for a person") && t.contains("`abc`")));
     }
 }

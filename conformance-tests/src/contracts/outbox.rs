@@ -220,7 +220,11 @@ pub async fn concurrent_claims_from_two_instances_share_no_entry(o: &TestOutbox)
     );
     let mut got = Vec::new();
     for task in [a, b, c] {
-        got.extend(within("a claiming task", task).await.expect("claiming task"));
+        got.extend(
+            within("a claiming task", task)
+                .await
+                .expect("claiming task"),
+        );
     }
     let unique: HashSet<Uuid> = got.iter().copied().collect();
     assert_eq!(
