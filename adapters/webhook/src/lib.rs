@@ -445,7 +445,9 @@ impl Worker {
         let entry = &claimed.entry;
         let outcome = match self.targets.get(&entry.target) {
             Some(target) => self.post(target, &claimed).await,
-            None => Outcome::Failed("the target is no longer configured".to_owned()),
+            // Another instance (a rolling deploy with new flags) may know it: leave
+            // it to that one, retried like a failure, given up only when too old.
+            None => Outcome::Failed("the target is not configured on this instance".to_owned()),
         };
         let outbox = self.webhooks.outbox();
         match outcome {
@@ -459,8 +461,7 @@ impl Worker {
             Outcome::Failed(why) => {
                 self.metrics.failed.fetch_add(1, Ordering::Relaxed);
                 let age = (Utc::now() - entry.created_at).to_std().unwrap_or_default();
-                let unknown = !self.targets.contains_key(&entry.target);
-                if unknown || age >= self.config.give_up_after {
+                if age >= self.config.give_up_after {
                     self.metrics.given_up.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(event = %entry.event_id, r#type = %entry.event_type, attempt = claimed.attempt, target = %redact_url(&entry.target), reason = %why, "webhook given up");
                     if let Err(e) = outbox.finish(&claimed).await {
