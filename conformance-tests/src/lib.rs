@@ -39,6 +39,7 @@
 
 pub mod contracts;
 pub use contracts::TestEvents;
+pub use contracts::TestOutbox;
 pub mod decorators;
 mod harness;
 pub mod model_based;
@@ -303,6 +304,45 @@ macro_rules! events_contract_tests {
             another_instance_sees_the_events,
             a_subscriber_that_does_not_read_lags_and_ends,
             a_severed_channel_interrupts_then_recovers,
+        );
+    };
+}
+
+/// Stamps every [`WebhookOutbox`](colloquy_core::webhooks::WebhookOutbox)
+/// contract of [`contracts`] as a `#[test]` running under the contract deadline,
+/// given the path of an `async fn() -> Option<TestOutbox>` factory.
+///
+/// ```
+/// use std::sync::Arc;
+/// use colloquy_conformance::{outbox_contract_tests, TestOutbox};
+/// use colloquy_core::webhooks::LocalWebhookOutbox;
+/// use colloquy_core::ManualClock;
+///
+/// async fn outbox() -> Option<TestOutbox> {
+///     let clock = Arc::new(ManualClock::new());
+///     let outbox = Arc::new(LocalWebhookOutbox::new(clock.clone()));
+///     Some(TestOutbox::new(outbox.clone(), outbox, clock))
+/// }
+///
+/// outbox_contract_tests!(outbox);
+/// # fn main() {}
+/// ```
+///
+/// `outbox_contract_tests!(outbox; ignore { contract = "why" })` stamps the named
+/// contracts `#[ignore = "why"]`.
+#[macro_export]
+macro_rules! outbox_contract_tests {
+    ($factory:path $(; ignore { $($ignored:ident = $reason:literal),* $(,)? })?) => {
+        $crate::__contract_tests!(($) $factory; [$($($ignored = $reason),*)?];
+            enqueued_entries_are_claimed_in_order_as_enqueued,
+            a_claim_takes_at_most_its_limit,
+            a_claimed_entry_is_hidden_from_every_claim_during_its_lease,
+            concurrent_claims_from_two_instances_share_no_entry,
+            an_expired_lease_makes_the_entry_due_again,
+            a_finished_entry_is_never_claimed_again,
+            a_retried_entry_is_due_after_its_delay,
+            a_retried_entry_waits_behind_entries_due_before_it,
+            a_retry_by_a_stale_claim_changes_nothing,
         );
     };
 }

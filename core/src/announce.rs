@@ -3,16 +3,29 @@
 //! events ([`crate::events`]); webhooks hang off the same call.
 //!
 //! Every use case calls [`Deps::announce`] once, **after** the change is
-//! stored, with what happened. Announcing never fails the request: the change
-//! is already stored, and a subscriber that missed the doorbell replays from
-//! the store (see [`crate::events`]).
+//! stored, with what happened. Ringing the events' doorbell never fails the
+//! request: the change is already stored, and a subscriber that missed the
+//! doorbell replays from the store (see [`crate::events`]).
+//!
+//! Webhooks ([`crate::webhooks`]) are different: nothing else would ever tell
+//! the site's people, so the announcement enqueues the selected webhook events
+//! in the durable outbox, and when the outbox cannot take them (after a few
+//! tries within a fraction of a second) `announce` fails with the store's
+//! error: the request answers 503 `store_unavailable` ("not acknowledged";
+//! the change itself is stored). A client that must know retries; an operation
+//! that is idempotent by nature (a handoff already requested, a PATCH to the
+//! same value) is answered normally the second time without a second webhook,
+//! which is the one case a webhook can be missed, and it is logged at `error`
+//! level with the session.
 
 use uuid::Uuid;
 
 use crate::deps::Deps;
+use crate::error::ServiceError;
 use crate::events::{EventKind, EventTopic};
 use crate::message::ChatMessage;
 use crate::session::Session;
+use crate::webhooks::Announced;
 
 /// What happened in a session, as the use cases tell [`Deps::announce`].
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +67,20 @@ impl Announcement<'_> {
         }
     }
 
+    /// What it means to the webhooks.
+    fn webhook(&self) -> Announced<'_> {
+        match *self {
+            Self::SessionCreated(s) => Announced::SessionCreated(s),
+            Self::HandoffRequested(s) => Announced::HandoffRequested(s),
+            Self::ResponderChanged(s) => Announced::ResponderChanged(s),
+            Self::HandoffTimedOut(s) => Announced::HandoffTimedOut(s),
+            Self::MessageStored(s, m) => Announced::MessageStored(s, m),
+            Self::SessionChanged(_) | Self::SessionDeleted(_) | Self::MessageDeleted(..) => {
+                Announced::Other
+            }
+        }
+    }
+
     /// The doorbell it rings on the session's events.
     fn event(&self) -> EventKind {
         match *self {
@@ -70,13 +97,36 @@ impl Announcement<'_> {
 }
 
 impl Deps {
-    /// Tells whoever watches `announcement`'s session what happened. Call it after
-    /// the change is stored; it never fails the caller (a broker that cannot be
-    /// reached is logged, and subscribers catch up from the store).
-    pub(crate) async fn announce(&self, announcement: Announcement<'_>) {
+    /// [`Deps::announce`] where no request waits for the outcome (an answer
+    /// stored by its generation task, a timer): a webhook the outbox could not
+    /// take is kept in this process and enqueued once the store is back (see
+    /// [`crate::webhooks`]), and the failure is logged.
+    pub(crate) async fn announce_detached(&self, announcement: Announcement<'_>) {
+        // `announce` logged the failure already; nobody else is to be told.
+        let _logged = self.announce(announcement).await;
+    }
+
+    /// Tells whoever watches `announcement`'s session what happened, and enqueues
+    /// the webhooks it sends. Call it after the change is stored.
+    ///
+    /// # Errors
+    /// Only when webhooks are configured and the outbox cannot take this
+    /// announcement's entries (see the [module docs](self)); a broker that cannot
+    /// be reached is logged, and subscribers catch up from the store.
+    pub(crate) async fn announce(
+        &self,
+        announcement: Announcement<'_>,
+    ) -> Result<(), ServiceError> {
         let topic = EventTopic::from(announcement.session());
         if let Err(error) = self.events.publish(&topic, announcement.event()).await {
             tracing::warn!(%error, session = %topic.session, "session event not published");
         }
+        if let Some(webhooks) = &self.webhooks {
+            if let Err(error) = webhooks.announce(self.now(), announcement.webhook()).await {
+                tracing::error!(%error, session = %topic.session, "webhook not enqueued; the request fails with 503");
+                return Err(error.into());
+            }
+        }
+        Ok(())
     }
 }

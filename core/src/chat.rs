@@ -289,7 +289,7 @@ async fn store_answer(
                 tokio::time::sleep(STORE_RETRY_DELAY * attempt).await;
             }
             Ok((session, message)) => {
-                deps.announce(Announcement::MessageStored(&session, &message))
+                deps.announce_detached(Announcement::MessageStored(&session, &message))
                     .await;
                 return Ok(message);
             }

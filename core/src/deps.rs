@@ -18,6 +18,8 @@ pub(crate) struct Deps {
     pub(crate) streams: Arc<dyn StreamLog>,
     /// Where changes are announced; see [`crate::announce`].
     pub(crate) events: Arc<dyn SessionEvents>,
+    /// Where webhooks are enqueued, when configured; see [`crate::webhooks`].
+    pub(crate) webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 impl Deps {

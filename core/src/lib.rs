@@ -56,6 +56,7 @@ pub mod slots;
 pub mod stats;
 pub mod streams;
 pub mod validate;
+pub mod webhooks;
 
 /// Re-exported so a custom adapter or model needs no direct dependency on them:
 /// `#[colloquy_core::async_trait]` on an `impl ChatStore`/`impl ChatModel`, and the

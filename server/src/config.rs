@@ -354,6 +354,10 @@ pub(crate) struct Cli {
     #[arg(long, env = "COLLOQUY_METRICS_BIND")]
     pub(crate) metrics_bind: Option<SocketAddr>,
 
+    /// The `--webhook*` flags.
+    #[command(flatten)]
+    pub(crate) webhooks: crate::webhooks::WebhookArgs,
+
     /// Check the server running on --bind instead of starting one: `GET /healthz`,
     /// exit 0 on a 200 within 5 s, 1 otherwise (a container's HEALTHCHECK).
     #[arg(long)]

@@ -19,6 +19,7 @@ mod purge;
 mod redact;
 mod signal;
 mod store;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -64,6 +65,8 @@ enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Webhooks(#[from] webhooks::WebhookConfigError),
     #[error("could not install the signal handlers")]
     Signals(#[source] std::io::Error),
 }
@@ -109,7 +112,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         stream_log,
         idempotency,
         closed,
+        outbox,
     } = stores;
+    let webhook_setup = cli.webhooks.setup(outbox)?;
     let store: Arc<dyn colloquy_core::ports::ChatStore> = if cli.metrics_bind.is_some() {
         Arc::new(ObservedStore::new(
             store,
@@ -141,7 +146,22 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         tracing::info!(knowledge = %spec, search = kb.mode().as_str(), "answers grounded in a knowledge base");
         builder = builder.knowledge(Arc::new(kb), cli.knowledge.config());
     }
+    if let Some(setup) = &webhook_setup {
+        builder = builder.webhooks(setup.webhooks.clone());
+    }
     let service = builder.build();
+    let deliverer = webhook_setup.map(|setup| {
+        tracing::info!(
+            receivers = setup.targets.len(),
+            events = ?setup.webhooks.events(),
+            "webhooks on"
+        );
+        let deliverer =
+            colloquy_webhook::Deliverer::spawn(setup.webhooks, setup.targets, setup.delivery);
+        let counters = std::sync::Arc::clone(deliverer.metrics());
+        metrics.add_renderer(move || counters.render());
+        deliverer
+    });
     let purger = purge::spawn(service.clone(), cli.purge_interval);
     let signal = signal::shutdown().map_err(StartError::Signals)?;
     let listener = tokio::net::TcpListener::bind(cli.bind)
@@ -184,6 +204,11 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     };
     println!("colloquy listening on http://{addr}");
     colloquy_http::serve(listener, service, http_config, signal).await;
+    // Let the webhook POSTs in flight finish (each within --webhook-timeout);
+    // what is left stays in the outbox for the next start or another instance.
+    if let Some(deliverer) = deliverer {
+        deliverer.stop().await;
+    }
     if let Some(task) = metrics_server {
         task.abort();
     }

@@ -16,6 +16,7 @@ use colloquy_core::local::LocalRateLimiter;
 use colloquy_core::ports::ChatStore;
 use colloquy_core::ratelimit::RateLimiter;
 use colloquy_core::streams::{StreamLog, DEFAULT_LEASE};
+use colloquy_core::webhooks::{LocalWebhookOutbox, WebhookOutbox};
 use colloquy_core::{Clock, Retention, StoreError};
 use colloquy_memory::MemoryStore;
 use colloquy_postgres::{PostgresConfig, PostgresStore};
@@ -277,6 +278,9 @@ pub(crate) struct OpenedStore {
     pub(crate) idempotency: Option<Arc<dyn IdempotencyStore>>,
     /// Resolves once a SQLite store is dropped everywhere and its file closed.
     pub(crate) closed: Option<Closed>,
+    /// The webhook outbox: in the store (SQLite, PostgreSQL, Redis), in this
+    /// process for `memory`.
+    pub(crate) outbox: Arc<dyn WebhookOutbox>,
 }
 
 impl OpenedStore {
@@ -288,6 +292,9 @@ impl OpenedStore {
             stream_log: None,
             idempotency: None,
             closed: None,
+            outbox: Arc::new(LocalWebhookOutbox::new(Arc::new(
+                colloquy_core::SystemClock,
+            ))),
         }
     }
 
@@ -301,6 +308,7 @@ impl OpenedStore {
                     as Arc<dyn StreamLog>
             }),
             idempotency: Some(Arc::new(store.idempotency())),
+            outbox: Arc::new(store.webhook_outbox()),
             ..Self::local(store)
         }
     }
@@ -336,6 +344,7 @@ impl StoreSpec {
                 Ok(OpenedStore {
                     closed: Some(store.closed()),
                     idempotency: Some(Arc::new(store.idempotency())),
+                    outbox: Arc::new(store.webhook_outbox()),
                     ..OpenedStore::local(store)
                 })
             }
@@ -367,6 +376,7 @@ impl StoreSpec {
                     .map_err(OpenStoreError::Postgres)?;
                 Ok(OpenedStore {
                     idempotency: Some(Arc::new(store.idempotency())),
+                    outbox: Arc::new(store.webhook_outbox()),
                     ..OpenedStore::local(store)
                 })
             }

@@ -106,10 +106,20 @@ struct Series {
     store_errors: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Default)]
+/// Renders extra series (e.g. the webhook deliverer's) into the text format.
+type Renderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+#[derive(Default)]
 struct Registry {
     series: Mutex<Series>,
     open_streams: AtomicI64,
+    extra: Mutex<Vec<Renderer>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
 }
 
 /// The metrics of one server: cheap to clone (one shared registry). Put the same
@@ -161,6 +171,16 @@ impl Metrics {
             name,
             metrics: self.clone(),
         }
+    }
+
+    /// Adds series rendered by `render` (whole `# HELP`/`# TYPE`/sample lines,
+    /// each ending in a newline) to every scrape, after the built-in ones.
+    pub fn add_renderer(&self, render: impl Fn() -> String + Send + Sync + 'static) {
+        self.registry
+            .extra
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::new(render));
     }
 
     fn series(&self) -> MutexGuard<'_, Series> {
@@ -350,6 +370,16 @@ impl Metrics {
             "Store operations that failed (unavailable or backend), by store and operation.",
             &series.store_errors,
         );
+        drop(series);
+        let extra: Vec<Renderer> = self
+            .registry
+            .extra
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for render in extra {
+            out.push_str(&render());
+        }
         out
     }
 }

@@ -65,6 +65,9 @@ FROM generate_series(1, 90000) i;
 -- Many small sessions and one long one: a cached plan assumes the average session,
 -- the case where a sort of the whole session looks as cheap as walking the index.
 ALTER TABLE colloquy_messages ALTER session SET (n_distinct = 10000);
+INSERT INTO colloquy_webhook_outbox (id, event_id, event_type, target, body, created_at, due_at)
+SELECT gen_random_uuid(), gen_random_uuid(), 'message.created', 'http://x.test/', '{}', g, g
+FROM generate_series(1, 20000) g;
 ANALYZE;
 ";
 

@@ -370,6 +370,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     END
     $fn$;
     ",
+    // 7: the webhook outbox (see outbox.rs): one row per delivery to do (an event
+    // for one target), claimed oldest due first (`due_at`, then `seq`, the enqueue
+    // order) with `FOR UPDATE SKIP LOCKED`; a claim moves `due_at` to the end of
+    // its lease and sets `lease`. Times are microseconds of the instances' clocks.
+    r"
+    CREATE TABLE colloquy_webhook_outbox (
+        seq        bigserial PRIMARY KEY,
+        id         uuid      NOT NULL UNIQUE,
+        event_id   uuid      NOT NULL,
+        event_type text      NOT NULL,
+        target     text      NOT NULL,
+        body       text      NOT NULL,
+        created_at bigint    NOT NULL,
+        due_at     bigint    NOT NULL,
+        attempts   integer   NOT NULL DEFAULT 0,
+        lease      uuid
+    );
+    CREATE INDEX colloquy_webhook_outbox_due ON colloquy_webhook_outbox (due_at, seq);
+    ",
 ];
 
 /// The schema version this build writes: the number of migrations it knows.

@@ -424,6 +424,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static str> {
     .into_iter()
     .chain(crate::console::STATEMENTS)
     .chain(crate::inbox::STATEMENTS.iter().map(String::as_str))
+    .chain(crate::outbox::STATEMENTS)
     .chain(LIST_SESSIONS.iter().map(String::as_str))
     .chain(LIST_MESSAGES.iter().map(String::as_str))
 }

@@ -112,6 +112,11 @@ impl PostgresStore {
         self.clock.now()
     }
 
+    /// The clock the store judges time by (the webhook outbox shares it).
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
     /// Runs a statement answering one count (of a purge batch).
     async fn count(
         &self,

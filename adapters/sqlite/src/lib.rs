@@ -89,6 +89,9 @@
 //! a retry after a restart gets the first result; its expired rows go with the
 //! purge.
 //!
+//! Another holds the webhook outbox ([`SqliteStore::webhook_outbox`]): deliveries
+//! waiting, kept across restarts, claimed with a lease by the writer thread.
+//!
 //! Two more keep the dashboard's counters (`stats_hours`, one row per hour, and
 //! `stats_questions`, each hour's ungrounded questions): the job that creates a
 //! session, appends a message or records feedback upserts them in the same
@@ -124,6 +127,7 @@ mod error;
 mod idempotency;
 mod inbox;
 mod messages;
+mod outbox;
 mod rows;
 mod schema;
 mod sessions;
@@ -134,5 +138,6 @@ mod worker;
 mod query_plans;
 
 pub use idempotency::SqliteIdempotency;
+pub use outbox::SqliteOutbox;
 pub use schema::SCHEMA_VERSION;
 pub use store::{database_files, Closed, SqliteConfig, SqliteStore};

@@ -264,3 +264,19 @@ fn every_inbox_statement_uses_an_index_in_its_order() {
         }
     }
 }
+
+#[test]
+fn every_outbox_statement_uses_an_index() {
+    let conn = schema::open_memory().expect("schema");
+    for (what, sql) in [
+        ("outbox due", crate::outbox::sql::DUE),
+        ("outbox lease", crate::outbox::sql::LEASE),
+        ("outbox finish", crate::outbox::sql::FINISH),
+        ("outbox retry", crate::outbox::sql::RETRY),
+        ("outbox pending", crate::outbox::sql::PENDING),
+    ] {
+        assert_indexed(&conn, what, sql);
+    }
+    let steps = plan(&conn, crate::outbox::sql::DUE);
+    assert_searches("outbox due", &steps, "webhook_outbox_due", "due_at<?");
+}

@@ -175,6 +175,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_inbox_rated_down ON sessions (last_activity_at, id)
         WHERE down_ratings > 0;
     ",
+    // 9: the webhook outbox (see outbox.rs): one row per delivery to do (an event
+    // for one target), claimed oldest due first (`due_at`, then `seq`, the
+    // enqueue order); a claim moves `due_at` to the end of its lease and sets
+    // `lease`. Times in microseconds of the store's clock.
+    "
+    CREATE TABLE webhook_outbox (
+        seq        INTEGER NOT NULL PRIMARY KEY,
+        id         BLOB    NOT NULL UNIQUE,
+        event_id   BLOB    NOT NULL,
+        event_type TEXT    NOT NULL,
+        target     TEXT    NOT NULL,
+        body       TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        due_at     INTEGER NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        lease      BLOB
+    );
+    CREATE INDEX webhook_outbox_due ON webhook_outbox (due_at, seq);
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the number of

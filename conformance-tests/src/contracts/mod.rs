@@ -8,7 +8,8 @@
 //! [`knowledge`].
 //!
 //! [`ChatStore`]: colloquy_core::ports::ChatStore
-//! The same for the [`SessionEvents`] port (taking a [`TestEvents`]).
+//! The same for the [`SessionEvents`] port (taking a [`TestEvents`]), and the
+//! webhook outbox ([`colloquy_core::webhooks::WebhookOutbox`], taking a [`TestOutbox`]).
 //!
 //! [`SessionEvents`]: colloquy_core::SessionEvents
 //! [`StreamLog`]: colloquy_core::streams::StreamLog
@@ -38,6 +39,7 @@ mod idempotency;
 mod inbox;
 pub mod knowledge;
 mod messages;
+mod outbox;
 mod privacy;
 mod purge;
 mod rate_limits;
@@ -55,6 +57,7 @@ pub use feedback::*;
 pub use idempotency::*;
 pub use inbox::*;
 pub use messages::*;
+pub use outbox::*;
 pub use privacy::*;
 pub use purge::*;
 pub use rate_limits::*;

@@ -32,6 +32,7 @@ pub struct ChatServiceBuilder {
     knowledge: Option<(Arc<dyn KnowledgeBase>, KnowledgeConfig)>,
     events: Option<Arc<dyn SessionEvents>>,
     handoff: HandoffConfig,
+    webhooks: Option<crate::webhooks::Webhooks>,
 }
 
 impl std::fmt::Debug for ChatServiceBuilder {
@@ -56,6 +57,7 @@ impl ChatServiceBuilder {
             knowledge: None,
             events: None,
             handoff: HandoffConfig::default(),
+            webhooks: None,
         }
     }
 
@@ -114,6 +116,15 @@ impl ChatServiceBuilder {
         self
     }
 
+    /// Sends webhooks (default: none): every announced change of a selected
+    /// type is enqueued in `webhooks`' outbox before the request is answered;
+    /// a deliverer (the `colloquy-webhook` crate) sends them. See
+    /// [`crate::webhooks`].
+    pub fn webhooks(mut self, webhooks: crate::webhooks::Webhooks) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
     /// The service.
     #[must_use]
     pub fn build(self) -> ChatService {
@@ -129,6 +140,7 @@ impl ChatServiceBuilder {
                 events: self
                     .events
                     .unwrap_or_else(|| Arc::new(LocalSessionEvents::default())),
+                webhooks: self.webhooks,
             }),
             config,
             generations: TaskTracker::new(),

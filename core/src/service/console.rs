@@ -177,7 +177,7 @@ impl ChatService {
         let erased = self.deps.store.erase_user(external_user_id).await?;
         for session in &sessions {
             self.deps
-                .announce(crate::announce::Announcement::SessionDeleted(session))
+                .announce_detached(crate::announce::Announcement::SessionDeleted(session))
                 .await;
         }
         Ok(erased)

@@ -113,7 +113,7 @@ impl ChatService {
             .await?;
         self.deps
             .announce(Announcement::MessageStored(&turn.session, &turn.message))
-            .await;
+            .await?;
         // The session as stored with the message decides: a takeover before it
         // stops this answer, one after it cancels the answer.
         if turn.session.responder == Responder::Human
@@ -309,7 +309,7 @@ impl ChatService {
         }
         // Watchers of the session learn its `active_response_id`, to attach to the answer.
         self.deps
-            .announce(Announcement::SessionChanged(&generation.session))
+            .announce_detached(Announcement::SessionChanged(&generation.session))
             .await;
         let cancel = self.shutdown.child_token();
         self.running

@@ -100,11 +100,14 @@ impl ChatService {
             .store
             .update_session(&SessionRef::from_uuid(session.id), &patch)
             .await?;
-        self.deps
+        let announced = self
+            .deps
             .announce(Announcement::HandoffRequested(&session))
             .await;
         self.cancel_answer(&session).await;
         self.schedule_handoff_timeout(&session);
+        // The webhook could not be enqueued (503; kept in this process meanwhile).
+        announced?;
         Ok(session)
     }
 
@@ -119,21 +122,31 @@ impl ChatService {
     /// Announces a session changed by a patch (`before` is the session before it, read
     /// when the patch sets `responder`), and cancels the answer in flight when a
     /// person took over.
-    pub(super) async fn announce_patched(&self, before: Option<&Session>, after: &Session) {
+    ///
+    /// # Errors
+    /// When the webhook of the change could not be enqueued (see
+    /// [`crate::announce`]); the rest is done regardless.
+    pub(super) async fn announce_patched(
+        &self,
+        before: Option<&Session>,
+        after: &Session,
+    ) -> Result<(), ServiceError> {
         match before {
             Some(before) if before.responder != after.responder => {
-                self.deps
+                let announced = self
+                    .deps
                     .announce(Announcement::ResponderChanged(after))
                     .await;
                 if after.responder == Responder::Human {
                     self.cancel_answer(after).await;
                     self.schedule_handoff_timeout(after);
                 }
+                announced
             }
             _ => {
                 self.deps
                     .announce(Announcement::SessionChanged(after))
-                    .await;
+                    .await
             }
         }
     }
@@ -156,7 +169,7 @@ impl ChatService {
         {
             Ok(session) => {
                 self.deps
-                    .announce(Announcement::SessionChanged(&session))
+                    .announce_detached(Announcement::SessionChanged(&session))
                     .await;
             }
             Err(e) => {
@@ -198,7 +211,7 @@ impl ChatService {
             }
         };
         self.deps
-            .announce(Announcement::HandoffTimedOut(&changed))
+            .announce_detached(Announcement::HandoffTimedOut(&changed))
             .await;
         let mut metadata = Metadata::new();
         metadata.insert("notice".into(), json!(HANDOFF_TIMEOUT_NOTICE));
@@ -211,7 +224,7 @@ impl ChatService {
         match self.deps.store.append(&reference, draft).await {
             Ok((stored_in, notice)) => {
                 self.deps
-                    .announce(Announcement::MessageStored(&stored_in, &notice))
+                    .announce_detached(Announcement::MessageStored(&stored_in, &notice))
                     .await;
             }
             Err(e) => {

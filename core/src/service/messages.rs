@@ -40,12 +40,14 @@ impl ChatService {
         let operator = validate::operator(new.role, &new.metadata)?.is_some();
         let draft = self.draft(&new.session, new.role, new.message, new.metadata);
         let (session, stored) = self.deps.store.append(&new.session, draft).await?;
-        self.deps
+        let announced = self
+            .deps
             .announce(Announcement::MessageStored(&session, &stored))
             .await;
         if operator {
             self.operator_replied(&session).await;
         }
+        announced?;
         Ok(MessageView::new(stored, session))
     }
 
@@ -150,7 +152,7 @@ impl ChatService {
         self.deps.store.delete_message(id).await?;
         self.deps
             .announce(Announcement::MessageDeleted(&session, id))
-            .await;
+            .await?;
         Ok(())
     }
 }

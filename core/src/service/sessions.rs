@@ -66,7 +66,7 @@ impl ChatService {
         self.deps.store.create_session(&session).await?;
         self.deps
             .announce(Announcement::SessionCreated(&session))
-            .await;
+            .await?;
         Ok(session)
     }
 
@@ -106,7 +106,7 @@ impl ChatService {
             None => None,
         };
         let session = self.deps.store.update_session(reference, &patch).await?;
-        self.announce_patched(before.as_ref(), &session).await;
+        self.announce_patched(before.as_ref(), &session).await?;
         Ok(session)
     }
 
@@ -123,7 +123,7 @@ impl ChatService {
             .await?;
         self.deps
             .announce(Announcement::SessionDeleted(&session))
-            .await;
+            .await?;
         Ok(())
     }
 
