@@ -29,6 +29,7 @@
 //! ```
 
 pub mod access;
+pub mod budget;
 mod announce;
 mod chat;
 mod clock;
@@ -83,7 +84,8 @@ pub use message::{
     Role,
 };
 pub use model::{
-    Completion, ContextMessage, FinishInfo, FinishReason, ModelEvent, ModelRequest, Usage,
+    estimate_tokens, Completion, ContextMessage, FinishInfo, FinishReason, ModelEvent,
+    ModelRequest, Usage,
 };
 pub use resume::{Resume, ResumePoint};
 pub use service::{

@@ -112,7 +112,8 @@ impl ChatService {
             to,
             query.bucket,
             STATS_TOP_QUESTIONS,
-        ))
+        )
+        .priced(self.price))
     }
 
     /// Every live session of the visitor `external_user_id` (the newest

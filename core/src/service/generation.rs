@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::ChatService;
 use crate::chat::{self, ChatEvent, ChatReply, ChatStream, Generation, Publisher};
+use crate::budget::BudgetCharge;
 use crate::context;
 use crate::deps::Deps;
 use crate::error::ServiceError;
@@ -86,6 +87,28 @@ impl ChatService {
             .map_err(|_| ServiceError::Busy)
     }
 
+    /// Admits a generation under the token budgets, before anything is stored or
+    /// reaches the model: the one place a generation is admitted (a turn that
+    /// generates nothing must not call it). Costs one call of the limiter (one
+    /// round trip on Redis) when a budget is set, nothing otherwise; resolving a
+    /// session referenced by `session_id` costs a store read when the per-session
+    /// quota is set (the HTTP transport hands over the UUID already).
+    async fn admit_generation(
+        &self,
+        client: Option<IpAddr>,
+        session: &SessionRef,
+    ) -> Result<Option<BudgetCharge>, ServiceError> {
+        let Some(budgets) = &self.budgets else {
+            return Ok(None);
+        };
+        let session = match (budgets.policy().per_session, session.uuid()) {
+            (None, _) => None,
+            (Some(_), Some(id)) => Some(id),
+            (Some(_), None) => Some(self.get_session(session).await?.id),
+        };
+        budgets.admit(client, session).await.map(Some)
+    }
+
     /// Stores the user's message and reads the model's context in one store call.
     async fn begin_chat(&self, new: NewMessage) -> Result<Generation, ServiceError> {
         validate::check_new_message(&new, self.limits())?;
@@ -118,6 +141,7 @@ impl ChatService {
             response_id,
             request,
             grounding,
+            charge: None,
         })
     }
 
@@ -181,7 +205,9 @@ impl ChatService {
         new: NewMessage,
     ) -> Result<ChatReply, ServiceError> {
         let slot = self.generation_slot(client, &new.session)?;
-        let generation = self.begin_chat(new).await?;
+        let charge = self.admit_generation(client, &new.session).await?;
+        let mut generation = self.begin_chat(new).await?;
+        generation.charge = charge;
         let response = generation.response_id;
         let (publisher, _cancel, watcher) = self.begin_generation(&generation, None).await;
         let complete = chat::complete(Arc::clone(&self.deps), generation, publisher);
@@ -222,7 +248,9 @@ impl ChatService {
         new: NewMessage,
     ) -> Result<ChatStream, ServiceError> {
         let slot = self.generation_slot(client, &new.session)?;
-        let generation = self.begin_chat(new).await?;
+        let charge = self.admit_generation(client, &new.session).await?;
+        let mut generation = self.begin_chat(new).await?;
+        generation.charge = charge;
         let (tx, rx) = mpsc::unbounded_channel();
         let stream = ChatStream {
             session_id: generation.session.session_id.clone(),
