@@ -204,10 +204,7 @@ impl TokenBudgets {
         windows: &[(usize, &'static str, Quota, TokenWindow)],
         usage: &[WindowUsage],
     ) {
-        if let Some(((_, _, quota, _), u)) = windows
-            .iter()
-            .zip(usage)
-            .find(|((i, ..), _)| *i == 0)
+        if let Some(((_, _, quota, _), u)) = windows.iter().zip(usage).find(|((i, ..), _)| *i == 0)
         {
             let left = u64::from(quota.count).saturating_sub(u.used);
             self.seen.left.store(left, Ordering::Relaxed);
@@ -321,7 +318,12 @@ mod tests {
                 ..TokenPolicy::default()
             },
         );
-        budgets.admit(None, None).await.expect("room").charge(0).await;
+        budgets
+            .admit(None, None)
+            .await
+            .expect("room")
+            .charge(0)
+            .await;
         assert_eq!(limiter.tracked_windows(), 0);
     }
 }

@@ -16,12 +16,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::budget::BudgetCharge;
 use crate::clock::now_micros;
 use crate::deps::Deps;
 use crate::error::{ErrorCode, ModelError, ServiceError, StoreError};
 use crate::knowledge::{Grounding, Source};
 use crate::message::{ChatMessage, MessageDraft, Role};
-use crate::budget::BudgetCharge;
 use crate::model::{FinishInfo, FinishReason, ModelEvent, ModelRequest, Usage};
 use crate::session::{Metadata, Session, SessionRef};
 use crate::streams::StreamMeta;

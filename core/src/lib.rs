@@ -29,8 +29,8 @@
 //! ```
 
 pub mod access;
-pub mod budget;
 mod announce;
+pub mod budget;
 mod chat;
 mod clock;
 pub mod context;

@@ -224,7 +224,6 @@ pub fn window_at(period: Duration, now_ms: u64) -> (u64, Duration) {
     (index, Duration::from_millis(ends.saturating_sub(now_ms)))
 }
 
-
 /// One check of [`RateLimiter::check_in_order`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitCheck {

@@ -218,7 +218,11 @@ async fn usage_on_every_answer(place: Place) {
             Step::usage(30, 4),
             Step::done(),
         ]),
-        Reply::Stream(vec![Step::role(), Step::delta("Partial "), Step::error("boom")]),
+        Reply::Stream(vec![
+            Step::role(),
+            Step::delta("Partial "),
+            Step::error("boom"),
+        ]),
         Reply::Stream(vec![
             Step::role(),
             Step::delta("Slow "),
@@ -237,7 +241,12 @@ async fn usage_on_every_answer(place: Place) {
     // Whole: the server's figures.
     let whole = chat_from(&client, &base, "127.0.0.1", "spend").await;
     assert_eq!(whole.status, StatusCode::OK, "{}", whole.text);
-    let stored = message(&client, &base, whole.body["response_id"].as_str().expect("id")).await;
+    let stored = message(
+        &client,
+        &base,
+        whole.body["response_id"].as_str().expect("id"),
+    )
+    .await;
     let u = usage(&stored);
     assert_eq!(
         (u["prompt_tokens"].as_u64(), u["completion_tokens"].as_u64()),
@@ -253,7 +262,10 @@ async fn usage_on_every_answer(place: Place) {
         open_stream(&client, Method::POST, &stream_url, &[], ask("Ça va ?")).await;
     assert_eq!(status, StatusCode::OK);
     let all = events.rest().await;
-    let id = all[0].json()["response_id"].as_str().expect("id").to_owned();
+    let id = all[0].json()["response_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let u = usage(&message(&client, &base, &id).await).clone();
     assert_eq!(
         (u["prompt_tokens"].as_u64(), u["completion_tokens"].as_u64()),
@@ -264,12 +276,18 @@ async fn usage_on_every_answer(place: Place) {
     // Failed mid-stream: what was produced, estimated, named after the configured model.
     let (_, mut events) = open_stream(&client, Method::POST, &stream_url, &[], ask("Fail")).await;
     let all = events.rest().await;
-    let id = all[0].json()["response_id"].as_str().expect("id").to_owned();
+    let id = all[0].json()["response_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let failed = message(&client, &base, &id).await;
     assert_eq!(failed["metadata"]["finish_reason"], "error", "{failed}");
     let u = usage(&failed);
     assert_eq!(u["estimated"], true);
-    assert_eq!(u["completion_tokens"], 2, "\"Partial \" is 8 characters: {u}");
+    assert_eq!(
+        u["completion_tokens"], 2,
+        "\"Partial \" is 8 characters: {u}"
+    );
     assert_eq!(u["model"], "e2e-model");
     assert!(u["prompt_tokens"].as_u64() > Some(0));
 
@@ -315,14 +333,23 @@ async fn usage_on_every_answer(place: Place) {
             .map(|a| a["metadata"]["usage"][field].as_u64().unwrap_or(0))
             .sum()
     };
-    let stats = must(&client, Method::GET, &format!("{base}/api/chats/stats/"), None).await;
+    let stats = must(
+        &client,
+        Method::GET,
+        &format!("{base}/api/chats/stats/"),
+        None,
+    )
+    .await;
     assert_eq!(stats.status, StatusCode::OK, "{}", stats.text);
     let totals = &stats.body["totals"];
     assert_eq!(totals["tokens_in"].as_u64(), Some(sum("prompt_tokens")));
-    assert_eq!(totals["tokens_out"].as_u64(), Some(sum("completion_tokens")));
+    assert_eq!(
+        totals["tokens_out"].as_u64(),
+        Some(sum("completion_tokens"))
+    );
     #[allow(clippy::cast_precision_loss)]
-    let expected = sum("prompt_tokens") as f64 * 1000.0 / 1e6
-        + sum("completion_tokens") as f64 * 2000.0 / 1e6;
+    let expected =
+        sum("prompt_tokens") as f64 * 1000.0 / 1e6 + sum("completion_tokens") as f64 * 2000.0 / 1e6;
     let cost = totals["cost"].as_f64().expect("a cost with --model-price");
     assert!((cost - expected).abs() < 1e-6, "{cost} vs {expected}");
     server.stop();
@@ -364,11 +391,21 @@ async fn budgets_refuse(place: Place) {
     // even one token), and takes the address to 75.
     for (i, expected) in [502, 200, 502, 200, 200].into_iter().enumerate() {
         let answer = chat_from(&client, &base, visitor, "budget").await;
-        assert_eq!(answer.status.as_u16(), expected, "chat {i}: {}", answer.text);
+        assert_eq!(
+            answer.status.as_u16(),
+            expected,
+            "chat {i}: {}",
+            answer.text
+        );
     }
     let before = messages(&client, &base, "budget").await.len();
     let refused = chat_from(&client, &base, visitor, "budget").await;
-    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.text);
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
     assert_eq!(refused.body["code"], "rate_limited");
     assert!(
         refused.body["error"]
@@ -403,7 +440,12 @@ async fn budgets_refuse(place: Place) {
     let other = chat_from(&client, &base, "192.0.2.2", "budget").await;
     assert_eq!(other.status, StatusCode::OK, "{}", other.text);
     let spent = chat_from(&client, &base, "192.0.2.3", "budget").await;
-    assert_eq!(spent.status, StatusCode::SERVICE_UNAVAILABLE, "{}", spent.text);
+    assert_eq!(
+        spent.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        spent.text
+    );
     assert_eq!(spent.body["code"], "budget_exhausted");
     let retry: u64 = header(&spent, "retry-after")
         .and_then(|v| v.parse().ok())
@@ -532,7 +574,12 @@ async fn two_instances_share_one_budget(shared: Shared) {
     for (name, base) in [("late-a", &a.base), ("late-b", &b.base)] {
         new_session(&client, base, name).await;
         let refused = chat_from(&client, base, "127.0.0.1", name).await;
-        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.text);
+        assert_eq!(
+            refused.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            refused.text
+        );
         assert_eq!(refused.body["code"], "budget_exhausted");
     }
     a.stop();

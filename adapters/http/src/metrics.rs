@@ -539,3 +539,45 @@ fn scrape<B>(request: &http::Request<B>, metrics: &Metrics, service: &ChatServic
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use colloquy_core::ratelimit::Quota;
+
+    #[test]
+    fn budget_series_say_what_was_charged_refused_and_left() {
+        let figures = BudgetFigures {
+            deployment: Some(Quota {
+                count: 1000,
+                period: Duration::from_secs(86_400),
+            }),
+            left: Some(250),
+            charged: 750,
+            refused: [
+                ("token-budget", 2),
+                ("tokens-per-ip", 1),
+                ("tokens-per-session", 0),
+            ],
+        };
+        let mut out = String::new();
+        render_budgets(&mut out, &figures);
+        for line in [
+            "colloquy_token_budget_charged_total 750",
+            "colloquy_token_budget_refusals_total{policy=\"token-budget\"} 2",
+            "colloquy_token_budget_refusals_total{policy=\"tokens-per-ip\"} 1",
+            "colloquy_token_budget_tokens 1000",
+            "colloquy_token_budget_left_tokens 250",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} in\n{out}");
+        }
+        let unread = BudgetFigures {
+            deployment: None,
+            left: None,
+            ..figures
+        };
+        let mut out = String::new();
+        render_budgets(&mut out, &unread);
+        assert!(!out.contains("colloquy_token_budget_left_tokens"), "{out}");
+    }
+}

@@ -392,7 +392,8 @@ pub async fn token_windows_count_what_is_added(s: &TestRateLimiter) {
     assert_eq!(read.len(), 2, "one reply per window: {read:?}");
     assert!(read.iter().all(|u| u.used == 0), "fresh: {read:?}");
     assert!(
-        read.iter().all(|u| u.resets_in <= day && u.resets_in > Duration::ZERO),
+        read.iter()
+            .all(|u| u.resets_in <= day && u.resets_in > Duration::ZERO),
         "{read:?}"
     );
     assert_eq!(
@@ -407,7 +408,10 @@ pub async fn token_windows_count_what_is_added(s: &TestRateLimiter) {
         "counts past u32"
     );
     let added = add(&*s.other, std::slice::from_ref(&a), 5).await;
-    assert_eq!(added[0].used, 7_000_000_005, "the other handle counts the same window");
+    assert_eq!(
+        added[0].used, 7_000_000_005,
+        "the other handle counts the same window"
+    );
     let read = usage(&*s.limiter, &[b.clone(), a.clone()]).await;
     assert_eq!(
         read.iter().map(|u| u.used).collect::<Vec<_>>(),
@@ -426,7 +430,10 @@ pub async fn a_token_window_starts_again_when_it_ends(s: &TestRateLimiter) {
     let w = window(&key("short"), Duration::from_millis(400));
     let added = add(&*s.limiter, std::slice::from_ref(&w), 10).await;
     assert!(added[0].used >= 10, "{added:?}");
-    assert!(added[0].resets_in <= Duration::from_millis(400), "{added:?}");
+    assert!(
+        added[0].resets_in <= Duration::from_millis(400),
+        "{added:?}"
+    );
     tokio::time::sleep(added[0].resets_in + Duration::from_millis(50)).await;
     let read = usage(&*s.other, std::slice::from_ref(&w)).await;
     assert_eq!(read[0].used, 0, "a new window: {read:?}");

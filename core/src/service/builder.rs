@@ -8,7 +8,6 @@ use tokio_util::task::TaskTracker;
 
 use super::{ChatService, ServiceConfig};
 use crate::budget::TokenBudgets;
-use crate::stats::ModelPrice;
 use crate::clock::Clock;
 use crate::deps::Deps;
 use crate::echo::EchoModel;
@@ -18,6 +17,7 @@ use crate::knowledge::{KnowledgeBase, KnowledgeConfig};
 use crate::local::{LocalIdempotency, LocalStreamLog};
 use crate::ports::{ChatModel, ChatStore};
 use crate::ratelimit::Admission;
+use crate::stats::ModelPrice;
 use crate::streams::StreamLog;
 
 /// Builds a [`ChatService`] from one store (both halves of the port) and the clock

@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::ChatService;
-use crate::chat::{self, ChatEvent, ChatReply, ChatStream, Generation, Publisher};
 use crate::budget::BudgetCharge;
+use crate::chat::{self, ChatEvent, ChatReply, ChatStream, Generation, Publisher};
 use crate::context;
 use crate::deps::Deps;
 use crate::error::ServiceError;
