@@ -9,8 +9,8 @@
 //! by every instance on one Redis, per process otherwise. Before a generation
 //! starts, [`TokenBudgets::admit`] reads the windows (one call of the limiter, one
 //! round trip on Redis) and refuses when one is already spent; after the answer,
-//! [`BudgetCharge::charge`] adds what it used (one more call, after the answer is
-//! stored). Since an answer is only charged once it ends, every answer admitted
+//! [`BudgetCharge::charge`] adds what it used (one more call, made while the answer
+//! is stored, before the client hears it ended). Since an answer is only charged once it ends, every answer admitted
 //! while a budget still had room finishes: a budget is overshot by at most what the
 //! answers in flight at the moment it ran out use (each: its prompt plus at most
 //! `--max-answer-tokens`).

@@ -319,9 +319,13 @@ pub(crate) async fn complete(
             None,
             None,
         );
-        // The model answered: its tokens were used whether or not the store keeps it.
-        charge(&generation, &usage).await;
-        let stored = store_answer(&deps, &generation, completion.text, metadata).await?;
+        // The model answered: its tokens were used whether or not the store keeps
+        // the answer. Charged while it is stored (no added latency on a shared store).
+        let (stored, ()) = tokio::join!(
+            store_answer(&deps, &generation, completion.text, metadata),
+            charge(&generation, &usage)
+        );
+        let stored = stored?;
         Ok::<_, ServiceError>((stored, finish_reason))
     }
     .await;
@@ -429,8 +433,11 @@ pub(crate) async fn stream(
                 first_chunk_ms,
                 failure,
             );
-            charge(&generation, &usage).await;
-            match store_answer(&deps, &generation, text, metadata).await {
+            let (stored, ()) = tokio::join!(
+                store_answer(&deps, &generation, text, metadata),
+                charge(&generation, &usage)
+            );
+            match stored {
                 Ok(_) => match failure {
                     Some(code) => ChatEvent::Failed { seq, code },
                     None => ChatEvent::Done {
