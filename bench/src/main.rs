@@ -7,6 +7,7 @@
 
 mod ab;
 mod baseline;
+mod budgets;
 mod limits;
 mod machine;
 mod orchestrate;

@@ -19,7 +19,7 @@ use crate::servers::{measured, start_failure, RunContext};
 use crate::settings::Store;
 use crate::summary::{self, Report};
 use crate::sustained::Sustained;
-use crate::{baseline, limits, machine, redis, sustained, urls};
+use crate::{baseline, budgets, limits, machine, redis, sustained, urls};
 
 /// Why a run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +158,18 @@ pub(crate) async fn run(args: &crate::settings::Args) -> Result<bool, Failure> {
         }
     }
 
+    let mut budget_rows = Vec::new();
+    if !args.no_rate_limits
+        && args.stores.contains(&Store::Memory)
+        && ctx.colloquy_has_flag(budgets::BUDGET_FLAG)
+    {
+        eprintln!("  token budgets on vs off (memory)");
+        match budgets::compare(&ctx).await {
+            Ok(c) => budget_rows = c,
+            Err(e) => notes.push(format!("- **Token budgets on vs off failed**: {e}")),
+        }
+    }
+
     let mut rtt: Vec<Column> = Vec::new();
     if !args.no_rtt {
         for variant in rtt_variants(&ctx, &services, &measured_stores) {
@@ -196,6 +208,7 @@ pub(crate) async fn run(args: &crate::settings::Args) -> Result<bool, Failure> {
         rows: &rows,
         rtt: &rtt,
         limits: &limits,
+        budgets: &budget_rows,
         sse: sse.as_ref(),
         notes: &notes,
         big: ctx.settings.big_session,
@@ -351,6 +364,13 @@ fn rtt_variants(ctx: &RunContext<'_>, services: &Services, measured: &[Store]) -
                     limits::LIMITS_ON.map(str::to_owned).to_vec(),
                     limits::COMPARED.map(|(s, _)| s).to_vec(),
                 ));
+                if ctx.colloquy_has_flag(budgets::BUDGET_FLAG) {
+                    variants.push(redis(
+                        "redis, budgets on".to_owned(),
+                        budgets::BUDGETS_ON.map(str::to_owned).to_vec(),
+                        budgets::COMPARED.map(|(s, _)| s).to_vec(),
+                    ));
+                }
                 let mut extras = ctx.args.redis_rtt_args.clone();
                 if extras.is_empty() && ctx.colloquy_has_flag(STREAM_LOG_FLAG) {
                     extras.push(format!("{STREAM_LOG_FLAG} local"));

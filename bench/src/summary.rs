@@ -8,6 +8,7 @@ use colloquy_bench::scenarios::Scenario;
 use colloquy_bench::sse_scale::SseScaleResult;
 
 use crate::baseline;
+use crate::budgets;
 use crate::limits::{self, Comparison};
 use crate::machine;
 use crate::round_trips::{self, Column};
@@ -85,6 +86,8 @@ pub(crate) struct Report<'a> {
     pub(crate) rows: &'a [Row],
     pub(crate) rtt: &'a [Column],
     pub(crate) limits: &'a [Comparison],
+    /// Token budgets on vs off.
+    pub(crate) budgets: &'a [Comparison],
     pub(crate) sse: Option<&'a SseScaleResult>,
     pub(crate) notes: &'a [String],
     pub(crate) big: usize,
@@ -110,6 +113,7 @@ impl Report<'_> {
             .all(|r| r.result.errors == 0 && r.result.completed > 0)
             && self.sse.is_none_or(|s| s.errors == 0)
             && self.limits.iter().all(|c| c.off.errors + c.on.errors == 0)
+            && self.budgets.iter().all(|c| c.off.errors + c.on.errors == 0)
             && self.sustained.iter().all(|s| s.errors == 0)
             && self
                 .baseline
@@ -142,6 +146,9 @@ impl Report<'_> {
         }
         if !self.limits.is_empty() {
             let _ = writeln!(out, "{}", limits::section(self.limits));
+        }
+        if !self.budgets.is_empty() {
+            let _ = writeln!(out, "{}", budgets::section(self.budgets));
         }
         if let Some(s) = self.sse {
             let _ = writeln!(out, "{}", sse_section(s));
@@ -272,6 +279,16 @@ impl Report<'_> {
                 );
             }
         }
+        for c in self.budgets {
+            if let Some(p) = c.overhead_percent() {
+                let _ = writeln!(
+                    out,
+                    "- token budgets on memory cost < 5% CPU per chat, {}: {p:+.1}% — {}",
+                    c.scenario,
+                    verdict(p < 5.0)
+                );
+            }
+        }
         self.round_trip_targets(&mut out);
         if let Some(s) = self.sse {
             let mib = s.rss_open_kib as f64 / 1024.0;
@@ -295,7 +312,7 @@ impl Report<'_> {
         let chat = Scenario::Chat.label(self.big);
         let stream = Scenario::Stream.label(self.big);
         for column in self.rtt.iter().filter(|c| c.title.starts_with("redis")) {
-            if column.title.contains("limits") {
+            if column.title.contains("limits") || column.title.contains("budgets") {
                 continue;
             }
             let over: Vec<String> = column
@@ -333,6 +350,20 @@ impl Report<'_> {
             );
         }
         let base = self.rtt.iter().find(|c| c.title == "redis");
+        let budgeted = self.rtt.iter().find(|c| c.title.contains("budgets"));
+        if let (Some(base), Some(budgeted)) = (base, budgeted) {
+            for c in self.budgets {
+                if let (Some(off), Some(on)) = (base.get(&c.scenario), budgeted.get(&c.scenario)) {
+                    let added = on - off;
+                    let _ = writeln!(
+                        out,
+                        "- Redis token budgets: one round trip to check before the answer (issue 25), plus one to charge after it, {}: {off:.2} → {on:.2} = +{added:.2} — check {}",
+                        c.scenario,
+                        verdict(added - 1.0 <= 1.05)
+                    );
+                }
+            }
+        }
         let limited = self.rtt.iter().find(|c| c.title.contains("limits"));
         if let (Some(base), Some(limited)) = (base, limited) {
             for c in self.limits {

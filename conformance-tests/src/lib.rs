@@ -379,6 +379,8 @@ macro_rules! rate_limiter_contract_tests {
             two_clients_share_one_counter,
             check_in_order_stops_at_the_first_refusal,
             check_in_order_decides_each_check_like_check,
+            token_windows_count_what_is_added,
+            a_token_window_starts_again_when_it_ends,
         );
     };
 }

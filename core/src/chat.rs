@@ -17,12 +17,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::announce::Announcement;
+use crate::budget::BudgetCharge;
 use crate::clock::now_micros;
 use crate::deps::Deps;
 use crate::error::{ErrorCode, ModelError, ServiceError, StoreError};
 use crate::knowledge::{Grounding, Source};
 use crate::message::{ChatMessage, MessageDraft, Role};
-use crate::model::{FinishInfo, FinishReason, ModelEvent, ModelRequest};
+use crate::model::{FinishInfo, FinishReason, ModelEvent, ModelRequest, Usage};
 use crate::session::{Metadata, Responder, Session, SessionRef};
 use crate::streams::StreamMeta;
 
@@ -151,6 +152,8 @@ pub(crate) struct Generation {
     pub(crate) response_id: Uuid,
     pub(crate) request: ModelRequest,
     pub(crate) grounding: Grounding,
+    /// The token budgets to charge once the answer ends (see [`crate::budget`]).
+    pub(crate) charge: Option<BudgetCharge>,
 }
 
 impl Generation {
@@ -233,10 +236,43 @@ fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
+/// What an answer used: the model's report, or Colloquy's estimate when it gave none
+/// (a cancelled or failed stream, a server that reports no usage).
+fn usage_of(generation: &Generation, info: &FinishInfo, text: &str) -> Usage {
+    info.usage
+        .unwrap_or_else(|| Usage::estimate(&generation.request, text))
+}
+
+/// `metadata.usage`: `{"prompt_tokens", "completion_tokens", "total_tokens",
+/// "model", "estimated"}`; `model` is the server's name for it, else the configured
+/// one, else null.
+fn usage_value(deps: &Deps, info: &FinishInfo, usage: &Usage) -> Value {
+    let model = info.model.clone().or_else(|| deps.model.model_name());
+    json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens.saturating_add(usage.completion_tokens),
+        "model": model,
+        "estimated": usage.estimated,
+    })
+}
+
+/// Charges the token budgets with what an answer used (nothing when no budget is
+/// set).
+async fn charge(generation: &Generation, usage: &Usage) {
+    if let Some(charge) = &generation.charge {
+        charge
+            .charge(usage.prompt_tokens.saturating_add(usage.completion_tokens))
+            .await;
+    }
+}
+
 /// The assistant message's metadata: how the answer ended and what it cost.
 fn answer_metadata(
+    deps: &Deps,
     generation: &Generation,
     info: &FinishInfo,
+    usage: &Usage,
     latency_ms: u64,
     first_chunk_ms: Option<u64>,
     error: Option<ErrorCode>,
@@ -250,12 +286,7 @@ fn answer_metadata(
     if let Some(model) = &info.model {
         m.insert("model".into(), json!(model));
     }
-    if let Some(usage) = &info.usage {
-        m.insert(
-            "usage".into(),
-            serde_json::to_value(usage).unwrap_or(Value::Null),
-        );
-    }
+    m.insert("usage".into(), usage_value(deps, info, usage));
     m.insert("latency_ms".into(), json!(latency_ms));
     if let Some(ms) = first_chunk_ms {
         m.insert("time_to_first_chunk_ms".into(), json!(ms));
@@ -308,16 +339,26 @@ pub(crate) async fn complete(
 ) -> Result<ChatReply, ServiceError> {
     let started = Instant::now();
     let outcome = async {
+        // A model that failed produced nothing to charge.
         let completion = deps.model.complete(&generation.request).await?;
         let finish_reason = completion.info.finish_reason;
+        let usage = usage_of(&generation, &completion.info, &completion.text);
         let metadata = answer_metadata(
+            &deps,
             &generation,
             &completion.info,
+            &usage,
             elapsed_ms(started),
             None,
             None,
         );
-        let stored = store_answer(&deps, &generation, completion.text, metadata).await?;
+        // The model answered: its tokens were used whether or not the store keeps
+        // the answer. Charged while it is stored (no added latency on a shared store).
+        let (stored, ()) = tokio::join!(
+            store_answer(&deps, &generation, completion.text, metadata),
+            charge(&generation, &usage)
+        );
+        let stored = stored?;
         Ok::<_, ServiceError>((stored, finish_reason))
     }
     .await;
@@ -413,17 +454,24 @@ pub(crate) async fn stream(
     };
     let finish_reason = info.finish_reason;
     let terminal = match failure {
-        // Nothing was produced: there is no answer to store.
+        // Nothing was produced: there is no answer to store, and nothing to charge.
         Some(code) if text.is_empty() => ChatEvent::Failed { seq, code },
         _ => {
+            let usage = usage_of(&generation, &info, &text);
             let metadata = answer_metadata(
+                &deps,
                 &generation,
                 &info,
+                &usage,
                 elapsed_ms(started),
                 first_chunk_ms,
                 failure,
             );
-            match store_answer(&deps, &generation, text, metadata).await {
+            let (stored, ()) = tokio::join!(
+                store_answer(&deps, &generation, text, metadata),
+                charge(&generation, &usage)
+            );
+            match stored {
                 Ok(_) => match failure {
                     Some(code) => ChatEvent::Failed { seq, code },
                     None => ChatEvent::Done {

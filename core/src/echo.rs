@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use crate::error::ModelError;
-use crate::model::{Completion, FinishInfo, ModelEvent, ModelRequest};
+use crate::model::{Completion, FinishInfo, ModelEvent, ModelRequest, Usage};
 use crate::ports::{ChatModel, ModelStream};
 
 /// Answers exactly `Echo: {last user message}`; streamed in word chunks (each word
@@ -35,6 +35,13 @@ impl EchoModel {
         format!("Echo: {}", request.last_user_message().unwrap_or_default())
     }
 
+    /// The echo model's usage: an estimate (it has no tokenizer), see
+    /// [`crate::model::estimate_tokens`].
+    #[must_use]
+    pub fn usage(request: &ModelRequest, answer: &str) -> Usage {
+        Usage::estimate(request, answer)
+    }
+
     /// Splits `text` into word chunks; concatenating them gives `text` back.
     #[must_use]
     pub fn chunks(text: &str) -> Vec<String> {
@@ -47,22 +54,31 @@ impl EchoModel {
 #[async_trait]
 impl ChatModel for EchoModel {
     async fn complete(&self, request: &ModelRequest) -> Result<Completion, ModelError> {
+        let text = Self::answer(request);
         Ok(Completion {
-            text: Self::answer(request),
             info: FinishInfo {
                 model: Some("echo".to_owned()),
+                usage: Some(Self::usage(request, &text)),
                 ..FinishInfo::default()
             },
+            text,
         })
+    }
+
+    fn model_name(&self) -> Option<String> {
+        Some("echo".to_owned())
     }
 
     async fn stream(&self, request: &ModelRequest) -> Result<ModelStream, ModelError> {
         let delay = self.chunk_delay;
-        let deltas = Self::chunks(&Self::answer(request))
+        let answer = Self::answer(request);
+        let usage = Self::usage(request, &answer);
+        let deltas = Self::chunks(&answer)
             .into_iter()
             .map(ModelEvent::Delta)
             .chain(std::iter::once(ModelEvent::Finished(FinishInfo {
                 model: Some("echo".to_owned()),
+                usage: Some(usage),
                 ..FinishInfo::default()
             })));
         Ok(futures::stream::iter(deltas)

@@ -49,6 +49,9 @@ pub enum ErrorCode {
     Forbidden,
     /// Too many generations are running; retry shortly (503).
     Busy,
+    /// The deployment's token budget (`--token-budget`) is spent until its window
+    /// ends (503, with `Retry-After`).
+    BudgetExhausted,
     /// The answer to cancel is already complete (409).
     ResponseComplete,
     /// The instance generating an answer stopped before finishing it (a stream's
@@ -88,6 +91,7 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::Busy => "busy",
+            Self::BudgetExhausted => "budget_exhausted",
             Self::ResponseComplete => "response_complete",
             Self::GenerationLost => "generation_lost",
             Self::LlmUnavailable => "llm_unavailable",
@@ -101,7 +105,7 @@ impl ErrorCode {
 
 impl ErrorCode {
     /// Every code, for lookups by name.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 25] = [
         Self::InvalidJson,
         Self::MissingField,
         Self::InvalidField,
@@ -118,6 +122,7 @@ impl ErrorCode {
         Self::Unauthorized,
         Self::Forbidden,
         Self::Busy,
+        Self::BudgetExhausted,
         Self::ResponseComplete,
         Self::GenerationLost,
         Self::LlmUnavailable,
@@ -345,6 +350,10 @@ pub enum ServiceError {
     /// Every generation slot is taken (`--max-generations`).
     #[error("too many answers are being generated; retry shortly")]
     Busy,
+    /// The deployment's token budget is spent (see [`crate::budget`]); the quota
+    /// and when its window ends.
+    #[error("the assistant's token budget is spent; retry in {}s", .0.retry_after.as_secs().max(1))]
+    BudgetExhausted(RateLimited),
     /// The answer to cancel is already complete.
     #[error("the answer is already complete")]
     ResponseComplete,
@@ -377,6 +386,7 @@ impl ServiceError {
             Self::Access(AccessError::AdminOnly(_)) => ErrorCode::Unauthorized,
             Self::Access(AccessError::Forbidden(_)) => ErrorCode::Forbidden,
             Self::Busy => ErrorCode::Busy,
+            Self::BudgetExhausted(_) => ErrorCode::BudgetExhausted,
             Self::ResponseComplete => ErrorCode::ResponseComplete,
             Self::IdempotencyMismatch => ErrorCode::IdempotencyMismatch,
             Self::RequestInProgress => ErrorCode::RequestInProgress,

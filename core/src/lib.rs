@@ -30,6 +30,7 @@
 
 pub mod access;
 mod announce;
+pub mod budget;
 mod chat;
 mod clock;
 pub mod context;
@@ -85,7 +86,8 @@ pub use message::{
     Role,
 };
 pub use model::{
-    Completion, ContextMessage, FinishInfo, FinishReason, ModelEvent, ModelRequest, Usage,
+    estimate_tokens, Completion, ContextMessage, FinishInfo, FinishReason, ModelEvent,
+    ModelRequest, Usage,
 };
 pub use resume::{Resume, ResumePoint};
 pub use service::{

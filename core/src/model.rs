@@ -22,6 +22,16 @@ pub struct ModelRequest {
 }
 
 impl ModelRequest {
+    /// An estimate of the prompt's tokens (see [`estimate_tokens`]), with 4 more per
+    /// message for the chat format's framing.
+    #[must_use]
+    pub fn estimated_prompt_tokens(&self) -> u64 {
+        self.messages
+            .iter()
+            .map(|m| estimate_tokens(&m.content).saturating_add(4))
+            .fold(0, u64::saturating_add)
+    }
+
     /// The text of the last user message, if any.
     #[must_use]
     pub fn last_user_message(&self) -> Option<&str> {
@@ -31,6 +41,14 @@ impl ModelRequest {
             .find(|m| m.role == Role::User)
             .map(|m| m.content.as_str())
     }
+}
+
+/// An honest estimate of the tokens `text` takes when the model reported none: one
+/// per 4 characters (Unicode scalar values), rounded up — about what common BPE
+/// tokenizers give for English prose; code and other scripts take more.
+#[must_use]
+pub fn estimate_tokens(text: &str) -> u64 {
+    u64::try_from(text.chars().count().div_ceil(4)).unwrap_or(u64::MAX)
 }
 
 /// Why a generation ended; stored as the assistant message's `metadata.finish_reason`.
@@ -87,6 +105,25 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Their sum, as reported.
     pub total_tokens: u64,
+    /// Whether these are Colloquy's estimate (see [`estimate_tokens`]) rather than
+    /// the model server's count.
+    #[serde(default)]
+    pub estimated: bool,
+}
+
+impl Usage {
+    /// Colloquy's estimate for `request` answered with `answer` (so far).
+    #[must_use]
+    pub fn estimate(request: &ModelRequest, answer: &str) -> Self {
+        let prompt_tokens = request.estimated_prompt_tokens();
+        let completion_tokens = estimate_tokens(answer);
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            estimated: true,
+        }
+    }
 }
 
 /// What a model says about an answer once it is complete.

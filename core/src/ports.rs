@@ -499,4 +499,10 @@ pub trait ChatModel: Send + Sync + 'static {
     /// truncated. Dropping the stream abandons the generation (and the upstream
     /// request, for remote models).
     async fn stream(&self, request: &ModelRequest) -> Result<ModelStream, ModelError>;
+
+    /// The model's name as configured, for an answer's `metadata.usage.model` when
+    /// the server reported none (a cancelled or failed stream). Default: none.
+    fn model_name(&self) -> Option<String> {
+        None
+    }
 }

@@ -170,6 +170,58 @@ pub trait RateLimiter: Send + Sync + 'static {
         }
         Ok(decisions)
     }
+
+    /// How many units each of `windows` has counted in its current fixed window
+    /// (see [`TokenWindow`]), and when that window ends; one round trip on a shared
+    /// limiter. Reading spends nothing. The default: `not_supported`.
+    async fn window_usage(&self, windows: &[TokenWindow]) -> Result<Vec<WindowUsage>, StoreError> {
+        let _ = windows;
+        Err(StoreError::NotSupported("token windows"))
+    }
+
+    /// Adds `amount` units to the current fixed window of each of `windows`, even
+    /// past any limit (they were used), and returns the windows as
+    /// [`RateLimiter::window_usage`] would read them after the addition; one round
+    /// trip on a shared limiter. The default: `not_supported`.
+    async fn window_add(
+        &self,
+        windows: &[TokenWindow],
+        amount: u64,
+    ) -> Result<Vec<WindowUsage>, StoreError> {
+        let _ = (windows, amount);
+        Err(StoreError::NotSupported("token windows"))
+    }
+}
+
+/// A counter of units (tokens) over fixed windows of `period`, aligned to the Unix
+/// epoch on the limiter's clock (a `1/day` window is a UTC day): the count starts
+/// again from 0 when a window ends. Keys of windows never meet keys of
+/// [`RateLimiter::check`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenWindow {
+    /// The counter's key (the budget's name and whom it counts).
+    pub key: String,
+    /// The window's length (> 0).
+    pub period: Duration,
+}
+
+/// The state of one [`TokenWindow`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowUsage {
+    /// Units counted in the current window.
+    pub used: u64,
+    /// When the current window ends (and `used` is 0 again).
+    pub resets_in: Duration,
+}
+
+/// The fixed-window arithmetic every adapter shares, in ms since the Unix epoch:
+/// the index of the window `now_ms` is in, and the ms until it ends.
+#[must_use]
+pub fn window_at(period: Duration, now_ms: u64) -> (u64, Duration) {
+    let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+    let index = now_ms / period_ms;
+    let ends = index.saturating_add(1).saturating_mul(period_ms);
+    (index, Duration::from_millis(ends.saturating_sub(now_ms)))
 }
 
 /// One check of [`RateLimiter::check_in_order`].

@@ -311,8 +311,56 @@ pub struct StatsQuery {
     pub bucket: Bucket,
 }
 
+/// What the model costs: a price per million prompt (input) tokens and per million
+/// completion (output) tokens, in the operator's currency (`--model-price IN/OUT`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelPrice {
+    /// Price of a million prompt tokens.
+    pub input_per_million: f64,
+    /// Price of a million completion tokens.
+    pub output_per_million: f64,
+}
+
+/// Why a `--model-price` did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid model price {0:?}: use IN/OUT, prices per million input and output tokens, e.g. 0.15/0.60")]
+pub struct ModelPriceError(String);
+
+impl std::str::FromStr for ModelPrice {
+    type Err = ModelPriceError;
+
+    /// Reads `IN/OUT`: two finite, non-negative decimal numbers.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let error = || ModelPriceError(s.to_owned());
+        let (input, output) = s.trim().split_once('/').ok_or_else(error)?;
+        let price = |text: &str| {
+            text.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|p| p.is_finite() && *p >= 0.0)
+                .ok_or_else(error)
+        };
+        Ok(Self {
+            input_per_million: price(input)?,
+            output_per_million: price(output)?,
+        })
+    }
+}
+
+impl ModelPrice {
+    /// What `counts`' tokens cost, rounded to a millionth (of the currency unit).
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn cost(&self, counts: &StatCounts) -> f64 {
+        let tokens = |n: i64| n.max(0) as f64;
+        let cost = tokens(counts.tokens_in) * self.input_per_million / 1e6
+            + tokens(counts.tokens_out) * self.output_per_million / 1e6;
+        (cost * 1e6).round() / 1e6
+    }
+}
+
 /// One bucket of a [`Stats`] report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatsBucket {
     /// Its start.
     #[serde(with = "serde_time")]
@@ -320,6 +368,9 @@ pub struct StatsBucket {
     /// Its counters.
     #[serde(flatten)]
     pub counts: StatCounts,
+    /// What its tokens cost at `--model-price`; `None` (JSON null) when no price is
+    /// set: unknown, not free.
+    pub cost: Option<f64>,
 }
 
 /// An ungrounded question and how often it was asked.
@@ -331,19 +382,59 @@ pub struct QuestionCount {
     pub count: u64,
 }
 
-/// The dashboard's figures over a range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The dashboard's figures over a range. In JSON, `totals` also carries `cost`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stats {
     /// Every bucket from the one `from` is in up to `to` (exclusive), empty ones too,
     /// oldest first.
     pub buckets: Vec<StatsBucket>,
     /// The sums over all buckets.
     pub totals: StatCounts,
+    /// What the totals' tokens cost (see [`StatsBucket::cost`]).
+    pub cost: Option<f64>,
     /// The most frequent ungrounded questions, most frequent first (ties: text).
     pub ungrounded_questions: Vec<QuestionCount>,
 }
 
+impl Serialize for Stats {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Totals<'a> {
+            #[serde(flatten)]
+            counts: &'a StatCounts,
+            cost: Option<f64>,
+        }
+        #[derive(Serialize)]
+        struct Out<'a> {
+            buckets: &'a [StatsBucket],
+            totals: Totals<'a>,
+            ungrounded_questions: &'a [QuestionCount],
+        }
+        Out {
+            buckets: &self.buckets,
+            totals: Totals {
+                counts: &self.totals,
+                cost: self.cost,
+            },
+            ungrounded_questions: &self.ungrounded_questions,
+        }
+        .serialize(serializer)
+    }
+}
+
 impl Stats {
+    /// Fills in every `cost` at `price` (`None`: they stay null).
+    #[must_use]
+    pub fn priced(mut self, price: Option<ModelPrice>) -> Self {
+        if let Some(price) = price {
+            for b in &mut self.buckets {
+                b.cost = Some(price.cost(&b.counts));
+            }
+            self.cost = Some(price.cost(&self.totals));
+        }
+        self
+    }
+
     /// The most buckets a report has (a range longer than that is cut at its end).
     pub const MAX_BUCKETS: usize = 24 * 400;
 
@@ -364,6 +455,7 @@ impl Stats {
             buckets.push(StatsBucket {
                 start,
                 counts: StatCounts::default(),
+                cost: None,
             });
             start += bucket.length();
         }
@@ -395,6 +487,7 @@ impl Stats {
         Self {
             buckets,
             totals,
+            cost: None,
             ungrounded_questions,
         }
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::builder::{RangedU64ValueParser, TypedValueParser};
 use clap::{ArgAction, Parser, Subcommand};
 use colloquy_core::access::AccessMode;
+use colloquy_core::budget::TokenPolicy;
 use colloquy_core::ratelimit::{Quota, QuotaError, RatePolicy};
+use colloquy_core::stats::{ModelPrice, ModelPriceError};
 use colloquy_core::validate::Limits;
 use colloquy_core::{HandoffConfig, Retention, ServiceConfig};
 use colloquy_http::{AdminToken, ClientIpHeader, HttpConfig};
@@ -198,6 +200,29 @@ pub(crate) struct Cli {
     /// Chat turns per session (public default 10/min).
     #[arg(long, env = "COLLOQUY_RATE_SESSION_CHATS", value_parser = parse_limit)]
     pub(crate) rate_session_chats: Option<Limit>,
+
+    /// The deployment's token budget, as TOKENS/PERIOD (`2000000/day`): prompt and
+    /// completion tokens of every answer, in fixed windows (a `/day` is a UTC day),
+    /// shared by every instance on one Redis. Spent: chat answers 503
+    /// `budget_exhausted` until the window ends. `off` (default) for none.
+    #[arg(long, env = "COLLOQUY_TOKEN_BUDGET", value_parser = parse_limit)]
+    pub(crate) token_budget: Option<Limit>,
+
+    /// Tokens per client IP, as TOKENS/PERIOD (`50000/hour`); spent: 429
+    /// `rate_limited` (policy `tokens-per-ip`). `off` (default) for none.
+    #[arg(long, env = "COLLOQUY_RATE_TOKENS_PER_IP", value_parser = parse_limit)]
+    pub(crate) rate_tokens_per_ip: Option<Limit>,
+
+    /// Tokens per session, as TOKENS/PERIOD (`20000/day`); spent: 429
+    /// `rate_limited` (policy `tokens-per-session`). `off` (default) for none.
+    #[arg(long, env = "COLLOQUY_RATE_TOKENS_PER_SESSION", value_parser = parse_limit)]
+    pub(crate) rate_tokens_per_session: Option<Limit>,
+
+    /// The model's price as IN/OUT, per million prompt (input) and completion
+    /// (output) tokens (`0.15/0.60`), for `cost` in GET /api/chats/stats/ (null
+    /// when unset).
+    #[arg(long, env = "COLLOQUY_MODEL_PRICE", value_parser = parse_price)]
+    pub(crate) model_price: Option<ModelPrice>,
 
     /// Most messages stored in one session (a chat stores two), counted over
     /// --max-session-ttl; `off` for no cap (public default 1000).
@@ -446,6 +471,10 @@ pub(crate) enum Limit {
     Quota(Quota),
 }
 
+fn parse_price(s: &str) -> Result<ModelPrice, ModelPriceError> {
+    s.parse()
+}
+
 fn parse_limit(s: &str) -> Result<Limit, QuotaError> {
     if s.trim().eq_ignore_ascii_case("off") {
         return Ok(Limit::Off);
@@ -592,6 +621,19 @@ impl Cli {
                 None => defaults.messages_per_session,
             },
         })
+    }
+
+    /// The token budgets: the flags; none by default in every mode.
+    pub(crate) fn token_policy(&self) -> TokenPolicy {
+        let pick = |flag: Option<Limit>| match flag {
+            Some(Limit::Quota(q)) => Some(q),
+            Some(Limit::Off) | None => None,
+        };
+        TokenPolicy {
+            deployment: pick(self.token_budget),
+            per_ip: pick(self.rate_tokens_per_ip),
+            per_session: pick(self.rate_tokens_per_session),
+        }
     }
 
     /// The transport's configuration.

@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use colloquy_core::budget::TokenBudgets;
 use colloquy_core::decorators::ObservedStore;
 use colloquy_core::local::LocalStreamLog;
 use colloquy_core::ratelimit::Admission;
@@ -134,6 +135,13 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     if let Some(idempotency) = idempotency {
         builder = builder.idempotency(idempotency);
     }
+    let token_policy = cli.token_policy();
+    if !token_policy.is_unlimited() {
+        builder = builder.token_budgets(TokenBudgets::new(limiter.clone(), token_policy));
+    }
+    if let Some(price) = cli.model_price {
+        builder = builder.model_price(price);
+    }
     if !rate_policy.is_unlimited() {
         builder = builder.rate_limits(Admission::new(limiter, rate_policy));
     }
@@ -180,6 +188,7 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         access = %http_config.access,
         admin_token = http_config.admin_token.is_some(),
         rate_limits = ?rate_policy,
+        token_budgets = ?token_policy,
         max_generations = ?service.config().max_generations,
         "starting"
     );

@@ -128,8 +128,13 @@ pub(crate) struct OpenAiArgs {
     #[arg(long = "openai-temperature", env = "COLLOQUY_OPENAI_TEMPERATURE")]
     pub(crate) temperature: Option<f32>,
 
-    /// Most tokens in an answer (the server's default when unset).
-    #[arg(long = "openai-max-tokens", env = "COLLOQUY_OPENAI_MAX_TOKENS")]
+    /// Most tokens in an answer, passed to the model as `max_tokens` (the server's
+    /// default when unset). Also bounds how far a token budget can be overshot.
+    #[arg(
+        long = "max-answer-tokens",
+        visible_alias = "openai-max-tokens",
+        env = "COLLOQUY_MAX_ANSWER_TOKENS"
+    )]
     pub(crate) max_tokens: Option<u32>,
 
     /// System prompt, sent first, ahead of the session's own messages.

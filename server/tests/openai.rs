@@ -239,7 +239,8 @@ fn help_documents_the_openai_settings() {
         ("--openai-api-key", "COLLOQUY_OPENAI_API_KEY"),
         ("--openai-model", "COLLOQUY_OPENAI_MODEL"),
         ("--openai-temperature", "COLLOQUY_OPENAI_TEMPERATURE"),
-        ("--openai-max-tokens", "COLLOQUY_OPENAI_MAX_TOKENS"),
+        ("--max-answer-tokens", "COLLOQUY_MAX_ANSWER_TOKENS"),
+        ("--openai-max-tokens", "COLLOQUY_MAX_ANSWER_TOKENS"),
         ("--openai-system-prompt", "COLLOQUY_OPENAI_SYSTEM_PROMPT"),
         ("--openai-header", "COLLOQUY_OPENAI_HEADERS"),
         (

@@ -39,7 +39,9 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::LlmUnavailable | ErrorCode::GenerationLost => StatusCode::BAD_GATEWAY,
         ErrorCode::LlmTimeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorCode::StoreUnavailable | ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::StoreUnavailable | ErrorCode::Busy | ErrorCode::BudgetExhausted => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::NotSupported => StatusCode::NOT_IMPLEMENTED,
@@ -202,8 +204,12 @@ impl ApiError {
         }
         if matches!(
             self.code,
-            Code::Api(ErrorCode::StoreUnavailable | ErrorCode::RateLimited | ErrorCode::Busy)
-                | Code::TooManyStreams
+            Code::Api(
+                ErrorCode::StoreUnavailable
+                    | ErrorCode::RateLimited
+                    | ErrorCode::Busy
+                    | ErrorCode::BudgetExhausted
+            ) | Code::TooManyStreams
         ) {
             let secs = self.retry_after.unwrap_or(u64::from(RETRY_AFTER_SECS));
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -293,7 +299,9 @@ impl From<&ServiceError> for ApiError {
             }
         }
         let limited = match e {
-            ServiceError::RateLimited(limited) => Some(limited),
+            ServiceError::RateLimited(limited) | ServiceError::BudgetExhausted(limited) => {
+                Some(limited)
+            }
             _ => None,
         };
         Self {
@@ -331,6 +339,7 @@ mod tests {
             (ErrorCode::Unauthorized, 401),
             (ErrorCode::Forbidden, 403),
             (ErrorCode::Busy, 503),
+            (ErrorCode::BudgetExhausted, 503),
             (ErrorCode::ResponseComplete, 409),
             (ErrorCode::RequestInProgress, 409),
             (ErrorCode::GenerationLost, 502),

@@ -19,6 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use colloquy_core::budget::BudgetFigures;
 use colloquy_core::decorators::{StoreObserver, StoreOperation};
 use colloquy_core::{ChatMessage, ChatService, Role, StoreError};
 use http::{header, HeaderValue, StatusCode};
@@ -504,6 +505,41 @@ pub async fn serve_metrics<F>(
     }
 }
 
+/// The token budgets' series (see `colloquy_core::budget`): what this instance
+/// charged, what it refused by policy, and what the deployment budget had left when
+/// this instance last read or charged it.
+pub(crate) fn render_budgets(out: &mut String, figures: &BudgetFigures) {
+    let _ = writeln!(
+        out,
+        "# HELP colloquy_token_budget_charged_total Tokens this instance charged to the token budgets (prompt and completion).\n# TYPE colloquy_token_budget_charged_total counter\ncolloquy_token_budget_charged_total {}",
+        figures.charged
+    );
+    let _ = writeln!(
+        out,
+        "# HELP colloquy_token_budget_refusals_total Chats this instance refused because a token budget was spent, by policy.\n# TYPE colloquy_token_budget_refusals_total counter"
+    );
+    for (policy, count) in figures.refused {
+        let _ = writeln!(
+            out,
+            "colloquy_token_budget_refusals_total{{{}}} {count}",
+            labels(&[("policy", policy)])
+        );
+    }
+    if let Some(quota) = figures.deployment {
+        let _ = writeln!(
+            out,
+            "# HELP colloquy_token_budget_tokens The deployment token budget (--token-budget) per window.\n# TYPE colloquy_token_budget_tokens gauge\ncolloquy_token_budget_tokens {}",
+            quota.count
+        );
+        if let Some(left) = figures.left {
+            let _ = writeln!(
+                out,
+                "# HELP colloquy_token_budget_left_tokens Tokens left in the deployment budget's window when this instance last read or charged it.\n# TYPE colloquy_token_budget_left_tokens gauge\ncolloquy_token_budget_left_tokens {left}"
+            );
+        }
+    }
+}
+
 /// The answer to one request on the metrics listener.
 fn scrape<B>(request: &http::Request<B>, metrics: &Metrics, service: &ChatService) -> Response {
     let path = request.uri().path();
@@ -511,7 +547,13 @@ fn scrape<B>(request: &http::Request<B>, metrics: &Metrics, service: &ChatServic
         (
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(service.generations_in_flight()),
+            {
+                let mut text = metrics.render(service.generations_in_flight());
+                if let Some(figures) = service.budget_figures() {
+                    render_budgets(&mut text, &figures);
+                }
+                text
+            },
         )
     } else {
         (
@@ -526,4 +568,46 @@ fn scrape<B>(request: &http::Request<B>, metrics: &Metrics, service: &ChatServic
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use colloquy_core::ratelimit::Quota;
+
+    #[test]
+    fn budget_series_say_what_was_charged_refused_and_left() {
+        let figures = BudgetFigures {
+            deployment: Some(Quota {
+                count: 1000,
+                period: Duration::from_secs(86_400),
+            }),
+            left: Some(250),
+            charged: 750,
+            refused: [
+                ("token-budget", 2),
+                ("tokens-per-ip", 1),
+                ("tokens-per-session", 0),
+            ],
+        };
+        let mut out = String::new();
+        render_budgets(&mut out, &figures);
+        for line in [
+            "colloquy_token_budget_charged_total 750",
+            "colloquy_token_budget_refusals_total{policy=\"token-budget\"} 2",
+            "colloquy_token_budget_refusals_total{policy=\"tokens-per-ip\"} 1",
+            "colloquy_token_budget_tokens 1000",
+            "colloquy_token_budget_left_tokens 250",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} in\n{out}");
+        }
+        let unread = BudgetFigures {
+            deployment: None,
+            left: None,
+            ..figures
+        };
+        let mut out = String::new();
+        render_budgets(&mut out, &unread);
+        assert!(!out.contains("colloquy_token_budget_left_tokens"), "{out}");
+    }
 }

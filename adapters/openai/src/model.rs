@@ -260,6 +260,9 @@ impl ChatModel for OpenAiModel {
         })
         .boxed())
     }
+    fn model_name(&self) -> Option<String> {
+        Some(self.inner.config.model.clone())
+    }
 }
 
 /// The deadline of an attempt's first phase: `first_chunk` from now, unless the

@@ -305,7 +305,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 5,
                 completion_tokens: 2,
-                total_tokens: 7
+                total_tokens: 7,
+                estimated: false
             })
         );
     }

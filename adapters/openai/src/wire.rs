@@ -64,6 +64,7 @@ impl From<WireUsage> for Usage {
             total_tokens: u
                 .total_tokens
                 .unwrap_or(prompt_tokens.saturating_add(completion_tokens)),
+            estimated: false,
         }
     }
 }

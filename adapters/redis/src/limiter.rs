@@ -3,6 +3,11 @@
 //! are one round trip on standalone Redis; on a cluster, one per check (each limit
 //! is its own slot).
 //!
+//! Token windows (the token budgets, see `colloquy_core::budget`) are one hash per
+//! counter, `<prefix>tw:{budget}:<key>` (`w` the window index, `n` its count),
+//! expiring when the window ends; they all share the hash tag `{budget}`, so a
+//! chat's windows are one script call (one round trip) on a cluster too.
+//!
 //! Each limit is one string key `<prefix>rl:{<key>}` holding the theoretical arrival
 //! time in ms, expiring when the quota is whole again, so idle clients cost nothing.
 //! The key is its own hash tag: on a cluster each limit lives in one slot, and the
@@ -13,7 +18,9 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use colloquy_core::ratelimit::{Decision, LimitCheck, Quota, RateLimiter};
+use colloquy_core::ratelimit::{
+    Decision, LimitCheck, Quota, RateLimiter, TokenWindow, WindowUsage,
+};
 use colloquy_core::StoreError;
 use redis::Script;
 
@@ -28,6 +35,7 @@ pub struct RedisRateLimiter {
     conn: Conn,
     prefix: String,
     script: std::sync::Arc<Script>,
+    windows: std::sync::Arc<Script>,
 }
 
 impl fmt::Debug for RedisRateLimiter {
@@ -47,6 +55,7 @@ impl RedisStore {
             conn: self.conn.clone(),
             prefix: self.keys.prefix().to_owned(),
             script: std::sync::Arc::new(Script::new(include_str!("../lua/rate_limit.lua"))),
+            windows: std::sync::Arc::new(Script::new(include_str!("../lua/token_window.lua"))),
         }
     }
 }
@@ -60,6 +69,44 @@ impl RedisRateLimiter {
             .map(|c| if matches!(c, '{' | '}') { '_' } else { c })
             .collect();
         format!("{}rl:{{{tag}}}", self.prefix)
+    }
+}
+
+impl RedisRateLimiter {
+    /// The Redis key of a token window. Every window shares one hash tag, so the
+    /// windows of one chat (deployment, IP, session) are one script call on a
+    /// cluster too: one round trip per read or charge.
+    fn window_key(&self, key: &str) -> String {
+        format!("{}tw:{{budget}}:{key}", self.prefix)
+    }
+
+    /// Reads (`add` 0) or adds to `windows` in one script call.
+    async fn run_windows(
+        &self,
+        windows: &[TokenWindow],
+        add: u64,
+    ) -> Result<Vec<WindowUsage>, StoreError> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut call = self.windows.prepare_invoke();
+        call.arg(add);
+        for w in windows {
+            call.key(self.window_key(&w.key))
+                .arg(millis(w.period).max(1));
+        }
+        let mut conn = self.conn.clone();
+        let flat: Vec<u64> = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| StoreError::from(Error::from(e)))?;
+        Ok(flat
+            .chunks_exact(2)
+            .map(|d| WindowUsage {
+                used: d[0],
+                resets_in: Duration::from_millis(d[1]),
+            })
+            .collect())
     }
 }
 
@@ -138,5 +185,19 @@ impl RateLimiter for RedisRateLimiter {
             }
         }
         Ok(decisions)
+    }
+
+    /// One round trip, on a cluster too (every window shares one slot).
+    async fn window_usage(&self, windows: &[TokenWindow]) -> Result<Vec<WindowUsage>, StoreError> {
+        self.run_windows(windows, 0).await
+    }
+
+    /// One round trip, on a cluster too.
+    async fn window_add(
+        &self,
+        windows: &[TokenWindow],
+        amount: u64,
+    ) -> Result<Vec<WindowUsage>, StoreError> {
+        self.run_windows(windows, amount).await
     }
 }

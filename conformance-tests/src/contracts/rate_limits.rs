@@ -1,7 +1,9 @@
 //! The [`RateLimiter`] contracts: the GCRA bound (a burst, then one unit per
 //! interval), what a refusal spends and when to retry, one counter shared by every
 //! client of a backend, and [`RateLimiter::check_in_order`] stopping at the first
-//! refusal. Each takes a fresh [`TestRateLimiter`].
+//! refusal; and the token windows the token budgets count in
+//! ([`RateLimiter::window_usage`], [`RateLimiter::window_add`]). Each takes a fresh
+//! [`TestRateLimiter`].
 //!
 //! The contracts run on real time: the Redis limiter reads the server's `TIME`, so
 //! no test clock reaches it. Quotas are chosen so that a slow machine cannot change
@@ -12,7 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use colloquy_core::ratelimit::{Decision, LimitCheck, Quota, RateLimiter};
+use colloquy_core::ratelimit::{
+    Decision, LimitCheck, Quota, RateLimiter, TokenWindow, WindowUsage,
+};
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -354,4 +358,83 @@ pub async fn check_in_order_decides_each_check_like_check(s: &TestRateLimiter) {
         in_order(&*s.limiter, &[]).await.is_empty(),
         "no checks, no decisions"
     );
+}
+
+fn window(key: &str, period: Duration) -> TokenWindow {
+    TokenWindow {
+        key: key.to_owned(),
+        period,
+    }
+}
+
+async fn usage(limiter: &dyn RateLimiter, windows: &[TokenWindow]) -> Vec<WindowUsage> {
+    limiter
+        .window_usage(windows)
+        .await
+        .unwrap_or_else(|e| panic!("window_usage({windows:?}) failed: {e}"))
+}
+
+async fn add(limiter: &dyn RateLimiter, windows: &[TokenWindow], amount: u64) -> Vec<WindowUsage> {
+    limiter
+        .window_add(windows, amount)
+        .await
+        .unwrap_or_else(|e| panic!("window_add({windows:?}, {amount}) failed: {e}"))
+}
+
+/// Token windows: a fresh window reads 0 and reading spends nothing; adding counts
+/// past any limit (tokens used are used), each window on its own key, one reply per
+/// window in order; two handles count one window; `resets_in` is when the window
+/// ends, never more than its period.
+pub async fn token_windows_count_what_is_added(s: &TestRateLimiter) {
+    let day = Duration::from_secs(86_400);
+    let (a, b) = (window(&key("wa"), day), window(&key("wb"), day));
+    let read = usage(&*s.limiter, &[a.clone(), b.clone()]).await;
+    assert_eq!(read.len(), 2, "one reply per window: {read:?}");
+    assert!(read.iter().all(|u| u.used == 0), "fresh: {read:?}");
+    assert!(
+        read.iter()
+            .all(|u| u.resets_in <= day && u.resets_in > Duration::ZERO),
+        "{read:?}"
+    );
+    assert_eq!(
+        usage(&*s.limiter, std::slice::from_ref(&a)).await[0].used,
+        0,
+        "reading spent nothing"
+    );
+    let added = add(&*s.limiter, &[a.clone(), b.clone()], 7_000_000_000).await;
+    assert_eq!(
+        added.iter().map(|u| u.used).collect::<Vec<_>>(),
+        [7_000_000_000, 7_000_000_000],
+        "counts past u32"
+    );
+    let added = add(&*s.other, std::slice::from_ref(&a), 5).await;
+    assert_eq!(
+        added[0].used, 7_000_000_005,
+        "the other handle counts the same window"
+    );
+    let read = usage(&*s.limiter, &[b.clone(), a.clone()]).await;
+    assert_eq!(
+        read.iter().map(|u| u.used).collect::<Vec<_>>(),
+        [7_000_000_000, 7_000_000_005],
+        "in the order asked"
+    );
+    assert!(
+        usage(&*s.limiter, &[]).await.is_empty(),
+        "no windows, no replies"
+    );
+}
+
+/// A window of a short period starts again from 0 once it ends: `resets_in` says
+/// when, and after sleeping it out the count is gone.
+pub async fn a_token_window_starts_again_when_it_ends(s: &TestRateLimiter) {
+    let w = window(&key("short"), Duration::from_millis(400));
+    let added = add(&*s.limiter, std::slice::from_ref(&w), 10).await;
+    assert!(added[0].used >= 10, "{added:?}");
+    assert!(
+        added[0].resets_in <= Duration::from_millis(400),
+        "{added:?}"
+    );
+    tokio::time::sleep(added[0].resets_in + Duration::from_millis(50)).await;
+    let read = usage(&*s.other, std::slice::from_ref(&w)).await;
+    assert_eq!(read[0].used, 0, "a new window: {read:?}");
 }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::ExpiryQueue;
 use crate::error::StoreError;
-use crate::ratelimit::{gcra, Decision, Quota, RateLimiter};
+use crate::ratelimit::{gcra, window_at, Decision, Quota, RateLimiter, TokenWindow, WindowUsage};
 
 /// GCRA over a hash map: one lock per check, constant memory per active key. A key
 /// whose quota is whole again holds nothing and is dropped (amortised O(1) per
@@ -21,6 +21,8 @@ use crate::ratelimit::{gcra, Decision, Quota, RateLimiter};
 #[derive(Debug)]
 pub struct LocalRateLimiter {
     started: Instant,
+    /// Wall-clock ms since the Unix epoch at `started`: token windows align to it.
+    epoch_ms_at_start: u64,
     state: Mutex<State>,
 }
 
@@ -31,13 +33,17 @@ struct State {
     /// Per quota period: each key, due one period after it was stored or last found
     /// still spent (its TAT is never more than a period ahead of its check).
     due: HashMap<Duration, ExpiryQueue<String>>,
+    /// Token windows: key -> (window index, units counted in it).
+    windows: HashMap<String, (u64, u64)>,
+    /// Per window period: each window key, due when its window ends.
+    windows_due: HashMap<Duration, ExpiryQueue<String>>,
 }
 
 impl State {
     /// Drops the keys whose items are due and whose quota is whole again; a key
     /// still spent is queued again, one period from now.
     fn expire(&mut self, now: Instant, now_ms: u64) {
-        let Self { tat, due } = self;
+        let Self { tat, due, .. } = self;
         due.retain(|period, queue| {
             while let Some(key) = queue.pop_due(now) {
                 match tat.get(&key) {
@@ -46,6 +52,25 @@ impl State {
                         tat.remove(&key);
                     }
                     None => {}
+                }
+            }
+            queue.len() > 0
+        });
+    }
+
+    /// Drops the token windows whose window has ended (a key counted again in a
+    /// later window is queued again with that window's end).
+    fn expire_windows(&mut self, now: Instant, now_ms: u64) {
+        let Self {
+            windows,
+            windows_due,
+            ..
+        } = self;
+        windows_due.retain(|period, queue| {
+            while let Some(key) = queue.pop_due(now) {
+                let (index, _) = window_at(*period, now_ms);
+                if windows.get(&key).is_some_and(|(w, _)| *w < index) {
+                    windows.remove(&key);
                 }
             }
             queue.len() > 0
@@ -63,8 +88,12 @@ impl LocalRateLimiter {
     /// An empty limiter.
     #[must_use]
     pub fn new() -> Self {
+        let epoch_ms_at_start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Self {
             started: Instant::now(),
+            epoch_ms_at_start,
             state: Mutex::new(State::default()),
         }
     }
@@ -73,6 +102,18 @@ impl LocalRateLimiter {
     #[must_use]
     pub fn tracked_keys(&self) -> usize {
         self.lock().tat.len()
+    }
+
+    /// How many token windows hold state.
+    #[must_use]
+    pub fn tracked_windows(&self) -> usize {
+        self.lock().windows.len()
+    }
+
+    /// Now, as wall-clock ms since the Unix epoch, moving with tokio's clock.
+    fn epoch_ms(&self, now: Instant) -> u64 {
+        let since = u64::try_from(now.duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
+        self.epoch_ms_at_start.saturating_add(since)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -105,6 +146,55 @@ impl RateLimiter for LocalRateLimiter {
             }
         }
         Ok(decision)
+    }
+
+    async fn window_usage(&self, windows: &[TokenWindow]) -> Result<Vec<WindowUsage>, StoreError> {
+        let now = Instant::now();
+        let now_ms = self.epoch_ms(now);
+        let mut state = self.lock();
+        state.expire_windows(now, now_ms);
+        Ok(windows
+            .iter()
+            .map(|w| {
+                let (index, resets_in) = window_at(w.period, now_ms);
+                let used = match state.windows.get(&w.key) {
+                    Some((i, used)) if *i == index => *used,
+                    _ => 0,
+                };
+                WindowUsage { used, resets_in }
+            })
+            .collect())
+    }
+
+    async fn window_add(
+        &self,
+        windows: &[TokenWindow],
+        amount: u64,
+    ) -> Result<Vec<WindowUsage>, StoreError> {
+        let now = Instant::now();
+        let now_ms = self.epoch_ms(now);
+        let mut state = self.lock();
+        state.expire_windows(now, now_ms);
+        let mut out = Vec::with_capacity(windows.len());
+        for w in windows {
+            let (index, resets_in) = window_at(w.period, now_ms);
+            let entry = state.windows.entry(w.key.clone()).or_insert((index, 0));
+            let fresh = entry.0 != index || entry.1 == 0;
+            if entry.0 != index {
+                *entry = (index, 0);
+            }
+            entry.1 = entry.1.saturating_add(amount);
+            let used = entry.1;
+            if fresh {
+                state
+                    .windows_due
+                    .entry(w.period)
+                    .or_default()
+                    .push(now + resets_in, w.key.clone());
+            }
+            out.push(WindowUsage { used, resets_in });
+        }
+        Ok(out)
     }
 }
 

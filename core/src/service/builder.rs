@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{ChatService, HandoffConfig, ServiceConfig};
+use crate::budget::TokenBudgets;
 use crate::clock::Clock;
 use crate::deps::Deps;
 use crate::echo::EchoModel;
@@ -16,6 +17,7 @@ use crate::knowledge::{KnowledgeBase, KnowledgeConfig};
 use crate::local::{LocalIdempotency, LocalStreamLog};
 use crate::ports::{ChatModel, ChatStore};
 use crate::ratelimit::Admission;
+use crate::stats::ModelPrice;
 use crate::streams::StreamLog;
 
 /// Builds a [`ChatService`] from one store (both halves of the port) and the clock
@@ -29,6 +31,8 @@ pub struct ChatServiceBuilder {
     stream_log: Option<Arc<dyn StreamLog>>,
     idempotency: Option<Arc<dyn IdempotencyStore>>,
     rate_limits: Option<Admission>,
+    token_budgets: Option<TokenBudgets>,
+    price: Option<ModelPrice>,
     knowledge: Option<(Arc<dyn KnowledgeBase>, KnowledgeConfig)>,
     events: Option<Arc<dyn SessionEvents>>,
     handoff: HandoffConfig,
@@ -54,6 +58,8 @@ impl ChatServiceBuilder {
             stream_log: None,
             idempotency: None,
             rate_limits: None,
+            token_budgets: None,
+            price: None,
             knowledge: None,
             events: None,
             handoff: HandoffConfig::default(),
@@ -91,6 +97,20 @@ impl ChatServiceBuilder {
     /// Rate limits, enforced by [`ChatService::admit`] (default: none).
     pub fn rate_limits(mut self, admission: Admission) -> Self {
         self.rate_limits = Some(admission);
+        self
+    }
+
+    /// Token budgets (see [`crate::budget`]), checked where a generation is
+    /// admitted and charged when it ends (default: none).
+    pub fn token_budgets(mut self, budgets: TokenBudgets) -> Self {
+        self.token_budgets = (!budgets.policy().is_unlimited()).then_some(budgets);
+        self
+    }
+
+    /// The model's price, so the stats report a `cost` (default: none, and `cost`
+    /// is null).
+    pub fn model_price(mut self, price: ModelPrice) -> Self {
+        self.price = Some(price);
         self
     }
 
@@ -150,6 +170,8 @@ impl ChatServiceBuilder {
                 per_session: config.max_generations_per_session,
             })),
             admission: self.rate_limits,
+            budgets: self.token_budgets,
+            price: self.price,
             running: Arc::default(),
             idempotency: self
                 .idempotency

@@ -107,13 +107,10 @@ impl ChatService {
             .into());
         }
         let hours = self.deps.store.hourly_stats(from, to).await?;
-        Ok(Stats::from_hours(
-            &hours,
-            from,
-            to,
-            query.bucket,
-            STATS_TOP_QUESTIONS,
-        ))
+        Ok(
+            Stats::from_hours(&hours, from, to, query.bucket, STATS_TOP_QUESTIONS)
+                .priced(self.price),
+        )
     }
 
     /// Every live session of the visitor `external_user_id` (the newest

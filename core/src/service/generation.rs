@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::ChatService;
 use crate::announce::Announcement;
+use crate::budget::BudgetCharge;
 use crate::chat::{self, ChatEvent, ChatReply, ChatStream, Generation, Publisher};
 use crate::context;
 use crate::deps::Deps;
@@ -99,6 +100,50 @@ impl ChatService {
             .map_err(|_| ServiceError::Busy)
     }
 
+    /// Admits a generation under the token budgets, before anything is stored or
+    /// reaches the model: the one place a generation is admitted (a turn that
+    /// generates nothing must not call it). Costs one call of the limiter (one
+    /// round trip on Redis) when a budget is set, nothing otherwise; resolving a
+    /// session referenced by `session_id` costs a store read when the per-session
+    /// quota is set (the HTTP transport hands over the UUID already).
+    async fn admit_generation(
+        &self,
+        client: Option<IpAddr>,
+        session: &SessionRef,
+    ) -> Result<Option<BudgetCharge>, ServiceError> {
+        let Some(budgets) = &self.budgets else {
+            return Ok(None);
+        };
+        let session = match (budgets.policy().per_session, session.uuid()) {
+            (None, _) => None,
+            (Some(_), Some(id)) => Some(id),
+            (Some(_), None) => Some(self.get_session(session).await?.id),
+        };
+        budgets.admit(client, session).await.map(Some)
+    }
+
+    /// Admits a generation under the token budgets ([`Self::admit_generation`]),
+    /// except that a refusal does not stop a visitor whose session a person
+    /// answers: their message is stored for the person and nothing is generated,
+    /// so no budget is spent.
+    async fn admit_turn(
+        &self,
+        client: Option<IpAddr>,
+        session: &SessionRef,
+    ) -> Result<Option<BudgetCharge>, ServiceError> {
+        match self.admit_generation(client, session).await {
+            Ok(charge) => Ok(charge),
+            Err(refused @ (ServiceError::BudgetExhausted(_) | ServiceError::RateLimited(_))) => {
+                if self.get_session(session).await?.responder == Responder::Human {
+                    Ok(None)
+                } else {
+                    Err(refused)
+                }
+            }
+            Err(other) => Err(other),
+        }
+    }
+
     /// Stores the user's message and reads the model's context in one store call,
     /// and announces the message. While a person has the session (and their
     /// request has not timed out), nothing more: [`Begun::Human`].
@@ -146,6 +191,7 @@ impl ChatService {
             response_id,
             request,
             grounding,
+            charge: None,
         }))
     }
 
@@ -212,13 +258,15 @@ impl ChatService {
         new: NewMessage,
     ) -> Result<ChatReply, ServiceError> {
         let slot = self.generation_slot(client, &new.session)?;
-        let generation = match self.begin_chat(new).await? {
+        let charge = self.admit_turn(client, &new.session).await?;
+        let mut generation = match self.begin_chat(new).await? {
             Begun::Answer(generation) => generation,
             Begun::Human {
                 session_id,
                 message_id,
             } => return Ok(ChatReply::handoff(session_id, message_id)),
         };
+        generation.charge = charge;
         let response = generation.response_id;
         let (publisher, _cancel, watcher) = self.begin_generation(&generation, None).await;
         let complete = chat::complete(Arc::clone(&self.deps), generation, publisher);
@@ -259,7 +307,8 @@ impl ChatService {
         new: NewMessage,
     ) -> Result<ChatStream, ServiceError> {
         let slot = self.generation_slot(client, &new.session)?;
-        let generation = match self.begin_chat(new).await? {
+        let charge = self.admit_turn(client, &new.session).await?;
+        let mut generation = match self.begin_chat(new).await? {
             Begun::Answer(generation) => generation,
             Begun::Human {
                 session_id,
@@ -275,6 +324,7 @@ impl ChatService {
                 })
             }
         };
+        generation.charge = charge;
         let (tx, rx) = mpsc::unbounded_channel();
         let stream = ChatStream {
             session_id: generation.session.session_id.clone(),

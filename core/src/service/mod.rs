@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::budget::{BudgetFigures, TokenBudgets};
 use crate::clock::Clock;
 use crate::deps::Deps;
 use crate::error::ServiceError;
@@ -54,6 +55,10 @@ pub struct ChatService {
     slots: Arc<crate::slots::GenerationSlots>,
     /// Rate limits, when set with [`ChatServiceBuilder::rate_limits`].
     admission: Option<Admission>,
+    /// Token budgets, when set with [`ChatServiceBuilder::token_budgets`].
+    budgets: Option<TokenBudgets>,
+    /// The model's price, for the stats' `cost` ([`ChatServiceBuilder::model_price`]).
+    price: Option<crate::stats::ModelPrice>,
     /// Cancel switches of the generations running in this process.
     running: Arc<Mutex<HashMap<Uuid, CancellationToken>>>,
     /// Results kept for `Idempotency-Key` retries.
@@ -152,7 +157,16 @@ impl ChatService {
         self.admission.as_ref().is_some_and(|a| {
             let p = a.policy();
             p.chats_per_session.is_some() || p.messages_per_session.is_some()
-        })
+        }) || self
+            .budgets
+            .as_ref()
+            .is_some_and(|b| b.policy().per_session.is_some())
+    }
+
+    /// The token budgets' figures on this instance (metrics); `None` without budgets.
+    #[must_use]
+    pub fn budget_figures(&self) -> Option<BudgetFigures> {
+        self.budgets.as_ref().map(TokenBudgets::figures)
     }
 
     /// Succeeds when the store answers.

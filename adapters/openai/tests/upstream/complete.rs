@@ -23,7 +23,8 @@ async fn whole_answer_with_model_finish_reason_and_usage() {
         Some(Usage {
             prompt_tokens: 20,
             completion_tokens: 5,
-            total_tokens: 25
+            total_tokens: 25,
+            estimated: false
         })
     );
 

@@ -83,7 +83,8 @@ async fn streams_deltas_and_reports_model_finish_and_usage() {
             usage: Some(Usage {
                 prompt_tokens: 11,
                 completion_tokens: 7,
-                total_tokens: 18
+                total_tokens: 18,
+                estimated: false
             }),
         })
     );
