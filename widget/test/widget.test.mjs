@@ -10,6 +10,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -100,7 +101,7 @@ function startServer(bin, args) {
 }
 
 /** The host page: another origin, nothing but the script tag (and, for /hostile, rude CSS). */
-function hostPage(api, hostile) {
+function hostPage(api, hostile, attributes = "") {
   const css = hostile
     ? `<style>* { font-family: "Comic Sans MS", cursive !important; line-height: 3 !important;
          letter-spacing: 4px; box-sizing: content-box; } div, button { display: none !important;
@@ -108,7 +109,7 @@ function hostPage(api, hostile) {
     : "";
   const script = hostile
     ? `<script src="${api}/widget.js" defer></script>` // no data-api: the script's origin
-    : `<script src="${api}/widget.js" data-api="${api}" data-external-user-id="visitor-42" defer></script>`;
+    : `<script src="${api}/widget.js" data-api="${api}" data-external-user-id="visitor-42" ${attributes} defer></script>`;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">${css}</head>
 <body>${script}</body></html>`;
@@ -118,6 +119,9 @@ let server; // the colloquy process
 let api; // its base URL
 let slowServer; // another one, whose answers take seconds (a word every 200 ms)
 let slowApi; // its base URL
+let publicServer; // another one, in --access public mode with an admin token
+let publicApi; // its base URL
+const ADMIN = randomBytes(24).toString("hex"); // its admin token
 let host; // the host page's http server
 let origin; // its origin
 let browser;
@@ -134,6 +138,11 @@ before(async () => {
         `default-src 'none'; script-src ${api}; connect-src ${api}`;
     }
     res.writeHead(200, headers);
+    if (req.url.startsWith("/public")) {
+      // The public server's page; /public-nohandoff turns "Talk to a person" off.
+      const off = req.url.startsWith("/public-nohandoff") ? 'data-handoff="off"' : "";
+      return res.end(hostPage(publicApi, false, off));
+    }
     const slow = req.url.startsWith("/slow"); // the page for the slow server
     res.end(hostPage(slow ? slowApi : api, req.url.startsWith("/hostile")));
   });
@@ -159,6 +168,20 @@ before(async () => {
   ]);
   slowServer = slow.child;
   slowApi = slow.base;
+  const pub = await startServer(findBinary(), [
+    "--store",
+    "memory",
+    "--access",
+    "public",
+    "--admin-token",
+    ADMIN,
+    "--echo-chunk-delay",
+    "10ms",
+    "--cors-origins",
+    origin,
+  ]);
+  publicServer = pub.child;
+  publicApi = pub.base;
   browser = await chromium.launch({
     executablePath: browserPath,
     headless: true,
@@ -171,12 +194,14 @@ after(async () => {
   await browser?.close().catch(() => {});
   server?.kill("SIGTERM");
   slowServer?.kill("SIGTERM");
+  publicServer?.kill("SIGTERM");
   host?.close();
   host?.closeAllConnections?.();
 });
 process.on("exit", () => {
   server?.kill("SIGKILL");
   slowServer?.kill("SIGKILL");
+  publicServer?.kill("SIGKILL");
 });
 for (const signal of ["SIGTERM", "SIGINT"]) {
   process.on(signal, () => process.exit(1)); // runs the "exit" handler: no stray server
@@ -247,8 +272,10 @@ async function until(check, what) {
 }
 
 /** The stored messages of a session, oldest first. */
-async function storedMessages(base, sessionId) {
-  const res = await fetch(`${base}/api/chats/messages/?session_id=${sessionId}`);
+async function storedMessages(base, sessionId, token) {
+  const res = await fetch(`${base}/api/chats/messages/?session_id=${sessionId}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
   assert.equal(res.status, 200);
   return res.json();
 }
@@ -935,6 +962,84 @@ test("a strict Content-Security-Policy on the host page is enough", { skip }, as
   );
   assert.equal(width, "58px", "the widget's styles apply");
   assert.deepEqual(violations, []);
+  await page.context().close();
+});
+
+/** In the page: the rating buttons under the last answer, as [label, aria-pressed]. */
+const lastThumbs = (page) =>
+  page.evaluate(() => {
+    const root = document.querySelector("colloquy-chat").shadowRoot;
+    const group = [...root.querySelectorAll(".fb")].pop();
+    if (!group) return null;
+    return {
+      group: group.getAttribute("aria-label"),
+      after: group.previousElementSibling?.textContent,
+      buttons: [...group.querySelectorAll("button")].map((b) => [
+        b.getAttribute("aria-label"),
+        b.getAttribute("aria-pressed"),
+      ]),
+    };
+  });
+
+test("thumbs down on an answer, with the keyboard: kept across a reload and stored", { skip }, async () => {
+  const page = await newPage();
+  await page.goto(`${origin}/public`);
+  await openPanel(page);
+  assert.equal(
+    await page.locator(".fb").count(),
+    0,
+    "no thumbs under the welcome (it is not a stored answer)",
+  );
+  await sendAndWait(page, "was this helpful?");
+  assert.deepEqual(await lastThumbs(page), {
+    group: "Rate this answer",
+    after: "Echo: was this helpful?",
+    buttons: [
+      ["Good answer", "false"],
+      ["Bad answer", "false"],
+    ],
+  });
+  // Keyboard only: focus the thumbs-down button and press Enter.
+  const down = page.locator('.fb button[aria-label="Bad answer"]');
+  await down.focus();
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(
+    () =>
+      document
+        .querySelector("colloquy-chat")
+        .shadowRoot.querySelector('.fb button[aria-label="Bad answer"]')
+        .getAttribute("aria-pressed") === "true",
+  );
+  await page.waitForFunction(
+    () =>
+      document.querySelector("colloquy-chat").shadowRoot.querySelector("[role=status]")
+        .textContent === "Thanks for your feedback.",
+  );
+  const sessionId = await storedSession(page, publicApi);
+  const answer = (await storedMessages(publicApi, sessionId, ADMIN)).find(
+    (m) => m.role === "assistant",
+  );
+  assert.equal(answer.metadata.feedback?.rating, "down", "the API returns the choice");
+
+  await page.reload();
+  await openPanel(page);
+  await page.locator(".fb").waitFor();
+  assert.deepEqual((await lastThumbs(page)).buttons, [
+    ["Good answer", "false"],
+    ["Bad answer", "true"],
+  ], "the choice is shown after a reload");
+  // Changing one's mind: the last choice wins, in the page and in the store.
+  await page.locator('.fb button[aria-label="Good answer"]').click();
+  await until(
+    async () =>
+      (await storedMessages(publicApi, sessionId, ADMIN)).find((m) => m.role === "assistant")
+        .metadata.feedback?.rating === "up",
+    "the new rating to be stored",
+  );
+  assert.deepEqual((await lastThumbs(page)).buttons, [
+    ["Good answer", "true"],
+    ["Bad answer", "false"],
+  ]);
   await page.context().close();
 });
 
