@@ -1043,6 +1043,213 @@ test("thumbs down on an answer, with the keyboard: kept across a reload and stor
   await page.context().close();
 });
 
+/** The conversation as shown: each element of the log as [class, text]. */
+const logItems = (page) =>
+  page.evaluate(() =>
+    [...document.querySelector("colloquy-chat").shadowRoot.querySelector(".log").children].map(
+      (el) => [
+        el.className,
+        el.classList.contains("fb")
+          ? [...el.children].map((b) => b.getAttribute("aria-pressed")).join(",")
+          : el.textContent,
+      ],
+    ),
+  );
+
+/** A context whose pages count the EventSources the widget opens and closes. */
+async function countingPage() {
+  const page = await newPage();
+  await page.context().addInitScript(() => {
+    const Native = window.EventSource;
+    window.__streams = [];
+    window.EventSource = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__streams.push(this);
+      }
+    };
+  });
+  return page;
+}
+/** In the page: how many event streams are open (or connecting). */
+const openStreams = (page) =>
+  page.evaluate(() => window.__streams.filter((s) => s.readyState !== 2).length);
+const waitStreams = (page, n, why) =>
+  until(async () => (await openStreams(page)) === n, `${n} open event streams: ${why}`);
+
+const barText = (page) =>
+  page.evaluate(
+    () => document.querySelector("colloquy-chat").shadowRoot.querySelector(".bar span").textContent,
+  );
+const liveText = (page) =>
+  page.evaluate(
+    () =>
+      document.querySelector("colloquy-chat").shadowRoot.querySelector("[role=status]").textContent,
+  );
+
+/** Posts an operator's reply through the API, as a console would. */
+async function operatorSays(sessionId, name, message) {
+  const res = await fetch(`${publicApi}/api/chats/messages/`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+    body: JSON.stringify({ session_id: sessionId, message, role: "assistant", metadata: { operator: name } }),
+  });
+  assert.equal(res.status, 201, await res.text());
+}
+
+const ASKED =
+  "You asked for a person. Someone from the team will answer here; you can keep writing.";
+
+test(
+  "Talk to a person: the operator's reply appears live with its name, and after a reload",
+  { skip },
+  async () => {
+    const page = await countingPage();
+    await page.goto(`${origin}/public`);
+    await page.locator(".launcher").waitFor({ state: "visible" });
+    assert.equal(await openStreams(page), 0, "a closed widget opens no stream");
+    await openPanel(page);
+    await sendAndWait(page, "I need a refund");
+    const sessionId = await storedSession(page, publicApi);
+    await waitStreams(page, 1, "the panel is open");
+    await page.keyboard.press("Escape");
+    await waitStreams(page, 0, "the panel is closed and no person is asked for");
+    await openPanel(page);
+    await waitStreams(page, 1, "the panel is open again");
+
+    // The visitor asks for a person.
+    await page.locator("button.human").click();
+    await page.waitForFunction(
+      (text) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
+          (n) => n.textContent === text,
+        ),
+      ASKED,
+    );
+    assert.equal(await barText(page), "Waiting for a person…");
+    assert.equal(await page.locator("button.human").isVisible(), false, "asked once");
+    assert.equal(await liveText(page), ASKED, "announced");
+    const asked = await (await fetch(`${publicApi}/api/chats/sessions/${sessionId}/`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    })).json();
+    assert.equal(asked.responder, "human");
+    assert.ok(asked.handoff_requested_at, "the request is stored");
+    await page.keyboard.press("Escape");
+    assert.equal(await openStreams(page), 1, "a pending request keeps the stream with the panel closed");
+    await openPanel(page);
+
+    // A message now waits for a person: no answer from the model.
+    const botsBefore = await page.locator(".msg.bot").count();
+    await page.locator("textarea").fill("My order 1234 never arrived");
+    await page.locator("textarea").press("Enter");
+    await page.locator(".sent").waitFor();
+    await page.waitForFunction(
+      () =>
+        document
+          .querySelector("colloquy-chat")
+          .shadowRoot.querySelector(".send")
+          .getAttribute("aria-label") === "Send",
+    );
+    assert.equal(await page.locator(".msg.bot").count(), botsBefore, "no answer from the model");
+    const waiting = await storedMessages(publicApi, sessionId, ADMIN);
+    assert.deepEqual(waiting.slice(-1).map((m) => [m.role, m.message]), [
+      ["user", "My order 1234 never arrived"],
+    ]);
+
+    // The operator answers through the API: shown live, with the name.
+    const reply = "Hi, I'm Alice. Let me check order 1234 for you.";
+    const posted = Date.now();
+    await operatorSays(sessionId, "Alice", reply);
+    await page.waitForFunction(
+      (reply) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.op")].some(
+          (m) => m.querySelector(".who")?.textContent === "Alice" && m.textContent === "Alice" + reply,
+        ),
+      reply,
+    );
+    metrics.operatorReplyToWidgetMs = Date.now() - posted;
+    console.log(`operator reply posted -> shown in the widget: ${metrics.operatorReplyToWidgetMs} ms`);
+    assert.equal(await liveText(page), `Alice: ${reply}`, "the reply is announced with the name");
+    assert.equal(await barText(page), "You are chatting with Alice");
+    const live = await logItems(page);
+    assert.deepEqual(live.slice(-6), [
+      ["fb", "false,false"],
+      ["notice", ASKED],
+      ["msg user", "My order 1234 never arrived"],
+      ["sent", "Sent to the team"],
+      ["notice", "Alice joined the conversation"],
+      ["msg bot op", "Alice" + reply],
+    ]);
+    await page.screenshot({ path: path.join(ARTIFACTS, "handoff.png") });
+
+    // After a reload: the same conversation, rebuilt from the session and the history;
+    // with a person answering, the stream opens even with the panel closed.
+    await page.reload();
+    await page.locator(".launcher").waitFor({ state: "visible" });
+    await waitStreams(page, 1, "a person answers: listening with the panel closed");
+    const name = "Alice <b>&amp;</b>"; // shown as text, never markup
+    await operatorSays(sessionId, "Alice", "Found it: it ships today.");
+    await page.waitForFunction(
+      () => document.querySelector("colloquy-chat").shadowRoot.querySelector(".launcher.unread"),
+    );
+    assert.equal(
+      await page.locator(".launcher").getAttribute("aria-label"),
+      "Open chat (new message)",
+    );
+    await openPanel(page);
+    assert.deepEqual(await logItems(page), [
+      ...live,
+      ["msg bot op", "AliceFound it: it ships today."],
+    ]);
+
+    // Another person, whose name is markup-like text: joins, shown as text.
+    await operatorSays(sessionId, name, "I can help too.");
+    await page.waitForFunction(
+      (text) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
+          (n) => n.textContent === text,
+        ),
+      `${name} joined the conversation`,
+    );
+    assert.equal(await page.locator(".msg.op b").count(), 0, "no element from the name");
+
+    // The operator hands back: a notice, and the model answers again.
+    const back = await fetch(`${publicApi}/api/chats/sessions/${sessionId}/`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify({ responder: "ai" }),
+    });
+    assert.equal(back.status, 200, await back.text());
+    const left = `${name} left the conversation. The assistant answers again.`;
+    await page.waitForFunction(
+      (text) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
+          (n) => n.textContent === text,
+        ),
+      left,
+    );
+    assert.equal(await page.locator("button.human").isVisible(), true, "a person can be asked again");
+    await sendAndWait(page, "thanks, one more question");
+    const end = await logItems(page);
+    await page.reload();
+    await openPanel(page); // waits for the history
+    assert.deepEqual(await logItems(page), end, "all of it, after a reload");
+    await page.keyboard.press("Escape");
+    await waitStreams(page, 0, "the model answers and the panel is closed");
+    await page.context().close();
+  },
+);
+
+test('data-handoff="off" hides "Talk to a person"', { skip }, async () => {
+  const page = await newPage();
+  await page.goto(`${origin}/public-nohandoff`);
+  await openPanel(page);
+  await sendAndWait(page, "no people here?");
+  assert.equal(await page.locator("button.human").count(), 1);
+  assert.equal(await page.locator("button.human").isVisible(), false);
+  await page.context().close();
+});
+
 test("metrics are written", { skip }, () => {
   assert.ok(metrics.clickToInteractivePanelMs >= 0);
   writeFileSync(path.join(ARTIFACTS, "metrics.json"), JSON.stringify(metrics, null, 2) + "\n");

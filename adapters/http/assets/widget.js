@@ -66,6 +66,9 @@
   });
   const storage = stored(KEY);
   const pendingFlag = stored(PENDING);
+  // When this visitor asked for a person ({"session", "at": [times]}): the session keeps
+  // only a pending request, the notice stays in the conversation after it.
+  const askedStore = stored("colloquy:" + base + ":asked");
 
   // ---- DOM helpers -------------------------------------------------------------
   /** An element; string children become text nodes (never markup). */
@@ -564,10 +567,19 @@ textarea{font-size:16px}
   const left = () =>
     (operator || "The person") + " left the conversation. The assistant answers again.";
 
-  /** The elements for stored message `m` (updating the state); [] for other roles. */
-  const messageEls = (m) => {
+  /**
+   * The elements for stored message `m` (updating the state); [] for other roles.
+   * `answered`: the model answered it (the next stored message), so the person had
+   * left before it was sent.
+   */
+  const messageEls = (m, answered = false) => {
     const meta = m.metadata || {};
     const els = [];
+    if (m.role === "user" && answered && mode !== "ai") {
+      if (mode === "human") els.push(noticeLine(left()));
+      mode = "ai";
+      operator = null;
+    }
     if (m.role === "user") {
       els.push(userBubble(m.message));
       if (mode !== "ai") els.push(sentLine());
@@ -596,21 +608,44 @@ textarea{font-size:16px}
     return els;
   };
 
+  /** The notice for the visitor's request for a person made at `at` (once). */
+  const requestEls = (at) => {
+    if (at === requested) return [];
+    requested = at;
+    if (mode === "human") return []; // a person is already here
+    mode = "waiting";
+    return [
+      noticeLine(
+        "You asked for a person. Someone from the team will answer here; you can keep writing.",
+      ),
+    ];
+  };
+
+  /** The times this visitor asked for a person in the current session, oldest first. */
+  const asks = () => {
+    try {
+      const kept = JSON.parse(askedStore.get());
+      return kept?.session === sessionId && Array.isArray(kept.at) ? kept.at : [];
+    } catch {
+      return [];
+    }
+  };
+  const remember = (at) => {
+    const at2 = asks();
+    if (at2.includes(at)) return;
+    askedStore.set(JSON.stringify({ session: sessionId, at: [...at2, at].slice(-20) }));
+  };
+
   /** The notices for the session `s` as it is now (updating the state). */
   const sessionEls = (s) => {
     session = s;
     const els = [];
     if (s.responder === "human") {
       const at = s.handoff_requested_at;
-      if (at && at !== requested && mode !== "human") {
-        requested = at;
-        mode = "waiting";
-        els.push(
-          noticeLine(
-            "You asked for a person. Someone from the team will answer here; you can keep writing.",
-          ),
-        );
-      } else if (!at && mode === "ai") {
+      if (at) {
+        remember(at);
+        els.push(...requestEls(at));
+      } else if (mode === "ai") {
         mode = "human";
         els.push(noticeLine("A person joined the conversation"));
       }
@@ -647,15 +682,20 @@ textarea{font-size:16px}
       if (!messages) setSession(null); // expired: a new one starts with the next message
       const active = messages && s.active_response_id; // being generated right now
       const els = [];
-      const asked = s?.responder === "human" && s.handoff_requested_at;
-      for (const m of messages || []) {
+      const times = asks();
+      if (s?.responder === "human" && s.handoff_requested_at) times.push(s.handoff_requested_at);
+      times.sort((a, b) => Date.parse(a) - Date.parse(b));
+      let next = 0; // the requests for a person, each where it was made
+      for (const [i, m] of (messages || []).entries()) {
         lastId = m.id;
-        if (m.id === active) continue; // shown arriving, below
-        if (asked && requested !== asked && mode !== "human" && Date.parse(m.timestamp) > Date.parse(asked)) {
-          els.push(...sessionEls(s)); // the request, where it was made
+        while (next < times.length && Date.parse(times[next]) <= Date.parse(m.timestamp)) {
+          els.push(...requestEls(times[next++]));
         }
-        els.push(...messageEls(m));
+        if (m.id === active) continue; // shown arriving, below
+        const reply = messages[i + 1];
+        els.push(...messageEls(m, reply != null && isAnswer(reply)));
       }
+      while (messages && next < times.length) els.push(...requestEls(times[next++]));
       if (s) els.push(...sessionEls(s));
       log.replaceChildren(...intro, ...els);
       log.scrollTop = log.scrollHeight;
