@@ -981,67 +981,75 @@ const lastThumbs = (page) =>
     };
   });
 
-test("thumbs down on an answer, with the keyboard: kept across a reload and stored", { skip }, async () => {
-  const page = await newPage();
-  await page.goto(`${origin}/public`);
-  await openPanel(page);
-  assert.equal(
-    await page.locator(".fb").count(),
-    0,
-    "no thumbs under the welcome (it is not a stored answer)",
-  );
-  await sendAndWait(page, "was this helpful?");
-  assert.deepEqual(await lastThumbs(page), {
-    group: "Rate this answer",
-    after: "Echo: was this helpful?",
-    buttons: [
-      ["Good answer", "false"],
-      ["Bad answer", "false"],
-    ],
-  });
-  // Keyboard only: focus the thumbs-down button and press Enter.
-  const down = page.locator('.fb button[aria-label="Bad answer"]');
-  await down.focus();
-  await page.keyboard.press("Enter");
-  await page.waitForFunction(
-    () =>
-      document
-        .querySelector("colloquy-chat")
-        .shadowRoot.querySelector('.fb button[aria-label="Bad answer"]')
-        .getAttribute("aria-pressed") === "true",
-  );
-  await page.waitForFunction(
-    () =>
-      document.querySelector("colloquy-chat").shadowRoot.querySelector("[role=status]")
-        .textContent === "Thanks for your feedback.",
-  );
-  const sessionId = await storedSession(page, publicApi);
-  const answer = (await storedMessages(publicApi, sessionId, ADMIN)).find(
-    (m) => m.role === "assistant",
-  );
-  assert.equal(answer.metadata.feedback?.rating, "down", "the API returns the choice");
+test(
+  "thumbs down on an answer, with the keyboard: kept across a reload and stored",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/public`);
+    await openPanel(page);
+    assert.equal(
+      await page.locator(".fb").count(),
+      0,
+      "no thumbs under the welcome (it is not a stored answer)",
+    );
+    await sendAndWait(page, "was this helpful?");
+    assert.deepEqual(await lastThumbs(page), {
+      group: "Rate this answer",
+      after: "Echo: was this helpful?",
+      buttons: [
+        ["Good answer", "false"],
+        ["Bad answer", "false"],
+      ],
+    });
+    // Keyboard only: focus the thumbs-down button and press Enter.
+    const down = page.locator('.fb button[aria-label="Bad answer"]');
+    await down.focus();
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(
+      () =>
+        document
+          .querySelector("colloquy-chat")
+          .shadowRoot.querySelector('.fb button[aria-label="Bad answer"]')
+          .getAttribute("aria-pressed") === "true",
+    );
+    await page.waitForFunction(
+      () =>
+        document.querySelector("colloquy-chat").shadowRoot.querySelector("[role=status]")
+          .textContent === "Thanks for your feedback.",
+    );
+    const sessionId = await storedSession(page, publicApi);
+    const answer = (await storedMessages(publicApi, sessionId, ADMIN)).find(
+      (m) => m.role === "assistant",
+    );
+    assert.equal(answer.metadata.feedback?.rating, "down", "the API returns the choice");
 
-  await page.reload();
-  await openPanel(page);
-  await page.locator(".fb").waitFor();
-  assert.deepEqual((await lastThumbs(page)).buttons, [
-    ["Good answer", "false"],
-    ["Bad answer", "true"],
-  ], "the choice is shown after a reload");
-  // Changing one's mind: the last choice wins, in the page and in the store.
-  await page.locator('.fb button[aria-label="Good answer"]').click();
-  await until(
-    async () =>
-      (await storedMessages(publicApi, sessionId, ADMIN)).find((m) => m.role === "assistant")
-        .metadata.feedback?.rating === "up",
-    "the new rating to be stored",
-  );
-  assert.deepEqual((await lastThumbs(page)).buttons, [
-    ["Good answer", "true"],
-    ["Bad answer", "false"],
-  ]);
-  await page.context().close();
-});
+    await page.reload();
+    await openPanel(page);
+    await page.locator(".fb").waitFor();
+    assert.deepEqual(
+      (await lastThumbs(page)).buttons,
+      [
+        ["Good answer", "false"],
+        ["Bad answer", "true"],
+      ],
+      "the choice is shown after a reload",
+    );
+    // Changing one's mind: the last choice wins, in the page and in the store.
+    await page.locator('.fb button[aria-label="Good answer"]').click();
+    await until(
+      async () =>
+        (await storedMessages(publicApi, sessionId, ADMIN)).find((m) => m.role === "assistant")
+          .metadata.feedback?.rating === "up",
+      "the new rating to be stored",
+    );
+    assert.deepEqual((await lastThumbs(page)).buttons, [
+      ["Good answer", "true"],
+      ["Bad answer", "false"],
+    ]);
+    await page.context().close();
+  },
+);
 
 /** The conversation as shown: each element of the log as [class, text]. */
 const logItems = (page) =>
@@ -1092,7 +1100,12 @@ async function operatorSays(sessionId, name, message) {
   const res = await fetch(`${publicApi}/api/chats/messages/`, {
     method: "POST",
     headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-    body: JSON.stringify({ session_id: sessionId, message, role: "assistant", metadata: { operator: name } }),
+    body: JSON.stringify({
+      session_id: sessionId,
+      message,
+      role: "assistant",
+      metadata: { operator: name },
+    }),
   });
   assert.equal(res.status, 201, await res.text());
 }
@@ -1129,13 +1142,19 @@ test(
     assert.equal(await barText(page), "Waiting for a person…");
     assert.equal(await page.locator("button.human").isVisible(), false, "asked once");
     assert.equal(await liveText(page), ASKED, "announced");
-    const asked = await (await fetch(`${publicApi}/api/chats/sessions/${sessionId}/`, {
-      headers: { authorization: `Bearer ${ADMIN}` },
-    })).json();
+    const asked = await (
+      await fetch(`${publicApi}/api/chats/sessions/${sessionId}/`, {
+        headers: { authorization: `Bearer ${ADMIN}` },
+      })
+    ).json();
     assert.equal(asked.responder, "human");
     assert.ok(asked.handoff_requested_at, "the request is stored");
     await page.keyboard.press("Escape");
-    assert.equal(await openStreams(page), 1, "a pending request keeps the stream with the panel closed");
+    assert.equal(
+      await openStreams(page),
+      1,
+      "a pending request keeps the stream with the panel closed",
+    );
     await openPanel(page);
 
     // A message now waits for a person: no answer from the model.
@@ -1152,9 +1171,10 @@ test(
     );
     assert.equal(await page.locator(".msg.bot").count(), botsBefore, "no answer from the model");
     const waiting = await storedMessages(publicApi, sessionId, ADMIN);
-    assert.deepEqual(waiting.slice(-1).map((m) => [m.role, m.message]), [
-      ["user", "My order 1234 never arrived"],
-    ]);
+    assert.deepEqual(
+      waiting.slice(-1).map((m) => [m.role, m.message]),
+      [["user", "My order 1234 never arrived"]],
+    );
 
     // The operator answers through the API: shown live, with the name.
     const reply = "Hi, I'm Alice. Let me check order 1234 for you.";
@@ -1163,12 +1183,15 @@ test(
     await page.waitForFunction(
       (reply) =>
         [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.op")].some(
-          (m) => m.querySelector(".who")?.textContent === "Alice" && m.textContent === "Alice" + reply,
+          (m) =>
+            m.querySelector(".who")?.textContent === "Alice" && m.textContent === "Alice" + reply,
         ),
       reply,
     );
     metrics.operatorReplyToWidgetMs = Date.now() - posted;
-    console.log(`operator reply posted -> shown in the widget: ${metrics.operatorReplyToWidgetMs} ms`);
+    console.log(
+      `operator reply posted -> shown in the widget: ${metrics.operatorReplyToWidgetMs} ms`,
+    );
     assert.equal(await liveText(page), `Alice: ${reply}`, "the reply is announced with the name");
     assert.equal(await barText(page), "You are chatting with Alice");
     const live = await logItems(page);
@@ -1189,8 +1212,8 @@ test(
     await waitStreams(page, 1, "a person answers: listening with the panel closed");
     const name = "Alice <b>&amp;</b>"; // shown as text, never markup
     await operatorSays(sessionId, "Alice", "Found it: it ships today.");
-    await page.waitForFunction(
-      () => document.querySelector("colloquy-chat").shadowRoot.querySelector(".launcher.unread"),
+    await page.waitForFunction(() =>
+      document.querySelector("colloquy-chat").shadowRoot.querySelector(".launcher.unread"),
     );
     assert.equal(
       await page.locator(".launcher").getAttribute("aria-label"),
@@ -1228,7 +1251,11 @@ test(
         ),
       left,
     );
-    assert.equal(await page.locator("button.human").isVisible(), true, "a person can be asked again");
+    assert.equal(
+      await page.locator("button.human").isVisible(),
+      true,
+      "a person can be asked again",
+    );
     await sendAndWait(page, "thanks, one more question");
     const end = await logItems(page);
     await page.reload();
@@ -1240,15 +1267,143 @@ test(
   },
 );
 
-test('data-handoff="off" hides "Talk to a person"', { skip }, async () => {
-  const page = await newPage();
-  await page.goto(`${origin}/public-nohandoff`);
-  await openPanel(page);
-  await sendAndWait(page, "no people here?");
-  assert.equal(await page.locator("button.human").count(), 1);
-  assert.equal(await page.locator("button.human").isVisible(), false);
-  await page.context().close();
-});
+test(
+  "a request nobody takes: the timeout's notice, live and after a reload",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/public`);
+    await openPanel(page);
+    await sendAndWait(page, "anyone there?");
+    const sessionId = await storedSession(page, publicApi);
+    await page.locator("button.human").click();
+    await page.locator(".notice").waitFor();
+    // What the server's --handoff-timeout does: back to the model, and a stored notice.
+    const admin = { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" };
+    const back = await fetch(`${publicApi}/api/chats/sessions/${sessionId}/`, {
+      method: "PATCH",
+      headers: admin,
+      body: JSON.stringify({ responder: "ai" }),
+    });
+    assert.equal(back.status, 200, await back.text());
+    const text =
+      "Sorry, nobody from the team is free right now. The assistant will answer you again.";
+    const notice = await fetch(`${publicApi}/api/chats/messages/`, {
+      method: "POST",
+      headers: admin,
+      body: JSON.stringify({
+        session_id: sessionId,
+        message: text,
+        role: "assistant",
+        metadata: { notice: "handoff_timeout" },
+      }),
+    });
+    assert.equal(notice.status, 201, await notice.text());
+    await page.waitForFunction(
+      (text) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
+          (n) => n.textContent === text,
+        ),
+      text,
+    );
+    assert.equal(await liveText(page), text, "announced");
+    assert.equal(
+      await page.locator("button.human").isVisible(),
+      true,
+      "a person can be asked again",
+    );
+    const shown = await logItems(page);
+    assert.deepEqual(shown.slice(-2), [
+      ["notice", ASKED],
+      ["notice", text],
+    ]);
+    assert.equal(await page.locator(".fb").count(), 1, "no thumbs under a notice");
+    await page.reload();
+    await openPanel(page);
+    assert.deepEqual(await logItems(page), shown, "the same after a reload");
+    await sendAndWait(page, "ok, then you");
+    await page.context().close();
+  },
+);
+
+/** The next chat answers 503 `budget_exhausted`, as a server whose token budget is spent. */
+const budgetSpent = (page) =>
+  page.route(
+    "**/api/chats/messages/chat/stream/",
+    (route) =>
+      route.fulfill({
+        status: 503,
+        headers: { "access-control-allow-origin": origin, "retry-after": "3600" },
+        contentType: "application/json",
+        body: JSON.stringify({ error: "the token budget is spent", code: "budget_exhausted" }),
+      }),
+    { times: 1 },
+  );
+
+test(
+  "budget spent: the assistant is offline, and the message can be left for a person",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/public`);
+    await openPanel(page);
+    await sendAndWait(page, "first question");
+    const sessionId = await storedSession(page, publicApi);
+    await budgetSpent(page);
+    await page.locator("textarea").fill("please call me back about my invoice");
+    await page.locator("textarea").press("Enter");
+    await page.locator(".err.offline").waitFor();
+    assert.equal(
+      await page.locator(".err.offline span").textContent(),
+      "The assistant is offline right now. A person can answer your message instead.",
+    );
+    assert.equal(await liveText(page), "The assistant is offline right now.");
+    const offer = page.locator(".err.offline button");
+    assert.equal(await offer.textContent(), "Leave a message for a person");
+    await offer.focus();
+    await page.keyboard.press("Enter"); // keyboard accessible
+    await page.locator(".sent").waitFor();
+    assert.equal(await page.locator(".err").count(), 0, "the notice is gone");
+    assert.equal(await barText(page), "Waiting for a person…");
+    const stored = await storedMessages(publicApi, sessionId, ADMIN);
+    assert.deepEqual(
+      stored.slice(-1).map((m) => [m.role, m.message]),
+      [["user", "please call me back about my invoice"]],
+      "the message is stored for the team, once",
+    );
+    const s = await (
+      await fetch(`${publicApi}/api/chats/sessions/${sessionId}/`, {
+        headers: { authorization: `Bearer ${ADMIN}` },
+      })
+    ).json();
+    assert.equal(s.responder, "human");
+    await page.context().close();
+  },
+);
+
+test(
+  'data-handoff="off": no "Talk to a person"; a spent budget offers a retry',
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/public-nohandoff`);
+    await openPanel(page);
+    await sendAndWait(page, "no people here?");
+    assert.equal(await page.locator("button.human").count(), 1);
+    assert.equal(await page.locator("button.human").isVisible(), false);
+    await budgetSpent(page);
+    await page.locator("textarea").fill("still there?");
+    await page.locator("textarea").press("Enter");
+    await page.locator(".err.offline").waitFor();
+    assert.equal(
+      await page.locator(".err.offline span").textContent(),
+      "The assistant is offline right now. Please try again later.",
+    );
+    await page.locator(".err.offline button").click(); // Retry: the budget is back
+    await waitForAnswer(page, "Echo: still there?");
+    await page.context().close();
+  },
+);
 
 test("metrics are written", { skip }, () => {
   assert.ok(metrics.clickToInteractivePanelMs >= 0);
