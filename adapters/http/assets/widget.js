@@ -262,7 +262,7 @@ button{font:inherit;color:inherit;cursor:pointer}
 .thumb[aria-pressed=true] svg{fill:color-mix(in srgb,var(--a) 25%,transparent)}
 .who{display:block;margin-bottom:2px;font-size:12px;font-weight:650;color:var(--mu)}
 .op{border:1px solid var(--bd)}
-.notice{align-self:center;max-width:92%;padding:2px 10px;font-size:12.5px;line-height:1.4;text-align:center;color:var(--mu)}
+.notice{align-self:center;max-width:92%;overflow-wrap:anywhere;padding:2px 10px;font-size:12.5px;line-height:1.4;text-align:center;color:var(--mu)}
 .sent{align-self:flex-end;margin-top:-6px;font-size:12px;color:var(--mu)}
 .offline{flex-wrap:wrap;color:var(--fg);background:var(--bb);border-color:var(--bd)}
 .dark .offline{color:var(--fg);background:var(--bb);border-color:var(--bd)}
@@ -612,7 +612,10 @@ textarea{font-size:16px}
 
   /** The notice for the visitor's request for a person made at `at` (once). */
   const requestEls = (at) => {
-    if (at === requested) return [];
+    if (at === requested) {
+      if (mode === "ai") mode = "waiting"; // still pending (after an older snapshot said "ai")
+      return [];
+    }
     requested = at;
     if (mode === "human") return []; // a person is already here
     mode = "waiting";
