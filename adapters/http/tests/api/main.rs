@@ -10,6 +10,8 @@ mod support;
 mod access;
 mod chat;
 mod console;
+mod events;
+mod handoff;
 mod hostile;
 mod idempotency;
 mod limits;
