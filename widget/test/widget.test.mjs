@@ -122,6 +122,9 @@ let slowApi; // its base URL
 let publicServer; // another one, in --access public mode with an admin token
 let publicApi; // its base URL
 const ADMIN = randomBytes(24).toString("hex"); // its admin token
+let hurriedServer; // another public one, whose requests for a person time out after 2 s
+let hurriedApi; // its base URL
+const TIMEOUT_TEXT = "Sorry, nobody from the team is free right now. The assistant answers again.";
 let host; // the host page's http server
 let origin; // its origin
 let browser;
@@ -138,6 +141,7 @@ before(async () => {
         `default-src 'none'; script-src ${api}; connect-src ${api}`;
     }
     res.writeHead(200, headers);
+    if (req.url.startsWith("/timeout")) return res.end(hostPage(hurriedApi, false));
     if (req.url.startsWith("/public")) {
       // The public server's page; /public-nohandoff turns "Talk to a person" off.
       const off = req.url.startsWith("/public-nohandoff") ? 'data-handoff="off"' : "";
@@ -182,6 +186,22 @@ before(async () => {
   ]);
   publicServer = pub.child;
   publicApi = pub.base;
+  const hurried = await startServer(findBinary(), [
+    "--store",
+    "memory",
+    "--access",
+    "public",
+    "--admin-token",
+    ADMIN,
+    "--handoff-timeout",
+    "2s",
+    "--handoff-timeout-message",
+    TIMEOUT_TEXT,
+    "--cors-origins",
+    origin,
+  ]);
+  hurriedServer = hurried.child;
+  hurriedApi = hurried.base;
   browser = await chromium.launch({
     executablePath: browserPath,
     headless: true,
@@ -195,6 +215,7 @@ after(async () => {
   server?.kill("SIGTERM");
   slowServer?.kill("SIGTERM");
   publicServer?.kill("SIGTERM");
+  hurriedServer?.kill("SIGTERM");
   host?.close();
   host?.closeAllConnections?.();
 });
@@ -202,6 +223,7 @@ process.on("exit", () => {
   server?.kill("SIGKILL");
   slowServer?.kill("SIGKILL");
   publicServer?.kill("SIGKILL");
+  hurriedServer?.kill("SIGKILL");
 });
 for (const signal of ["SIGTERM", "SIGINT"]) {
   process.on(signal, () => process.exit(1)); // runs the "exit" handler: no stray server
@@ -1272,56 +1294,38 @@ test(
   { skip },
   async () => {
     const page = await newPage();
-    await page.goto(`${origin}/public`);
+    await page.goto(`${origin}/timeout`);
     await openPanel(page);
     await sendAndWait(page, "anyone there?");
-    const sessionId = await storedSession(page, publicApi);
+    const sessionId = await storedSession(page, hurriedApi);
     await page.locator("button.human").click();
     await page.locator(".notice").waitFor();
-    // What the server's --handoff-timeout does: back to the model, and a stored notice.
-    const admin = { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" };
-    const back = await fetch(`${publicApi}/api/chats/sessions/${sessionId}/`, {
-      method: "PATCH",
-      headers: admin,
-      body: JSON.stringify({ responder: "ai" }),
-    });
-    assert.equal(back.status, 200, await back.text());
-    const text =
-      "Sorry, nobody from the team is free right now. The assistant will answer you again.";
-    const notice = await fetch(`${publicApi}/api/chats/messages/`, {
-      method: "POST",
-      headers: admin,
-      body: JSON.stringify({
-        session_id: sessionId,
-        message: text,
-        role: "assistant",
-        metadata: { notice: "handoff_timeout" },
-      }),
-    });
-    assert.equal(notice.status, 201, await notice.text());
+    // The server's --handoff-timeout (2 s): back to the model, and a stored notice.
     await page.waitForFunction(
       (text) =>
         [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
           (n) => n.textContent === text,
         ),
-      text,
+      TIMEOUT_TEXT,
     );
-    assert.equal(await liveText(page), text, "announced");
-    assert.equal(
-      await page.locator("button.human").isVisible(),
-      true,
-      "a person can be asked again",
+    assert.equal(await liveText(page), TIMEOUT_TEXT, "announced");
+    await page.locator("button.human").waitFor({ state: "visible" }); // a person can be asked again
+    assert.equal(await barText(page), "");
+    const stored = await storedMessages(hurriedApi, sessionId, ADMIN);
+    assert.deepEqual(
+      stored.slice(-1).map((m) => [m.role, m.message, m.metadata.notice]),
+      [["assistant", TIMEOUT_TEXT, "handoff_timeout"]],
     );
     const shown = await logItems(page);
     assert.deepEqual(shown.slice(-2), [
       ["notice", ASKED],
-      ["notice", text],
+      ["notice", TIMEOUT_TEXT],
     ]);
     assert.equal(await page.locator(".fb").count(), 1, "no thumbs under a notice");
     await page.reload();
     await openPanel(page);
     assert.deepEqual(await logItems(page), shown, "the same after a reload");
-    await sendAndWait(page, "ok, then you");
+    await sendAndWait(page, "ok, then you"); // the model answers again
     await page.context().close();
   },
 );
