@@ -1330,6 +1330,42 @@ test(
   },
 );
 
+test(
+  "with the panel closed, one tab listens for a person; another takes over",
+  { skip },
+  async () => {
+    const first = await countingPage();
+    await first.goto(`${origin}/public`);
+    await openPanel(first);
+    await first.locator("button.human").click(); // asks for a person in a new session
+    await first.locator(".notice").waitFor();
+    const sessionId = await storedSession(first, publicApi);
+    assert.ok(sessionId, "a session was made for the request");
+    await first.keyboard.press("Escape");
+    await waitStreams(first, 1, "the first tab listens");
+    const second = await first.context().newPage(); // the same visitor, another tab
+    await second.goto(`${origin}/public`);
+    // It loads the conversation with its panel closed (a person is asked for) ...
+    await second.waitForFunction(
+      (text) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
+          (n) => n.textContent === text,
+        ) && !document.querySelector("colloquy-chat").shadowRoot.querySelector("[aria-busy]"),
+      ASKED,
+    );
+    // ... but leaves the listening to the first.
+    assert.equal(await openStreams(second), 0, "one background stream per browser");
+    assert.equal(await openStreams(first), 1);
+    await first.close();
+    await waitStreams(second, 1, "the second tab takes over");
+    await operatorSays(sessionId, "Bob", "Hello from Bob");
+    await second.waitForFunction(() =>
+      document.querySelector("colloquy-chat").shadowRoot.querySelector(".launcher.unread"),
+    );
+    await second.context().close();
+  },
+);
+
 /** The next chat answers 503 `budget_exhausted`, as a server whose token budget is spent. */
 const budgetSpent = (page) =>
   page.route(

@@ -729,10 +729,37 @@ textarea{font-size:16px}
     eventsTimer = 0;
   };
 
+  // With the panel closed, one tab of the site listens for a person (a Web Lock elects
+  // it; the next one takes over when it closes): a browser holds at most 6 HTTP/1.1
+  // connections per server, and every open stream is one.
+  const LOCK = "colloquy:" + base + ":events";
+  let lockAsk = null; // the pending or granted request for the lock
+  let lockHeld = false;
+  let unlock = null; // releases a granted lock
+  const takeLock = () => {
+    if (lockAsk || !navigator.locks) return;
+    lockAsk = new AbortController();
+    navigator.locks
+      .request(LOCK, { signal: lockAsk.signal }, () => {
+        lockHeld = true;
+        syncEvents();
+        return new Promise((resolve) => (unlock = resolve));
+      })
+      .catch(() => {}); // aborted before it was granted
+  };
+  const dropLock = () => {
+    lockAsk?.abort();
+    unlock?.();
+    lockAsk = unlock = null;
+    lockHeld = false;
+  };
+
   const syncEvents = () => {
-    const want =
-      sessionId && sessionId !== ended && loaded && !loading && (isOpen() || mode !== "ai");
-    if (!want) closeEvents();
+    const pending = mode !== "ai";
+    const want = sessionId && sessionId !== ended && loaded && !loading && (isOpen() || pending);
+    if (want && pending) takeLock();
+    else dropLock();
+    if (!want || (!isOpen() && !lockHeld && navigator.locks)) closeEvents();
     else if (!events && !eventsTimer) openEvents();
   };
 
