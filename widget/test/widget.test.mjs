@@ -13,6 +13,7 @@ import { spawn, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -122,6 +123,7 @@ let slowApi; // its base URL
 let publicServer; // another one, in --access public mode with an admin token
 let publicApi; // its base URL
 const ADMIN = randomBytes(24).toString("hex"); // its admin token
+let proxy; // a proxy to the public server, for dropped connections
 let hurriedServer; // another public one, whose requests for a person time out after 2 s
 let hurriedApi; // its base URL
 const TIMEOUT_TEXT = "Sorry, nobody from the team is free right now. The assistant answers again.";
@@ -142,6 +144,7 @@ before(async () => {
     }
     res.writeHead(200, headers);
     if (req.url.startsWith("/timeout")) return res.end(hostPage(hurriedApi, false));
+    if (req.url.startsWith("/proxied")) return res.end(hostPage(proxy.base, false));
     if (req.url.startsWith("/public")) {
       // The public server's page; /public-nohandoff turns "Talk to a person" off.
       const off = req.url.startsWith("/public-nohandoff") ? 'data-handoff="off"' : "";
@@ -202,6 +205,7 @@ before(async () => {
   ]);
   hurriedServer = hurried.child;
   hurriedApi = hurried.base;
+  proxy = await cuttableProxy(publicApi);
   browser = await chromium.launch({
     executablePath: browserPath,
     headless: true,
@@ -216,6 +220,7 @@ after(async () => {
   slowServer?.kill("SIGTERM");
   publicServer?.kill("SIGTERM");
   hurriedServer?.kill("SIGTERM");
+  proxy?.close();
   host?.close();
   host?.closeAllConnections?.();
 });
@@ -1129,7 +1134,9 @@ async function operatorSays(sessionId, name, message) {
       metadata: { operator: name },
     }),
   });
-  assert.equal(res.status, 201, await res.text());
+  const text = await res.text();
+  assert.equal(res.status, 201, text);
+  return JSON.parse(text);
 }
 
 const ASKED =
@@ -1363,6 +1370,89 @@ test(
       document.querySelector("colloquy-chat").shadowRoot.querySelector(".launcher.unread"),
     );
     await second.context().close();
+  },
+);
+
+/**
+ * A TCP proxy to the public server whose connections the test can cut: `cut()` drops
+ * every connection and holds new ones until `resume()`. `heads` are the first bytes
+ * of every request seen.
+ */
+async function cuttableProxy(target) {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set();
+  const held = [];
+  const heads = [];
+  let paused = false;
+  const pipe = (client) => {
+    const upstream = net.connect(Number(port), hostname);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", drop);
+      s.on("close", drop);
+    }
+    client.on("data", (d) => heads.push(d.toString("latin1", 0, Math.min(d.length, 4096))));
+    client.pipe(upstream).pipe(client);
+  };
+  const server = net.createServer((client) => (paused ? held.push(client) : pipe(client)));
+  await deadline(new Promise((r) => server.listen(0, "127.0.0.1", r)), WAIT, "proxy");
+  return {
+    base: `http://127.0.0.1:${server.address().port}`,
+    heads,
+    held,
+    cut() {
+      paused = true;
+      for (const s of sockets) s.destroy();
+    },
+    resume() {
+      paused = false;
+      for (const client of held.splice(0)) pipe(client);
+    },
+    close() {
+      for (const s of [...sockets, ...held]) s.destroy();
+      server.close();
+    },
+  };
+}
+
+test(
+  "a dropped events stream resumes from the last message: the missed reply, once",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/proxied`);
+    await openPanel(page);
+    await page.locator("button.human").click();
+    await page.locator(".notice").waitFor();
+    const sessionId = await storedSession(page, proxy.base);
+    const shownReplies = () =>
+      page.evaluate(() =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.op")].map(
+          (m) => m.textContent,
+        ),
+      );
+    const first = await operatorSays(sessionId, "Carol", "One moment please.");
+    await until(async () => (await shownReplies()).length === 1, "the first reply");
+    proxy.cut(); // the connection drops; reconnects wait
+    await operatorSays(sessionId, "Carol", "Found your order.");
+    await until(() => proxy.held.length > 0, "the widget to reconnect");
+    proxy.resume();
+    await until(async () => (await shownReplies()).length === 2, "the reply sent during the drop");
+    assert.deepEqual(await shownReplies(), ["CarolOne moment please.", "CarolFound your order."]);
+    const resumed = proxy.heads.find((h) => h.startsWith("GET ") && /last-event-id:/i.test(h));
+    assert.match(
+      resumed ?? "",
+      new RegExp(`^last-event-id: ${first.id}\\r$`, "im"),
+      "the reconnect names the last message it had",
+    );
+    assert.equal(await page.locator(".notice").count(), 2, "no notice twice: asked, Carol joined");
+    await page.context().close();
   },
 );
 
