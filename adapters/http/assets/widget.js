@@ -1163,7 +1163,8 @@ textarea{font-size:16px}
       const mine = t.user || [...log.querySelectorAll(".msg.user")].pop();
       mine?.after(sentLine());
       announce("Sent to the team. A person will answer here.");
-      if (mode === "ai" && session) onSession({ ...session, responder: "human" });
+      if (mode === "ai" && session)
+        onSession({ ...session, responder: "human", active_response_id: null });
     }
   };
 
