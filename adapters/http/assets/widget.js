@@ -265,6 +265,7 @@ button{font:inherit;color:inherit;cursor:pointer}
 .notice{align-self:center;max-width:92%;overflow-wrap:anywhere;padding:2px 10px;font-size:12.5px;line-height:1.4;text-align:center;color:var(--mu)}
 .sent{align-self:flex-end;margin-top:-6px;font-size:12px;color:var(--mu)}
 .offline{flex-wrap:wrap;color:var(--fg);background:var(--bb);border-color:var(--bd)}
+.offline span{flex-basis:100%}
 .dark .offline{color:var(--fg);background:var(--bb);border-color:var(--bd)}
 .bar{display:flex;align-items:center;justify-content:flex-end;gap:8px;min-height:0;padding:6px 12px 0;font-size:12.5px;color:var(--mu)}
 .bar:empty,.bar[hidden]{display:none}
