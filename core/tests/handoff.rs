@@ -102,7 +102,10 @@ fn by_uuid(session: &Session) -> SessionRef {
     SessionRef::from_uuid(session.id)
 }
 
-async fn stored(service: &ChatService, session: &Session) -> Vec<(Role, String, serde_json::Value)> {
+async fn stored(
+    service: &ChatService,
+    session: &Session,
+) -> Vec<(Role, String, serde_json::Value)> {
     service
         .list_messages(&by_uuid(session), &MessageQuery::default())
         .await
@@ -165,7 +168,11 @@ async fn asking_for_a_person_hands_the_session_over_once() {
     assert_eq!(again, asked, "a second request changes nothing");
     assert_quiet(&mut sub);
 
-    let stored = h.service.get_session(&by_uuid(&session)).await.expect("get");
+    let stored = h
+        .service
+        .get_session(&by_uuid(&session))
+        .await
+        .expect("get");
     assert_eq!(stored.responder, Responder::Human);
     assert_eq!(stored.handoff_requested_at, asked.handoff_requested_at);
 }
@@ -207,7 +214,11 @@ async fn while_a_person_answers_chat_stores_the_message_and_generates_nothing() 
         .await
         .expect("handoff");
 
-    let reply = h.service.chat(chat(&session, "hello?")).await.expect("chat");
+    let reply = h
+        .service
+        .chat(chat(&session, "hello?"))
+        .await
+        .expect("chat");
     assert_eq!(reply.responder, Responder::Human);
     assert_eq!(reply.response, "");
     assert_eq!(reply.response_id, None);
@@ -225,7 +236,11 @@ async fn while_a_person_answers_chat_stores_the_message_and_generates_nothing() 
     let events: Vec<ChatEvent> = stream.events.collect().await;
     assert!(events.is_empty(), "nothing is generated: {events:?}");
 
-    assert_eq!(h.model.calls.load(Ordering::SeqCst), 0, "the model was not asked");
+    assert_eq!(
+        h.model.calls.load(Ordering::SeqCst),
+        0,
+        "the model was not asked"
+    );
     let texts: Vec<_> = stored(&h.service, &session)
         .await
         .into_iter()
@@ -276,8 +291,8 @@ async fn handing_back_clears_the_request_and_the_model_answers_again() {
 async fn an_operator_takes_over_without_a_request_and_a_visitor_patch_cannot() {
     let h = harness(Arc::new(ManualClock::new()));
     let session = new_session(&h.service).await;
-    let patch = validate::session_patch(&json!({"responder": "human"}), h.service.limits())
-        .expect("valid");
+    let patch =
+        validate::session_patch(&json!({"responder": "human"}), h.service.limits()).expect("valid");
     // The access table refuses the patch to a public visitor.
     assert!(colloquy_core::access::authorize(
         colloquy_core::access::AccessMode::Public,
@@ -313,14 +328,30 @@ async fn a_request_past_its_timeout_is_timed_out_by_the_next_chat() {
         .await
         .expect("handoff");
     clock.advance(chrono::Duration::seconds(59));
-    let reply = h.service.chat(chat(&session, "still there?")).await.expect("chat");
+    let reply = h
+        .service
+        .chat(chat(&session, "still there?"))
+        .await
+        .expect("chat");
     assert_eq!(reply.responder, Responder::Human, "not yet timed out");
 
     clock.advance(chrono::Duration::seconds(2));
-    let reply = h.service.chat(chat(&session, "hello?")).await.expect("chat");
-    assert_eq!(reply.responder, Responder::Ai, "timed out: the model answers");
+    let reply = h
+        .service
+        .chat(chat(&session, "hello?"))
+        .await
+        .expect("chat");
+    assert_eq!(
+        reply.responder,
+        Responder::Ai,
+        "timed out: the model answers"
+    );
     assert_eq!(reply.response, "model answer");
-    let now = h.service.get_session(&by_uuid(&session)).await.expect("get");
+    let now = h
+        .service
+        .get_session(&by_uuid(&session))
+        .await
+        .expect("get");
     assert_eq!(now.responder, Responder::Ai);
     assert_eq!(now.handoff_requested_at, None);
 
@@ -353,13 +384,29 @@ async fn an_operator_reply_answers_the_request_so_it_never_times_out() {
         .await
         .expect("operator reply");
     assert_eq!(reply.metadata["operator"], "Ada");
-    let now = h.service.get_session(&by_uuid(&session)).await.expect("get");
-    assert_eq!(now.responder, Responder::Human, "the person keeps the session");
+    let now = h
+        .service
+        .get_session(&by_uuid(&session))
+        .await
+        .expect("get");
+    assert_eq!(
+        now.responder,
+        Responder::Human,
+        "the person keeps the session"
+    );
     assert_eq!(now.handoff_requested_at, None, "the request is answered");
 
     clock.advance(chrono::Duration::hours(1));
-    let reply = h.service.chat(chat(&session, "thanks")).await.expect("chat");
-    assert_eq!(reply.responder, Responder::Human, "no timeout once answered");
+    let reply = h
+        .service
+        .chat(chat(&session, "thanks"))
+        .await
+        .expect("chat");
+    assert_eq!(
+        reply.responder,
+        Responder::Human,
+        "no timeout once answered"
+    );
     assert_eq!(h.model.calls.load(Ordering::SeqCst), 0);
 }
 
@@ -392,7 +439,11 @@ async fn the_timer_times_a_request_out_without_any_chat() {
         notice.message,
         colloquy_core::DEFAULT_HANDOFF_TIMEOUT_MESSAGE
     );
-    let now = h.service.get_session(&by_uuid(&session)).await.expect("get");
+    let now = h
+        .service
+        .get_session(&by_uuid(&session))
+        .await
+        .expect("get");
     assert_eq!(now.responder, Responder::Ai);
     assert_eq!(now.handoff_requested_at, None);
 }
@@ -414,7 +465,11 @@ async fn no_timeout_when_it_is_off() {
         .await
         .expect("handoff");
     clock.advance(chrono::Duration::hours(20)); // within the session's 24 h
-    let reply = h.service.chat(chat(&session, "hello?")).await.expect("chat");
+    let reply = h
+        .service
+        .chat(chat(&session, "hello?"))
+        .await
+        .expect("chat");
     assert_eq!(reply.responder, Responder::Human);
 }
 
@@ -438,7 +493,11 @@ async fn a_takeover_cancels_the_answer_in_flight_and_keeps_its_partial_text() {
         .await
         .expect("first chunk in time");
     assert!(matches!(first, Some(ChatEvent::Chunk { .. })), "{first:?}");
-    let view = h.service.session_view(&by_uuid(&session)).await.expect("view");
+    let view = h
+        .service
+        .session_view(&by_uuid(&session))
+        .await
+        .expect("view");
     assert_eq!(view.active_response_id, Some(stream.response_id));
 
     h.service

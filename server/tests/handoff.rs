@@ -22,8 +22,8 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use common::{
-    call_with, client, delete_prefix, open_stream, redis_answers, skip_missing, temp_dir,
-    unique, HttpClient, Server, SseEvent, SseStream,
+    call_with, client, delete_prefix, open_stream, redis_answers, skip_missing, temp_dir, unique,
+    HttpClient, Server, SseEvent, SseStream,
 };
 
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379/0";
@@ -82,7 +82,14 @@ async fn next_responder(stream: &mut SseStream, responder: &str) -> Value {
 /// The whole flow on two instances `a` and `b` of one store.
 async fn handoff_across(a: &Server, b: &Server, store: &str) {
     let c = client();
-    let (status, session) = send(&c, false, Method::POST, &format!("{}/api/chats/sessions/", a.base), Some(json!({}))).await;
+    let (status, session) = send(
+        &c,
+        false,
+        Method::POST,
+        &format!("{}/api/chats/sessions/", a.base),
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{session}");
     let sid = session["session_id"].as_str().expect("sid").to_owned();
     let api_a = format!("{}/api/chats", a.base);
@@ -103,16 +110,37 @@ async fn handoff_across(a: &Server, b: &Server, store: &str) {
     assert_eq!(first.json()["responder"], "ai");
 
     // A: the visitor asks for a person.
-    let (status, asked) = send(&c, false, Method::POST, &format!("{api_a}/sessions/{sid}/handoff/"), None).await;
+    let (status, asked) = send(
+        &c,
+        false,
+        Method::POST,
+        &format!("{api_a}/sessions/{sid}/handoff/"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{asked}");
     assert_eq!(asked["responder"], "human");
     next_responder(&mut events, "human").await;
 
     // B: the operator sees the request, takes over and replies.
-    let (status, seen) = send(&c, true, Method::GET, &format!("{api_b}/sessions/{sid}/"), None).await;
+    let (status, seen) = send(
+        &c,
+        true,
+        Method::GET,
+        &format!("{api_b}/sessions/{sid}/"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(seen["handoff_requested_at"].is_string(), "{seen}");
-    let (status, taken) = send(&c, true, Method::PATCH, &format!("{api_b}/sessions/{sid}/"), Some(json!({"responder": "human"}))).await;
+    let (status, taken) = send(
+        &c,
+        true,
+        Method::PATCH,
+        &format!("{api_b}/sessions/{sid}/"),
+        Some(json!({"responder": "human"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{taken}");
     let sent = Instant::now();
     let (status, reply) = send(
@@ -120,8 +148,10 @@ async fn handoff_across(a: &Server, b: &Server, store: &str) {
         true,
         Method::POST,
         &format!("{api_b}/messages/"),
-        Some(json!({"session_id": sid, "role": "assistant", "message": "Hi, Ada here.",
-                    "metadata": {"operator": "Ada"}})),
+        Some(
+            json!({"session_id": sid, "role": "assistant", "message": "Hi, Ada here.",
+                    "metadata": {"operator": "Ada"}}),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{reply}");
@@ -136,7 +166,14 @@ async fn handoff_across(a: &Server, b: &Server, store: &str) {
     assert_eq!(message["session"], Value::Null, "a public visitor's view");
 
     // A: the next chat is stored for the person, and nothing is generated.
-    let (status, chat) = send(&c, false, Method::POST, &format!("{api_a}/messages/chat/"), Some(json!({"session_id": sid, "message": "thanks, Ada"}))).await;
+    let (status, chat) = send(
+        &c,
+        false,
+        Method::POST,
+        &format!("{api_a}/messages/chat/"),
+        Some(json!({"session_id": sid, "message": "thanks, Ada"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{chat}");
     assert_eq!(chat["responder"], "human");
     assert_eq!(chat["response"], "");
@@ -145,11 +182,25 @@ async fn handoff_across(a: &Server, b: &Server, store: &str) {
     assert_eq!(event.json()["message"], "thanks, Ada");
 
     // B: hand back; A: the model answers again.
-    let (status, back) = send(&c, true, Method::PATCH, &format!("{api_b}/sessions/{sid}/"), Some(json!({"responder": "ai"}))).await;
+    let (status, back) = send(
+        &c,
+        true,
+        Method::PATCH,
+        &format!("{api_b}/sessions/{sid}/"),
+        Some(json!({"responder": "ai"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{back}");
     assert_eq!(back["handoff_requested_at"], Value::Null);
     next_responder(&mut events, "ai").await;
-    let (status, chat) = send(&c, false, Method::POST, &format!("{api_a}/messages/chat/"), Some(json!({"session_id": sid, "message": "one more"}))).await;
+    let (status, chat) = send(
+        &c,
+        false,
+        Method::POST,
+        &format!("{api_a}/messages/chat/"),
+        Some(json!({"session_id": sid, "message": "one more"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{chat}");
     assert_eq!(chat["responder"], "ai");
     assert_eq!(chat["response"], "Echo: one more");
@@ -224,23 +275,49 @@ async fn last_event_id_after_a_restart_on_sqlite_replays_exactly_the_missed_mess
     let args = ["--store", "sqlite:chat.db"];
     let c = client();
     let a = Server::start(dir.path(), &args);
-    let (status, session) = send(&c, false, Method::POST, &format!("{}/api/chats/sessions/", a.base), Some(json!({}))).await;
+    let (status, session) = send(
+        &c,
+        false,
+        Method::POST,
+        &format!("{}/api/chats/sessions/", a.base),
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     let sid = session["session_id"].as_str().expect("sid").to_owned();
     let post = |base: String, text: String| {
         let c = c.clone();
         let sid = sid.clone();
         async move {
-            let (status, message) = send(&c, false, Method::POST, &format!("{base}/api/chats/messages/"), Some(json!({"session_id": sid, "message": text}))).await;
+            let (status, message) = send(
+                &c,
+                false,
+                Method::POST,
+                &format!("{base}/api/chats/messages/"),
+                Some(json!({"session_id": sid, "message": text})),
+            )
+            .await;
             assert_eq!(status, StatusCode::CREATED, "{message}");
             message["id"].as_str().expect("id").to_owned()
         }
     };
 
-    let (status, mut events) = open_stream(&c, Method::GET, &format!("{}/api/chats/sessions/{sid}/events/", a.base), &[], None).await;
+    let (status, mut events) = open_stream(
+        &c,
+        Method::GET,
+        &format!("{}/api/chats/sessions/{sid}/events/", a.base),
+        &[],
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let seen = post(a.base.clone(), "seen".into()).await;
-    assert_eq!(next_message(&mut events, common::DEADLINE).await.last_event_id, seen);
+    assert_eq!(
+        next_message(&mut events, common::DEADLINE)
+            .await
+            .last_event_id,
+        seen
+    );
     drop(events); // the visitor's connection drops
 
     let mut missed = Vec::new();
@@ -264,12 +341,21 @@ async fn last_event_id_after_a_restart_on_sqlite_replays_exactly_the_missed_mess
     assert_eq!(status, StatusCode::OK);
     let mut replayed = Vec::new();
     for _ in 0..missed.len() {
-        replayed.push(next_message(&mut events, common::DEADLINE).await.last_event_id);
+        replayed.push(
+            next_message(&mut events, common::DEADLINE)
+                .await
+                .last_event_id,
+        );
     }
-    assert_eq!(replayed, missed, "exactly the missed messages, in write order");
+    assert_eq!(
+        replayed, missed,
+        "exactly the missed messages, in write order"
+    );
     let live = post(a.base.clone(), "live".into()).await;
     assert_eq!(
-        next_message(&mut events, common::DEADLINE).await.last_event_id,
+        next_message(&mut events, common::DEADLINE)
+            .await
+            .last_event_id,
         live,
         "then live, with no duplicate before it"
     );

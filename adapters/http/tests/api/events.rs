@@ -101,7 +101,10 @@ async fn post_as(s: &TestServer, admin: bool, session: &str, text: &str, role: &
 #[tokio::test]
 async fn every_source_is_an_event_in_write_order() {
     let s = open_server().await;
-    let session = s.client.create_session(&json!({"session_id": "watched"})).await;
+    let session = s
+        .client
+        .create_session(&json!({"session_id": "watched"}))
+        .await;
     let response = open(&s, false, "watched", None).await;
     let mut reader = SseReader::new(response.into_body());
     // `retry:` is no event; the session comes first.
@@ -127,7 +130,11 @@ async fn every_source_is_an_event_in_write_order() {
     let expected = [
         (note.as_str(), "user", "note"),
         (chat["message_id"].as_str().expect("id"), "user", "hi"),
-        (chat["response_id"].as_str().expect("id"), "assistant", "Echo: hi"),
+        (
+            chat["response_id"].as_str().expect("id"),
+            "assistant",
+            "Echo: hi",
+        ),
         (operator.as_str(), "assistant", "Ada here"),
     ];
     for (id, role, text) in expected {
@@ -138,21 +145,34 @@ async fn every_source_is_an_event_in_write_order() {
         assert_eq!(message["id"], id);
         assert_eq!(message["role"], role);
         assert_eq!(message["message"], text);
-        assert_eq!(message["session"]["id"], session["id"], "as GET /messages/{{id}}/ shows it");
+        assert_eq!(
+            message["session"]["id"], session["id"],
+            "as GET /messages/{{id}}/ shows it"
+        );
     }
     // The message event carries the operator's name.
-    let got = s.client.get(&format!("/api/chats/messages/{operator}/")).await.json();
+    let got = s
+        .client
+        .get(&format!("/api/chats/messages/{operator}/"))
+        .await
+        .json();
     assert_eq!(got["metadata"]["operator"], "Ada");
 
     // Deleting a message, changing the session, deleting it.
-    let deleted = s.client.delete(&format!("/api/chats/messages/{note}/")).await;
+    let deleted = s
+        .client
+        .delete(&format!("/api/chats/messages/{note}/"))
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     let event = next_non_session(&mut reader).await;
     assert_eq!(event.event_type, "message_deleted");
     assert_eq!(event.json(), json!({"id": note}));
     let patched = s
         .client
-        .patch("/api/chats/sessions/watched/", &json!({"metadata": {"tier": "gold"}}))
+        .patch(
+            "/api/chats/sessions/watched/",
+            &json!({"metadata": {"tier": "gold"}}),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK);
     let changed = loop {
@@ -170,7 +190,8 @@ async fn every_source_is_an_event_in_write_order() {
     assert_eq!(last.event_type, "session_deleted");
     assert_eq!(last.json(), json!({"id": session["id"]}));
     assert!(
-        rest.iter().all(|e| e.event_type == "session" || e.event_type == "session_deleted"),
+        rest.iter()
+            .all(|e| e.event_type == "session" || e.event_type == "session_deleted"),
         "{rest:?}"
     );
     assert!(reader.broken().is_none(), "the server ended the stream");
@@ -179,7 +200,9 @@ async fn every_source_is_an_event_in_write_order() {
 #[tokio::test]
 async fn a_streamed_answer_is_announced_as_it_starts_and_when_stored() {
     let s = open_server().await;
-    s.client.create_session(&json!({"session_id": "streamed"})).await;
+    s.client
+        .create_session(&json!({"session_id": "streamed"}))
+        .await;
     let mut reader = watch(&s, false, "streamed", None).await;
     let stream = s
         .client
@@ -213,8 +236,12 @@ async fn a_streamed_answer_is_announced_as_it_starts_and_when_stored() {
 #[tokio::test]
 async fn no_event_leaks_to_another_session() {
     let s = open_server().await;
-    s.client.create_session(&json!({"session_id": "mine"})).await;
-    s.client.create_session(&json!({"session_id": "theirs"})).await;
+    s.client
+        .create_session(&json!({"session_id": "mine"}))
+        .await;
+    s.client
+        .create_session(&json!({"session_id": "theirs"}))
+        .await;
     let mut mine = watch(&s, false, "mine", None).await;
     let mut theirs = watch(&s, false, "theirs", None).await;
     for i in 0..3 {
@@ -222,7 +249,10 @@ async fn no_event_leaks_to_another_session() {
     }
     let own = post(&s, "mine", "mine 0", "user").await;
     let event = next_non_session(&mut mine).await;
-    assert_eq!(event.last_event_id, own, "the other session's messages never show");
+    assert_eq!(
+        event.last_event_id, own,
+        "the other session's messages never show"
+    );
     for i in 0..3 {
         let event = next_non_session(&mut theirs).await;
         assert_eq!(event.json()["message"], format!("theirs {i}"));
@@ -232,7 +262,9 @@ async fn no_event_leaks_to_another_session() {
 #[tokio::test]
 async fn last_event_id_replays_exactly_the_missed_messages() {
     let s = open_server().await;
-    s.client.create_session(&json!({"session_id": "dropped"})).await;
+    s.client
+        .create_session(&json!({"session_id": "dropped"}))
+        .await;
     let mut reader = watch(&s, false, "dropped", None).await;
     let seen = post(&s, "dropped", "seen", "user").await;
     let event = next_non_session(&mut reader).await;
@@ -258,7 +290,10 @@ async fn last_event_id_replays_exactly_the_missed_messages() {
                 .await;
             assert_eq!(response.status(), StatusCode::OK);
             let mut reader = SseReader::new(response.into_body());
-            assert_eq!(reader.next_event().await.expect("session").event_type, "session");
+            assert_eq!(
+                reader.next_event().await.expect("session").event_type,
+                "session"
+            );
             reader
         } else {
             watch(&s, false, "dropped", Some(&seen)).await
@@ -301,7 +336,15 @@ async fn a_bad_last_event_id_is_refused() {
 #[tokio::test]
 async fn in_public_mode_a_visitor_watches_only_what_they_hold() {
     let s = server(AccessMode::Public).await;
-    let mine = call(&s, false, Method::POST, "/api/chats/sessions/", Some(json!({}))).await.json();
+    let mine = call(
+        &s,
+        false,
+        Method::POST,
+        "/api/chats/sessions/",
+        Some(json!({})),
+    )
+    .await
+    .json();
     let sid = mine["session_id"].as_str().expect("sid").to_owned();
     let custom = call(
         &s,
@@ -322,7 +365,14 @@ async fn in_public_mode_a_visitor_watches_only_what_they_hold() {
     let mut operator_on_visitor = watch(&s, true, &sid, None).await;
 
     // The visitor asks for a person; the operator takes over and replies.
-    let asked = call(&s, false, Method::POST, &format!("/api/chats/sessions/{sid}/handoff/"), None).await;
+    let asked = call(
+        &s,
+        false,
+        Method::POST,
+        &format!("/api/chats/sessions/{sid}/handoff/"),
+        None,
+    )
+    .await;
     assert_eq!(asked.status, StatusCode::OK);
     let event = visitor.next_event().await.expect("session");
     assert_eq!(event.event_type, "session");
@@ -332,9 +382,17 @@ async fn in_public_mode_a_visitor_watches_only_what_they_hold() {
     assert_eq!(event.last_event_id, reply);
     let message = event.json();
     assert_eq!(message["metadata"]["operator"], "Ada");
-    assert_eq!(message["session"], Value::Null, "as a visitor's GET /messages/{{id}}/");
+    assert_eq!(
+        message["session"],
+        Value::Null,
+        "as a visitor's GET /messages/{{id}}/"
+    );
     let event = next_non_session(&mut operator_on_visitor).await;
-    assert_eq!(event.json()["session"]["session_id"], sid.as_str(), "the operator sees the session");
+    assert_eq!(
+        event.json()["session"]["session_id"],
+        sid.as_str(),
+        "the operator sees the session"
+    );
 
     // The operator's other session stayed silent.
     let own = post_as(&s, true, "staff-only", "internal", "user").await;
@@ -353,7 +411,9 @@ async fn a_session_has_a_bounded_number_of_visitor_streams() {
     }
     .start()
     .await;
-    s.client.create_session(&json!({"session_id": "busy"})).await;
+    s.client
+        .create_session(&json!({"session_id": "busy"}))
+        .await;
     let one = watch(&s, false, "busy", None).await;
     let _two = watch(&s, false, "busy", None).await;
     let third = s.client.get(&events_path("busy")).await;

@@ -49,7 +49,14 @@ fn handoff_path(session: &str) -> String {
 
 /// A session created by a visitor (a generated, unguessable session_id).
 async fn visitor_session(s: &TestServer) -> Value {
-    let reply = call(s, false, Method::POST, "/api/chats/sessions/", Some(json!({}))).await;
+    let reply = call(
+        s,
+        false,
+        Method::POST,
+        "/api/chats/sessions/",
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     let session = reply.json();
     assert_eq!(session["responder"], "ai");
@@ -58,7 +65,10 @@ async fn visitor_session(s: &TestServer) -> Value {
 }
 
 fn sid(session: &Value) -> String {
-    session["session_id"].as_str().expect("session_id").to_owned()
+    session["session_id"]
+        .as_str()
+        .expect("session_id")
+        .to_owned()
 }
 
 #[tokio::test]
@@ -104,7 +114,14 @@ async fn handoff_errors() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.error_code(), "invalid_json");
 
-    let missing = call(&s, false, Method::POST, &handoff_path("abcdefghijklmnopqrstuvwxyz"), None).await;
+    let missing = call(
+        &s,
+        false,
+        Method::POST,
+        &handoff_path("abcdefghijklmnopqrstuvwxyz"),
+        None,
+    )
+    .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.error_code(), "session_not_found");
 
@@ -157,7 +174,10 @@ async fn while_a_person_answers_chat_stores_and_generates_nothing() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     let reply = reply.json();
-    assert_eq!(reply["responder"], "ai", "every normal reply says who answered");
+    assert_eq!(
+        reply["responder"], "ai",
+        "every normal reply says who answered"
+    );
     assert!(reply["response_id"].is_string());
 
     call(&s, false, Method::POST, &handoff_path(&id), None).await;
@@ -242,20 +262,44 @@ async fn only_the_operator_sets_the_responder_in_public_mode() {
     let id = sid(&session);
     let path = format!("/api/chats/sessions/{id}/");
     for responder in ["human", "ai"] {
-        let visitor = call(&s, false, Method::PATCH, &path, Some(json!({"responder": responder}))).await;
+        let visitor = call(
+            &s,
+            false,
+            Method::PATCH,
+            &path,
+            Some(json!({"responder": responder})),
+        )
+        .await;
         assert_eq!(visitor.status, StatusCode::FORBIDDEN, "{responder}");
         assert_eq!(visitor.error_code(), "forbidden");
     }
-    let bad = call(&s, true, Method::PATCH, &path, Some(json!({"responder": "bot"}))).await;
+    let bad = call(
+        &s,
+        true,
+        Method::PATCH,
+        &path,
+        Some(json!({"responder": "bot"})),
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.error_code(), "invalid_field");
 
     call(&s, false, Method::POST, &handoff_path(&id), None).await;
-    let taken = call(&s, true, Method::PATCH, &path, Some(json!({"responder": "human"}))).await;
+    let taken = call(
+        &s,
+        true,
+        Method::PATCH,
+        &path,
+        Some(json!({"responder": "human"})),
+    )
+    .await;
     assert_eq!(taken.status, StatusCode::OK);
     let taken = taken.json();
     assert_eq!(taken["responder"], "human");
-    assert!(taken["handoff_requested_at"].is_string(), "taking over keeps the request time");
+    assert!(
+        taken["handoff_requested_at"].is_string(),
+        "taking over keeps the request time"
+    );
 
     // The operator replies; a bad name is refused.
     for operator in [json!(""), json!("x".repeat(101)), json!(1)] {
@@ -264,8 +308,10 @@ async fn only_the_operator_sets_the_responder_in_public_mode() {
             true,
             Method::POST,
             "/api/chats/messages/",
-            Some(json!({"session_id": id, "role": "assistant", "message": "hi",
-                        "metadata": {"operator": operator}})),
+            Some(
+                json!({"session_id": id, "role": "assistant", "message": "hi",
+                        "metadata": {"operator": operator}}),
+            ),
         )
         .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{operator}");
@@ -276,8 +322,10 @@ async fn only_the_operator_sets_the_responder_in_public_mode() {
         true,
         Method::POST,
         "/api/chats/messages/",
-        Some(json!({"session_id": id, "role": "assistant", "message": "Hi, Ada here.",
-                    "metadata": {"operator": "Ada"}})),
+        Some(
+            json!({"session_id": id, "role": "assistant", "message": "Hi, Ada here.",
+                    "metadata": {"operator": "Ada"}}),
+        ),
     )
     .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
@@ -295,7 +343,14 @@ async fn only_the_operator_sets_the_responder_in_public_mode() {
     let after = s.client.get(&path).await.json();
     assert_eq!(after["handoff_requested_at"], Value::Null, "answered");
 
-    let back = call(&s, true, Method::PATCH, &path, Some(json!({"responder": "ai"}))).await;
+    let back = call(
+        &s,
+        true,
+        Method::PATCH,
+        &path,
+        Some(json!({"responder": "ai"})),
+    )
+    .await;
     assert_eq!(back.status, StatusCode::OK);
     let back = back.json();
     assert_eq!(back["responder"], "ai");
