@@ -10,8 +10,10 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -100,7 +102,7 @@ function startServer(bin, args) {
 }
 
 /** The host page: another origin, nothing but the script tag (and, for /hostile, rude CSS). */
-function hostPage(api, hostile) {
+function hostPage(api, hostile, attributes = "") {
   const css = hostile
     ? `<style>* { font-family: "Comic Sans MS", cursive !important; line-height: 3 !important;
          letter-spacing: 4px; box-sizing: content-box; } div, button { display: none !important;
@@ -108,7 +110,7 @@ function hostPage(api, hostile) {
     : "";
   const script = hostile
     ? `<script src="${api}/widget.js" defer></script>` // no data-api: the script's origin
-    : `<script src="${api}/widget.js" data-api="${api}" data-external-user-id="visitor-42" defer></script>`;
+    : `<script src="${api}/widget.js" data-api="${api}" data-external-user-id="visitor-42" ${attributes} defer></script>`;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">${css}</head>
 <body>${script}</body></html>`;
@@ -118,6 +120,13 @@ let server; // the colloquy process
 let api; // its base URL
 let slowServer; // another one, whose answers take seconds (a word every 200 ms)
 let slowApi; // its base URL
+let publicServer; // another one, in --access public mode with an admin token
+let publicApi; // its base URL
+const ADMIN = randomBytes(24).toString("hex"); // its admin token
+let proxy; // a proxy to the public server, for dropped connections
+let hurriedServer; // another public one, whose requests for a person time out after 2 s
+let hurriedApi; // its base URL
+const TIMEOUT_TEXT = "Sorry, nobody from the team is free right now. The assistant answers again.";
 let host; // the host page's http server
 let origin; // its origin
 let browser;
@@ -134,6 +143,13 @@ before(async () => {
         `default-src 'none'; script-src ${api}; connect-src ${api}`;
     }
     res.writeHead(200, headers);
+    if (req.url.startsWith("/timeout")) return res.end(hostPage(hurriedApi, false));
+    if (req.url.startsWith("/proxied")) return res.end(hostPage(proxy.base, false));
+    if (req.url.startsWith("/public")) {
+      // The public server's page; /public-nohandoff turns "Talk to a person" off.
+      const off = req.url.startsWith("/public-nohandoff") ? 'data-handoff="off"' : "";
+      return res.end(hostPage(publicApi, false, off));
+    }
     const slow = req.url.startsWith("/slow"); // the page for the slow server
     res.end(hostPage(slow ? slowApi : api, req.url.startsWith("/hostile")));
   });
@@ -159,6 +175,37 @@ before(async () => {
   ]);
   slowServer = slow.child;
   slowApi = slow.base;
+  const pub = await startServer(findBinary(), [
+    "--store",
+    "memory",
+    "--access",
+    "public",
+    "--admin-token",
+    ADMIN,
+    "--echo-chunk-delay",
+    "10ms",
+    "--cors-origins",
+    origin,
+  ]);
+  publicServer = pub.child;
+  publicApi = pub.base;
+  const hurried = await startServer(findBinary(), [
+    "--store",
+    "memory",
+    "--access",
+    "public",
+    "--admin-token",
+    ADMIN,
+    "--handoff-timeout",
+    "2s",
+    "--handoff-timeout-message",
+    TIMEOUT_TEXT,
+    "--cors-origins",
+    origin,
+  ]);
+  hurriedServer = hurried.child;
+  hurriedApi = hurried.base;
+  proxy = await cuttableProxy(publicApi);
   browser = await chromium.launch({
     executablePath: browserPath,
     headless: true,
@@ -171,12 +218,17 @@ after(async () => {
   await browser?.close().catch(() => {});
   server?.kill("SIGTERM");
   slowServer?.kill("SIGTERM");
+  publicServer?.kill("SIGTERM");
+  hurriedServer?.kill("SIGTERM");
+  proxy?.close();
   host?.close();
   host?.closeAllConnections?.();
 });
 process.on("exit", () => {
   server?.kill("SIGKILL");
   slowServer?.kill("SIGKILL");
+  publicServer?.kill("SIGKILL");
+  hurriedServer?.kill("SIGKILL");
 });
 for (const signal of ["SIGTERM", "SIGINT"]) {
   process.on(signal, () => process.exit(1)); // runs the "exit" handler: no stray server
@@ -247,8 +299,10 @@ async function until(check, what) {
 }
 
 /** The stored messages of a session, oldest first. */
-async function storedMessages(base, sessionId) {
-  const res = await fetch(`${base}/api/chats/messages/?session_id=${sessionId}`);
+async function storedMessages(base, sessionId, token) {
+  const res = await fetch(`${base}/api/chats/messages/?session_id=${sessionId}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
   assert.equal(res.status, 200);
   return res.json();
 }
@@ -937,6 +991,549 @@ test("a strict Content-Security-Policy on the host page is enough", { skip }, as
   assert.deepEqual(violations, []);
   await page.context().close();
 });
+
+/** In the page: the rating buttons under the last answer, as [label, aria-pressed]. */
+const lastThumbs = (page) =>
+  page.evaluate(() => {
+    const root = document.querySelector("colloquy-chat").shadowRoot;
+    const group = [...root.querySelectorAll(".fb")].pop();
+    if (!group) return null;
+    return {
+      group: group.getAttribute("aria-label"),
+      after: group.previousElementSibling?.textContent,
+      buttons: [...group.querySelectorAll("button")].map((b) => [
+        b.getAttribute("aria-label"),
+        b.getAttribute("aria-pressed"),
+      ]),
+    };
+  });
+
+test(
+  "thumbs down on an answer, with the keyboard: kept across a reload and stored",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/public`);
+    await openPanel(page);
+    assert.equal(
+      await page.locator(".fb").count(),
+      0,
+      "no thumbs under the welcome (it is not a stored answer)",
+    );
+    await sendAndWait(page, "was this helpful?");
+    assert.deepEqual(await lastThumbs(page), {
+      group: "Rate this answer",
+      after: "Echo: was this helpful?",
+      buttons: [
+        ["Good answer", "false"],
+        ["Bad answer", "false"],
+      ],
+    });
+    // Keyboard only: focus the thumbs-down button and press Enter.
+    const down = page.locator('.fb button[aria-label="Bad answer"]');
+    await down.focus();
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(
+      () =>
+        document
+          .querySelector("colloquy-chat")
+          .shadowRoot.querySelector('.fb button[aria-label="Bad answer"]')
+          .getAttribute("aria-pressed") === "true",
+    );
+    await page.waitForFunction(
+      () =>
+        document.querySelector("colloquy-chat").shadowRoot.querySelector("[role=status]")
+          .textContent === "Thanks for your feedback.",
+    );
+    const sessionId = await storedSession(page, publicApi);
+    const answer = (await storedMessages(publicApi, sessionId, ADMIN)).find(
+      (m) => m.role === "assistant",
+    );
+    assert.equal(answer.metadata.feedback?.rating, "down", "the API returns the choice");
+
+    await page.reload();
+    await openPanel(page);
+    await page.locator(".fb").waitFor();
+    assert.deepEqual(
+      (await lastThumbs(page)).buttons,
+      [
+        ["Good answer", "false"],
+        ["Bad answer", "true"],
+      ],
+      "the choice is shown after a reload",
+    );
+    // Changing one's mind: the last choice wins, in the page and in the store.
+    await page.locator('.fb button[aria-label="Good answer"]').click();
+    await until(
+      async () =>
+        (await storedMessages(publicApi, sessionId, ADMIN)).find((m) => m.role === "assistant")
+          .metadata.feedback?.rating === "up",
+      "the new rating to be stored",
+    );
+    assert.deepEqual((await lastThumbs(page)).buttons, [
+      ["Good answer", "true"],
+      ["Bad answer", "false"],
+    ]);
+    await page.context().close();
+  },
+);
+
+/** The conversation as shown: each element of the log as [class, text]. */
+const logItems = (page) =>
+  page.evaluate(() =>
+    [...document.querySelector("colloquy-chat").shadowRoot.querySelector(".log").children].map(
+      (el) => [
+        el.className,
+        el.classList.contains("fb")
+          ? [...el.children].map((b) => b.getAttribute("aria-pressed")).join(",")
+          : el.textContent,
+      ],
+    ),
+  );
+
+/** A context whose pages count the EventSources the widget opens and closes. */
+async function countingPage() {
+  const page = await newPage();
+  await page.context().addInitScript(() => {
+    const Native = window.EventSource;
+    window.__streams = [];
+    window.EventSource = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__streams.push(this);
+      }
+    };
+  });
+  return page;
+}
+/** In the page: how many event streams are open (or connecting). */
+const openStreams = (page) =>
+  page.evaluate(() => window.__streams.filter((s) => s.readyState !== 2).length);
+const waitStreams = (page, n, why) =>
+  until(async () => (await openStreams(page)) === n, `${n} open event streams: ${why}`);
+
+const barText = (page) =>
+  page.evaluate(
+    () => document.querySelector("colloquy-chat").shadowRoot.querySelector(".bar span").textContent,
+  );
+const liveText = (page) =>
+  page.evaluate(
+    () =>
+      document.querySelector("colloquy-chat").shadowRoot.querySelector("[role=status]").textContent,
+  );
+
+/** Posts an operator's reply through the API, as a console would. */
+async function operatorSays(sessionId, name, message) {
+  const res = await fetch(`${publicApi}/api/chats/messages/`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      session_id: sessionId,
+      message,
+      role: "assistant",
+      metadata: { operator: name },
+    }),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 201, text);
+  return JSON.parse(text);
+}
+
+const ASKED =
+  "You asked for a person. Someone from the team will answer here; you can keep writing.";
+
+test(
+  "Talk to a person: the operator's reply appears live with its name, and after a reload",
+  { skip },
+  async () => {
+    const page = await countingPage();
+    await page.goto(`${origin}/public`);
+    await page.locator(".launcher").waitFor({ state: "visible" });
+    assert.equal(await openStreams(page), 0, "a closed widget opens no stream");
+    await openPanel(page);
+    await sendAndWait(page, "I need a refund");
+    const sessionId = await storedSession(page, publicApi);
+    await waitStreams(page, 1, "the panel is open");
+    await page.keyboard.press("Escape");
+    await waitStreams(page, 0, "the panel is closed and no person is asked for");
+    await openPanel(page);
+    await waitStreams(page, 1, "the panel is open again");
+
+    // The visitor asks for a person.
+    await page.locator("button.human").click();
+    await page.waitForFunction(
+      (text) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
+          (n) => n.textContent === text,
+        ),
+      ASKED,
+    );
+    assert.equal(await barText(page), "Waiting for a person…");
+    assert.equal(await page.locator("button.human").isVisible(), false, "asked once");
+    assert.equal(await liveText(page), ASKED, "announced");
+    const asked = await (
+      await fetch(`${publicApi}/api/chats/sessions/${sessionId}/`, {
+        headers: { authorization: `Bearer ${ADMIN}` },
+      })
+    ).json();
+    assert.equal(asked.responder, "human");
+    assert.ok(asked.handoff_requested_at, "the request is stored");
+    await page.keyboard.press("Escape");
+    assert.equal(
+      await openStreams(page),
+      1,
+      "a pending request keeps the stream with the panel closed",
+    );
+    await openPanel(page);
+
+    // A message now waits for a person: no answer from the model.
+    const botsBefore = await page.locator(".msg.bot").count();
+    await page.locator("textarea").fill("My order 1234 never arrived");
+    await page.locator("textarea").press("Enter");
+    await page.locator(".sent").waitFor();
+    await page.waitForFunction(
+      () =>
+        document
+          .querySelector("colloquy-chat")
+          .shadowRoot.querySelector(".send")
+          .getAttribute("aria-label") === "Send",
+    );
+    assert.equal(await page.locator(".msg.bot").count(), botsBefore, "no answer from the model");
+    const waiting = await storedMessages(publicApi, sessionId, ADMIN);
+    assert.deepEqual(
+      waiting.slice(-1).map((m) => [m.role, m.message]),
+      [["user", "My order 1234 never arrived"]],
+    );
+
+    // The operator answers through the API: shown live, with the name.
+    const reply = "Hi, I'm Alice. Let me check order 1234 for you.";
+    const posted = Date.now();
+    await operatorSays(sessionId, "Alice", reply);
+    await page.waitForFunction(
+      (reply) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.op")].some(
+          (m) =>
+            m.querySelector(".who")?.textContent === "Alice" && m.textContent === "Alice" + reply,
+        ),
+      reply,
+    );
+    metrics.operatorReplyToWidgetMs = Date.now() - posted;
+    console.log(
+      `operator reply posted -> shown in the widget: ${metrics.operatorReplyToWidgetMs} ms`,
+    );
+    assert.equal(await liveText(page), `Alice: ${reply}`, "the reply is announced with the name");
+    assert.equal(await barText(page), "You are chatting with Alice");
+    const live = await logItems(page);
+    assert.deepEqual(live.slice(-6), [
+      ["fb", "false,false"],
+      ["notice", ASKED],
+      ["msg user", "My order 1234 never arrived"],
+      ["sent", "Sent to the team"],
+      ["notice", "Alice joined the conversation"],
+      ["msg bot op", "Alice" + reply],
+    ]);
+    await page.screenshot({ path: path.join(ARTIFACTS, "handoff.png") });
+
+    // After a reload: the same conversation, rebuilt from the session and the history;
+    // with a person answering, the stream opens even with the panel closed.
+    await page.reload();
+    await page.locator(".launcher").waitFor({ state: "visible" });
+    await waitStreams(page, 1, "a person answers: listening with the panel closed");
+    const name = "Alice <b>&amp;</b>"; // shown as text, never markup
+    await operatorSays(sessionId, "Alice", "Found it: it ships today.");
+    await page.waitForFunction(() =>
+      document.querySelector("colloquy-chat").shadowRoot.querySelector(".launcher.unread"),
+    );
+    assert.equal(
+      await page.locator(".launcher").getAttribute("aria-label"),
+      "Open chat (new message)",
+    );
+    await openPanel(page);
+    assert.deepEqual(await logItems(page), [
+      ...live,
+      ["msg bot op", "AliceFound it: it ships today."],
+    ]);
+
+    // Another person, whose name is markup-like text: joins, shown as text.
+    await operatorSays(sessionId, name, "I can help too.");
+    await page.waitForFunction(
+      (text) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
+          (n) => n.textContent === text,
+        ),
+      `${name} joined the conversation`,
+    );
+    assert.equal(await page.locator(".msg.op b").count(), 0, "no element from the name");
+
+    // The operator hands back: a notice, and the model answers again.
+    const back = await fetch(`${publicApi}/api/chats/sessions/${sessionId}/`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify({ responder: "ai" }),
+    });
+    assert.equal(back.status, 200, await back.text());
+    const left = `${name} left the conversation. The assistant answers again.`;
+    await page.waitForFunction(
+      (text) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
+          (n) => n.textContent === text,
+        ),
+      left,
+    );
+    assert.equal(
+      await page.locator("button.human").isVisible(),
+      true,
+      "a person can be asked again",
+    );
+    await sendAndWait(page, "thanks, one more question");
+    const end = await logItems(page);
+    await page.reload();
+    await openPanel(page); // waits for the history
+    assert.deepEqual(await logItems(page), end, "all of it, after a reload");
+    await page.keyboard.press("Escape");
+    await waitStreams(page, 0, "the model answers and the panel is closed");
+    await page.context().close();
+  },
+);
+
+test(
+  "a request nobody takes: the timeout's notice, live and after a reload",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/timeout`);
+    await openPanel(page);
+    await sendAndWait(page, "anyone there?");
+    const sessionId = await storedSession(page, hurriedApi);
+    await page.locator("button.human").click();
+    await page.locator(".notice").waitFor();
+    // The server's --handoff-timeout (2 s): back to the model, and a stored notice.
+    await page.waitForFunction(
+      (text) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
+          (n) => n.textContent === text,
+        ),
+      TIMEOUT_TEXT,
+    );
+    assert.equal(await liveText(page), TIMEOUT_TEXT, "announced");
+    await page.locator("button.human").waitFor({ state: "visible" }); // a person can be asked again
+    assert.equal(await barText(page), "");
+    const stored = await storedMessages(hurriedApi, sessionId, ADMIN);
+    assert.deepEqual(
+      stored.slice(-1).map((m) => [m.role, m.message, m.metadata.notice]),
+      [["assistant", TIMEOUT_TEXT, "handoff_timeout"]],
+    );
+    const shown = await logItems(page);
+    assert.deepEqual(shown.slice(-2), [
+      ["notice", ASKED],
+      ["notice", TIMEOUT_TEXT],
+    ]);
+    assert.equal(await page.locator(".fb").count(), 1, "no thumbs under a notice");
+    await page.reload();
+    await openPanel(page);
+    assert.deepEqual(await logItems(page), shown, "the same after a reload");
+    await sendAndWait(page, "ok, then you"); // the model answers again
+    await page.context().close();
+  },
+);
+
+test(
+  "with the panel closed, one tab listens for a person; another takes over",
+  { skip },
+  async () => {
+    const first = await countingPage();
+    await first.goto(`${origin}/public`);
+    await openPanel(first);
+    await first.locator("button.human").click(); // asks for a person in a new session
+    await first.locator(".notice").waitFor();
+    const sessionId = await storedSession(first, publicApi);
+    assert.ok(sessionId, "a session was made for the request");
+    await first.keyboard.press("Escape");
+    await waitStreams(first, 1, "the first tab listens");
+    const second = await first.context().newPage(); // the same visitor, another tab
+    await second.goto(`${origin}/public`);
+    // It loads the conversation with its panel closed (a person is asked for) ...
+    await second.waitForFunction(
+      (text) =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".notice")].some(
+          (n) => n.textContent === text,
+        ) && !document.querySelector("colloquy-chat").shadowRoot.querySelector("[aria-busy]"),
+      ASKED,
+    );
+    // ... but leaves the listening to the first.
+    assert.equal(await openStreams(second), 0, "one background stream per browser");
+    assert.equal(await openStreams(first), 1);
+    await first.close();
+    await waitStreams(second, 1, "the second tab takes over");
+    await operatorSays(sessionId, "Bob", "Hello from Bob");
+    await second.waitForFunction(() =>
+      document.querySelector("colloquy-chat").shadowRoot.querySelector(".launcher.unread"),
+    );
+    await second.context().close();
+  },
+);
+
+/**
+ * A TCP proxy to the public server whose connections the test can cut: `cut()` drops
+ * every connection and holds new ones until `resume()`. `heads` are the first bytes
+ * of every request seen.
+ */
+async function cuttableProxy(target) {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set();
+  const held = [];
+  const heads = [];
+  let paused = false;
+  const pipe = (client) => {
+    const upstream = net.connect(Number(port), hostname);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", drop);
+      s.on("close", drop);
+    }
+    client.on("data", (d) => heads.push(d.toString("latin1", 0, Math.min(d.length, 4096))));
+    client.pipe(upstream).pipe(client);
+  };
+  const server = net.createServer((client) => (paused ? held.push(client) : pipe(client)));
+  await deadline(new Promise((r) => server.listen(0, "127.0.0.1", r)), WAIT, "proxy");
+  return {
+    base: `http://127.0.0.1:${server.address().port}`,
+    heads,
+    held,
+    cut() {
+      paused = true;
+      for (const s of sockets) s.destroy();
+    },
+    resume() {
+      paused = false;
+      for (const client of held.splice(0)) pipe(client);
+    },
+    close() {
+      for (const s of [...sockets, ...held]) s.destroy();
+      server.close();
+    },
+  };
+}
+
+test(
+  "a dropped events stream resumes from the last message: the missed reply, once",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/proxied`);
+    await openPanel(page);
+    await page.locator("button.human").click();
+    await page.locator(".notice").waitFor();
+    const sessionId = await storedSession(page, proxy.base);
+    const shownReplies = () =>
+      page.evaluate(() =>
+        [...document.querySelector("colloquy-chat").shadowRoot.querySelectorAll(".msg.op")].map(
+          (m) => m.textContent,
+        ),
+      );
+    const first = await operatorSays(sessionId, "Carol", "One moment please.");
+    await until(async () => (await shownReplies()).length === 1, "the first reply");
+    proxy.cut(); // the connection drops; reconnects wait
+    await operatorSays(sessionId, "Carol", "Found your order.");
+    await until(() => proxy.held.length > 0, "the widget to reconnect");
+    proxy.resume();
+    await until(async () => (await shownReplies()).length === 2, "the reply sent during the drop");
+    assert.deepEqual(await shownReplies(), ["CarolOne moment please.", "CarolFound your order."]);
+    const resumed = proxy.heads.find((h) => h.startsWith("GET ") && /last-event-id:/i.test(h));
+    assert.match(
+      resumed ?? "",
+      new RegExp(`^last-event-id: ${first.id}\\r$`, "im"),
+      "the reconnect names the last message it had",
+    );
+    assert.equal(await page.locator(".notice").count(), 2, "no notice twice: asked, Carol joined");
+    await page.context().close();
+  },
+);
+
+/** The next chat answers 503 `budget_exhausted`, as a server whose token budget is spent. */
+const budgetSpent = (page) =>
+  page.route(
+    "**/api/chats/messages/chat/stream/",
+    (route) =>
+      route.fulfill({
+        status: 503,
+        headers: { "access-control-allow-origin": origin, "retry-after": "3600" },
+        contentType: "application/json",
+        body: JSON.stringify({ error: "the token budget is spent", code: "budget_exhausted" }),
+      }),
+    { times: 1 },
+  );
+
+test(
+  "budget spent: the assistant is offline, and the message can be left for a person",
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/public`);
+    await openPanel(page);
+    await sendAndWait(page, "first question");
+    const sessionId = await storedSession(page, publicApi);
+    await budgetSpent(page);
+    await page.locator("textarea").fill("please call me back about my invoice");
+    await page.locator("textarea").press("Enter");
+    await page.locator(".err.offline").waitFor();
+    assert.equal(
+      await page.locator(".err.offline span").textContent(),
+      "The assistant is offline right now. A person can answer your message instead.",
+    );
+    assert.equal(await liveText(page), "The assistant is offline right now.");
+    const offer = page.locator(".err.offline button");
+    assert.equal(await offer.textContent(), "Leave a message for a person");
+    await offer.focus();
+    await page.keyboard.press("Enter"); // keyboard accessible
+    await page.locator(".sent").waitFor();
+    assert.equal(await page.locator(".err").count(), 0, "the notice is gone");
+    assert.equal(await barText(page), "Waiting for a person…");
+    const stored = await storedMessages(publicApi, sessionId, ADMIN);
+    assert.deepEqual(
+      stored.slice(-1).map((m) => [m.role, m.message]),
+      [["user", "please call me back about my invoice"]],
+      "the message is stored for the team, once",
+    );
+    const s = await (
+      await fetch(`${publicApi}/api/chats/sessions/${sessionId}/`, {
+        headers: { authorization: `Bearer ${ADMIN}` },
+      })
+    ).json();
+    assert.equal(s.responder, "human");
+    await page.context().close();
+  },
+);
+
+test(
+  'data-handoff="off": no "Talk to a person"; a spent budget offers a retry',
+  { skip },
+  async () => {
+    const page = await newPage();
+    await page.goto(`${origin}/public-nohandoff`);
+    await openPanel(page);
+    await sendAndWait(page, "no people here?");
+    assert.equal(await page.locator("button.human").count(), 1);
+    assert.equal(await page.locator("button.human").isVisible(), false);
+    await budgetSpent(page);
+    await page.locator("textarea").fill("still there?");
+    await page.locator("textarea").press("Enter");
+    await page.locator(".err.offline").waitFor();
+    assert.equal(
+      await page.locator(".err.offline span").textContent(),
+      "The assistant is offline right now. Please try again later.",
+    );
+    await page.locator(".err.offline button").click(); // Retry: the budget is back
+    await waitForAnswer(page, "Echo: still there?");
+    await page.context().close();
+  },
+);
 
 test("metrics are written", { skip }, () => {
   assert.ok(metrics.clickToInteractivePanelMs >= 0);

@@ -5,7 +5,7 @@
  *
  * Optional attributes: data-api (default: the origin this script is served from),
  * data-title, data-welcome, data-external-user-id, data-theme (light|dark|auto),
- * data-position (bottom-right|bottom-left).
+ * data-position (bottom-right|bottom-left), data-handoff ("off" hides "Talk to a person").
  * Theming: set --colloquy-accent, --colloquy-accent-text, --colloquy-bg, --colloquy-text,
  * --colloquy-muted, --colloquy-border, --colloquy-bubble, --colloquy-font,
  * --colloquy-font-size, --colloquy-radius, --colloquy-z-index on `colloquy-chat` (or :root).
@@ -39,29 +39,36 @@
     user: data.externalUserId || null,
     theme: ["light", "dark", "auto"].includes(data.theme) ? data.theme : "light",
     left: data.position === "bottom-left",
+    handoff: data.handoff !== "off",
   };
   const API = base + "/api/chats/";
   const STREAM = API + "messages/chat/stream/";
   const KEY = "colloquy:" + base + ":session"; // localStorage, one session per API
+  const PENDING = "colloquy:" + base + ":handoff"; // "1" while a person is asked for or answering
   const JSON_HEADERS = { "Content-Type": "application/json" };
 
-  const storage = {
+  const stored = (key) => ({
     get() {
       try {
-        return localStorage.getItem(KEY);
+        return localStorage.getItem(key);
       } catch {
         return null; // storage blocked (sandboxed frame, privacy mode): no memory
       }
     },
     set(value) {
       try {
-        if (value) localStorage.setItem(KEY, value);
-        else localStorage.removeItem(KEY);
+        if (value) localStorage.setItem(key, value);
+        else localStorage.removeItem(key);
       } catch {
         /* ignored, see get() */
       }
     },
-  };
+  });
+  const storage = stored(KEY);
+  const pendingFlag = stored(PENDING);
+  // When this visitor asked for a person ({"session", "at": [times]}): the session keeps
+  // only a pending request, the notice stays in the conversation after it.
+  const askedStore = stored("colloquy:" + base + ":asked");
 
   // ---- DOM helpers -------------------------------------------------------------
   /** An element; string children become text nodes (never markup). */
@@ -94,6 +101,10 @@
     send: "M12 19V5M5 12l7-7 7 7",
     stop: "M7 7h10v10H7z",
     fresh: "M12 20h9M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4z",
+    up: "M7 10v11M15 5.9 14 10h5.8a2 2 0 0 1 1.9 2.6l-2.3 7A2 2 0 0 1 17.5 21H4a1 1 0 0 1-1-1v-9a1 1 0 0 1 1-1h3l4-8a3 3 0 0 1 3 3.9z",
+    thumbDown:
+      "M17 14V3M9 18.1 10 14H4.2a2 2 0 0 1-1.9-2.6l2.3-7A2 2 0 0 1 6.5 3H20a1 1 0 0 1 1 1v9a1 1 0 0 1-1 1h-3l-4 8a3 3 0 0 1-3-3.9z",
+    person: "M20 21v-2a4 4 0 0 0-4-4H8a4 4 0 0 0-4 4v2M12 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8z",
   };
 
   // ---- safe Markdown subset ------------------------------------------------------
@@ -243,6 +254,28 @@ button{font:inherit;color:inherit;cursor:pointer}
 .dark .err{color:#fdaaa2;background:#33181a;border-color:#5a2629}
 .err span{flex:1}
 .retry{flex:none;padding:5px 12px;border:1px solid currentColor;border-radius:9px;background:transparent;font-weight:600;font-size:13px}
+.fb{align-self:flex-start;display:flex;gap:2px;margin:-6px 0 0 4px}
+.thumb{width:30px;height:30px;border:0;border-radius:8px;background:transparent;color:var(--mu);display:grid;place-items:center}
+.thumb svg{width:16px;height:16px}
+.thumb:hover{background:var(--bb);color:var(--fg)}
+.thumb[aria-pressed=true]{color:var(--a);background:color-mix(in srgb,var(--a) 12%,transparent)}
+.thumb[aria-pressed=true] svg{fill:color-mix(in srgb,var(--a) 25%,transparent)}
+.who{display:block;margin-bottom:2px;font-size:12px;font-weight:650;color:var(--mu)}
+.op{border:1px solid var(--bd)}
+.notice{align-self:center;max-width:92%;overflow-wrap:anywhere;padding:2px 10px;font-size:12.5px;line-height:1.4;text-align:center;color:var(--mu)}
+.sent{align-self:flex-end;margin-top:-6px;font-size:12px;color:var(--mu)}
+.offline{flex-wrap:wrap;color:var(--fg);background:var(--bb);border-color:var(--bd)}
+.offline span{flex-basis:100%}
+.dark .offline{color:var(--fg);background:var(--bb);border-color:var(--bd)}
+.bar{display:flex;align-items:center;justify-content:flex-end;gap:8px;min-height:0;padding:6px 12px 0;font-size:12.5px;color:var(--mu)}
+.bar:empty,.bar[hidden]{display:none}
+.bar span{flex:1;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.human{display:flex;align-items:center;gap:6px;padding:4px 10px;border:1px solid var(--bd);border-radius:99px;background:transparent;font-size:12.5px;font-weight:600;color:var(--fg)}
+.human svg{width:14px;height:14px}
+.human:hover{border-color:var(--a)}
+.human[hidden]{display:none}
+.human:disabled{opacity:.5;cursor:default}
+.unread::after{content:"";position:absolute;top:4px;right:4px;width:12px;height:12px;border-radius:50%;background:#e5484d;border:2px solid var(--bg)}
 .form{display:flex;align-items:flex-end;gap:8px;margin:0;padding:10px 12px 8px;border-top:1px solid var(--bd)}
 textarea{flex:1;min-height:44px;max-height:140px;margin:0;padding:11px 14px;resize:none;border:1px solid var(--bd);border-radius:14px;background:var(--bg);color:inherit;font:inherit;line-height:1.4;outline:none}
 textarea::placeholder{color:var(--mu)}
@@ -260,6 +293,7 @@ textarea:focus-visible{outline:none}
 textarea{font-size:16px}
 }
 @media (prefers-reduced-motion:reduce){.panel,.launcher,.launcher svg{transition:none}.typing i,.msg{animation:none}}
+@media (forced-colors:active){.thumb[aria-pressed=true]{outline:2px solid CanvasText}}
 `;
 
   // ---- the DOM ----------------------------------------------------------------------
@@ -307,6 +341,14 @@ textarea{font-size:16px}
   );
   const live = h("div", { class: "sr", role: "status", "aria-live": "polite" });
   const form = h("form", { class: "form" }, input, sendButton);
+  const humanButton = h(
+    "button",
+    { class: "human", type: "button", onclick: () => talkToPerson() },
+    icon(ICONS.person),
+    "Talk to a person",
+  );
+  const barText = h("span");
+  const bar = h("div", { class: "bar" }, barText, humanButton);
   const panel = h(
     "div",
     {
@@ -346,6 +388,7 @@ textarea{font-size:16px}
       ),
     ),
     log,
+    bar,
     form,
     h("div", { class: "foot", text: "Powered by Colloquy" }),
     live,
@@ -366,29 +409,45 @@ textarea{font-size:16px}
     if (stick) log.scrollTop = log.scrollHeight;
     return el;
   };
+  const addAll = (els) => {
+    const stick = nearBottom();
+    for (const el of els) add(el, stick);
+  };
   const userBubble = (text) => h("div", { class: "msg user", text });
   const botBubble = (text) => h("div", { class: "msg bot" }, markdown(text));
+  /** A person's message: their name (as text), then the message. */
+  const operatorBubble = (name, text) =>
+    h("div", { class: "msg bot op" }, h("span", { class: "who", text: name }), markdown(text));
+  const noticeLine = (text) => h("div", { class: "notice", text });
+  const sentLine = () => h("div", { class: "sent", text: "Sent to the team" });
   const typing = () => h("div", { class: "typing", "aria-hidden": "true" }, h("i"), h("i"), h("i"));
   const welcome = () => (opts.welcome ? [botBubble(opts.welcome)] : []);
   const NOTES = { cancelled: "Stopped", error: "Interrupted" };
   const note = (bubble, text) => bubble.append(h("span", { class: "note", text }));
+  /** Says `text` once to screen readers (the polite live region). */
+  const announce = (text) => {
+    live.textContent = "";
+    live.textContent = text;
+  };
 
   /** A readable error line with a retry button; `retry` runs after the line is removed. */
-  const errorLine = (message, retry) => {
-    const line = h("div", { class: "err", role: "alert" }, h("span", { text: message }));
-    line.append(
-      h("button", {
-        class: "retry",
-        type: "button",
-        text: "Retry",
-        onclick: () => {
-          const refocus = root.activeElement === line.lastChild;
-          line.remove();
-          if (refocus) input.focus();
-          retry();
-        },
-      }),
-    );
+  const errorLine = (message, retry, label = "Retry", cls = "") => {
+    const line = h("div", { class: "err" + cls, role: "alert" }, h("span", { text: message }));
+    if (retry) {
+      line.append(
+        h("button", {
+          class: "retry",
+          type: "button",
+          text: label,
+          onclick: () => {
+            const refocus = root.activeElement === line.lastChild;
+            line.remove();
+            if (refocus) input.focus();
+            retry();
+          },
+        }),
+      );
+    }
     return add(line, true);
   };
 
@@ -415,6 +474,7 @@ textarea{font-size:16px}
     llm_unavailable: 502,
     store_unavailable: 503,
     llm_timeout: 504,
+    budget_exhausted: 503,
   };
   const describe = (e) => {
     if (!navigator.onLine) return "You are offline. Check your connection and try again.";
@@ -426,6 +486,7 @@ textarea{font-size:16px}
     if (!(e instanceof HttpError)) return "Could not reach the chat service. Please try again.";
     return "Something went wrong. Please try again.";
   };
+  const enc = encodeURIComponent;
 
   let sessionId = storage.get();
   const setSession = (id) => storage.set((sessionId = id));
@@ -437,12 +498,15 @@ textarea{font-size:16px}
       body: JSON.stringify(opts.user ? { external_user_id: opts.user } : {}),
     });
     if (!res.ok) throw await httpError(res);
+    closeEvents();
+    forget();
     setSession((await res.json()).session_id);
+    syncEvents();
   };
 
   /** The session, or null when it is gone. */
   const fetchSession = async () => {
-    const res = await fetch(API + "sessions/" + encodeURIComponent(sessionId) + "/");
+    const res = await fetch(API + "sessions/" + enc(sessionId) + "/");
     if (res.status === 404) return null;
     if (!res.ok) throw await httpError(res);
     return res.json();
@@ -450,13 +514,157 @@ textarea{font-size:16px}
 
   /** The newest page of the conversation, oldest first; null when the session is gone. */
   const fetchMessages = async () => {
-    const url = API + "messages/?session_id=" + encodeURIComponent(sessionId);
+    const url = API + "messages/?session_id=" + enc(sessionId);
     let res = await fetch(url + "&order=desc&limit=50");
     if (res.ok) return (await res.json()).reverse();
     if (res.status !== 404) res = await fetch(url + "&limit=100"); // a server refusing order=
     if (res.status === 404) return null;
     if (!res.ok) throw await httpError(res);
     return res.json();
+  };
+
+  // ---- who answers: the model or a person ----------------------------------------------------
+  // The conversation's state, rebuilt from the stored messages and the session on every
+  // load, then kept by the session's events: "ai"; "waiting" (the visitor asked for a
+  // person, nobody has written yet); "human" (a person answers; `operator` is their name).
+  let mode = "ai";
+  let operator = null;
+  let session = null; // the last session JSON seen
+  let requested = null; // the handoff_requested_at whose notice is shown
+  let lastId = null; // the newest stored message held: where the events stream resumes
+  const shown = new Set(); // ids of the stored messages in the log
+  const elements = new Map(); // message id -> its elements (for message_deleted)
+  let unsent = []; // the visitor's bubbles not yet matched to a stored message: {text, el}
+
+  const forget = () => {
+    mode = "ai";
+    operator = null;
+    session = null;
+    requested = null;
+    lastId = null;
+    shown.clear();
+    elements.clear();
+    pendingFlag.set(null);
+    renderBar();
+  };
+
+  const renderBar = () => {
+    const text =
+      mode === "waiting"
+        ? "Waiting for a person…"
+        : mode === "human"
+          ? operator
+            ? "You are chatting with " + operator
+            : "A person is answering"
+          : "";
+    barText.textContent = text;
+    humanButton.hidden = !opts.handoff || mode !== "ai";
+    bar.hidden = !text && humanButton.hidden;
+  };
+
+  const isAnswer = (m) =>
+    m.role === "assistant" &&
+    typeof m.metadata?.operator !== "string" &&
+    typeof m.metadata?.notice !== "string";
+
+  const left = () =>
+    (operator || "The person") + " left the conversation. The assistant answers again.";
+
+  /**
+   * The elements for stored message `m` (updating the state); [] for other roles.
+   * `answered`: the model answered it (the next stored message), so the person had
+   * left before it was sent.
+   */
+  const messageEls = (m, answered = false) => {
+    const meta = m.metadata || {};
+    const els = [];
+    if (m.role === "user" && answered && mode !== "ai") {
+      if (mode === "human") els.push(noticeLine(left()));
+      mode = "ai";
+      operator = null;
+    }
+    if (m.role === "user") {
+      els.push(userBubble(m.message));
+      if (mode !== "ai") els.push(sentLine());
+    } else if (m.role === "assistant" && typeof meta.notice === "string") {
+      els.push(noticeLine(m.message)); // e.g. nobody answered the request for a person in time
+      mode = "ai";
+      operator = null;
+    } else if (m.role === "assistant" && typeof meta.operator === "string") {
+      if (mode !== "human" || operator !== meta.operator) {
+        els.push(noticeLine(meta.operator + " joined the conversation"));
+      }
+      mode = "human";
+      operator = meta.operator;
+      els.push(operatorBubble(meta.operator, m.message));
+    } else if (m.role === "assistant") {
+      if (mode === "human") els.push(noticeLine(left()));
+      mode = "ai";
+      operator = null;
+      const bubble = botBubble(m.message);
+      const why = NOTES[meta.finish_reason];
+      if (why) note(bubble, why);
+      els.push(bubble, thumbs(m.id, meta.feedback?.rating));
+    }
+    shown.add(m.id);
+    elements.set(m.id, els);
+    return els;
+  };
+
+  /** The notice for the visitor's request for a person made at `at` (once). */
+  const requestEls = (at) => {
+    if (at === requested) {
+      if (mode === "ai") mode = "waiting"; // still pending (after an older snapshot said "ai")
+      return [];
+    }
+    requested = at;
+    if (mode === "human") return []; // a person is already here
+    mode = "waiting";
+    return [
+      noticeLine(
+        "You asked for a person. Someone from the team will answer here; you can keep writing.",
+      ),
+    ];
+  };
+
+  /** The times this visitor asked for a person in the current session, oldest first. */
+  const asks = () => {
+    try {
+      const kept = JSON.parse(askedStore.get());
+      return kept?.session === sessionId && Array.isArray(kept.at) ? kept.at : [];
+    } catch {
+      return [];
+    }
+  };
+  const remember = (at) => {
+    const at2 = asks();
+    if (at2.includes(at)) return;
+    askedStore.set(JSON.stringify({ session: sessionId, at: [...at2, at].slice(-20) }));
+  };
+
+  /** The notices for the session `s` as it is now (updating the state). */
+  const sessionEls = (s) => {
+    session = s;
+    const els = [];
+    if (s.responder === "human") {
+      const at = s.handoff_requested_at;
+      if (at) {
+        remember(at);
+        els.push(...requestEls(at));
+      } else if (mode === "ai") {
+        mode = "human";
+        els.push(noticeLine("A person joined the conversation"));
+      }
+    } else if (mode === "human") {
+      els.push(noticeLine(left()));
+      mode = "ai";
+      operator = null;
+    } else {
+      mode = "ai"; // a request nobody took: the timeout's own message says so
+    }
+    pendingFlag.set(mode === "ai" ? null : "1");
+    renderBar();
+    return els;
   };
 
   let loaded = false;
@@ -466,28 +674,36 @@ textarea{font-size:16px}
     loaded = true;
     const intro = welcome();
     if (turn) return; // an answer is arriving: leave the conversation as it is
+    closeEvents();
+    forget();
+    unsent = [];
     if (!sessionId) return log.replaceChildren(...intro);
     loading = true;
     log.setAttribute("aria-busy", "true");
     if (!log.children.length) log.append(...intro); // the welcome while the history loads
     try {
       // The session first: an answer that ends between the two requests is in the list.
-      const session = await fetchSession();
-      const messages = session && (await fetchMessages());
+      const s = await fetchSession();
+      const messages = s && (await fetchMessages());
       if (!messages) setSession(null); // expired: a new one starts with the next message
-      const active = messages && session.active_response_id; // being generated right now
-      const shown = [];
-      for (const m of messages || []) {
-        if (m.id === active) continue; // shown arriving, below
-        if (m.role === "user") shown.push(userBubble(m.message));
-        else if (m.role === "assistant") {
-          const bubble = botBubble(m.message);
-          const why = NOTES[m.metadata?.finish_reason];
-          if (why) note(bubble, why);
-          shown.push(bubble);
+      const active = messages && s.active_response_id; // being generated right now
+      const els = [];
+      const times = asks();
+      if (s?.responder === "human" && s.handoff_requested_at) times.push(s.handoff_requested_at);
+      times.sort((a, b) => Date.parse(a) - Date.parse(b));
+      let next = 0; // the requests for a person, each where it was made
+      for (const [i, m] of (messages || []).entries()) {
+        lastId = m.id;
+        while (next < times.length && Date.parse(times[next]) <= Date.parse(m.timestamp)) {
+          els.push(...requestEls(times[next++]));
         }
+        if (m.id === active) continue; // shown arriving, below
+        const reply = messages[i + 1];
+        els.push(...messageEls(m, reply != null && isAnswer(reply)));
       }
-      log.replaceChildren(...intro, ...shown);
+      while (messages && next < times.length) els.push(...requestEls(times[next++]));
+      if (s) els.push(...sessionEls(s));
+      log.replaceChildren(...intro, ...els);
       log.scrollTop = log.scrollHeight;
       if (active) attach(active);
     } catch (e) {
@@ -495,11 +711,247 @@ textarea{font-size:16px}
     } finally {
       loading = false;
       log.removeAttribute("aria-busy");
+      syncEvents();
     }
   };
 
+  // ---- the session's events (live messages of people, the handoff state) ------------------------
+  // Open only while the panel is open or a person is asked for or answering: a closed
+  // widget costs the server nothing.
+  let events = null;
+  let eventsTimer = 0;
+  let eventsFailures = 0;
+  let ended = null; // a session whose stream said it is deleted or expired
+
+  const closeEvents = () => {
+    events?.close();
+    events = null;
+    clearTimeout(eventsTimer);
+    eventsTimer = 0;
+  };
+
+  // With the panel closed, one tab of the site listens for a person (a Web Lock elects
+  // it; the next one takes over when it closes): a browser holds at most 6 HTTP/1.1
+  // connections per server, and every open stream is one.
+  const LOCK = "colloquy:" + base + ":events";
+  let lockAsk = null; // the pending or granted request for the lock
+  let lockHeld = false;
+  let unlock = null; // releases a granted lock
+  const takeLock = () => {
+    if (lockAsk || !navigator.locks) return;
+    lockAsk = new AbortController();
+    navigator.locks
+      .request(LOCK, { signal: lockAsk.signal }, () => {
+        lockHeld = true;
+        syncEvents();
+        return new Promise((resolve) => (unlock = resolve));
+      })
+      .catch(() => {}); // aborted before it was granted
+  };
+  const dropLock = () => {
+    lockAsk?.abort();
+    unlock?.();
+    lockAsk = unlock = null;
+    lockHeld = false;
+  };
+
+  const syncEvents = () => {
+    const pending = mode !== "ai";
+    const want = sessionId && sessionId !== ended && loaded && !loading && (isOpen() || pending);
+    if (want && pending) takeLock();
+    else dropLock();
+    if (!want || (!isOpen() && !lockHeld && navigator.locks)) closeEvents();
+    else if (!events && !eventsTimer) openEvents();
+  };
+
+  const openEvents = () => {
+    const url =
+      API +
+      "sessions/" +
+      enc(sessionId) +
+      "/events/" +
+      (lastId ? "?last_event_id=" + enc(lastId) : "");
+    let es;
+    try {
+      es = new EventSource(url);
+    } catch {
+      return; // refused by the page (a policy): no live events
+    }
+    events = es;
+    const on = (type, handle) =>
+      es.addEventListener(type, (e) => {
+        if (events !== es) return;
+        let body;
+        try {
+          body = JSON.parse(e.data);
+        } catch {
+          return; // not ours
+        }
+        handle(body, e);
+      });
+    on("session", (s) => {
+      eventsFailures = 0;
+      onSession(s);
+    });
+    on("message", (m, e) => {
+      if (e.lastEventId) lastId = e.lastEventId;
+      onMessage(m);
+    });
+    on("message_deleted", ({ id }) => {
+      for (const el of elements.get(id) || []) el.remove();
+      elements.delete(id);
+    });
+    const end = () => {
+      ended = sessionId;
+      closeEvents();
+    };
+    on("session_deleted", end);
+    on("expired", end);
+    es.addEventListener("error", () => {
+      if (events !== es || es.readyState !== EventSource.CLOSED) return; // it reconnects itself
+      // Refused (an error status) or given up: try again later, less and less often.
+      events = null;
+      const wait = Math.min(60_000, 1000 * 2 ** eventsFailures++);
+      eventsTimer = setTimeout(() => {
+        eventsTimer = 0;
+        syncEvents();
+      }, wait);
+    });
+  };
+
+  const markUnread = () => {
+    if (isOpen()) return;
+    launcher.classList.add("unread");
+    launcher.setAttribute("aria-label", "Open chat (new message)");
+  };
+
+  const onSession = (s) => {
+    const els = sessionEls(s);
+    addAll(els);
+    for (const el of els) announce(el.textContent);
+    if (els.length) markUnread();
+    const active = s.active_response_id;
+    // An answer started elsewhere (a second tab): show it arriving.
+    if (active && !turn && !shown.has(active) && !loading) attach(active);
+    syncEvents();
+  };
+
+  const onMessage = (m) => {
+    if (!m?.id || shown.has(m.id)) return;
+    if (turn && (turn.id === m.id || isAnswer(m))) {
+      turn.later.push(m); // after the answer being shown (which may be this one)
+      return;
+    }
+    if (m.role === "user") {
+      const mine = unsent.findIndex((u) => u.text === m.message);
+      if (mine >= 0) {
+        bind(unsent[mine].el, m.id);
+        return;
+      }
+    }
+    const els = messageEls(m);
+    addAll(els);
+    if (m.role === "assistant") {
+      const name = m.metadata?.operator;
+      announce(typeof name === "string" ? name + ": " + m.message : m.message);
+      markUnread();
+    }
+    pendingFlag.set(mode === "ai" ? null : "1");
+    renderBar();
+    syncEvents();
+  };
+
+  /** The visitor's bubble `el` is stored message `id`. */
+  const bind = (el, id) => {
+    unsent = unsent.filter((u) => u.el !== el);
+    shown.add(id);
+    elements.set(id, [el]);
+  };
+
+  const requestHandoff = async () => {
+    if (!sessionId) await createSession();
+    const call = () =>
+      fetch(API + "sessions/" + enc(sessionId) + "/handoff/", {
+        method: "POST",
+        headers: JSON_HEADERS,
+        body: "{}",
+      });
+    let res = await call();
+    if (res.status === 404 && (await fetchSession()) === null) {
+      await createSession(); // the session expired: ask in a new one
+      res = await call();
+    }
+    if (!res.ok) throw await httpError(res);
+    onSession(await res.json());
+  };
+
+  let asking = false;
+  const talkToPerson = async () => {
+    if (asking) return;
+    asking = true;
+    humanButton.disabled = true;
+    try {
+      await requestHandoff();
+      input.focus();
+    } catch (e) {
+      errorLine(describe(e), talkToPerson);
+    } finally {
+      asking = false;
+      humanButton.disabled = false;
+    }
+  };
+
+  /** Thumbs up and down under answer `id`; `rating` is the stored choice. */
+  const thumbs = (id, rating) => {
+    const group = h("div", { class: "fb", role: "group", "aria-label": "Rate this answer" });
+    const press = (value) => {
+      for (const b of group.children) b.setAttribute("aria-pressed", String(b.value === value));
+    };
+    const rate = async (value) => {
+      const was = [...group.children].find((b) => b.getAttribute("aria-pressed") === "true");
+      if (was?.value === value) return;
+      press(value);
+      try {
+        const res = await fetch(API + "messages/" + enc(id) + "/feedback/", {
+          method: "POST",
+          headers: JSON_HEADERS,
+          body: JSON.stringify({ rating: value, session_id: sessionId }),
+        });
+        if (!res.ok) throw await httpError(res);
+        press((await res.json()).metadata?.feedback?.rating);
+        announce("Thanks for your feedback.");
+      } catch {
+        press(was?.value);
+        announce("Your feedback could not be sent. Please try again.");
+      }
+    };
+    for (const [value, label, d] of [
+      ["up", "Good answer", ICONS.up],
+      ["down", "Bad answer", ICONS.thumbDown],
+    ]) {
+      group.append(
+        h(
+          "button",
+          {
+            class: "thumb",
+            type: "button",
+            value,
+            title: label,
+            "aria-label": label,
+            "aria-pressed": String(rating === value),
+            onclick: () => rate(value),
+          },
+          icon(d),
+        ),
+      );
+    }
+    return group;
+  };
+
   // ---- chat -----------------------------------------------------------------------------------
-  let turn = null; // the answer being received: {ctrl, id, last, text, bubble}
+  // The answer being received: {ctrl, id, last, text, bubble, reason, responder,
+  // user: the visitor's bubble it answers, later: stored messages to show after it}.
+  let turn = null;
 
   /** Reads SSE events from `res` into `t` until the `done` event (true) or the end (false). */
   const readStream = async (res, t) => {
@@ -545,6 +997,12 @@ textarea{font-size:16px}
   /** Applies one stream event; true on the last one. */
   const apply = (t, ev) => {
     t.id = ev.response_id || t.id;
+    if (t.id) shown.add(t.id);
+    if (ev.message_id && t.user && !t.bound) {
+      bind(t.user, ev.message_id); // the visitor's message is stored
+      t.bound = true;
+    }
+    if (ev.responder) t.responder = ev.responder;
     if (ev.chunk) {
       t.text += ev.chunk;
       if (!frame) {
@@ -605,10 +1063,21 @@ textarea{font-size:16px}
    * Streams an answer into a new bubble: `start(t)` gives true once it is complete
    * (else it is resumed); `retry` is offered after an error.
    */
-  const run = async (start, retry, id = null) => {
+  const run = async (start, retry, id = null, user = null) => {
     if (turn) return;
-    const t = (turn = { ctrl: new AbortController(), id, last: null, text: "", reason: null });
-    t.bubble = add(h("div", { class: "msg bot" }, typing()), true);
+    const t = (turn = {
+      ctrl: new AbortController(),
+      id,
+      last: null,
+      text: "",
+      reason: null,
+      responder: null,
+      user,
+      later: [],
+    });
+    if (id) shown.add(id);
+    // While a person answers, nothing is generated: no typing dots.
+    t.bubble = add(h("div", { class: "msg bot" }, mode === "ai" ? typing() : ""), true);
     setBusy(true);
     try {
       let complete = await start(t);
@@ -617,20 +1086,46 @@ textarea{font-size:16px}
         complete = await follow(t); // after a dropped connection: resume
       }
       if (!complete) throw lost();
-      finish(t);
+      finish(t, true);
     } catch (e) {
-      if (t.ctrl.signal.aborted) t.reason = "cancelled";
-      finish(t);
+      const stopped = t.ctrl.signal.aborted;
+      if (stopped) t.reason = "cancelled";
+      finish(t, stopped);
+      if (stopped) {
+        /* the visitor stopped it */
+      } else if (e.code === "budget_exhausted") offline(retry);
       // After a lost connection the answer is still stored by the server: reload it.
-      if (!t.ctrl.signal.aborted) errorLine(describe(e), e.code === "lost" ? loadHistory : retry);
+      else errorLine(describe(e), e.code === "lost" ? loadHistory : retry);
     } finally {
       if (turn === t) turn = null;
       setBusy(false);
+      for (const m of t.later) onMessage(m); // what the events stream held back meanwhile
     }
   };
 
+  /** The model's budget is spent: say so, and offer a person instead (when offered). */
+  const offline = (retry) => {
+    const text = "The assistant is offline right now.";
+    if (opts.handoff) {
+      errorLine(
+        text + " A person can answer your message instead.",
+        async () => {
+          try {
+            await requestHandoff();
+            retry(); // the same message again: now it is stored for the team
+          } catch (e) {
+            errorLine(describe(e), () => offline(retry));
+          }
+        },
+        "Leave a message for a person",
+        " offline",
+      );
+    } else errorLine(text + " Please try again later.", retry, "Retry", " offline");
+    announce(text);
+  };
+
   /** Asks for an answer to `message` (already shown) and streams it in. */
-  const ask = (message) =>
+  const ask = (message, user) =>
     run(
       async (t) => {
         if (!sessionId) await createSession();
@@ -642,21 +1137,36 @@ textarea{font-size:16px}
         if (!res.ok) throw await httpError(res);
         return readStream(res, t);
       },
-      () => ask(message),
+      () => ask(message, user),
+      null,
+      user,
     );
 
   /** Shows answer `id`, running now (a reload, a second tab), from its first event. */
   const attach = (id) => run(follow, loadHistory, id);
 
-  const finish = (t) => {
+  /** Shows the end of answer `t`; `stored` when it is kept by the server (thumbs). */
+  const finish = (t, stored) => {
     cancelAnimationFrame(frame);
     frame = 0;
     if (t.text) {
       render(t);
       if (NOTES[t.reason]) note(t.bubble, NOTES[t.reason]);
-      live.textContent = "";
-      live.textContent = t.text;
+      if (stored && t.id) {
+        const rating = thumbs(t.id);
+        t.bubble.after(rating);
+        elements.set(t.id, [t.bubble, rating]);
+      }
+      announce(t.text);
     } else t.bubble.remove();
+    if (t.responder === "human") {
+      // Nothing was generated: the message waits for a person.
+      const mine = t.user || [...log.querySelectorAll(".msg.user")].pop();
+      mine?.after(sentLine());
+      announce("Sent to the team. A person will answer here.");
+      if (mode === "ai" && session)
+        onSession({ ...session, responder: "human", active_response_id: null });
+    }
   };
 
   const stop = () => {
@@ -677,12 +1187,16 @@ textarea{font-size:16px}
     if (turn || loading || !message) return;
     input.value = "";
     grow();
-    add(userBubble(message), true);
-    ask(message);
+    const el = add(userBubble(message), true);
+    unsent.push({ text: message, el });
+    ask(message, el);
   };
 
   const restart = () => {
     stop();
+    closeEvents();
+    forget();
+    unsent = [];
     setSession(null);
     log.replaceChildren(...welcome());
     input.focus();
@@ -698,15 +1212,18 @@ textarea{font-size:16px}
   const isOpen = () => w.classList.contains("open");
   const open = () => {
     w.classList.add("open");
+    launcher.classList.remove("unread");
     launcher.setAttribute("aria-expanded", "true");
     launcher.setAttribute("aria-label", "Close chat");
     if (!loaded) loadHistory();
+    else syncEvents();
     input.focus();
   };
   const close = () => {
     w.classList.remove("open");
     launcher.setAttribute("aria-expanded", "false");
     launcher.setAttribute("aria-label", "Open chat");
+    syncEvents();
     launcher.focus();
   };
 
@@ -758,6 +1275,10 @@ textarea{font-size:16px}
 
   const mount = () => {
     (document.body || document.documentElement).append(host);
+    renderBar();
+    // A person was asked for (or answers) on an earlier page: listen for them even with
+    // the panel closed, and show a dot on the launcher when they write.
+    if (sessionId && pendingFlag.get()) loadHistory();
     performance.mark?.("colloquy:ready");
   };
   if (document.body) mount();
