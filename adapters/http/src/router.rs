@@ -29,7 +29,8 @@ pub(crate) enum Route {
     ChatStream,
     ChatStreamResume(String),
     ChatStreamCancel(String),
-    /// A file of the chat widget (`/widget.js`, `/widget/demo`, `/`).
+    /// An embedded file: the chat widget's (`/widget.js`, `/widget/demo`, `/`) or
+    /// the console's (`/console/`, `/console/{file}`).
     Asset(Asset),
 }
 
@@ -62,7 +63,7 @@ pub(crate) enum Endpoint {
     CancelStream(String),
     /// `OPTIONS` on a route; the value is its `Allow` list.
     Preflight(&'static str),
-    /// `GET`/`HEAD` of a file of the chat widget.
+    /// `GET`/`HEAD` of an embedded file (the widget's or the console's).
     Asset(Asset),
 }
 
@@ -90,6 +91,11 @@ impl Route {
             ["", "openapi.json"] => Self::OpenApi,
             [""] | ["", "widget", "demo"] => Self::Asset(Asset::Demo),
             ["", "widget.js"] => Self::Asset(Asset::WidgetJs),
+            ["", "console"] => Self::Asset(Asset::ConsolePage),
+            ["", "console", file] => match Asset::console_file(file) {
+                Some(asset) => Self::Asset(asset),
+                None => return Ok(None),
+            },
             ["", "api", "chats", rest @ ..] => match rest {
                 ["sessions"] => Self::Sessions,
                 ["sessions", "export"] => Self::UserExport,
@@ -183,6 +189,8 @@ pub(crate) const TEMPLATES: &[&str] = &[
     "/",
     "/widget/demo",
     "/widget.js",
+    "/console/",
+    "/console/{file}",
     "/api/chats/sessions/",
     "/api/chats/sessions/export/",
     "/api/chats/sessions/{id}/",
@@ -249,17 +257,56 @@ impl Endpoint {
             Self::Preflight(_) => "preflight",
             Self::Asset(Asset::Demo) => "widget_demo",
             Self::Asset(Asset::WidgetJs) => "widget_js",
+            Self::Asset(Asset::ConsolePage) => "console",
+            Self::Asset(
+                Asset::ConsoleJs | Asset::ConsoleCss | Asset::UplotJs | Asset::UplotCss,
+            ) => "console_file",
+        }
+    }
+}
+
+/// Which embedded files are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Files {
+    /// The widget's (`/widget.js`, `/widget/demo`, `/`).
+    pub(crate) widget: bool,
+    /// The console's (`/console/...`).
+    pub(crate) console: bool,
+}
+
+impl Files {
+    /// Every file.
+    #[cfg(test)]
+    pub(crate) const ALL: Self = Self {
+        widget: true,
+        console: true,
+    };
+    /// None.
+    #[cfg(test)]
+    pub(crate) const NONE: Self = Self {
+        widget: false,
+        console: false,
+    };
+
+    fn serves(self, asset: Asset) -> bool {
+        if asset.is_console() {
+            self.console
+        } else {
+            self.widget
         }
     }
 }
 
 /// Resolves a request to its endpoint, parsing the path once: 400 `invalid_field` for
 /// a path that is not UTF-8 once percent-decoded, 404 `not_found` for an unknown path
-/// (the widget's paths too when `widget` is off), 405 `method_not_allowed` (with
-/// `Allow`) for a known path and another method.
-pub(crate) fn resolve(method: &Method, path: &str, widget: bool) -> Result<Endpoint, ApiError> {
+/// (the widget's or the console's paths too when `files` leaves them out), 405
+/// `method_not_allowed` (with `Allow`) for a known path and another method.
+pub(crate) fn resolve(method: &Method, path: &str, files: Files) -> Result<Endpoint, ApiError> {
     let route = Route::parse_decoded(path)?
-        .filter(|route| widget || !matches!(route, Route::Asset(_)))
+        .filter(|route| match route {
+            Route::Asset(asset) => files.serves(*asset),
+            _ => true,
+        })
         .ok_or_else(ApiError::no_route)?;
     let allow = route.allow();
     route
@@ -276,16 +323,16 @@ mod tests {
     fn trailing_slash_is_optional() {
         for path in ["/api/chats/sessions/", "/api/chats/sessions"] {
             assert_eq!(
-                resolve(&Method::GET, path, true).expect("route"),
+                resolve(&Method::GET, path, Files::ALL).expect("route"),
                 Endpoint::ListSessions
             );
         }
         assert_eq!(
-            resolve(&Method::DELETE, "/api/chats/sessions/abc", true).expect("route"),
+            resolve(&Method::DELETE, "/api/chats/sessions/abc", Files::ALL).expect("route"),
             Endpoint::DeleteSession("abc".into())
         );
         assert_eq!(
-            resolve(&Method::GET, "/healthz/", true).expect("route"),
+            resolve(&Method::GET, "/healthz/", Files::ALL).expect("route"),
             Endpoint::Healthz
         );
     }
@@ -293,15 +340,15 @@ mod tests {
     #[test]
     fn chat_paths_win_over_message_ids() {
         assert_eq!(
-            resolve(&Method::POST, "/api/chats/messages/chat/", true).expect("route"),
+            resolve(&Method::POST, "/api/chats/messages/chat/", Files::ALL).expect("route"),
             Endpoint::Chat
         );
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/messages/chat/stream", true).expect("route"),
+            resolve(&Method::GET, "/api/chats/messages/chat/stream", Files::ALL).expect("route"),
             Endpoint::ChatStreamGet
         );
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/messages/not-a-uuid/", true).expect("route"),
+            resolve(&Method::GET, "/api/chats/messages/not-a-uuid/", Files::ALL).expect("route"),
             Endpoint::GetMessage("not-a-uuid".into())
         );
     }
@@ -309,7 +356,7 @@ mod tests {
     #[test]
     fn path_ids_are_percent_decoded() {
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/sessions/a%3Ab", true).expect("route"),
+            resolve(&Method::GET, "/api/chats/sessions/a%3Ab", Files::ALL).expect("route"),
             Endpoint::GetSession("a:b".into())
         );
     }
@@ -326,41 +373,41 @@ mod tests {
             "/api/chats/messages/chat/stream/123/cancel/extra",
             "/healthzz",
         ] {
-            let e = resolve(&Method::GET, path, true).expect_err(path);
+            let e = resolve(&Method::GET, path, Files::ALL).expect_err(path);
             assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
         }
-        let e = resolve(&Method::PUT, "/api/chats/sessions/", true).expect_err("put");
+        let e = resolve(&Method::PUT, "/api/chats/sessions/", Files::ALL).expect_err("put");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
-        let e = resolve(&Method::HEAD, "/api/chats/messages/chat/stream/", true).expect_err("head");
+        let e = resolve(&Method::HEAD, "/api/chats/messages/chat/stream/", Files::ALL).expect_err("head");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 
     #[test]
     fn console_routes() {
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/sessions/export/", true).expect("route"),
+            resolve(&Method::GET, "/api/chats/sessions/export/", Files::ALL).expect("route"),
             Endpoint::ExportUser
         );
         assert_eq!(
-            resolve(&Method::DELETE, "/api/chats/sessions", true).expect("route"),
+            resolve(&Method::DELETE, "/api/chats/sessions", Files::ALL).expect("route"),
             Endpoint::EraseUser
         );
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/stats/", true).expect("route"),
+            resolve(&Method::GET, "/api/chats/stats/", Files::ALL).expect("route"),
             Endpoint::Stats
         );
         assert_eq!(
-            resolve(&Method::POST, "/api/chats/messages/abc/feedback/", true).expect("route"),
+            resolve(&Method::POST, "/api/chats/messages/abc/feedback/", Files::ALL).expect("route"),
             Endpoint::Feedback("abc".into())
         );
-        let e = resolve(&Method::DELETE, "/api/chats/sessions/export/", true).expect_err("del");
+        let e = resolve(&Method::DELETE, "/api/chats/sessions/export/", Files::ALL).expect_err("del");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 
     #[test]
     fn resume_and_cancel_routes() {
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/messages/chat/stream/abc/", true).expect("route"),
+            resolve(&Method::GET, "/api/chats/messages/chat/stream/abc/", Files::ALL).expect("route"),
             Endpoint::ResumeStream("abc".into())
         );
         assert_eq!(
@@ -373,7 +420,7 @@ mod tests {
             Endpoint::CancelStream("abc".into())
         );
         let e =
-            resolve(&Method::POST, "/api/chats/messages/chat/stream/abc/", true).expect_err("post");
+            resolve(&Method::POST, "/api/chats/messages/chat/stream/abc/", Files::ALL).expect_err("post");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 
@@ -387,32 +434,72 @@ mod tests {
         ] {
             for method in [Method::GET, Method::HEAD] {
                 assert_eq!(
-                    resolve(&method, path, true).expect("route"),
+                    resolve(&method, path, Files::ALL).expect("route"),
                     Endpoint::Asset(asset),
                     "{path}"
                 );
             }
-            let e = resolve(&Method::POST, path, true).expect_err("post");
+            let e = resolve(&Method::POST, path, Files::ALL).expect_err("post");
             assert_eq!(e.code(), ErrorCode::MethodNotAllowed, "{path}");
             for method in [Method::GET, Method::POST, Method::OPTIONS] {
-                let e = resolve(&method, path, false).expect_err("off");
+                let e = resolve(&method, path, Files::NONE).expect_err("off");
                 assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
             }
         }
         assert_eq!(
-            resolve(&Method::GET, "/healthz", false).expect("route"),
+            resolve(&Method::GET, "/healthz", Files::NONE).expect("route"),
             Endpoint::Healthz
         );
+    }
+
+    #[test]
+    fn console_paths_exist_only_when_the_console_is_served() {
+        for (path, asset) in [
+            ("/console", Asset::ConsolePage),
+            ("/console/", Asset::ConsolePage),
+            ("/console/console.js", Asset::ConsoleJs),
+            ("/console/console.css", Asset::ConsoleCss),
+            ("/console/uPlot.iife.min.js", Asset::UplotJs),
+            ("/console/uPlot.min.css", Asset::UplotCss),
+        ] {
+            for method in [Method::GET, Method::HEAD] {
+                assert_eq!(
+                    resolve(&method, path, Files::ALL).expect("route"),
+                    Endpoint::Asset(asset),
+                    "{path}"
+                );
+            }
+            let e = resolve(&Method::POST, path, Files::ALL).expect_err("post");
+            assert_eq!(e.code(), ErrorCode::MethodNotAllowed, "{path}");
+            let widget_only = Files {
+                widget: true,
+                console: false,
+            };
+            for method in [Method::GET, Method::POST, Method::OPTIONS] {
+                let e = resolve(&method, path, widget_only).expect_err("off");
+                assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
+            }
+        }
+        let console_only = Files {
+            widget: false,
+            console: true,
+        };
+        assert!(resolve(&Method::GET, "/widget.js", console_only).is_err());
+        assert!(resolve(&Method::GET, "/console/", console_only).is_ok());
+        for path in ["/console/index.html", "/console/x/console.js", "/console/..%2Fwidget.js"] {
+            let e = resolve(&Method::GET, path, Files::ALL).expect_err(path);
+            assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
+        }
     }
 
     #[test]
     fn every_template_is_a_route_with_methods() {
         for (template, methods) in table() {
             assert!(!methods.is_empty(), "{template} is no route");
-            let path = template.replace(['{', '}'], "");
+            let path = template.replace("{file}", "console.js").replace(['{', '}'], "");
             for method in &methods {
                 let method = Method::from_bytes(method.as_bytes()).expect("method");
-                assert!(resolve(&method, &path, true).is_ok(), "{method} {template}");
+                assert!(resolve(&method, &path, Files::ALL).is_ok(), "{method} {template}");
             }
         }
     }
@@ -420,9 +507,9 @@ mod tests {
     #[test]
     fn options_is_a_preflight_on_known_routes() {
         assert_eq!(
-            resolve(&Method::OPTIONS, "/api/chats/messages/chat/stream/", true).expect("route"),
+            resolve(&Method::OPTIONS, "/api/chats/messages/chat/stream/", Files::ALL).expect("route"),
             Endpoint::Preflight("GET, POST, OPTIONS")
         );
-        assert!(resolve(&Method::OPTIONS, "/nope", true).is_err());
+        assert!(resolve(&Method::OPTIONS, "/nope", Files::ALL).is_err());
     }
 }
