@@ -1030,6 +1030,7 @@
       return;
     }
     sessionStorage.setItem(NAME_KEY, name);
+    let sent = false;
     $("reply-send").disabled = true;
     try {
       const stored = await api("POST", "/messages/", {
@@ -1039,11 +1040,14 @@
         upsertMessage(stored);
         $("reply-text").value = "";
         announce("Reply sent.");
+        sent = true;
       }
     } catch (e) {
       error.textContent = describe(e);
     } finally {
       $("reply-send").disabled = !(transcript.session?.is_active && !transcript.gone);
+      // Ready for the next reply (the button lost focus while disabled).
+      if (sent) $("reply-text").focus();
     }
   });
 
@@ -1314,6 +1318,8 @@
       width,
       height: 220,
       scales: { x: { time: true } },
+      // Buckets start at UTC midnight or on the UTC hour: the axis reads in UTC.
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       series: [{}, ...present.map(([, label, color]) => ({ label, stroke: color, width: 2, points: { show: true, size: 5 } }))],
       axes: [
         { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
@@ -1322,7 +1328,6 @@
       legend: { show: true },
     };
     const data = [xs, ...present.map(([key]) => buckets.map((b) => (typeof b[key] === "number" ? b[key] : null)))];
-    // eslint-disable-next-line no-undef
     charts.push({ container, plot: new uPlot(opts, data, container) });
   }
 
