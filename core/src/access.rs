@@ -166,7 +166,9 @@ pub fn authorize(
             let only_closing = patch.is_active != Some(true)
                 && patch.metadata.is_none()
                 && patch.external_user_id.is_none()
-                && patch.expires_at.is_none();
+                && patch.expires_at.is_none()
+                && patch.responder.is_none()
+                && patch.handoff_requested_at.is_none();
             if only_closing {
                 Ok(())
             } else {

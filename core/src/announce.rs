@@ -16,16 +16,21 @@ use crate::session::Session;
 
 /// What happened in a session, as the use cases tell [`Deps::announce`].
 #[derive(Debug, Clone, Copy)]
-#[allow(dead_code)] // the handoff and delete use cases announce the rest
 pub(crate) enum Announcement<'a> {
     /// A session was created.
     SessionCreated(&'a Session),
-    /// A session's fields changed (metadata, `is_active`, expiry, external id).
+    /// A session's fields changed (metadata, `is_active`, expiry, external id), or
+    /// an answer started in it (its `active_response_id` is set).
     SessionChanged(&'a Session),
     /// The visitor asked for a person (`session` as stored after the request).
     HandoffRequested(&'a Session),
     /// An operator took the session over or handed it back.
     ResponderChanged(&'a Session),
+    /// A handoff request waited longer than `--handoff-timeout` without an
+    /// operator's reply: the session is back to `responder: "ai"` (`session` as
+    /// stored after the change). The notice message follows as its own
+    /// [`Announcement::MessageStored`].
+    HandoffTimedOut(&'a Session),
     /// The session was deleted.
     SessionDeleted(&'a Session),
     /// A message was stored in `session`.
@@ -42,6 +47,7 @@ impl Announcement<'_> {
             | Self::SessionChanged(s)
             | Self::HandoffRequested(s)
             | Self::ResponderChanged(s)
+            | Self::HandoffTimedOut(s)
             | Self::SessionDeleted(s)
             | Self::MessageStored(s, _)
             | Self::MessageDeleted(s, _) => s,
@@ -54,7 +60,8 @@ impl Announcement<'_> {
             Self::SessionCreated(_)
             | Self::SessionChanged(_)
             | Self::HandoffRequested(_)
-            | Self::ResponderChanged(_) => EventKind::SessionChanged,
+            | Self::ResponderChanged(_)
+            | Self::HandoffTimedOut(_) => EventKind::SessionChanged,
             Self::SessionDeleted(_) => EventKind::SessionDeleted,
             Self::MessageStored(_, message) => EventKind::MessageStored { id: message.id },
             Self::MessageDeleted(_, id) => EventKind::MessageDeleted { id },

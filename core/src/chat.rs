@@ -16,13 +16,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::announce::Announcement;
 use crate::clock::now_micros;
 use crate::deps::Deps;
 use crate::error::{ErrorCode, ModelError, ServiceError, StoreError};
 use crate::knowledge::{Grounding, Source};
 use crate::message::{ChatMessage, MessageDraft, Role};
 use crate::model::{FinishInfo, FinishReason, ModelEvent, ModelRequest};
-use crate::session::{Metadata, Session, SessionRef};
+use crate::session::{Metadata, Responder, Session, SessionRef};
 use crate::streams::StreamMeta;
 
 /// One event of a streamed answer. Sequence numbers count from 0 per response.
@@ -88,6 +89,12 @@ pub struct ChatStream {
     /// `events` (0 for a new stream; a resume's starting point otherwise). Event ids
     /// count on from it (see docs/API.md, "Event ids").
     pub offset: u64,
+    /// Who answers: `Ai` for every stream with an answer. `Human` when a person
+    /// has the session (see [`crate::ChatService::request_handoff`]): the visitor's
+    /// message is stored, nothing is generated, `events` is empty and
+    /// `response_id` is nil (the transport sends one `done` event with
+    /// `"finish_reason":"handoff"` and `"response_id":null`).
+    pub responder: Responder,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -103,18 +110,38 @@ impl std::fmt::Debug for ChatStream {
 /// A whole chat answer, as `POST /messages/chat/` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChatReply {
-    /// The assistant's answer.
+    /// The assistant's answer (empty when a person has the session).
     pub response: String,
     /// The session's `session_id`.
     pub session_id: String,
     /// The stored user message's id.
     pub message_id: Uuid,
-    /// The stored assistant message's id.
-    pub response_id: Uuid,
+    /// The stored assistant message's id; `None` when a person has the session
+    /// and nothing was generated.
+    pub response_id: Option<Uuid>,
     /// The passages the answer was grounded in; absent when the service has no
     /// knowledge base.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sources: Option<Vec<Source>>,
+    /// Who answers the session: `ai` (this reply is the model's answer) or `human`
+    /// (a person has the session: the message is stored for them, and their reply
+    /// arrives on the session's events).
+    pub responder: Responder,
+}
+
+impl ChatReply {
+    /// The reply to a chat in a session a person has: the message stored, nothing
+    /// generated.
+    pub(crate) fn handoff(session_id: String, message_id: Uuid) -> Self {
+        Self {
+            response: String::new(),
+            session_id,
+            message_id,
+            response_id: None,
+            sources: None,
+            responder: Responder::Human,
+        }
+    }
 }
 
 /// Everything a generation needs, decided before it starts.
@@ -237,7 +264,8 @@ fn answer_metadata(
     m
 }
 
-/// Stores the assistant's answer, retrying briefly while the store is unavailable.
+/// Stores the assistant's answer, retrying briefly while the store is unavailable,
+/// and announces it.
 async fn store_answer(
     deps: &Deps,
     generation: &Generation,
@@ -260,7 +288,12 @@ async fn store_answer(
                 tracing::warn!(error = %e, attempt, "store unavailable while saving the answer; retrying");
                 tokio::time::sleep(STORE_RETRY_DELAY * attempt).await;
             }
-            other => return other.map(|(_, message)| message),
+            Ok((session, message)) => {
+                deps.announce(Announcement::MessageStored(&session, &message))
+                    .await;
+                return Ok(message);
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -302,8 +335,9 @@ pub(crate) async fn complete(
                 response: stored.message,
                 session_id: generation.session.session_id,
                 message_id: generation.message_id,
-                response_id: generation.response_id,
+                response_id: Some(generation.response_id),
                 sources,
+                responder: Responder::Ai,
             })
         }
         Err(e) => {

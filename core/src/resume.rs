@@ -118,6 +118,7 @@ pub(crate) fn from_log(deps: Arc<Deps>, read: LogRead, after: Option<ResumePoint
         response_id: meta.response_id,
         events: follow(deps, meta, pending, next).boxed(),
         offset,
+        responder: crate::session::Responder::Ai,
     };
     Resume::Stream(stream)
 }
@@ -240,6 +241,7 @@ pub(crate) fn from_store(
         response_id: message.id,
         events: futures::stream::iter(events).boxed(),
         offset: u64::try_from(offset).unwrap_or(u64::MAX),
+        responder: crate::session::Responder::Ai,
     }))
 }
 

@@ -213,7 +213,41 @@ pub fn check_session_patch(patch: &SessionPatch, limits: &Limits) -> Result<(), 
 pub fn check_new_message(new: &NewMessage, limits: &Limits) -> Result<(), ValidationError> {
     message_text(&new.message, limits)?;
     metadata(&Value::Object(new.metadata.clone()), limits)?;
+    operator(new.role, &new.metadata)?;
     Ok(())
+}
+
+/// The longest operator display name (`metadata.operator`), in characters.
+pub const MAX_OPERATOR_CHARS: usize = 100;
+
+/// The rule of `metadata.operator`, the display name of the person who wrote an
+/// operator's reply: when present it is a string of 1 to [`MAX_OPERATOR_CHARS`]
+/// characters (not only white space), on an `assistant` message only (a visitor's
+/// message cannot pass for a person's). Returns the name when there is one.
+///
+/// # Errors
+/// `invalid_field` (`metadata.operator`).
+pub fn operator(role: Role, metadata: &Metadata) -> Result<Option<&str>, ValidationError> {
+    const FIELD: &str = "metadata.operator";
+    let Some(value) = metadata.get("operator") else {
+        return Ok(None);
+    };
+    let Value::String(name) = value else {
+        return Err(ValidationError::invalid(FIELD, "must be a string"));
+    };
+    if name.trim().is_empty() || name.chars().count() > MAX_OPERATOR_CHARS {
+        return Err(ValidationError::invalid(
+            FIELD,
+            format_args!("must be 1 to {MAX_OPERATOR_CHARS} characters"),
+        ));
+    }
+    if role != Role::Assistant {
+        return Err(ValidationError::invalid(
+            FIELD,
+            "is allowed on assistant messages only",
+        ));
+    }
+    Ok(Some(name))
 }
 
 /// Reads the body of `POST /sessions/`: every field optional.

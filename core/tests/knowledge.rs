@@ -182,7 +182,7 @@ async fn without_a_knowledge_base_nothing_changes() {
     assert!(body.get("sources").is_none(), "{body}");
     let stored = h
         .service
-        .get_message(reply.response_id)
+        .get_message(reply.response_id.expect("an answer"))
         .await
         .expect("stored");
     assert!(!stored.metadata.contains_key("sources"));
@@ -225,7 +225,7 @@ async fn the_passage_reaches_the_model_and_the_answer_names_its_source() {
     assert_eq!(sources[0].id, "pricing.md#0");
     let stored = h
         .service
-        .get_message(reply.response_id)
+        .get_message(reply.response_id.expect("an answer"))
         .await
         .expect("stored");
     let body = &stored.metadata["sources"];
@@ -332,7 +332,7 @@ async fn a_failing_knowledge_base_degrades_to_an_answer_without_sources() {
     assert_eq!(reply.sources, Some(Vec::new()));
     let stored = h
         .service
-        .get_message(reply.response_id)
+        .get_message(reply.response_id.expect("an answer"))
         .await
         .expect("stored");
     assert_eq!(stored.metadata["sources"], json!([]));
@@ -356,7 +356,7 @@ async fn a_hanging_knowledge_base_times_out_and_the_answer_goes_ahead() {
     .expect("chat");
     let stored = h
         .service
-        .get_message(reply.response_id)
+        .get_message(reply.response_id.expect("an answer"))
         .await
         .expect("stored");
     assert_eq!(stored.metadata["sources_error"], "knowledge_unavailable");

@@ -252,7 +252,7 @@ async fn chat_stores_question_and_answer_in_order() {
     );
     let answer = h
         .service
-        .get_message(reply.response_id)
+        .get_message(reply.response_id.expect("an answer"))
         .await
         .expect("answer");
     assert_eq!(answer.metadata["finish_reason"], "stop");

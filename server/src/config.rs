@@ -620,6 +620,8 @@ impl Cli {
             max_connections_per_ip: self.max_connections_per_ip,
             max_resumes_per_response: self.max_resumes_per_response,
             max_resumes_per_ip: self.max_resumes_per_ip,
+            max_event_streams_per_ip: HttpConfig::DEFAULT_MAX_EVENT_STREAMS_PER_IP,
+            max_event_streams_per_session: HttpConfig::DEFAULT_MAX_EVENT_STREAMS_PER_SESSION,
             http2_keep_alive_interval: self.http2_keep_alive_interval,
             http2_keep_alive_timeout: self.http2_keep_alive_timeout,
             metrics: colloquy_http::Metrics::default(),

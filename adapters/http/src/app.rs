@@ -35,6 +35,8 @@ pub(crate) struct App {
     pub(crate) failed_auth: FailedAuth,
     /// The caps on resumed streams open at once.
     pub(crate) resumes: crate::sse::ResumeShares,
+    /// The caps on session event streams open at once.
+    pub(crate) event_streams: crate::handlers::events::EventShares,
 }
 
 /// The text of a panic payload, when it has one.
@@ -71,8 +73,13 @@ impl App {
             config.max_resumes_per_response,
             config.max_resumes_per_ip,
         );
+        let event_streams = crate::handlers::events::EventShares::new(
+            config.max_event_streams_per_ip,
+            config.max_event_streams_per_session,
+        );
         Self {
             resumes,
+            event_streams,
             service,
             failed_auth: FailedAuth::new(config.failed_auth_quota),
             config,

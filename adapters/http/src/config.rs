@@ -100,6 +100,13 @@ pub struct HttpConfig {
     /// Most resumes streaming at once for one client address (IPv6: one /64); one
     /// more is answered 429 `too_many_streams`. Default 32.
     pub max_resumes_per_ip: usize,
+    /// Most session event streams (`GET /sessions/{id}/events/`) open at once for
+    /// one client address (IPv6: one /64); one more is answered 429
+    /// `too_many_streams`. The operator's token is exempt. Default 32.
+    pub max_event_streams_per_ip: usize,
+    /// Most event streams of one session open at once (visitors); one more is
+    /// answered 429 `too_many_streams`. Default 16.
+    pub max_event_streams_per_session: usize,
     /// How long a connection may stay open with no request in flight (HTTP/1.1
     /// keep-alive, or HTTP/2 with no open stream); then it is closed gracefully
     /// (HTTP/2: `GOAWAY`). An open SSE stream is a request in flight. Default 60 s.
@@ -154,6 +161,10 @@ impl HttpConfig {
     pub const DEFAULT_MAX_RESUMES_PER_RESPONSE: usize = 16;
     /// The default `max_resumes_per_ip`: 32.
     pub const DEFAULT_MAX_RESUMES_PER_IP: usize = 32;
+    /// The default `max_event_streams_per_ip`: 32.
+    pub const DEFAULT_MAX_EVENT_STREAMS_PER_IP: usize = 32;
+    /// The default `max_event_streams_per_session`: 16.
+    pub const DEFAULT_MAX_EVENT_STREAMS_PER_SESSION: usize = 16;
     /// The default `idle_timeout`: 60 s.
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     /// The default `http2_keep_alive_interval`: 20 s.
@@ -188,6 +199,8 @@ impl Default for HttpConfig {
             max_connections_per_ip: Self::DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_resumes_per_response: Self::DEFAULT_MAX_RESUMES_PER_RESPONSE,
             max_resumes_per_ip: Self::DEFAULT_MAX_RESUMES_PER_IP,
+            max_event_streams_per_ip: Self::DEFAULT_MAX_EVENT_STREAMS_PER_IP,
+            max_event_streams_per_session: Self::DEFAULT_MAX_EVENT_STREAMS_PER_SESSION,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             http2_keep_alive_interval: Self::DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL,
             http2_keep_alive_timeout: Self::DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,

@@ -124,6 +124,8 @@ pub(crate) async fn begin(
 /// The first result again.
 async fn replay(app: &App, record: Recorded) -> Result<Response, ApiError> {
     let mut response = match record.stream {
+        // A chat stream in a session a person had: its one event again.
+        Some(answer) if answer.is_nil() => sse::handoff_response(record.body),
         Some(answer) => match app.service.resume(answer, None).await? {
             Resume::Stream(stream) => sse::response(stream, app.config.sse_keep_alive),
             Resume::Finished => json::empty(StatusCode::NO_CONTENT),
@@ -145,6 +147,12 @@ impl Ticket {
         let body = serde_json::to_string(body).unwrap_or_default();
         self.record(status, body.clone(), None).await;
         json::raw(status, body)
+    }
+
+    /// Records the one event of a chat stream in a session a person has (no answer
+    /// was generated): retries get it again.
+    pub(crate) async fn handoff(mut self, event: String) {
+        self.record(StatusCode::OK, event, Some(Uuid::nil())).await;
     }
 
     /// Records a started stream: retries attach to `answer`.

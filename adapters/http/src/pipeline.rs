@@ -70,6 +70,10 @@ pub(crate) enum Input {
     DeleteSession(SessionRef),
     /// `GET /sessions/{id}/export/`.
     ExportSession(SessionRef),
+    /// `POST /sessions/{id}/handoff/`.
+    RequestHandoff(SessionRef),
+    /// `GET /sessions/{id}/events/`, with the message id to replay after.
+    SessionEvents(SessionRef, Option<Uuid>),
     /// `GET /messages/?session_id=`.
     ListMessages(Pairs, SessionRef, MessageQuery),
     /// `POST /messages/`.
@@ -102,6 +106,29 @@ pub(crate) enum Input {
 /// A message or response id from the path; one that is not a UUID names none (404).
 fn path_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(id).map_err(|_| ApiError::from(ServiceError::MessageNotFound))
+}
+
+/// The session events' resume point: a message id, from the `Last-Event-ID`
+/// header or `?last_event_id=`.
+fn last_message_id(parts: &Parts, pairs: &Pairs) -> Result<Option<Uuid>, ApiError> {
+    let header = parts
+        .headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("-"));
+    match header
+        .or_else(|| validate::last(pairs, "last_event_id"))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => Ok(None),
+        Some(id) => Uuid::try_parse(id).map(Some).map_err(|_| {
+            ValidationError::invalid(
+                "last_event_id",
+                "must be the id of a message event this server sent",
+            )
+            .into()
+        }),
+    }
 }
 
 /// The client's resume point: the `Last-Event-ID` header, or `?last_event_id=`.
@@ -146,6 +173,7 @@ impl Input {
             | Endpoint::CreateMessage
             | Endpoint::Chat
             | Endpoint::ChatStreamPost
+            | Endpoint::RequestHandoff(_)
             | Endpoint::Feedback(_) => {
                 Some(body::read_json(&parts.headers, body, app.config.max_body_bytes).await?)
             }
@@ -167,6 +195,19 @@ impl Input {
             ),
             Endpoint::DeleteSession(id) => Self::DeleteSession(SessionRef::parse(&id)),
             Endpoint::ExportSession(id) => Self::ExportSession(SessionRef::parse(&id)),
+            Endpoint::RequestHandoff(id) => {
+                if !value.is_object() {
+                    return Err(ValidationError::invalid_json(
+                        "the body must be empty or a JSON object",
+                    )
+                    .into());
+                }
+                Self::RequestHandoff(SessionRef::parse(&id))
+            }
+            Endpoint::SessionEvents(id) => {
+                let pairs = query::pairs(&parts.uri)?;
+                Self::SessionEvents(SessionRef::parse(&id), last_message_id(parts, &pairs)?)
+            }
             Endpoint::ListMessages => {
                 let pairs = query::pairs(&parts.uri)?;
                 let (session, q) = validate::message_query(&pairs)?;
@@ -226,6 +267,10 @@ impl Input {
             Self::UpdateSession(r, patch) => Operation::UpdateSession(r, patch),
             Self::DeleteSession(r) => Operation::DeleteSession(r),
             Self::ExportSession(r) => Operation::ExportSession(r),
+            // Asking for a person is open to whoever may chat in the session;
+            // watching it, to whoever may list its messages.
+            Self::RequestHandoff(r) => Operation::Chat(r),
+            Self::SessionEvents(r, _) => Operation::ListMessages(r),
             Self::ListMessages(_, r, _) => Operation::ListMessages(r),
             Self::CreateMessage(new) => Operation::CreateMessage(new),
             Self::Chat(new) | Self::ChatStream(new) | Self::ChatStreamGet(new, _) => {

@@ -20,6 +20,10 @@ pub(crate) enum Route {
     UserExport,
     Session(String),
     SessionExport(String),
+    /// `/sessions/{id}/handoff/`: the visitor asks for a person.
+    SessionHandoff(String),
+    /// `/sessions/{id}/events/`: the session's live events (SSE).
+    SessionEvents(String),
     Messages,
     Message(String),
     MessageFeedback(String),
@@ -50,6 +54,10 @@ pub(crate) enum Endpoint {
     UpdateSession(String),
     DeleteSession(String),
     ExportSession(String),
+    /// `POST /sessions/{id}/handoff/`.
+    RequestHandoff(String),
+    /// `GET /sessions/{id}/events/`.
+    SessionEvents(String),
     ListMessages,
     CreateMessage,
     GetMessage(String),
@@ -101,6 +109,10 @@ impl Route {
                 ["sessions", "export"] => Self::UserExport,
                 ["sessions", s] if !s.is_empty() => Self::Session((*s).to_owned()),
                 ["sessions", s, "export"] if !s.is_empty() => Self::SessionExport((*s).to_owned()),
+                ["sessions", s, "handoff"] if !s.is_empty() => {
+                    Self::SessionHandoff((*s).to_owned())
+                }
+                ["sessions", s, "events"] if !s.is_empty() => Self::SessionEvents((*s).to_owned()),
                 ["messages"] => Self::Messages,
                 ["messages", "chat"] => Self::Chat,
                 ["messages", "chat", "stream"] => Self::ChatStream,
@@ -136,8 +148,11 @@ impl Route {
             Self::Messages => "GET, HEAD, POST, OPTIONS",
             Self::Session(_) => "GET, HEAD, PATCH, DELETE, OPTIONS",
             Self::Message(_) => "GET, HEAD, DELETE, OPTIONS",
-            Self::Chat | Self::ChatStreamCancel(_) | Self::MessageFeedback(_) => "POST, OPTIONS",
-            Self::ChatStreamResume(_) => "GET, OPTIONS",
+            Self::Chat
+            | Self::ChatStreamCancel(_)
+            | Self::MessageFeedback(_)
+            | Self::SessionHandoff(_) => "POST, OPTIONS",
+            Self::ChatStreamResume(_) | Self::SessionEvents(_) => "GET, OPTIONS",
             Self::ChatStream => "GET, POST, OPTIONS",
         }
     }
@@ -160,6 +175,9 @@ impl Route {
             Self::Session(id) if method == Method::PATCH => Endpoint::UpdateSession(id),
             Self::Session(id) if method == Method::DELETE => Endpoint::DeleteSession(id),
             Self::SessionExport(id) if read => Endpoint::ExportSession(id),
+            Self::SessionHandoff(id) if method == Method::POST => Endpoint::RequestHandoff(id),
+            // GET only, as every stream.
+            Self::SessionEvents(id) if method == Method::GET => Endpoint::SessionEvents(id),
             Self::Messages if read => Endpoint::ListMessages,
             Self::Messages if method == Method::POST => Endpoint::CreateMessage,
             Self::Message(id) if read => Endpoint::GetMessage(id),
@@ -195,6 +213,8 @@ pub(crate) const TEMPLATES: &[&str] = &[
     "/api/chats/sessions/export/",
     "/api/chats/sessions/{id}/",
     "/api/chats/sessions/{id}/export/",
+    "/api/chats/sessions/{id}/handoff/",
+    "/api/chats/sessions/{id}/events/",
     "/api/chats/messages/",
     "/api/chats/messages/{id}/",
     "/api/chats/messages/{id}/feedback/",
@@ -243,6 +263,8 @@ impl Endpoint {
             Self::UpdateSession(_) => "update_session",
             Self::DeleteSession(_) => "delete_session",
             Self::ExportSession(_) => "export_session",
+            Self::RequestHandoff(_) => "request_handoff",
+            Self::SessionEvents(_) => "session_events",
             Self::ListMessages => "list_messages",
             Self::CreateMessage => "create_message",
             Self::GetMessage(_) => "get_message",
@@ -401,6 +423,22 @@ mod tests {
             Endpoint::Feedback("abc".into())
         );
         let e = resolve(&Method::DELETE, "/api/chats/sessions/export/", Files::ALL).expect_err("del");
+        assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
+    }
+
+    #[test]
+    fn handoff_and_events_routes() {
+        assert_eq!(
+            resolve(&Method::POST, "/api/chats/sessions/abc/handoff/", true).expect("route"),
+            Endpoint::RequestHandoff("abc".into())
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/api/chats/sessions/abc/events", true).expect("route"),
+            Endpoint::SessionEvents("abc".into())
+        );
+        let e = resolve(&Method::GET, "/api/chats/sessions/abc/handoff/", true).expect_err("get");
+        assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
+        let e = resolve(&Method::HEAD, "/api/chats/sessions/abc/events/", true).expect_err("head");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 

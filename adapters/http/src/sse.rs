@@ -25,7 +25,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use colloquy_core::{ChatEvent, ChatEvents, ChatStream, ErrorCode, ResumePoint, Source};
+use colloquy_core::{
+    ChatEvent, ChatEvents, ChatStream, ErrorCode, Responder, ResumePoint, Source,
+};
 use futures::StreamExt;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
@@ -206,22 +208,33 @@ pub fn response(stream: ChatStream, keep_alive: Duration) -> Response {
     response_holding(stream, keep_alive, None)
 }
 
-/// [`response`], whose body keeps `hold` until it is dropped.
-fn response_holding(
-    stream: ChatStream,
-    keep_alive: Duration,
-    hold: Option<ResumeHold>,
-) -> Response {
-    let ids = Ids {
-        message_id: stream.message_id,
-        response_id: stream.response_id,
-    };
-    let frames = byte_stream(stream.events, ids, stream.offset, keep_alive).map(move |bytes| {
-        // The body owns the hold: the places return when the stream is dropped.
-        let _hold = &hold;
-        Ok::<_, Infallible>(Frame::data(bytes))
+/// The one event of a chat stream in a session a person has (no answer is
+/// generated): `data: {"chunk":"","done":true,"message_id":..,"response_id":null,
+/// "finish_reason":"handoff","responder":"human"}`, without an `id:` (there is no
+/// answer to resume).
+pub(crate) fn handoff_event(message_id: Uuid) -> String {
+    let data = serde_json::json!({
+        "chunk": "",
+        "done": true,
+        "message_id": message_id,
+        "response_id": null,
+        "finish_reason": "handoff",
+        "responder": Responder::Human.as_str(),
     });
-    let mut response = http::Response::new(StreamBody::new(frames).boxed_unsync());
+    format!("data: {data}\n\n")
+}
+
+/// The response to a chat stream in a session a person has: `retry:` and `event`
+/// (see [`handoff_event`]), then the end.
+pub(crate) fn handoff_response(event: String) -> Response {
+    let frames = futures::stream::iter([Bytes::from_static(RETRY), Bytes::from(event)])
+        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
+    event_stream_response(StreamBody::new(frames).boxed_unsync())
+}
+
+/// A `200 text/event-stream` response with `body`.
+fn event_stream_response(body: crate::ResponseBody) -> Response {
+    let mut response = http::Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(
@@ -231,6 +244,27 @@ fn response_holding(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// [`response`], whose body keeps `hold` until it is dropped.
+fn response_holding(
+    stream: ChatStream,
+    keep_alive: Duration,
+    hold: Option<ResumeHold>,
+) -> Response {
+    if stream.responder == Responder::Human {
+        return handoff_response(handoff_event(stream.message_id));
+    }
+    let ids = Ids {
+        message_id: stream.message_id,
+        response_id: stream.response_id,
+    };
+    let frames = byte_stream(stream.events, ids, stream.offset, keep_alive).map(move |bytes| {
+        // The body owns the hold: the places return when the stream is dropped.
+        let _hold = &hold;
+        Ok::<_, Infallible>(Frame::data(bytes))
+    });
+    event_stream_response(StreamBody::new(frames).boxed_unsync())
 }
 
 /// The caps on resumes streaming at once: per response and per client address.

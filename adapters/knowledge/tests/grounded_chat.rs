@@ -101,7 +101,7 @@ async fn the_answering_passage_reaches_the_prompt_and_the_sources() {
     );
 
     let stored = service
-        .get_message(reply.response_id)
+        .get_message(reply.response_id.expect("an answer"))
         .await
         .expect("stored");
     assert_eq!(

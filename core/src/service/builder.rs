@@ -6,7 +6,7 @@ use crate::slots::{GenerationSlots, SlotLimits};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{ChatService, ServiceConfig};
+use super::{ChatService, HandoffConfig, ServiceConfig};
 use crate::clock::Clock;
 use crate::deps::Deps;
 use crate::echo::EchoModel;
@@ -31,6 +31,7 @@ pub struct ChatServiceBuilder {
     rate_limits: Option<Admission>,
     knowledge: Option<(Arc<dyn KnowledgeBase>, KnowledgeConfig)>,
     events: Option<Arc<dyn SessionEvents>>,
+    handoff: HandoffConfig,
 }
 
 impl std::fmt::Debug for ChatServiceBuilder {
@@ -54,6 +55,7 @@ impl ChatServiceBuilder {
             rate_limits: None,
             knowledge: None,
             events: None,
+            handoff: HandoffConfig::default(),
         }
     }
 
@@ -105,6 +107,13 @@ impl ChatServiceBuilder {
         self
     }
 
+    /// The human handoff settings (default: [`HandoffConfig::default`]: a request
+    /// times out after 5 minutes without an operator's reply).
+    pub fn handoff(mut self, handoff: HandoffConfig) -> Self {
+        self.handoff = handoff;
+        self
+    }
+
     /// The service.
     #[must_use]
     pub fn build(self) -> ChatService {
@@ -135,6 +144,7 @@ impl ChatServiceBuilder {
                 .unwrap_or_else(|| Arc::new(LocalIdempotency::new())),
             shutdown: CancellationToken::new(),
             knowledge: self.knowledge,
+            handoff: Arc::new(self.handoff),
         }
     }
 }

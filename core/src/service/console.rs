@@ -155,7 +155,24 @@ impl ChatService {
     /// # Errors
     /// `not_supported`, or a store failure.
     pub async fn erase_user(&self, external_user_id: &str) -> Result<Erased, ServiceError> {
-        Ok(self.deps.store.erase_user(external_user_id).await?)
+        // The sessions to announce as deleted (the newest MAX_EXPORT_SESSIONS: a
+        // watcher of an older one sees it gone at its next read).
+        let filter = SessionFilter {
+            external_user_id: Some(external_user_id.to_owned()),
+            ..SessionFilter::default()
+        };
+        let page = Page {
+            limit: MAX_EXPORT_SESSIONS,
+            offset: 0,
+        };
+        let sessions = self.deps.store.list_sessions(&filter, page).await?;
+        let erased = self.deps.store.erase_user(external_user_id).await?;
+        for session in &sessions {
+            self.deps
+                .announce(crate::announce::Announcement::SessionDeleted(session))
+                .await;
+        }
+        Ok(erased)
     }
 }
 

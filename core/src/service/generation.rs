@@ -6,11 +6,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::ChatService;
+use crate::announce::Announcement;
 use crate::chat::{self, ChatEvent, ChatReply, ChatStream, Generation, Publisher};
 use crate::context;
 use crate::deps::Deps;
@@ -20,7 +22,7 @@ use crate::message::{NewMessage, Role};
 use crate::model::{ContextMessage, ModelRequest};
 use crate::ports::Turn;
 use crate::resume::{self, Resume, ResumePoint};
-use crate::session::SessionRef;
+use crate::session::{Responder, SessionRef};
 use crate::slots::GenerationSlot;
 use crate::streams::{CancelOutcome, StreamMeta};
 use crate::validate;
@@ -56,6 +58,17 @@ async fn watch(deps: Arc<Deps>, meta: StreamMeta, cancel: CancellationToken) {
     }
 }
 
+/// What chat's first step leads to.
+enum Begun {
+    /// The model answers.
+    Answer(Generation),
+    /// A person has the session: the message is stored, nothing is generated.
+    Human {
+        session_id: String,
+        message_id: Uuid,
+    },
+}
+
 /// A generation ended: forget its cancel switch and stop its watcher.
 fn end_generation(
     running: &Mutex<HashMap<Uuid, CancellationToken>>,
@@ -86,8 +99,10 @@ impl ChatService {
             .map_err(|_| ServiceError::Busy)
     }
 
-    /// Stores the user's message and reads the model's context in one store call.
-    async fn begin_chat(&self, new: NewMessage) -> Result<Generation, ServiceError> {
+    /// Stores the user's message and reads the model's context in one store call,
+    /// and announces the message. While a person has the session (and their
+    /// request has not timed out), nothing more: [`Begun::Human`].
+    async fn begin_chat(&self, new: NewMessage) -> Result<Begun, ServiceError> {
         validate::check_new_message(&new, self.limits())?;
         let budget = self.config.context;
         let draft = self.draft(&new.session, Role::User, new.message, new.metadata);
@@ -96,6 +111,19 @@ impl ChatService {
             .store
             .begin_turn(&new.session, draft, budget.max_messages)
             .await?;
+        self.deps
+            .announce(Announcement::MessageStored(&turn.session, &turn.message))
+            .await;
+        // The session as stored with the message decides: a takeover before it
+        // stops this answer, one after it cancels the answer.
+        if turn.session.responder == Responder::Human
+            && self.expire_handoff(&turn.session).await.is_none()
+        {
+            return Ok(Begun::Human {
+                session_id: turn.session.session_id,
+                message_id: turn.message.id,
+            });
+        }
         let mut request = ModelRequest {
             messages: context::assemble(&turn.system, &turn.recent, budget),
         };
@@ -112,13 +140,13 @@ impl ChatService {
             .deps
             .store
             .new_message_id(&SessionRef::parse(&turn.session.session_id));
-        Ok(Generation {
+        Ok(Begun::Answer(Generation {
             session: turn.session,
             message_id: turn.message.id,
             response_id,
             request,
             grounding,
-        })
+        }))
     }
 
     /// Searches the knowledge base for the turn and adds the passages that fit the
@@ -161,7 +189,10 @@ impl ChatService {
     /// stores the answer and returns it.
     ///
     /// The generation runs in its own task: if the caller goes away, the answer is
-    /// still stored.
+    /// still stored. While a person has the session (`responder` is `human`), the
+    /// message is stored and nothing is generated: the reply is empty, with
+    /// `responder` `Human` and no `response_id` (a request past its handoff
+    /// timeout is timed out first, and the model answers).
     ///
     /// # Errors
     /// `session_not_found`, `session_inactive`, `llm_unavailable`/`llm_timeout` (the
@@ -181,7 +212,13 @@ impl ChatService {
         new: NewMessage,
     ) -> Result<ChatReply, ServiceError> {
         let slot = self.generation_slot(client, &new.session)?;
-        let generation = self.begin_chat(new).await?;
+        let generation = match self.begin_chat(new).await? {
+            Begun::Answer(generation) => generation,
+            Begun::Human {
+                session_id,
+                message_id,
+            } => return Ok(ChatReply::handoff(session_id, message_id)),
+        };
         let response = generation.response_id;
         let (publisher, _cancel, watcher) = self.begin_generation(&generation, None).await;
         let complete = chat::complete(Arc::clone(&self.deps), generation, publisher);
@@ -222,7 +259,22 @@ impl ChatService {
         new: NewMessage,
     ) -> Result<ChatStream, ServiceError> {
         let slot = self.generation_slot(client, &new.session)?;
-        let generation = self.begin_chat(new).await?;
+        let generation = match self.begin_chat(new).await? {
+            Begun::Answer(generation) => generation,
+            Begun::Human {
+                session_id,
+                message_id,
+            } => {
+                return Ok(ChatStream {
+                    session_id,
+                    message_id,
+                    response_id: Uuid::nil(),
+                    events: futures::stream::empty().boxed(),
+                    offset: 0,
+                    responder: Responder::Human,
+                })
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let stream = ChatStream {
             session_id: generation.session.session_id.clone(),
@@ -230,6 +282,7 @@ impl ChatService {
             response_id: generation.response_id,
             events: chat::event_stream(rx),
             offset: 0,
+            responder: Responder::Ai,
         };
         let response = generation.response_id;
         let (publisher, cancel, watcher) = self.begin_generation(&generation, Some(tx)).await;
@@ -254,6 +307,10 @@ impl ChatService {
         if let Err(e) = self.deps.streams.start(&meta).await {
             tracing::warn!(error = %e, response_id = %meta.response_id, "could not start the answer's stream log");
         }
+        // Watchers of the session learn its `active_response_id`, to attach to the answer.
+        self.deps
+            .announce(Announcement::SessionChanged(&generation.session))
+            .await;
         let cancel = self.shutdown.child_token();
         self.running
             .lock()

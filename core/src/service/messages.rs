@@ -28,17 +28,24 @@ impl ChatService {
         }
     }
 
-    /// Stores a message written by a client (any role).
+    /// Stores a message written by a client (any role). An `assistant` message with
+    /// `metadata.operator` is an operator's reply: it answers a pending handoff
+    /// request (see [`ChatService::request_handoff`]).
     ///
     /// # Errors
-    /// `session_not_found`, `session_inactive`, or a store failure.
+    /// `invalid_field` (`metadata.operator` on another role, or not 1 to 100
+    /// characters), `session_not_found`, `session_inactive`, or a store failure.
     pub async fn create_message(&self, new: NewMessage) -> Result<MessageView, ServiceError> {
         validate::check_new_message(&new, self.limits())?;
+        let operator = validate::operator(new.role, &new.metadata)?.is_some();
         let draft = self.draft(&new.session, new.role, new.message, new.metadata);
         let (session, stored) = self.deps.store.append(&new.session, draft).await?;
         self.deps
             .announce(Announcement::MessageStored(&session, &stored))
             .await;
+        if operator {
+            self.operator_replied(&session).await;
+        }
         Ok(MessageView::new(stored, session))
     }
 
@@ -133,6 +140,17 @@ impl ChatService {
     /// # Errors
     /// `message_not_found` (also on a second delete), or a store failure.
     pub async fn delete_message(&self, id: Uuid) -> Result<(), ServiceError> {
-        Ok(self.deps.store.delete_message(id).await?)
+        // Read first: the announcement names the message's session.
+        let (_, session) = self
+            .deps
+            .store
+            .message(id)
+            .await?
+            .ok_or(ServiceError::MessageNotFound)?;
+        self.deps.store.delete_message(id).await?;
+        self.deps
+            .announce(Announcement::MessageDeleted(&session, id))
+            .await;
+        Ok(())
     }
 }

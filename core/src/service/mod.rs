@@ -12,6 +12,7 @@ mod builder;
 mod config;
 mod console;
 mod generation;
+mod handoff;
 mod messages;
 mod sessions;
 
@@ -33,6 +34,7 @@ use crate::ratelimit::{Action, Admission};
 use crate::validate::Limits;
 
 pub use builder::ChatServiceBuilder;
+pub use handoff::{HandoffConfig, DEFAULT_HANDOFF_TIMEOUT_MESSAGE, HANDOFF_TIMEOUT_NOTICE};
 pub use config::{MessagePage, ServiceConfig, SessionExport, SessionPage, SessionView};
 pub use console::{
     UserExport, MAX_EXPORT_SESSIONS, MAX_HOURLY_STATS_DAYS, MAX_STATS_DAYS, STATS_TOP_QUESTIONS,
@@ -57,6 +59,8 @@ pub struct ChatService {
     idempotency: Arc<dyn IdempotencyStore>,
     shutdown: CancellationToken,
     knowledge: Option<(Arc<dyn KnowledgeBase>, KnowledgeConfig)>,
+    /// The handoff settings (see [`HandoffConfig`]).
+    handoff: Arc<HandoffConfig>,
 }
 
 impl std::fmt::Debug for ChatService {

@@ -82,7 +82,9 @@ impl ChatService {
             .ok_or(ServiceError::SessionNotFound)
     }
 
-    /// Changes a session's `is_active`, `metadata`, `external_user_id` or `expires_at`.
+    /// Changes a session's `is_active`, `metadata`, `external_user_id`, `expires_at`
+    /// or `responder` (`human`: a person takes over, and an answer in flight is
+    /// cancelled; `ai`: handed back, `handoff_requested_at` cleared).
     ///
     /// # Errors
     /// `invalid_field` when `expires_at` is not in the future, `session_not_found`, or a
@@ -96,10 +98,15 @@ impl ChatService {
         if let Some(at) = patch.expires_at {
             self.future_expiry(at, self.deps.now())?;
         }
+        let mut patch = patch;
+        Self::handoff_patch(&mut patch);
+        // Who answered before, to announce a change of responder as one.
+        let before = match patch.responder {
+            Some(_) => Some(self.get_session(reference).await?),
+            None => None,
+        };
         let session = self.deps.store.update_session(reference, &patch).await?;
-        self.deps
-            .announce(Announcement::SessionChanged(&session))
-            .await;
+        self.announce_patched(before.as_ref(), &session).await;
         Ok(session)
     }
 
@@ -108,7 +115,16 @@ impl ChatService {
     /// # Errors
     /// `session_not_found` (also on a second delete), or a store failure.
     pub async fn delete_session(&self, reference: &SessionRef) -> Result<(), ServiceError> {
-        Ok(self.deps.store.delete_session(reference).await?)
+        // Read first: the announcement names the session the reference resolved to.
+        let session = self.get_session(reference).await?;
+        self.deps
+            .store
+            .delete_session(&SessionRef::from_uuid(session.id))
+            .await?;
+        self.deps
+            .announce(Announcement::SessionDeleted(&session))
+            .await;
+        Ok(())
     }
 
     /// Lists a page of live sessions, newest first, and the page after it when this

@@ -6,7 +6,7 @@
 //! failure is its last event.
 
 use colloquy_core::access::{AccessMode, Caller};
-use colloquy_core::{NewMessage, Resume, ResumePoint, ServiceError, SessionRef};
+use colloquy_core::{NewMessage, Responder, Resume, ResumePoint, ServiceError, SessionRef};
 use http::StatusCode;
 use uuid::Uuid;
 
@@ -17,7 +17,9 @@ use crate::idempotency::{self, Ticket};
 use crate::shares::client_key;
 use crate::{json, sse, Response};
 
-/// `POST /messages/chat/` → 200 `{response, session_id, message_id, response_id}`.
+/// `POST /messages/chat/` → 200 `{response, session_id, message_id, response_id,
+/// responder}` (`response` empty and `response_id` null while a person has the
+/// session).
 pub(super) async fn chat(
     app: &App,
     v: &Visitor,
@@ -40,7 +42,11 @@ pub(super) async fn stream_post(
         .chat_stream_from(v.ip.map(client_key), new)
         .await?;
     if let Some(ticket) = ticket {
-        ticket.stream(stream.response_id).await;
+        if stream.responder == Responder::Human {
+            ticket.handoff(sse::handoff_event(stream.message_id)).await;
+        } else {
+            ticket.stream(stream.response_id).await;
+        }
     }
     Ok(sse::response(stream, app.config.sse_keep_alive))
 }

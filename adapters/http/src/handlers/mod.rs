@@ -5,6 +5,7 @@
 
 mod chat;
 mod console;
+pub(crate) mod events;
 pub(crate) mod health;
 mod messages;
 mod sessions;
@@ -35,6 +36,8 @@ pub(crate) async fn run(
         Input::UpdateSession(r, patch) => sessions::update(app, &r, patch).await,
         Input::DeleteSession(r) => sessions::delete(app, &r).await,
         Input::ExportSession(r) => sessions::export(app, &r).await,
+        Input::RequestHandoff(r) => sessions::handoff(app, &r).await,
+        Input::SessionEvents(r, after) => events::stream(app, v, &r, after).await,
         Input::ListMessages(pairs, r, query) => {
             messages::list(app, &parts.uri, &pairs, &r, &query).await
         }

@@ -39,6 +39,14 @@ pub(super) async fn update(
     Ok(json::response(StatusCode::OK, &session))
 }
 
+/// `POST /sessions/{id}/handoff/` → 200 session with `responder: "human"`: the
+/// visitor asks for a person (unchanged when a person already has it).
+pub(super) async fn handoff(app: &App, reference: &SessionRef) -> Result<Response, ApiError> {
+    let session = app.service.request_handoff(reference).await?;
+    let session = app.service.view(session).await?;
+    Ok(json::response(StatusCode::OK, &session))
+}
+
 /// `DELETE /sessions/{id}/` → 204.
 pub(super) async fn delete(app: &App, reference: &SessionRef) -> Result<Response, ApiError> {
     app.service.delete_session(reference).await?;
