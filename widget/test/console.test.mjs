@@ -163,6 +163,13 @@ async function newVisitor() {
       created.sessions += 1;
       return s;
     },
+    /** Asks for a person (POST /sessions/{id}/handoff/). */
+    async handoff(sessionId) {
+      return page.evaluate(async (id) => {
+        const r = await fetch(`/api/chats/sessions/${encodeURIComponent(id)}/handoff/`, { method: "POST" });
+        return r.status;
+      }, sessionId);
+    },
     /** One streamed chat turn; resolves when the whole answer has arrived. */
     async chat(sessionId, message) {
       created.visitorMessages += 1;
@@ -370,6 +377,46 @@ test("a visitor's conversation appears live, its answer streams in the transcrip
     await page.locator("#t-handback").click();
     await page.locator("#t-takeover").waitFor({ state: "visible" });
     assert.equal((await call("GET", `/api/chats/sessions/${session.id}/`)).body.responder, "ai");
+    assert.ok(
+      requested.some((u) => u.includes(`/api/chats/sessions/${session.id}/events/`)),
+      "the transcript follows the session's events",
+    );
+  } finally {
+    await visitor.context.close();
+    await page.context().close();
+  }
+});
+
+test("a visitor asking for a person is listed first, as waiting; their new messages arrive live", { skip }, async () => {
+  const page = await signedIn();
+  const visitor = await newVisitor();
+  try {
+    const session = await visitor.session({ external_user_id: "visitor-waiting" });
+    await visitor.chat(session.session_id, "I want to talk to a human");
+    assert.equal(await visitor.handoff(session.session_id), 200);
+    const first = page.locator("#inbox-list li:first-child a.row");
+    await page.waitForFunction(() => {
+      const row = document.querySelector("#inbox-list li:first-child a.row");
+      return row?.textContent.includes("talk to a human") && row.querySelector(".state-waiting");
+    });
+    assert.equal(await page.locator("#waiting-badge").textContent(), "1");
+    assert.match(await page.title(), /^\(1\)/);
+    await first.click();
+    await page.locator("#t-state .state-waiting").waitFor();
+    // While a person is asked for, the visitor's message is stored without an answer
+    // and shows in the open transcript as it happens.
+    await visitor.chat(session.session_id, "Hello? Anyone there?");
+    created.answers -= 1; // no answer is generated for this one
+    await page.locator("#t-messages li.msg-user", { hasText: "Anyone there?" }).waitFor();
+    assert.equal(await page.locator("#t-messages li.msg-assistant", { hasText: "Anyone there?" }).count(), 0);
+    // The operator's reply answers the request: the session is with a person now.
+    assert.equal(await page.locator("#t-takeover").isVisible(), false, "already with a person");
+    await page.locator("#reply-name").fill("Linus");
+    await page.locator("#reply-text").fill("Yes, I am here.");
+    await page.locator("#reply-send").click();
+    await page.locator("#t-state .state-human").waitFor();
+    await page.locator("#t-handback").click();
+    await page.locator("#t-state .state-active").waitFor();
   } finally {
     await visitor.context.close();
     await page.context().close();
@@ -473,13 +520,15 @@ test("stored XSS: visitor strings render as inert text in every view", { skip },
     await call("POST", "/api/chats/messages/", { session_id: session.id, message: `xsscheck ${payload}`, metadata: { note: payload } })
   ).body;
   created.visitorMessages += 1;
+  // An operator's name is at most 100 characters.
+  const operator = `<img src=x onerror="window.__xss='op'">`;
   const answer = (
     await call("POST", "/api/chats/messages/", {
       session_id: session.id,
       role: "assistant",
       message: `xsscheck answer ${payload}`,
       metadata: {
-        operator: payload,
+        operator,
         sources: [
           { id: payload, title: payload, document: payload, uri: "javascript:window.__xss='href'" },
           { id: "ok", title: "A real page", uri: "https://example.com/faq?x=<b>" },
@@ -487,6 +536,7 @@ test("stored XSS: visitor strings render as inert text in every view", { skip },
       },
     })
   ).body;
+  assert.ok(session.id && user.id && answer.id, "the payloads were stored");
   const fb = await call("POST", `/api/chats/messages/${answer.id}/feedback/`, { rating: "down", comment: payload });
   assert.equal(fb.status, 200);
   created.down += 1;
@@ -524,7 +574,7 @@ test("stored XSS: visitor strings render as inert text in every view", { skip },
   await page.locator("#t-messages li.msg-assistant .msg-feedback").waitFor();
   const transcriptText = await page.locator("#transcript").textContent();
   assert.ok(transcriptText.includes(`xsscheck ${payload}`), "the message as text");
-  assert.ok(transcriptText.includes(`Operator ${payload}`), "the operator's name as text");
+  assert.ok(transcriptText.includes(`Operator ${operator}`), "the operator's name as text");
   assert.ok(transcriptText.includes("javascript:window.__xss"), "the session_id as text");
   assert.equal(await page.locator("#t-messages .msg-sources a").count(), 1, "only the https source is a link");
   await inert("transcript");

@@ -713,9 +713,12 @@
     $("t-handback").hidden = !human;
     $("t-takeover").disabled = !active;
     $("t-handback").disabled = !active;
-    $("reply-hint").textContent = human
-      ? "You are answering this visitor; the AI is paused until you hand back."
-      : "Take over first so the AI stops answering.";
+    $("reply-hint").textContent =
+      state === "waiting"
+        ? "The visitor is waiting for a person: your reply answers them (the AI is paused)."
+        : human
+          ? "You are answering this visitor; the AI is paused until you hand back."
+          : "Take over first so the AI stops answering.";
     $("reply-send").disabled = !active;
   }
 
