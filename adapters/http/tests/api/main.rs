@@ -10,6 +10,7 @@ mod support;
 mod access;
 mod chat;
 mod console;
+mod console_page;
 mod hostile;
 mod idempotency;
 mod limits;
