@@ -359,7 +359,7 @@ test("a visitor's conversation appears live, its answer streams in the transcrip
       },
       answer,
     );
-    await screenshot(page, "console-1280x800.png");
+    await screenshot(page, "console-streamed-1280x800.png");
 
     // Take over, reply as a named operator, hand back.
     await page.locator("#t-takeover").click();
@@ -588,6 +588,8 @@ test("stored XSS: visitor strings render as inert text in every view", { skip },
   await page.locator("#dash-totals dd").first().waitFor();
   await inert("dashboard");
   await page.context().close();
+  // Out of the screenshots.
+  assert.equal((await call("DELETE", `/api/chats/sessions/${session.id}/`)).status, 204);
 });
 
 test("the dashboard shows the counts the test created", { skip }, async () => {
@@ -684,10 +686,59 @@ test("a narrow screen (768×1024) shows the list, then the transcript alone", { 
   await page.locator("#t-messages li").first().waitFor();
   assert.equal(await page.locator("#inbox-list").isVisible(), false);
   await page.locator(".back").waitFor({ state: "visible" });
-  await screenshot(page, "console-768x1024.png");
+  await screenshot(page, "console-transcript-768x1024.png");
   await page.locator(".back").click();
   await page.locator("#inbox-list").waitFor({ state: "visible" });
   await page.context().close();
+});
+
+test("filters narrow the inbox; screenshots of a busy inbox", { skip }, async () => {
+  const visitor = await newVisitor();
+  try {
+    const rated = await visitor.session({ external_user_id: "customer-1187" });
+    await visitor.chat(rated.session_id, "Can I change the delivery address after ordering?");
+    const answer = (await call("GET", `/api/chats/messages/?session_id=${rated.id}&role=assistant`)).body[0];
+    await call("POST", `/api/chats/messages/${answer.id}/feedback/`, { rating: "down", comment: "Not helpful" });
+    created.down += 1;
+    const waiting = await visitor.session({ external_user_id: "customer-2045" });
+    await visitor.chat(waiting.session_id, "My order arrived damaged, I need a refund");
+    assert.equal(await visitor.handoff(waiting.session_id), 200);
+
+    const page = await signedIn();
+    await page.locator("#inbox-list a.row", { hasText: "arrived damaged" }).waitFor();
+    await page.locator("#inbox-list a.row", { hasText: "delivery address" }).waitFor();
+    // State: waiting only.
+    await page.locator("#filters summary").click();
+    await page.locator("#f-state").selectOption("waiting");
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll("#inbox-list a.row")];
+      return rows.length > 0 && rows.every((r) => r.querySelector(".state-waiting"));
+    });
+    assert.ok((await page.locator("#inbox-list").textContent()).includes("arrived damaged"));
+    // A visitor's id.
+    await page.locator("#f-state").selectOption("");
+    await page.locator("#f-user").fill("customer-1187");
+    await page.locator("#f-user").press("Enter");
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll("#inbox-list a.row")];
+      return rows.length === 1 && rows[0].textContent.includes("delivery address");
+    });
+    await page.locator("#filter-form button[type=reset]").click();
+    await page.locator("#filters summary").click();
+    await page.locator("#inbox-list a.row", { hasText: "arrived damaged" }).waitFor();
+
+    // The README's screenshot: the waiting conversation first, a transcript open.
+    await page.locator("#inbox-list a.row", { hasText: "parcel" }).click();
+    await page.locator("#t-messages li.msg-operator").first().waitFor();
+    await page.evaluate(() => document.activeElement?.blur());
+    await page.mouse.move(0, 0);
+    await screenshot(page, "console-1280x800.png");
+    await page.setViewportSize({ width: 768, height: 1024 });
+    await screenshot(page, "console-768x1024.png");
+    await page.context().close();
+  } finally {
+    await visitor.context.close();
+  }
 });
 
 test("the token never appeared in a URL or in the server's log", { skip }, async () => {

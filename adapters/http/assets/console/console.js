@@ -781,8 +781,26 @@
     );
   }
 
+  /** What scrolls the messages: their list on a wide screen, else the page. */
+  function scroller() {
+    const list = $("t-messages");
+    return getComputedStyle(list).overflowY === "auto" ? list : document.scrollingElement;
+  }
+
+  /** Runs `change` on the transcript; if it was scrolled to its end, it stays there. */
+  function keepAtEnd(change) {
+    const pane = scroller();
+    const atEnd = pane.scrollHeight - pane.scrollTop - pane.clientHeight < 80;
+    change();
+    if (atEnd) pane.scrollTop = pane.scrollHeight;
+  }
+
   /** Adds or replaces a message, before any answer still streaming. */
   function upsertMessage(m) {
+    keepAtEnd(() => insertMessage(m));
+  }
+
+  function insertMessage(m) {
     if (!m || typeof m.id !== "string") return;
     const list = $("t-messages");
     transcript.messages.set(m.id, m);
@@ -843,10 +861,13 @@
       renderHead(session);
       const messages = await loadMessages(id, signal);
       if (signal.aborted) return;
-      messages.forEach(upsertMessage);
+      messages.forEach(insertMessage);
       transcript.cursor = messages.length ? messages[messages.length - 1].id : null;
       $("t-status").textContent = "";
-      $("t-title").focus();
+      $("t-title").focus({ preventScroll: true });
+      // The newest messages in view (the reply form under them).
+      const list = $("t-messages");
+      if (scroller() === list) list.scrollTop = list.scrollHeight;
       attach(session.active_response_id);
       follow(id, signal);
     } catch (e) {
@@ -962,7 +983,7 @@
       h("div", { class: "msg-head" }, h("span", { class: "msg-role" }, "AI"), h("span", null, "answering…")),
       text,
     );
-    $("t-messages").append(bubble);
+    keepAtEnd(() => $("t-messages").append(bubble));
     try {
       const response = await api("GET", `/messages/chat/stream/${responseId}/`, {
         headers: { Accept: "text/event-stream" },
@@ -979,7 +1000,9 @@
             } catch {
               return true;
             }
-            if (typeof data.chunk === "string" && data.chunk && bubble.isConnected) text.append(data.chunk);
+            if (typeof data.chunk === "string" && data.chunk && bubble.isConnected) {
+              keepAtEnd(() => text.append(data.chunk));
+            }
             return !data.done;
           },
           signal,
