@@ -871,7 +871,12 @@ mod tests {
     #[test]
     fn the_console_is_on_unless_turned_off() {
         assert!(parse(&[]).http_config().expect("valid").console);
-        assert!(!parse(&["--no-console"]).http_config().expect("valid").console);
+        assert!(
+            !parse(&["--no-console"])
+                .http_config()
+                .expect("valid")
+                .console
+        );
     }
 
     #[test]

@@ -235,7 +235,8 @@ pub(crate) fn table() -> Vec<(&'static str, Vec<&'static str>)> {
             // Any id fits a template's placeholder; a UUID-shaped one fits them all.
             let path = template
                 .replace("{id}", "0190c8e2-4b1a-7c3d-8e4f-000000000001")
-                .replace("{response_id}", "0190c8e2-4b1a-7c3d-8e4f-000000000001");
+                .replace("{response_id}", "0190c8e2-4b1a-7c3d-8e4f-000000000001")
+                .replace("{file}", "console.js");
             let methods = Route::parse(&path)
                 .map(|route| route.allow())
                 .unwrap_or_default()
@@ -296,20 +297,17 @@ pub(crate) struct Files {
     pub(crate) console: bool,
 }
 
-impl Files {
-    /// Every file.
-    #[cfg(test)]
-    pub(crate) const ALL: Self = Self {
-        widget: true,
-        console: true,
-    };
-    /// None.
-    #[cfg(test)]
-    pub(crate) const NONE: Self = Self {
-        widget: false,
-        console: false,
-    };
+/// `true`: every file; `false`: none.
+impl From<bool> for Files {
+    fn from(all: bool) -> Self {
+        Self {
+            widget: all,
+            console: all,
+        }
+    }
+}
 
+impl Files {
     fn serves(self, asset: Asset) -> bool {
         if asset.is_console() {
             self.console
@@ -323,7 +321,12 @@ impl Files {
 /// a path that is not UTF-8 once percent-decoded, 404 `not_found` for an unknown path
 /// (the widget's or the console's paths too when `files` leaves them out), 405
 /// `method_not_allowed` (with `Allow`) for a known path and another method.
-pub(crate) fn resolve(method: &Method, path: &str, files: Files) -> Result<Endpoint, ApiError> {
+pub(crate) fn resolve(
+    method: &Method,
+    path: &str,
+    files: impl Into<Files>,
+) -> Result<Endpoint, ApiError> {
+    let files = files.into();
     let route = Route::parse_decoded(path)?
         .filter(|route| match route {
             Route::Asset(asset) => files.serves(*asset),
@@ -345,16 +348,16 @@ mod tests {
     fn trailing_slash_is_optional() {
         for path in ["/api/chats/sessions/", "/api/chats/sessions"] {
             assert_eq!(
-                resolve(&Method::GET, path, Files::ALL).expect("route"),
+                resolve(&Method::GET, path, true).expect("route"),
                 Endpoint::ListSessions
             );
         }
         assert_eq!(
-            resolve(&Method::DELETE, "/api/chats/sessions/abc", Files::ALL).expect("route"),
+            resolve(&Method::DELETE, "/api/chats/sessions/abc", true).expect("route"),
             Endpoint::DeleteSession("abc".into())
         );
         assert_eq!(
-            resolve(&Method::GET, "/healthz/", Files::ALL).expect("route"),
+            resolve(&Method::GET, "/healthz/", true).expect("route"),
             Endpoint::Healthz
         );
     }
@@ -362,15 +365,15 @@ mod tests {
     #[test]
     fn chat_paths_win_over_message_ids() {
         assert_eq!(
-            resolve(&Method::POST, "/api/chats/messages/chat/", Files::ALL).expect("route"),
+            resolve(&Method::POST, "/api/chats/messages/chat/", true).expect("route"),
             Endpoint::Chat
         );
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/messages/chat/stream", Files::ALL).expect("route"),
+            resolve(&Method::GET, "/api/chats/messages/chat/stream", true).expect("route"),
             Endpoint::ChatStreamGet
         );
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/messages/not-a-uuid/", Files::ALL).expect("route"),
+            resolve(&Method::GET, "/api/chats/messages/not-a-uuid/", true).expect("route"),
             Endpoint::GetMessage("not-a-uuid".into())
         );
     }
@@ -378,7 +381,7 @@ mod tests {
     #[test]
     fn path_ids_are_percent_decoded() {
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/sessions/a%3Ab", Files::ALL).expect("route"),
+            resolve(&Method::GET, "/api/chats/sessions/a%3Ab", true).expect("route"),
             Endpoint::GetSession("a:b".into())
         );
     }
@@ -395,34 +398,34 @@ mod tests {
             "/api/chats/messages/chat/stream/123/cancel/extra",
             "/healthzz",
         ] {
-            let e = resolve(&Method::GET, path, Files::ALL).expect_err(path);
+            let e = resolve(&Method::GET, path, true).expect_err(path);
             assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
         }
-        let e = resolve(&Method::PUT, "/api/chats/sessions/", Files::ALL).expect_err("put");
+        let e = resolve(&Method::PUT, "/api/chats/sessions/", true).expect_err("put");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
-        let e = resolve(&Method::HEAD, "/api/chats/messages/chat/stream/", Files::ALL).expect_err("head");
+        let e = resolve(&Method::HEAD, "/api/chats/messages/chat/stream/", true).expect_err("head");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 
     #[test]
     fn console_routes() {
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/sessions/export/", Files::ALL).expect("route"),
+            resolve(&Method::GET, "/api/chats/sessions/export/", true).expect("route"),
             Endpoint::ExportUser
         );
         assert_eq!(
-            resolve(&Method::DELETE, "/api/chats/sessions", Files::ALL).expect("route"),
+            resolve(&Method::DELETE, "/api/chats/sessions", true).expect("route"),
             Endpoint::EraseUser
         );
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/stats/", Files::ALL).expect("route"),
+            resolve(&Method::GET, "/api/chats/stats/", true).expect("route"),
             Endpoint::Stats
         );
         assert_eq!(
-            resolve(&Method::POST, "/api/chats/messages/abc/feedback/", Files::ALL).expect("route"),
+            resolve(&Method::POST, "/api/chats/messages/abc/feedback/", true).expect("route"),
             Endpoint::Feedback("abc".into())
         );
-        let e = resolve(&Method::DELETE, "/api/chats/sessions/export/", Files::ALL).expect_err("del");
+        let e = resolve(&Method::DELETE, "/api/chats/sessions/export/", true).expect_err("del");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 
@@ -445,7 +448,7 @@ mod tests {
     #[test]
     fn resume_and_cancel_routes() {
         assert_eq!(
-            resolve(&Method::GET, "/api/chats/messages/chat/stream/abc/", Files::ALL).expect("route"),
+            resolve(&Method::GET, "/api/chats/messages/chat/stream/abc/", true).expect("route"),
             Endpoint::ResumeStream("abc".into())
         );
         assert_eq!(
@@ -458,7 +461,7 @@ mod tests {
             Endpoint::CancelStream("abc".into())
         );
         let e =
-            resolve(&Method::POST, "/api/chats/messages/chat/stream/abc/", Files::ALL).expect_err("post");
+            resolve(&Method::POST, "/api/chats/messages/chat/stream/abc/", true).expect_err("post");
         assert_eq!(e.code(), ErrorCode::MethodNotAllowed);
     }
 
@@ -472,20 +475,20 @@ mod tests {
         ] {
             for method in [Method::GET, Method::HEAD] {
                 assert_eq!(
-                    resolve(&method, path, Files::ALL).expect("route"),
+                    resolve(&method, path, true).expect("route"),
                     Endpoint::Asset(asset),
                     "{path}"
                 );
             }
-            let e = resolve(&Method::POST, path, Files::ALL).expect_err("post");
+            let e = resolve(&Method::POST, path, true).expect_err("post");
             assert_eq!(e.code(), ErrorCode::MethodNotAllowed, "{path}");
             for method in [Method::GET, Method::POST, Method::OPTIONS] {
-                let e = resolve(&method, path, Files::NONE).expect_err("off");
+                let e = resolve(&method, path, false).expect_err("off");
                 assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
             }
         }
         assert_eq!(
-            resolve(&Method::GET, "/healthz", Files::NONE).expect("route"),
+            resolve(&Method::GET, "/healthz", false).expect("route"),
             Endpoint::Healthz
         );
     }
@@ -502,12 +505,12 @@ mod tests {
         ] {
             for method in [Method::GET, Method::HEAD] {
                 assert_eq!(
-                    resolve(&method, path, Files::ALL).expect("route"),
+                    resolve(&method, path, true).expect("route"),
                     Endpoint::Asset(asset),
                     "{path}"
                 );
             }
-            let e = resolve(&Method::POST, path, Files::ALL).expect_err("post");
+            let e = resolve(&Method::POST, path, true).expect_err("post");
             assert_eq!(e.code(), ErrorCode::MethodNotAllowed, "{path}");
             let widget_only = Files {
                 widget: true,
@@ -524,8 +527,12 @@ mod tests {
         };
         assert!(resolve(&Method::GET, "/widget.js", console_only).is_err());
         assert!(resolve(&Method::GET, "/console/", console_only).is_ok());
-        for path in ["/console/index.html", "/console/x/console.js", "/console/..%2Fwidget.js"] {
-            let e = resolve(&Method::GET, path, Files::ALL).expect_err(path);
+        for path in [
+            "/console/index.html",
+            "/console/x/console.js",
+            "/console/..%2Fwidget.js",
+        ] {
+            let e = resolve(&Method::GET, path, true).expect_err(path);
             assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
         }
     }
@@ -534,10 +541,12 @@ mod tests {
     fn every_template_is_a_route_with_methods() {
         for (template, methods) in table() {
             assert!(!methods.is_empty(), "{template} is no route");
-            let path = template.replace("{file}", "console.js").replace(['{', '}'], "");
+            let path = template
+                .replace("{file}", "console.js")
+                .replace(['{', '}'], "");
             for method in &methods {
                 let method = Method::from_bytes(method.as_bytes()).expect("method");
-                assert!(resolve(&method, &path, Files::ALL).is_ok(), "{method} {template}");
+                assert!(resolve(&method, &path, true).is_ok(), "{method} {template}");
             }
         }
     }
@@ -545,9 +554,9 @@ mod tests {
     #[test]
     fn options_is_a_preflight_on_known_routes() {
         assert_eq!(
-            resolve(&Method::OPTIONS, "/api/chats/messages/chat/stream/", Files::ALL).expect("route"),
+            resolve(&Method::OPTIONS, "/api/chats/messages/chat/stream/", true).expect("route"),
             Endpoint::Preflight("GET, POST, OPTIONS")
         );
-        assert!(resolve(&Method::OPTIONS, "/nope", Files::ALL).is_err());
+        assert!(resolve(&Method::OPTIONS, "/nope", true).is_err());
     }
 }

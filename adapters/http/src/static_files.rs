@@ -281,12 +281,22 @@ mod tests {
     #[test]
     fn the_console_page_has_no_inline_script_or_style() {
         let html = std::str::from_utf8(CONSOLE_HTML).expect("utf-8");
-        for forbidden in ["<script>", "<style", " style=", " onclick=", " onload=", "javascript:"] {
+        for forbidden in [
+            "<script>",
+            "<style",
+            " style=",
+            " onclick=",
+            " onload=",
+            "javascript:",
+        ] {
             assert!(!html.contains(forbidden), "{forbidden}");
         }
         let js = std::str::from_utf8(CONSOLE_JS).expect("utf-8");
         assert!(!js.contains("innerHTML"), "the console never parses HTML");
-        assert!(!js.contains("localStorage"), "the token is kept in sessionStorage");
+        assert!(
+            !js.contains("localStorage"),
+            "the token is kept in sessionStorage"
+        );
     }
 
     #[test]

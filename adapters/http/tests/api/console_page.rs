@@ -32,7 +32,10 @@ const FILES: [(&str, &str); 6] = [
     ("/console", "text/html; charset=utf-8"),
     ("/console/console.js", "text/javascript; charset=utf-8"),
     ("/console/console.css", "text/css; charset=utf-8"),
-    ("/console/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
+    (
+        "/console/uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+    ),
     ("/console/uPlot.min.css", "text/css; charset=utf-8"),
 ];
 
@@ -56,7 +59,11 @@ async fn with_an_admin_token_the_console_is_served_with_its_security_headers() {
         assert!(!csp.contains("unsafe"), "{path}: {csp}");
         assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
-        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
         assert_eq!(r.header("cache-control"), Some("no-cache"), "{path}");
         assert!(!r.body.is_empty(), "{path}");
         let head = get(&server, Method::HEAD, path, &[]).await;
