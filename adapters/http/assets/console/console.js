@@ -472,7 +472,9 @@
     const note = $("inbox-note");
     const noteText =
       inbox.mode === "sessions"
-        ? "This server has no inbox endpoint: showing the newest sessions, by creation time."
+        ? `This server has no inbox endpoint: showing the newest sessions, by creation time${
+            readFilters().rating ? " (it cannot filter by rating)" : ""
+          }.`
         : "";
     note.hidden = !noteText;
     note.textContent = noteText;
@@ -861,12 +863,15 @@
       renderHead(session);
       const messages = await loadMessages(id, signal);
       if (signal.aborted) return;
+      // The history is not read out; what arrives from now on is.
+      const list = $("t-messages");
+      list.setAttribute("aria-live", "off");
       messages.forEach(insertMessage);
+      setTimeout(() => list.setAttribute("aria-live", "polite"), 0);
       transcript.cursor = messages.length ? messages[messages.length - 1].id : null;
       $("t-status").textContent = "";
       $("t-title").focus({ preventScroll: true });
       // The newest messages in view (the reply form under them).
-      const list = $("t-messages");
       if (scroller() === list) list.scrollTop = list.scrollHeight;
       attach(session.active_response_id);
       follow(id, signal);
