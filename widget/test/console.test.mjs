@@ -11,7 +11,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -97,6 +98,7 @@ function startServer(bin, args, env) {
 }
 
 let server;
+let knowledgeDir; // a temporary folder with the knowledge base
 let api; // the server's base URL
 let browser;
 const requested = []; // every URL any page asked for
@@ -106,10 +108,23 @@ before(async () => {
   if (skip) return;
   mkdirSync(ARTIFACTS, { recursive: true });
   console.log(`screenshots: ${ARTIFACTS}`);
+  // A knowledge base of one page, so answers carry sources (or none: ungrounded).
+  knowledgeDir = mkdtempSync(path.join(os.tmpdir(), "colloquy-console-"));
+  mkdirSync(path.join(knowledgeDir, "docs"));
+  writeFileSync(
+    path.join(knowledgeDir, "docs", "shipping.md"),
+    "# Shipping\n\n## Delivery times\n\nParcels are delivered within three working days by our courier.\n",
+  );
+  const knowledge = `sqlite:${path.join(knowledgeDir, "kb.db")}`;
+  execFileSync(
+    findBinary(),
+    ["ingest", "--knowledge", knowledge, "--base-url", "https://docs.example.com/", path.join(knowledgeDir, "docs")],
+    { stdio: "ignore", timeout: WAIT },
+  );
   // The token travels in the environment, as the docs advise (never on a command line).
   const started = await startServer(
     findBinary(),
-    ["--store", "memory", "--echo-chunk-delay", "150ms"],
+    ["--store", "memory", "--echo-chunk-delay", "150ms", "--knowledge", knowledge],
     { COLLOQUY_ADMIN_TOKEN: TOKEN },
   );
   server = started.child;
@@ -125,6 +140,7 @@ before(async () => {
 after(async () => {
   await browser?.close().catch(() => {});
   server?.kill("SIGTERM");
+  if (knowledgeDir) rmSync(knowledgeDir, { recursive: true, force: true });
 });
 process.on("exit", () => server?.kill("SIGKILL"));
 for (const signal of ["SIGTERM", "SIGINT"]) process.on(signal, () => process.exit(1));
@@ -592,6 +608,29 @@ test("stored XSS: visitor strings render as inert text in every view", { skip },
   assert.equal((await call("DELETE", `/api/chats/sessions/${session.id}/`)).status, 204);
 });
 
+test("an answer's sources show in the transcript; unanswerable questions are counted", { skip }, async () => {
+  const visitor = await newVisitor();
+  const page = await signedIn();
+  try {
+    const session = await visitor.session({ external_user_id: "visitor-rag" });
+    await visitor.chat(session.session_id, "When does the courier come by?");
+    await visitor.chat(session.session_id, "Do you sell xylophone lessons for toddlers?");
+    await visitor.chat(session.session_id, "do you sell   XYLOPHONE lessons for toddlers");
+    await openSession(page, session.id);
+    const grounded = page.locator("#t-messages li.msg-assistant", { hasText: "When does the courier come" });
+    const link = grounded.locator(".msg-sources a");
+    await link.first().waitFor();
+    assert.match(await link.first().getAttribute("href"), /^https:\/\/docs\.example\.com\/shipping\.md/);
+    assert.match(await link.first().textContent(), /Delivery times/);
+    const ungrounded = page.locator("#t-messages li.msg-assistant", { hasText: "xylophone" });
+    assert.equal(await ungrounded.count(), 2);
+    assert.match(await ungrounded.first().locator(".msg-sources").textContent(), /No sources/);
+  } finally {
+    await visitor.context.close();
+    await page.context().close();
+  }
+});
+
 test("the dashboard shows the counts the test created", { skip }, async () => {
   // One more rating, up this time, given by the operator.
   const live = (await call("GET", "/api/chats/sessions/?external_user_id=visitor-live")).body[0];
@@ -617,6 +656,12 @@ test("the dashboard shows the counts the test created", { skip }, async () => {
   assert.equal(await total("feedback_up"), created.up);
   assert.equal(await total("feedback_down"), created.down);
   assert.ok((await page.locator(".charts canvas").count()) >= 3, "uPlot drew the charts");
+  assert.equal(await total("ungrounded"), stats.totals.ungrounded);
+  assert.ok(stats.totals.ungrounded >= 2);
+  const question = stats.ungrounded_questions.find((q) => q.text.includes("xylophone"));
+  assert.equal(question?.count, 2, JSON.stringify(stats.ungrounded_questions));
+  const row = page.locator("#ungrounded tbody tr", { hasText: question.text });
+  assert.equal(await row.locator("td").nth(1).textContent(), "2");
   await screenshot(page, "console-dashboard-1280x800.png");
   await page.context().close();
 });
