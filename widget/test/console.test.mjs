@@ -657,6 +657,7 @@ test("the dashboard shows the counts the test created", { skip }, async () => {
   assert.equal(await total("feedback_down"), created.down);
   assert.ok((await page.locator(".charts canvas").count()) >= 3, "uPlot drew the charts");
   assert.equal(await total("ungrounded"), stats.totals.ungrounded);
+  assert.equal(await total("handoffs"), stats.totals.handoffs);
   assert.ok(stats.totals.ungrounded >= 2);
   const question = stats.ungrounded_questions.find((q) => q.text.includes("xylophone"));
   assert.equal(question?.count, 2, JSON.stringify(stats.ungrounded_questions));
