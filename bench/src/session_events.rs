@@ -202,3 +202,156 @@ pub async fn latency(
         latency,
     })
 }
+
+/// What to hold against a running server: idle `GET /sessions/{id}/events/`
+/// streams, one per session.
+#[derive(Debug, Clone)]
+pub struct StreamsSpec {
+    /// The server.
+    pub target: std::net::SocketAddr,
+    /// Its process id, for its RSS.
+    pub pid: u32,
+    /// The sessions to watch (one stream each).
+    pub sessions: Vec<String>,
+    /// Loopback source addresses to spread the connections over (the server
+    /// allows 32 event streams per client address).
+    pub sources: Vec<std::net::IpAddr>,
+}
+
+/// What holding idle event streams cost the server.
+#[derive(Debug, Clone)]
+pub struct StreamsResult {
+    /// Streams asked for.
+    pub streams: usize,
+    /// Streams open at once (their `session` event arrived).
+    pub open: usize,
+    /// Streams that failed, and the first failure.
+    pub errors: usize,
+    /// The first failure.
+    pub first_error: Option<String>,
+    /// Server RSS before the streams (sessions created), KiB.
+    pub rss_before_kib: u64,
+    /// Server RSS with every stream open, KiB.
+    pub rss_open_kib: u64,
+    /// From the first connection to the last stream open.
+    pub ramp: Duration,
+}
+
+impl StreamsResult {
+    /// Server RSS growth per open stream, KiB.
+    #[must_use]
+    pub fn kib_per_stream(&self) -> f64 {
+        // KiB and counts are far below 2^52.
+        #[allow(clippy::cast_precision_loss)]
+        let (grown, open) = (
+            self.rss_open_kib.saturating_sub(self.rss_before_kib) as f64,
+            self.open.max(1) as f64,
+        );
+        grown / open
+    }
+}
+
+/// Streams being connected at once.
+const CONNECTING_AT_ONCE: usize = 256;
+
+/// Opens one idle event stream per session and holds them all, then measures the
+/// server's RSS; the streams are closed when this returns.
+///
+/// # Errors
+/// None of its own: failed streams are counted in the result.
+pub async fn hold_streams(spec: &StreamsSpec) -> Result<StreamsResult, BenchError> {
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+
+    let rss_before_kib = rss_kib(spec.pid).unwrap_or(0);
+    let open = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let first_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECTING_AT_ONCE));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(spec.sessions.len());
+    for (i, session) in spec.sessions.iter().enumerate() {
+        let request = crate::RequestSpec::get(format!("/api/chats/sessions/{session}/events/"));
+        let source = (!spec.sources.is_empty()).then(|| spec.sources[i % spec.sources.len()]);
+        let (open, failed, first_error, connecting, target) = (
+            open.clone(),
+            failed.clone(),
+            first_error.clone(),
+            connecting.clone(),
+            spec.target,
+        );
+        tasks.push(tokio::spawn(async move {
+            let outcome = async {
+                let permit = connecting.acquire().await.ok();
+                let mut conn = crate::client::Conn::connect(target, source).await?;
+                let response = conn.send(&request).await?;
+                if response.status() != StatusCode::OK {
+                    let status = response.status();
+                    let body = response.into_body().collect().await?.to_bytes();
+                    return Err(crate::client::status_error(
+                        &request,
+                        StatusCode::OK,
+                        status,
+                        &body,
+                    ));
+                }
+                drop(permit);
+                let mut body = response.into_body();
+                let mut decoder = colloquy_test_support::sse::Decoder::new();
+                let mut counted = false;
+                // Hold the stream: read (keep-alives) until it ends or is aborted.
+                while let Some(frame) = body.frame().await {
+                    if let Some(data) = frame?.data_ref() {
+                        decoder.feed(data);
+                    }
+                    while let Some(item) = decoder.next_item() {
+                        if !counted && matches!(item, colloquy_test_support::sse::Item::Event(_)) {
+                            counted = true;
+                            open.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Err::<(), BenchError>(BenchError::Stream {
+                    events: 0,
+                    reason: "the server ended an idle event stream",
+                })
+            }
+            .await;
+            if let Err(e) = outcome {
+                failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = first_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }));
+    }
+    let streams = spec.sessions.len();
+    let deadline = started + Duration::from_secs(300);
+    let mut ramp = Duration::ZERO;
+    while Instant::now() < deadline {
+        let now_open = open.load(Ordering::Relaxed);
+        if now_open + failed.load(Ordering::Relaxed) >= streams {
+            ramp = started.elapsed();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the allocator settle, then take the RSS with every stream open.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_open_kib = rss_kib(spec.pid).unwrap_or(0);
+    let open_now = open.load(Ordering::Relaxed);
+    for task in tasks {
+        task.abort();
+    }
+    let errors = failed.load(Ordering::Relaxed);
+    let first_error = first_error.lock().ok().and_then(|f| f.clone());
+    Ok(StreamsResult {
+        streams,
+        open: open_now,
+        errors,
+        first_error,
+        rss_before_kib,
+        rss_open_kib,
+        ramp,
+    })
+}

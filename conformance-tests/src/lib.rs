@@ -72,6 +72,7 @@ macro_rules! store_contract_tests {
             duplicate_session_uuid_conflicts,
             expired_session_id_can_be_reused,
             update_changes_each_field,
+            responder_and_handoff_round_trip,
             update_missing_or_expired_is_not_found,
             changed_expiry_applies_to_messages,
             delete_cascades_to_messages,

@@ -87,9 +87,9 @@ pub use model::{
 };
 pub use resume::{Resume, ResumePoint};
 pub use service::{
-    ChatService, ChatServiceBuilder, HandoffConfig, MessagePage, ServiceConfig, SessionExport, SessionPage,
-    SessionView, UserExport, MAX_EXPORT_SESSIONS, MAX_HOURLY_STATS_DAYS, MAX_STATS_DAYS,
-    STATS_TOP_QUESTIONS, DEFAULT_HANDOFF_TIMEOUT_MESSAGE, HANDOFF_TIMEOUT_NOTICE,
+    ChatService, ChatServiceBuilder, HandoffConfig, MessagePage, ServiceConfig, SessionExport,
+    SessionPage, SessionView, UserExport, DEFAULT_HANDOFF_TIMEOUT_MESSAGE, HANDOFF_TIMEOUT_NOTICE,
+    MAX_EXPORT_SESSIONS, MAX_HOURLY_STATS_DAYS, MAX_STATS_DAYS, STATS_TOP_QUESTIONS,
 };
 pub use session::{
     generate_session_id, Metadata, NewSession, Page, Responder, Retention, Session, SessionFilter,

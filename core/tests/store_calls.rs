@@ -102,7 +102,10 @@ async fn every_api_operation_is_one_store_call_and_chat_two() {
     assert_eq!(n, 2, "chat stream: begin the turn, store the answer");
 
     let (n, deleted) = c.calls(s.delete_message(m.id)).await;
-    assert_eq!(n, 2, "delete message: read its session (to announce it), delete");
+    assert_eq!(
+        n, 2,
+        "delete message: read its session (to announce it), delete"
+    );
     deleted.expect("deleted");
     let (n, deleted) = c.calls(s.delete_session(&sid)).await;
     assert_eq!(n, 2, "delete session: resolve it (to announce it), delete");

@@ -9,7 +9,7 @@ use clap::{ArgAction, Parser, Subcommand};
 use colloquy_core::access::AccessMode;
 use colloquy_core::ratelimit::{Quota, QuotaError, RatePolicy};
 use colloquy_core::validate::Limits;
-use colloquy_core::{Retention, ServiceConfig};
+use colloquy_core::{HandoffConfig, Retention, ServiceConfig};
 use colloquy_http::{AdminToken, ClientIpHeader, HttpConfig};
 use ipnet::IpNet;
 
@@ -237,6 +237,18 @@ pub(crate) struct Cli {
     #[arg(long, env = "COLLOQUY_STREAM_LOG", value_enum, default_value_t = StreamLogPlace::Store)]
     pub(crate) stream_log: StreamLogPlace,
 
+    /// Human handoff: how long a visitor's request for a person waits for an
+    /// operator's reply; then the model answers again and a notice
+    /// (--handoff-timeout-message) tells the visitor. `0`: wait for ever.
+    #[arg(long, env = "COLLOQUY_HANDOFF_TIMEOUT", default_value = "5m", value_parser = duration::parse)]
+    pub(crate) handoff_timeout: Duration,
+
+    /// The text of the assistant message (`metadata.notice = "handoff_timeout"`)
+    /// stored when a handoff request times out.
+    #[arg(long, env = "COLLOQUY_HANDOFF_TIMEOUT_MESSAGE",
+          default_value = colloquy_core::DEFAULT_HANDOFF_TIMEOUT_MESSAGE)]
+    pub(crate) handoff_timeout_message: String,
+
     /// Serve the chat widget: the script at /widget.js (embed it with
     /// `<script src="https://YOUR-SERVER/widget.js" defer></script>`) and a demo page
     /// using it at /widget/demo and /. On by default; `--widget false`,
@@ -415,6 +427,9 @@ pub(crate) enum ConfigError {
     /// A connection timeout is zero.
     #[error("--{0} must be more than 0")]
     ZeroTimeout(&'static str),
+    /// The handoff timeout notice is empty or too long.
+    #[error("--handoff-timeout-message must be 1 to {0} bytes")]
+    HandoffMessage(usize),
 }
 
 /// `--max-generations` with `--access public` when not given.
@@ -469,6 +484,19 @@ const MAX_SESSION_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 impl Cli {
     /// The service's configuration.
+    /// The handoff settings: `--handoff-timeout` (`0`: never) and its notice.
+    pub(crate) fn handoff_config(&self) -> Result<HandoffConfig, ConfigError> {
+        let max = ServiceConfig::default().limits.max_message_bytes;
+        let message = self.handoff_timeout_message.trim();
+        if message.is_empty() || message.len() > max {
+            return Err(ConfigError::HandoffMessage(max));
+        }
+        Ok(HandoffConfig {
+            timeout: (!self.handoff_timeout.is_zero()).then_some(self.handoff_timeout),
+            timeout_message: message.to_owned(),
+        })
+    }
+
     pub(crate) fn service_config(&self) -> Result<ServiceConfig, ConfigError> {
         if self.session_ttl.is_zero() || self.session_ttl > MAX_SESSION_TTL {
             return Err(ConfigError::SessionTtl);
@@ -637,6 +665,34 @@ mod tests {
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("colloquy").chain(args.iter().copied()))
             .expect("valid arguments")
+    }
+
+    #[test]
+    fn handoff_flags() {
+        let default = parse(&[]).handoff_config().expect("valid");
+        assert_eq!(default, HandoffConfig::default());
+        assert_eq!(default.timeout, Some(Duration::from_secs(300)));
+        let off = parse(&["--handoff-timeout", "0"])
+            .handoff_config()
+            .expect("valid");
+        assert_eq!(off.timeout, None, "0 waits for ever");
+        let custom = parse(&[
+            "--handoff-timeout",
+            "90s",
+            "--handoff-timeout-message",
+            " Leave your email, we will write back. ",
+        ])
+        .handoff_config()
+        .expect("valid");
+        assert_eq!(custom.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(
+            custom.timeout_message,
+            "Leave your email, we will write back."
+        );
+        assert!(matches!(
+            parse(&["--handoff-timeout-message", "  "]).handoff_config(),
+            Err(ConfigError::HandoffMessage(_))
+        ));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The [`SessionEvents`] that goes with a `--store` choice: in this process for
 //! `memory` and `sqlite:` (one process owns those), Redis pub/sub (sharded on a
 //! cluster) for `redis://` and `redis-cluster://`, `LISTEN/NOTIFY` for
-//! `postgres://`. The events endpoint will use it; until then only the tests do.
-#![cfg_attr(not(test), allow(dead_code))]
+//! `postgres://`; the service announces every stored change on it and
+//! `GET /sessions/{id}/events/` watches it.
 
 use std::sync::Arc;
 

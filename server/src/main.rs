@@ -44,6 +44,12 @@ enum StartError {
         #[source]
         source: store::OpenStoreError,
     },
+    #[error("could not open the session events of {spec}")]
+    Events {
+        spec: store::StoreSpec,
+        #[source]
+        source: store::OpenStoreError,
+    },
     #[error("could not set up the model {spec}")]
     Model {
         spec: model::ModelSpec,
@@ -68,6 +74,7 @@ const STORE_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10)
 /// Builds everything from `cli` and serves until a shutdown signal.
 async fn run(cli: Cli) -> Result<(), StartError> {
     let service_config = cli.service_config()?;
+    let handoff_config = cli.handoff_config()?;
     let mut http_config = cli.http_config()?;
     http_config.max_connections = fit_connections(http_config.max_connections);
     let metrics = colloquy_http::Metrics::new();
@@ -80,6 +87,12 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         .open(clock.clone(), &store_options)
         .await
         .map_err(|source| StartError::Store {
+            spec: cli.store.clone(),
+            source,
+        })?;
+    let events = events::open_events(&cli.store, &store_options)
+        .await
+        .map_err(|source| StartError::Events {
             spec: cli.store.clone(),
             source,
         })?;
@@ -110,7 +123,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
     let mut builder = ChatService::builder(store, clock)
         .model(model)
         .config(service_config)
-        .stream_log(stream_log);
+        .stream_log(stream_log)
+        .events(events)
+        .handoff(handoff_config);
     if let Some(idempotency) = idempotency {
         builder = builder.idempotency(idempotency);
     }

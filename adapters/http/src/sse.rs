@@ -25,9 +25,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use colloquy_core::{
-    ChatEvent, ChatEvents, ChatStream, ErrorCode, Responder, ResumePoint, Source,
-};
+use colloquy_core::{ChatEvent, ChatEvents, ChatStream, ErrorCode, Responder, ResumePoint, Source};
 use futures::StreamExt;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, StreamBody};

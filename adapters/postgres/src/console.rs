@@ -15,12 +15,12 @@ use uuid::Uuid;
 use crate::error::Corrupt;
 use crate::{rows, text};
 
-/// The message `$1` (5 columns), its session (7) and its metadata's stored text,
+/// The message `$1` (5 columns), its session (9) and its metadata's stored text,
 /// unless deleted or the session is not live at `$2`.
 pub(crate) const FEEDBACK_READ: &str = "
 SELECT m.id, m.role, m.message, m.metadata, m.written_at,
     s.id, s.session_id, s.external_user_id, s.created_at, s.expires_at, s.is_active,
-    s.metadata, m.metadata::text
+    s.metadata, s.responder, s.handoff_requested_at, m.metadata::text
 FROM colloquy_messages m JOIN colloquy_sessions s ON s.id = m.session
 WHERE m.id = $1::uuid AND NOT m.is_deleted AND s.expires_at > $2::timestamptz";
 
@@ -90,7 +90,7 @@ SELECT (SELECT count(*) FROM gone)::bigint,
 pub(crate) const SEARCH: &str = "
 SELECT m.id, m.role, m.message, m.metadata, m.written_at,
     s.id, s.session_id, s.external_user_id, s.created_at, s.expires_at, s.is_active,
-    s.metadata
+    s.metadata, s.responder, s.handoff_requested_at
 FROM colloquy_messages m JOIN colloquy_sessions s ON s.id = m.session
 WHERE to_tsvector('simple', m.message) @@ to_tsquery('simple', $1::text)
     AND NOT m.is_deleted AND s.expires_at > $2::timestamptz
@@ -156,7 +156,9 @@ pub(crate) async fn set_feedback(
         };
         let session = rows::session(row, 5)?;
         let mut message = rows::message(row, 0, session.id)?;
-        let stored: String = row.try_get(12).map_err(StoreError::backend)?;
+        let stored: String = row
+            .try_get(rows::SESSION_COLUMNS + 5)
+            .map_err(StoreError::backend)?;
         let previous = feedback.apply_to(&mut message.metadata);
         let metadata = Json(&message.metadata);
         // At most two hours; one row each (an upsert may not touch a row twice).

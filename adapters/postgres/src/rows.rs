@@ -1,6 +1,6 @@
 //! Reading rows back into the domain types, and the conversions for parameters.
 
-use colloquy_core::{ChatMessage, Metadata, Role, Session, StoreError};
+use colloquy_core::{ChatMessage, Metadata, Responder, Role, Session, StoreError};
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -40,7 +40,7 @@ fn get_metadata(row: &Row, idx: usize) -> Result<Metadata, StoreError> {
     Ok(metadata)
 }
 
-/// The session in the seven columns from `at` (see `sql::session_cols!`).
+/// The session in the [`SESSION_COLUMNS`] columns from `at` (see `sql::session_cols!`).
 pub(crate) fn session(row: &Row, at: usize) -> Result<Session, StoreError> {
     Ok(Session {
         id: get(row, at)?,
@@ -49,11 +49,15 @@ pub(crate) fn session(row: &Row, at: usize) -> Result<Session, StoreError> {
         created_at: get(row, at + 3)?,
         expires_at: get(row, at + 4)?,
         is_active: get(row, at + 5)?,
-        responder: colloquy_core::Responder::Ai,
-        handoff_requested_at: None,
         metadata: get_metadata(row, at + 6)?,
+        responder: Responder::parse(get(row, at + 7)?)
+            .ok_or_else(|| StoreError::backend(Corrupt("unknown responder")))?,
+        handoff_requested_at: get(row, at + 8)?,
     })
 }
+
+/// How many columns a session takes in a row (see `sql::session_cols!`).
+pub(crate) const SESSION_COLUMNS: usize = 9;
 
 /// Parses a stored role.
 pub(crate) fn role(stored: &str) -> Result<Role, StoreError> {
@@ -84,13 +88,13 @@ pub(crate) struct Wide {
 }
 
 /// Reads the wide shape that lists and `begin_turn` return: per row `k`, the session
-/// (7 columns, set when `k = 0`), `cursor_ok`, then a message (id, seq, role, text,
+/// ([`SESSION_COLUMNS`] columns, set when `k = 0`), `cursor_ok`, then a message (id, seq, role, text,
 /// metadata, timestamp; set when `k > 0`). `None` when there is no session row.
 pub(crate) fn wide(rows: &[Row]) -> Result<Option<Wide>, StoreError> {
     let mut head = None;
     for row in rows {
         if get::<i32>(row, 0)? == 0 {
-            head = Some((session(row, 1)?, get::<bool>(row, 8)?));
+            head = Some((session(row, 1)?, get::<bool>(row, 1 + SESSION_COLUMNS)?));
         }
     }
     let Some((session, cursor_ok)) = head else {
@@ -102,16 +106,17 @@ pub(crate) fn wide(rows: &[Row]) -> Result<Option<Wide>, StoreError> {
         if k == 0 {
             continue;
         }
+        let at = 2 + SESSION_COLUMNS;
         let message = ChatMessage {
-            id: get(row, 9)?,
+            id: get(row, at)?,
             session: session.id,
-            role: role(get(row, 11)?)?,
-            message: get_text(row, 12)?,
-            metadata: get_metadata(row, 13)?,
-            timestamp: get(row, 14)?,
+            role: role(get(row, at + 2)?)?,
+            message: get_text(row, at + 3)?,
+            metadata: get_metadata(row, at + 4)?,
+            timestamp: get(row, at + 5)?,
             is_deleted: false,
         };
-        messages.push((k, get(row, 10)?, message));
+        messages.push((k, get(row, at + 1)?, message));
     }
     Ok(Some(Wide {
         session,

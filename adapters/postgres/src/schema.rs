@@ -196,6 +196,81 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX colloquy_messages_text
         ON colloquy_messages USING gin (to_tsvector('simple', message));
     ",
+    // 5: who answers the visitor ('ai' or 'human') and when a person was last asked
+    // for (NULL: no request pending); rows written before read as 'ai' and NULL.
+    // `colloquy_begin_turn` returns them with the session (its result type changes,
+    // so it is dropped and created again).
+    r"
+    ALTER TABLE colloquy_sessions
+        ADD COLUMN responder text NOT NULL DEFAULT 'ai' CHECK (responder IN ('ai', 'human')),
+        ADD COLUMN handoff_requested_at timestamptz;
+    DROP FUNCTION colloquy_begin_turn(
+        uuid, text, timestamptz, uuid, text, text, json, timestamptz, bigint);
+    CREATE FUNCTION colloquy_begin_turn(
+        p_session uuid, p_ref text, p_now timestamptz,
+        p_id uuid, p_role text, p_message text, p_metadata json, p_written_at timestamptz,
+        p_window bigint)
+    RETURNS TABLE (
+        k integer,
+        s_id uuid, s_session_id text, s_external_user_id text, s_created_at timestamptz,
+        s_expires_at timestamptz, s_is_active boolean, s_metadata json,
+        s_responder text, s_handoff_requested_at timestamptz, cursor_ok boolean,
+        m_id uuid, m_seq bigint, m_role text, m_message text, m_metadata json,
+        m_written_at timestamptz)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path FROM CURRENT
+    AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        sess colloquy_sessions%ROWTYPE;
+    BEGIN
+        SELECT * INTO sess FROM colloquy_sessions AS cs
+        WHERE cs.id = (
+                SELECT r.id FROM (
+                    SELECT 0 AS pref, x.id FROM colloquy_sessions x
+                    WHERE x.id = p_session AND x.expires_at > p_now
+                    UNION ALL
+                    SELECT 1, x.id FROM colloquy_sessions x
+                    WHERE x.session_id = p_ref AND x.owns_session_id AND x.expires_at > p_now
+                ) r ORDER BY r.pref LIMIT 1)
+            AND cs.expires_at > p_now
+        FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+        RETURN QUERY SELECT 0, sess.id, sess.session_id, sess.external_user_id,
+            sess.created_at, sess.expires_at, sess.is_active, sess.metadata,
+            sess.responder, sess.handoff_requested_at, true,
+            NULL::uuid, NULL::bigint, NULL::text, NULL::text, NULL::json, NULL::timestamptz;
+        IF NOT sess.is_active THEN
+            RETURN;
+        END IF;
+        UPDATE colloquy_sessions
+        SET last_seq = sess.last_seq + 1,
+            last_written_at = greatest(sess.last_written_at, p_written_at)
+        WHERE id = sess.id
+        RETURNING last_seq, last_written_at INTO sess.last_seq, sess.last_written_at;
+        INSERT INTO colloquy_messages (session, seq, id, role, message, metadata, written_at)
+        VALUES (sess.id, sess.last_seq, p_id, p_role, p_message, p_metadata,
+            sess.last_written_at);
+        RETURN QUERY SELECT 1, NULL::uuid, NULL::text, NULL::text, NULL::timestamptz,
+            NULL::timestamptz, NULL::boolean, NULL::json, NULL::text, NULL::timestamptz, true,
+            p_id, sess.last_seq, p_role, p_message, p_metadata, sess.last_written_at;
+        RETURN QUERY SELECT 2, NULL::uuid, NULL::text, NULL::text, NULL::timestamptz,
+            NULL::timestamptz, NULL::boolean, NULL::json, NULL::text, NULL::timestamptz, true,
+            m.id, m.seq, m.role, m.message, m.metadata, m.written_at
+        FROM colloquy_messages m
+        WHERE m.session = sess.id AND m.role = 'system' AND NOT m.is_deleted
+        ORDER BY m.seq LIMIT p_window;
+        RETURN QUERY SELECT 3, NULL::uuid, NULL::text, NULL::text, NULL::timestamptz,
+            NULL::timestamptz, NULL::boolean, NULL::json, NULL::text, NULL::timestamptz, true,
+            m.id, m.seq, m.role, m.message, m.metadata, m.written_at
+        FROM colloquy_messages m
+        WHERE m.session = sess.id AND NOT m.is_deleted
+        ORDER BY m.seq DESC LIMIT p_window;
+    END
+    $fn$;
+    ",
 ];
 
 /// The schema version this build writes: the number of migrations it knows.

@@ -40,7 +40,11 @@ macro_rules! session_cols {
             $t,
             ".is_active, ",
             $t,
-            ".metadata"
+            ".metadata, ",
+            $t,
+            ".responder, ",
+            $t,
+            ".handoff_requested_at"
         )
     };
 }
@@ -74,7 +78,7 @@ macro_rules! contains_ci {
 /// Creates a session, first taking its session_id from an expired holder, and counts
 /// it in hour `$9` of the dashboard's counters. `$1` id, `$2` session_id, `$3`
 /// external_user_id, `$4` created_at, `$5` expires_at, `$6` is_active, `$7` metadata,
-/// `$8` now. A live holder (or a duplicate id) makes the insert hit a unique index: a
+/// `$8` now, `$10` responder, `$11` handoff_requested_at. A live holder (or a duplicate id) makes the insert hit a unique index: a
 /// conflict (and nothing is counted). Returns one row when created.
 pub(crate) const CREATE_SESSION: &str = "
 WITH released AS (
@@ -83,9 +87,10 @@ WITH released AS (
     RETURNING 1
 ), created AS (
     INSERT INTO colloquy_sessions
-        (id, session_id, external_user_id, created_at, expires_at, is_active, metadata)
+        (id, session_id, external_user_id, created_at, expires_at, is_active, metadata,
+         responder, handoff_requested_at)
     SELECT $1::uuid, $2::text, $3::text, $4::timestamptz, $5::timestamptz, $6::boolean,
-        $7::json
+        $7::json, $10::text, $11::timestamptz
     FROM (SELECT count(*) FROM released) AS release_first
     RETURNING id
 ), counted AS (
@@ -134,7 +139,9 @@ pub(crate) const GET_SESSION: &str = concat!(
 );
 
 /// Patches the live session: `$4` is_active, `$5` metadata, `$6` whether to set
-/// external_user_id, `$7` its new value, `$8` expires_at (NULL: unchanged).
+/// external_user_id, `$7` its new value, `$8` expires_at (NULL: unchanged), `$9`
+/// responder (NULL: unchanged), `$10` whether to set handoff_requested_at, `$11` its
+/// new value.
 pub(crate) const UPDATE_SESSION: &str = concat!(
     "WITH r AS (",
     resolve_id!(),
@@ -142,7 +149,10 @@ pub(crate) const UPDATE_SESSION: &str = concat!(
         is_active = coalesce($4::boolean, s.is_active),
         metadata = coalesce($5::json, s.metadata),
         external_user_id = CASE WHEN $6::boolean THEN $7::text ELSE s.external_user_id END,
-        expires_at = coalesce($8::timestamptz, s.expires_at)
+        expires_at = coalesce($8::timestamptz, s.expires_at),
+        responder = coalesce($9::text, s.responder),
+        handoff_requested_at = CASE WHEN $10::boolean THEN $11::timestamptz
+            ELSE s.handoff_requested_at END
     FROM r WHERE s.id = r.id AND s.expires_at > $3::timestamptz
     RETURNING ",
     session_cols!("s")
@@ -340,7 +350,7 @@ fn list_messages(order: Order, cursor: Option<Cursor>) -> String {
         FROM colloquy_sessions s JOIN r ON s.id = r.id
         UNION ALL
         SELECT 1, NULL::uuid, NULL::text, NULL::text, NULL::timestamptz, NULL::timestamptz,
-            NULL::boolean, NULL::json, true,
+            NULL::boolean, NULL::json, NULL::text, NULL::timestamptz, true,
             p.id, p.seq, p.role, p.message, p.metadata, p.written_at
         FROM r{cursor_join} CROSS JOIN LATERAL (
             SELECT m.id, m.seq, m.role, m.message, m.metadata, m.written_at

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use colloquy_core::ports::{ChatStore, Erased, Turn};
 use colloquy_core::stats::{self, HourStats, StatCounts};
 use colloquy_core::{
-    ChatMessage, Clock, Entity, Feedback, MessageDraft, MessageQuery, Page, Session, SessionFilter,
-    SessionPatch, SessionRef, StoreError,
+    ChatMessage, Clock, Entity, Feedback, MessageDraft, MessageQuery, Page, Responder, Session,
+    SessionFilter, SessionPatch, SessionRef, StoreError,
 };
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::config::SslMode;
@@ -282,6 +282,8 @@ impl ChatStore for PostgresStore {
                     &metadata,
                     &now,
                     &stats::hour_of(session.created_at),
+                    &session.responder.as_str(),
+                    &session.handoff_requested_at,
                 ],
             )
             .await?;
@@ -325,6 +327,9 @@ impl ChatStore for PostgresStore {
                     &set_external,
                     &external,
                     &patch.expires_at,
+                    &patch.responder.map(Responder::as_str),
+                    &patch.handoff_requested_at.is_some(),
+                    &patch.handoff_requested_at.flatten(),
                 ],
             )
             .await?;
@@ -417,11 +422,15 @@ impl ChatStore for PostgresStore {
             .await?;
         let row = rows.first().ok_or(NO_SESSION)?;
         let session = rows::session(row, 0)?;
-        let seq: Option<i64> = row.try_get(7).map_err(StoreError::backend)?;
+        let seq: Option<i64> = row
+            .try_get(rows::SESSION_COLUMNS)
+            .map_err(StoreError::backend)?;
         if seq.is_none() {
             return Err(StoreError::SessionInactive);
         }
-        let written_at: DateTime<Utc> = row.try_get(8).map_err(StoreError::backend)?;
+        let written_at: DateTime<Utc> = row
+            .try_get(rows::SESSION_COLUMNS + 1)
+            .map_err(StoreError::backend)?;
         let mut message = draft.into_message(session.id);
         message.timestamp = written_at;
         Ok((session, message))

@@ -2,7 +2,8 @@
 -- 9 metadata given ('1'/'0'), 10 metadata JSON, 11 external_user_id 'keep'/'set'/'clear',
 -- 12 external_user_id, 13 new expires_at us ('' keeps), 14 its purge time,
 -- 15 (cluster) the purge time every pointer of the session was extended to ('' none),
--- 16 (cluster) the message count when they were.
+-- 16 (cluster) the message count when they were, 17 responder ('' keeps, 'ai', 'human'),
+-- 18 handoff_requested_at 'keep'/'set'/'clear', 19 its time in us.
 -- Returns {'ok', session fields}, or on a cluster, when the new purge time is later than
 -- the session's pointers are known to live ('cover'), {'extend', sid, uuid, message
 -- count, list index member, message ids} without writing: the caller extends those
@@ -38,6 +39,17 @@ if ARGV[11] == 'set' then
   redis.call('HSET', s, 'ext', ARGV[12])
 elseif ARGV[11] == 'clear' then
   redis.call('HDEL', s, 'ext')
+end
+-- Absent 'resp' / 'handoff' read as 'ai' / none.
+if ARGV[17] == 'ai' then
+  redis.call('HDEL', s, 'resp')
+elseif ARGV[17] ~= '' then
+  redis.call('HSET', s, 'resp', ARGV[17])
+end
+if ARGV[18] == 'set' then
+  redis.call('HSET', s, 'handoff', ARGV[19])
+elseif ARGV[18] == 'clear' then
+  redis.call('HDEL', s, 'handoff')
 end
 if NEW_EXP ~= '' then
   redis.call('HSET', s, 'exp', NEW_EXP, 'purge', NEW_PURGE)

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use colloquy_core::{ChatMessage, Metadata, Retention, Role, Session};
+use colloquy_core::{ChatMessage, Metadata, Responder, Retention, Role, Session};
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -90,6 +90,14 @@ pub(crate) fn session_fields(
     if let Some(ext) = &s.external_user_id {
         fields.push(("ext", ext.clone()));
     }
+    // Absent fields read as the defaults: answered by the model, no handoff pending
+    // (so hashes written before these fields existed read right).
+    if s.responder != Responder::Ai {
+        fields.push(("resp", s.responder.as_str().to_owned()));
+    }
+    if let Some(at) = s.handoff_requested_at {
+        fields.push(("handoff", micros(at).to_string()));
+    }
     Ok(fields)
 }
 
@@ -114,8 +122,14 @@ pub(crate) fn session_from_fields(
         created_at: time_from_micros(get("created")?)?,
         expires_at: time_from_micros(get("exp")?)?,
         is_active: get("active")? == "1",
-        responder: colloquy_core::Responder::Ai,
-        handoff_requested_at: None,
+        responder: match fields.get("resp") {
+            None => Responder::Ai,
+            Some(r) => Responder::parse(r).ok_or_else(|| Error::corrupt("session responder"))?,
+        },
+        handoff_requested_at: fields
+            .get("handoff")
+            .map(|t| time_from_micros(t))
+            .transpose()?,
         metadata,
     }))
 }
@@ -310,6 +324,18 @@ mod tests {
         assert!(session_from_fields(&HashMap::new())
             .expect("empty is fine")
             .is_none());
+        assert!(!map.contains_key("resp") && !map.contains_key("handoff"));
+        let mut human = s.clone();
+        human.responder = colloquy_core::Responder::Human;
+        human.handoff_requested_at = Some(s.created_at);
+        let fields = session_fields(&human, "never", "never").expect("encodes");
+        let map: HashMap<String, String> =
+            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        assert_eq!(map["resp"], "human");
+        let back = session_from_fields(&map)
+            .expect("decodes")
+            .expect("present");
+        assert_eq!(back, human);
     }
 
     #[test]

@@ -40,7 +40,7 @@
 //! | key | type | holds | slot |
 //! |---|---|---|---|
 //! | `P{S}:h` | string | `U` of the newest session created with `S` (the *holder*) | `S` |
-//! | `P{S}:U:s` | hash | the session: `id`, `sid`, `ext` (absent when none), `created`, `exp`, `active` (`1`/`0`), `meta` (JSON); bookkeeping: `seq` (messages written), `last` (newest message's timestamp), `purge` (when its keys expire, or `never`), `cover` (until when all its pointers live at least), `idx` (its list entry), `prev` (the previous holder of `S`, when still stored) | `S` |
+//! | `P{S}:U:s` | hash | the session: `id`, `sid`, `ext` (absent when none), `created`, `exp`, `active` (`1`/`0`), `meta` (JSON), `resp` (`human`; absent: `ai`), `handoff` (handoff_requested_at, us; absent when none); bookkeeping: `seq` (messages written), `last` (newest message's timestamp), `purge` (when its keys expire, or `never`), `cover` (until when all its pointers live at least), `idx` (its list entry), `prev` (the previous holder of `S`, when still stored) | `S` |
 //! | `P{S}:U:m` | hash | every message, soft-deleted ones too: `M` → `"<seq>\|<timestamp>\|<JSON role, text, metadata>"` | `S` |
 //! | `P{S}:U:v` | zset | the non-deleted messages, `M` scored by `seq` (write order) | `S` |
 //! | `P{S}:U:y` | zset | the non-deleted **system** messages, `M` scored by `seq` | `S` |

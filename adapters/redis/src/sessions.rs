@@ -132,9 +132,19 @@ impl RedisStore {
         // message count then (see lua/session_update.lua).
         let mut covered = (String::new(), String::new());
         let mut target = self.first_target(reference);
+        let responder = patch
+            .responder
+            .map_or(String::new(), |r| r.as_str().to_owned());
+        let handoff = match patch.handoff_requested_at {
+            None => ["keep".to_owned(), String::new()],
+            Some(None) => ["clear".to_owned(), String::new()],
+            Some(Some(at)) => ["set".to_owned(), codec::micros(at).to_string()],
+        };
         for _ in 0..MAX_STEPS {
             let mut call_args = args.clone();
             call_args.extend([covered.0.clone(), covered.1.clone()]);
+            call_args.push(responder.clone());
+            call_args.extend(handoff.iter().cloned());
             let Some(reply) = self
                 .step(
                     &self.scripts.session_update,

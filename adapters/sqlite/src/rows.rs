@@ -1,7 +1,7 @@
 //! Conversions between domain values and their stored columns.
 
 use chrono::{DateTime, Utc};
-use colloquy_core::{ChatMessage, Metadata, Role, Session};
+use colloquy_core::{ChatMessage, Metadata, Responder, Role, Session};
 use rusqlite::types::Type;
 use rusqlite::Row;
 use uuid::Uuid;
@@ -13,7 +13,8 @@ use crate::error::SqliteError;
 /// with the table alias `s`, for joins.
 macro_rules! session_columns {
     () => {
-        "id, session_id, external_user_id, created_at, expires_at, is_active, metadata"
+        "id, session_id, external_user_id, created_at, expires_at, is_active, metadata, \
+         responder, handoff_requested_at"
     };
     ($t:literal) => {
         concat!(
@@ -30,7 +31,11 @@ macro_rules! session_columns {
             $t,
             ".is_active, ",
             $t,
-            ".metadata"
+            ".metadata, ",
+            $t,
+            ".responder, ",
+            $t,
+            ".handoff_requested_at"
         )
     };
 }
@@ -98,6 +103,26 @@ fn time_at(row: &Row<'_>, column: usize) -> rusqlite::Result<DateTime<Utc>> {
     time(micros).map_err(|e| conversion(column, Type::Integer, e))
 }
 
+/// A nullable time column (microseconds).
+fn optional_time_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let micros: Option<i64> = row.get(column)?;
+    micros
+        .map(|m| time(m).map_err(|e| conversion(column, Type::Integer, e)))
+        .transpose()
+}
+
+/// A responder column (`'ai'` or `'human'`).
+fn responder_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Responder> {
+    let text = row.get_ref(column)?.as_str()?;
+    Responder::parse(text).ok_or_else(|| {
+        conversion(
+            column,
+            Type::Text,
+            SqliteError::Corrupt("unknown responder"),
+        )
+    })
+}
+
 /// A metadata column, parsed from its JSON text in place.
 fn metadata_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Metadata> {
     let text = row.get_ref(column)?.as_str()?;
@@ -125,9 +150,9 @@ pub(crate) fn session_from(row: &Row<'_>, at: usize) -> rusqlite::Result<Session
         created_at: time_at(row, at + 3)?,
         expires_at: time_at(row, at + 4)?,
         is_active: row.get(at + 5)?,
-        responder: colloquy_core::Responder::Ai,
-        handoff_requested_at: None,
         metadata: metadata_at(row, at + 6)?,
+        responder: responder_at(row, at + 7)?,
+        handoff_requested_at: optional_time_at(row, at + 8)?,
     })
 }
 

@@ -137,6 +137,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         INSERT INTO messages_fts (rowid, message) VALUES (new.rowid, new.message);
     END;
     ",
+    // 7: who answers the visitor (`'ai'` or `'human'`) and when a person was last
+    // asked for (microseconds, NULL when no request is pending). Rows written before
+    // read as `'ai'` and NULL.
+    "
+    ALTER TABLE sessions ADD COLUMN responder TEXT NOT NULL DEFAULT 'ai'
+        CHECK (responder IN ('ai', 'human'));
+    ALTER TABLE sessions ADD COLUMN handoff_requested_at INTEGER;
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the number of
@@ -345,7 +353,8 @@ mod tests {
             );
         }
         conn.execute(
-            "INSERT INTO sessions VALUES (x'02', 'shared', NULL, 1, 3, 1, '{}')",
+            "INSERT INTO sessions (id, session_id, external_user_id, created_at, expires_at,
+                 is_active, metadata) VALUES (x'02', 'shared', NULL, 1, 3, 1, '{}')",
             [],
         )
         .expect("version 3 stores a second session under an expired one's session_id");
@@ -358,6 +367,36 @@ mod tests {
             .expect("count");
         assert_eq!(kept, 2, "the version 2 row survives the upgrade");
         migrate(&mut conn).expect("a second migrate is a no-op");
+    }
+
+    #[test]
+    fn a_version_6_session_reads_as_answered_by_the_model_with_no_handoff() {
+        let mut conn = Connection::open_in_memory().expect("memory database");
+        for sql in &MIGRATIONS[..6] {
+            conn.execute_batch(sql).expect("schema up to version 6");
+        }
+        conn.pragma_update(None, "user_version", 6)
+            .expect("version 6");
+        conn.execute(
+            "INSERT INTO sessions VALUES (x'00000000000000000000000000000001', 'old', NULL, 1, 2, 1, '{}')",
+            [],
+        )
+        .expect("a row written by version 6");
+        migrate(&mut conn).expect("upgrade");
+        let session = conn
+            .query_row(
+                concat!("SELECT ", crate::rows::session_columns!(), " FROM sessions"),
+                [],
+                crate::rows::session,
+            )
+            .expect("the old row reads");
+        assert_eq!(session.responder, colloquy_core::Responder::Ai);
+        assert_eq!(session.handoff_requested_at, None);
+        assert!(
+            conn.execute("UPDATE sessions SET responder = 'robot'", [])
+                .is_err(),
+            "responder is 'ai' or 'human'"
+        );
     }
 
     #[test]

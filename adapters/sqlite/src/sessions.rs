@@ -20,8 +20,9 @@ pub(crate) mod sql {
         "SELECT 1 FROM sessions WHERE session_id = ?1 AND expires_at > ?2 LIMIT 1";
     /// Inserts a session.
     pub(crate) const INSERT: &str = "INSERT INTO sessions
-         (id, session_id, external_user_id, created_at, expires_at, is_active, metadata)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+         (id, session_id, external_user_id, created_at, expires_at, is_active, metadata,
+          responder, handoff_requested_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
     /// A live session by id.
     pub(crate) const GET_BY_ID: &str = concat!(
         "SELECT ",
@@ -38,7 +39,8 @@ pub(crate) mod sql {
     );
     /// Writes the patchable fields.
     pub(crate) const UPDATE: &str = "UPDATE sessions
-         SET external_user_id = ?2, expires_at = ?3, is_active = ?4, metadata = ?5
+         SET external_user_id = ?2, expires_at = ?3, is_active = ?4, metadata = ?5,
+             responder = ?6, handoff_requested_at = ?7
          WHERE id = ?1";
     /// Deletes a session (its messages cascade).
     pub(crate) const DELETE: &str = "DELETE FROM sessions WHERE id = ?1";
@@ -70,6 +72,8 @@ pub(crate) fn create(conn: &Connection, now: i64, session: &Session) -> Result<(
         micros(session.expires_at),
         session.is_active,
         metadata_json(&session.metadata)?,
+        session.responder.as_str(),
+        session.handoff_requested_at.map(micros),
     ]);
     match inserted.map_err(SqliteError::from) {
         Ok(_) => Ok(()),
@@ -129,9 +133,15 @@ pub(crate) fn update(
         micros(session.expires_at),
         session.is_active,
         metadata_json(&session.metadata)?,
+        session.responder.as_str(),
+        session.handoff_requested_at.map(micros),
     ])?;
     // What a reader will get back: the stored microseconds.
     session.expires_at = rows::time(micros(session.expires_at))?;
+    session.handoff_requested_at = session
+        .handoff_requested_at
+        .map(|t| rows::time(micros(t)))
+        .transpose()?;
     Ok(session)
 }
 

@@ -5,8 +5,14 @@
 //! adapter objects on one Redis, one PostgreSQL). A backend that is not reachable
 //! is reported and skipped.
 //!
+//! With `--server <colloquy binary>` it also measures the server: memory per idle
+//! `GET /sessions/{id}/events/` stream held open (`--streams`, default 10,000),
+//! against memory per open chat stream on the same binary (a slow echo answer).
+//!
 //! ```sh
 //! cargo run --release -p colloquy-bench --bin colloquy-session-events
+//! cargo run --release -p colloquy-bench --bin colloquy-session-events -- \
+//!     --server target/release/colloquy --idle 0
 //! cargo run --release -p colloquy-bench --bin colloquy-session-events -- \
 //!     --postgres postgres://postgres@%2Fvar%2Frun%2Fpostgresql/postgres
 //! ```
@@ -43,6 +49,114 @@ struct Args {
     /// Ring capacity (events a subscriber may fall behind).
     #[arg(long, default_value_t = 32)]
     capacity: usize,
+    /// A `colloquy` binary: also measure the server's memory per idle events
+    /// stream and per open chat stream.
+    #[arg(long)]
+    server: Option<std::path::PathBuf>,
+    /// Streams to hold open against the server.
+    #[arg(long, default_value_t = 10_000)]
+    streams: usize,
+    /// Loopback source addresses to spread them over (the server allows 32 event
+    /// streams per client address).
+    #[arg(long, default_value_t = 400)]
+    source_addrs: usize,
+    /// Skip the in-process port measurements (only `--server`).
+    #[arg(long)]
+    server_only: bool,
+}
+
+/// The server's memory per idle events stream, then per open chat stream, each on
+/// a fresh `colloquy --store memory`.
+async fn server_streams(args: &Args, program: &std::path::Path) -> Result<(), BenchError> {
+    use colloquy_bench::process::{ServerCommand, ServerProcess};
+    use colloquy_bench::scenarios::create_named_sessions;
+    use colloquy_bench::session_events::{hold_streams, StreamsSpec};
+    use colloquy_bench::sse_scale::{self, SseScaleSpec};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let logs = colloquy_bench::process::temp_dir()?;
+    let sources: Vec<IpAddr> = (0..args.source_addrs.max(1))
+        .map(|i| {
+            let i = u32::try_from(i).unwrap_or(0);
+            let [_, _, b, c] = (i / 250 * 256 + i % 250 + 1).to_be_bytes();
+            IpAddr::V4(Ipv4Addr::new(127, 0, b, c))
+        })
+        .collect();
+    let command = |name: &str| ServerCommand {
+        name: name.to_owned(),
+        program: program.to_owned(),
+        args: [
+            "--bind",
+            "127.0.0.1:{port}",
+            "--store",
+            "memory",
+            "--model",
+            "echo",
+            "--log-level",
+            "warn",
+            "--echo-chunk-delay",
+            "500ms",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([format!("--max-connections={}", args.streams + 1000)])
+        .collect(),
+        env: Vec::new(),
+        probe: colloquy_bench::process::Probe::Healthz,
+    };
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+
+    let server = ServerProcess::start(&command("colloquy-events"), logs.path()).await?;
+    let sessions = create_named_sessions(
+        server.addr(),
+        &format!("ev-{tag}"),
+        args.streams,
+        64,
+        &sources,
+    )
+    .await?;
+    let held = hold_streams(&StreamsSpec {
+        target: server.addr(),
+        pid: server.pid(),
+        sessions,
+        sources: sources.clone(),
+    })
+    .await?;
+    println!(
+        "| server | idle events streams | {} of {} open in {:?} | RSS {} -> {} KiB | {:.1} KiB per stream | errors {} {} |",
+        held.open,
+        held.streams,
+        held.ramp,
+        held.rss_before_kib,
+        held.rss_open_kib,
+        held.kib_per_stream(),
+        held.errors,
+        held.first_error.unwrap_or_default()
+    );
+    drop(server);
+
+    let server = ServerProcess::start(&command("colloquy-chat-streams"), logs.path()).await?;
+    let chat = sse_scale::run(&SseScaleSpec {
+        target: server.addr(),
+        pid: server.pid(),
+        streams: args.streams,
+        words: 23,
+        chunk_delay: std::time::Duration::from_millis(500),
+        sources,
+        tag: format!("ch-{tag}"),
+    })
+    .await?;
+    println!(
+        "| server | open chat streams (echo, 500 ms per chunk) | {} of {} open | RSS {} -> {} KiB | {:.1} KiB per stream | errors {} |",
+        chat.peak_open,
+        chat.streams,
+        chat.rss_before_kib,
+        chat.rss_open_kib,
+        chat.kib_per_stream(),
+        chat.errors
+    );
+    Ok(())
 }
 
 fn print_idle(name: &str, r: &IdleResult) {
@@ -71,6 +185,12 @@ fn print_latency(name: &str, r: &LatencyResult) {
 }
 
 async fn run(args: Args) -> Result<(), BenchError> {
+    if let Some(program) = &args.server {
+        server_streams(&args, program).await?;
+    }
+    if args.server_only {
+        return Ok(());
+    }
     let prefix = format!("colloquy-bench-events:{}:", uuid::Uuid::new_v4().simple());
     let n = args.subscribers;
 

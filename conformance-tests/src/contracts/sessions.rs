@@ -607,3 +607,129 @@ pub async fn ping_succeeds(s: &TestStore) {
         "ping 'succeeds when the backend answers': got {result:?}"
     );
 }
+
+/// `responder` and `handoff_requested_at` are stored like every other field: as
+/// given by `create_session`, changed by `update_session` (`handoff_requested_at`:
+/// `Some(None)` clears it; a patch leaving them `None` keeps them), and returned
+/// by every read that returns the session (`session`, `list_sessions`, `append`,
+/// `begin_turn`, `message`, `list_messages`).
+pub async fn responder_and_handoff_round_trip(s: &TestStore) {
+    use colloquy_core::{MessageQuery, Responder};
+    let rule = "update_session stores responder and handoff_requested_at";
+    let asked = now(s) - Duration::minutes(3) + Duration::microseconds(7);
+
+    let mut taken = new_session(s, "taken-over");
+    taken.responder = Responder::Human;
+    taken.handoff_requested_at = Some(asked);
+    create_as(s, &taken).await;
+    assert_eq!(
+        get(s, "taken-over").await,
+        Some(taken.clone()),
+        "create_session 'stores a new session as given': responder and handoff_requested_at"
+    );
+
+    let plain = create(s, "handed-off").await;
+    assert_eq!(
+        (plain.responder, plain.handoff_requested_at),
+        (Responder::Ai, None)
+    );
+    let mut expected = plain.clone();
+    let steps = [
+        SessionPatch {
+            responder: Some(Responder::Human),
+            handoff_requested_at: Some(Some(asked)),
+            ..SessionPatch::default()
+        },
+        set_active(true),
+        SessionPatch {
+            handoff_requested_at: Some(None),
+            ..SessionPatch::default()
+        },
+        SessionPatch {
+            handoff_requested_at: Some(Some(asked + Duration::seconds(1))),
+            ..SessionPatch::default()
+        },
+        SessionPatch {
+            responder: Some(Responder::Ai),
+            ..SessionPatch::default()
+        },
+        SessionPatch {
+            responder: Some(Responder::Human),
+            handoff_requested_at: Some(Some(asked)),
+            ..SessionPatch::default()
+        },
+    ];
+    for (i, patch) in steps.iter().enumerate() {
+        let (how, reference) = both_refs(&plain)[i % 2].clone();
+        patch.apply_to(&mut expected);
+        let returned = s
+            .store
+            .update_session(&reference, patch)
+            .await
+            .unwrap_or_else(|e| panic!("update_session {how} with {patch:?} failed: {e:?}"));
+        assert_eq!(returned, expected, "{rule}: returned after {patch:?} {how}");
+        assert_eq!(
+            get(s, "handed-off").await,
+            Some(expected.clone()),
+            "{rule}: read back after {patch:?} {how}"
+        );
+    }
+    assert_eq!(expected.responder, Responder::Human);
+    assert_eq!(expected.handoff_requested_at, Some(asked));
+
+    let listed = list_sessions(s, &SessionFilter::default()).await;
+    for want in [&expected, &taken] {
+        assert_eq!(
+            listed.iter().find(|x| x.id == want.id),
+            Some(want),
+            "list_sessions returns responder and handoff_requested_at"
+        );
+    }
+    let (session, message) = s
+        .store
+        .append(&by_uuid(&expected), super::draft(s, Role::User, "hello?"))
+        .await
+        .expect("append");
+    assert_eq!(session, expected, "append returns the session as stored");
+    let turn = s
+        .store
+        .begin_turn(
+            &by_sid(&expected),
+            super::draft(s, Role::User, "anyone?"),
+            4,
+        )
+        .await
+        .expect("begin_turn");
+    assert_eq!(
+        turn.session, expected,
+        "begin_turn returns the session as stored"
+    );
+    let (_, of_message) = get_message(s, message.id).await.expect("message");
+    assert_eq!(
+        of_message, expected,
+        "message returns the session as stored"
+    );
+    let (listed_with, _) = s
+        .store
+        .list_messages(&by_uuid(&expected), &MessageQuery::newest(2))
+        .await
+        .expect("list_messages");
+    assert_eq!(
+        listed_with, expected,
+        "list_messages returns the session as stored"
+    );
+
+    // Cleared again: both back to the defaults.
+    let back = SessionPatch {
+        responder: Some(Responder::Ai),
+        handoff_requested_at: Some(None),
+        ..SessionPatch::default()
+    };
+    update(s, &by_uuid(&expected), &back).await;
+    let read = get(s, "handed-off").await.expect("still there");
+    assert_eq!(
+        (read.responder, read.handoff_requested_at),
+        (Responder::Ai, None),
+        "{rule}: Some(None) clears handoff_requested_at"
+    );
+}

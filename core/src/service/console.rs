@@ -165,7 +165,14 @@ impl ChatService {
             limit: MAX_EXPORT_SESSIONS,
             offset: 0,
         };
-        let sessions = self.deps.store.list_sessions(&filter, page).await?;
+        // A failed read only costs the announcements; the erase decides the answer.
+        let sessions = match self.deps.store.list_sessions(&filter, page).await {
+            Ok(sessions) => sessions,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the sessions to erase; their watchers are not told");
+                Vec::new()
+            }
+        };
         let erased = self.deps.store.erase_user(external_user_id).await?;
         for session in &sessions {
             self.deps

@@ -232,7 +232,15 @@ impl ChatService {
         reference: &SessionRef,
     ) -> Result<Session, ServiceError> {
         let session = self.get_session(reference).await?;
-        Ok(self.expire_handoff(&session).await.unwrap_or(session))
+        Ok(self.time_out_handoff(session).await)
+    }
+
+    /// `session` (as just read) with its pending handoff request timed out if its
+    /// time has come; unchanged otherwise. Costs nothing unless one is due. The
+    /// events endpoint calls it when a watcher connects, so a request whose
+    /// instance restarted times out as soon as anyone looks.
+    pub async fn time_out_handoff(&self, session: Session) -> Session {
+        self.expire_handoff(&session).await.unwrap_or(session)
     }
 
     /// Starts the timer that times out `session`'s pending request on this
@@ -252,12 +260,7 @@ impl ChatService {
                     () = service.shutdown.cancelled() => return,
                     () = tokio::time::sleep(wait) => {}
                 }
-                let session = match service
-                    .deps
-                    .store
-                    .session(&SessionRef::from_uuid(id))
-                    .await
-                {
+                let session = match service.deps.store.session(&SessionRef::from_uuid(id)).await {
                     Ok(Some(session)) if session.handoff_requested_at == requested => session,
                     // Answered, handed back, requested anew (its own timer), or gone.
                     Ok(_) => return,

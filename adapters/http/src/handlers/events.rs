@@ -45,8 +45,8 @@ use bytes::Bytes;
 use colloquy_core::access::{AccessMode, Caller};
 use colloquy_core::events::{EventKind, EventTopic, Subscription};
 use colloquy_core::{
-    ChatService, Cursor, MessageQuery, MessageView, Order, Page, ServiceError, Session,
-    SessionRef, SessionView,
+    ChatService, Cursor, MessageQuery, MessageView, Order, Page, ServiceError, Session, SessionRef,
+    SessionView,
 };
 use futures::StreamExt;
 use http::{header, HeaderValue, StatusCode};
@@ -356,6 +356,8 @@ pub(super) async fn stream(
     let service = &app.service;
     let session = service.get_session(reference).await?;
     let hold = app.event_streams.take(session.id, v)?;
+    // A request past its timeout (its instance restarted) is timed out now.
+    let session = service.time_out_handoff(session).await;
     let reference = SessionRef::from_uuid(session.id);
     // Live first: whatever is stored from now on rings, and is read after the cursor.
     let subscription = service

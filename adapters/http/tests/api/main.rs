@@ -11,6 +11,8 @@ mod access;
 mod chat;
 mod console;
 mod console_page;
+mod events;
+mod handoff;
 mod hostile;
 mod idempotency;
 mod limits;

@@ -132,7 +132,10 @@ async fn whole_chat_stores_the_answer_with_model_metadata() {
     let session = new_session(&chat).await;
     let reply = chat.chat(user(&session, "Hi")).await.expect("answers");
     assert_eq!(reply.response, "Hello there");
-    let stored = chat.get_message(reply.response_id.expect("an answer")).await.expect("stored");
+    let stored = chat
+        .get_message(reply.response_id.expect("an answer"))
+        .await
+        .expect("stored");
     assert_eq!(stored.metadata["model"], SERVER_MODEL);
     assert_eq!(stored.metadata["finish_reason"], "stop");
     assert_eq!(stored.metadata["usage"]["total_tokens"], 25);
