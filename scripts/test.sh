@@ -101,6 +101,8 @@ widget_browser_test() {
         PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
         # The test gives itself 280 s; this is the backstop.
         timeout --kill-after=10 300 node --test --test-timeout=120000 widget.test.mjs
+        # The operator's console (/console/): gives itself 170 s; this is the backstop.
+        timeout --kill-after=10 190 node --test --test-timeout=120000 console.test.mjs
     )
 }
 

@@ -287,6 +287,12 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) no_widget: bool,
 
+    /// Do not serve the operator's console at /console/. Without this flag the
+    /// console is served whenever --admin-token is set (it signs in with the token);
+    /// without a token it never is (those paths are then 404).
+    #[arg(long, env = "COLLOQUY_NO_CONSOLE")]
+    pub(crate) no_console: bool,
+
     /// Most client connections open at once; one more is closed at once, without a
     /// response. Lowered at start-up to fit the open-files limit (the soft limit,
     /// which colloquy raises to the hard limit, less a reserve for the store and the
@@ -676,6 +682,7 @@ impl Cli {
                 Some(Limit::Quota(q)) => Some(q),
             },
             widget: self.widget && !self.no_widget,
+            console: !self.no_console,
             max_connections: self.max_connections,
             first_byte_timeout: self.first_byte_timeout,
             header_read_timeout: self.header_read_timeout,
@@ -961,6 +968,17 @@ mod tests {
         }
         let bad = ["colloquy", "--widget", "maybe"];
         assert!(Cli::try_parse_from(bad).is_err());
+    }
+
+    #[test]
+    fn the_console_is_on_unless_turned_off() {
+        assert!(parse(&[]).http_config().expect("valid").console);
+        assert!(
+            !parse(&["--no-console"])
+                .http_config()
+                .expect("valid")
+                .console
+        );
     }
 
     #[test]

@@ -211,6 +211,9 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         }
         None => None,
     };
+    if http_config.console && http_config.admin_token.is_some() {
+        println!("colloquy console on http://{addr}/console/ (sign in with the admin token)");
+    }
     println!("colloquy listening on http://{addr}");
     colloquy_http::serve(listener, service, http_config, signal).await;
     // Let the webhook POSTs in flight finish (each within --webhook-timeout);

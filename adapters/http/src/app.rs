@@ -115,7 +115,14 @@ impl App {
         let origin = parts.headers.get(header::ORIGIN).cloned();
         // Routes by the canonical path; handlers keep the real URI (for links).
         let resolved = match mount.canonical(parts.uri.path()) {
-            Some(path) => router::resolve(&parts.method, &path, self.config.widget),
+            Some(path) => router::resolve(
+                &parts.method,
+                &path,
+                router::Files {
+                    widget: self.config.widget,
+                    console: self.config.console && self.config.admin_token.is_some(),
+                },
+            ),
             None => Err(ApiError::no_route()),
         };
         let route = resolved

@@ -56,6 +56,10 @@ pub struct HttpConfig {
     /// Whether to serve the chat widget: `GET /widget.js`, and its demo page at
     /// `GET /widget/demo` and `GET /`. When off those paths are 404. Default on.
     pub widget: bool,
+    /// Whether to serve the operator's console at `GET /console/` (and its files under
+    /// `/console/`). It is served only when [`admin_token`](Self::admin_token) is set
+    /// too (the console signs in with it); otherwise those paths are 404. Default on.
+    pub console: bool,
     /// Most connections open at once. A connection accepted over the cap is closed at
     /// once, without a response, and the others are not affected. Default 10,000 (the
     /// `colloquy` binary lowers it to fit its open-files limit).
@@ -184,6 +188,7 @@ impl Default for HttpConfig {
             ipv6_prefix: Self::DEFAULT_IPV6_PREFIX,
             failed_auth_quota: Some(Self::DEFAULT_FAILED_AUTH_QUOTA),
             widget: true,
+            console: true,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             first_byte_timeout: Self::DEFAULT_FIRST_BYTE_TIMEOUT,
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,

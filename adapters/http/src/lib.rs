@@ -78,6 +78,11 @@
 //!   `GET /widget/demo` and `GET /` its demo page (`text/html`, `no-cache`), both
 //!   embedded in the binary, with a strong `ETag` and `304` for a matching
 //!   `If-None-Match`. Turned off, those paths are 404.
+//! - **Console**: with an admin token and [`HttpConfig::console`] on (the default),
+//!   `GET /console/` is the operator's console and `/console/{file}` its script,
+//!   style sheet and uPlot, embedded like the widget, each with a strict
+//!   Content-Security-Policy, `X-Frame-Options: DENY` and `Referrer-Policy:
+//!   no-referrer`. Without a token, or turned off, those paths are 404.
 //! - **Shutdown**: the listener closes at once; connections drain while
 //!   `ChatService::shutdown(grace)` waits for the generations, so both share one
 //!   deadline (default 20 s); cancelled streams get 2 s more to send their last event.
@@ -185,7 +190,7 @@ pub type Response = http::Response<ResponseBody>;
 ///
 /// # What the embedder owns
 /// [`Api::new`] takes an [`HttpConfig`] for what happens per request (body limit,
-/// CORS, SSE keep-alive, access mode, admin token, trusted proxies, widget);
+/// CORS, SSE keep-alive, access mode, admin token, trusted proxies, widget, console);
 /// **`HttpConfig::bind` and `HttpConfig::shutdown_grace` are ignored** — they are
 /// for [`serve`], and when you serve, these are yours:
 /// - **Binding the listener** and running the accept loop (with HTTP/1.1 and, if

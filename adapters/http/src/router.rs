@@ -37,7 +37,8 @@ pub(crate) enum Route {
     ChatStream,
     ChatStreamResume(String),
     ChatStreamCancel(String),
-    /// A file of the chat widget (`/widget.js`, `/widget/demo`, `/`).
+    /// An embedded file: the chat widget's (`/widget.js`, `/widget/demo`, `/`) or
+    /// the console's (`/console/`, `/console/{file}`).
     Asset(Asset),
 }
 
@@ -78,7 +79,7 @@ pub(crate) enum Endpoint {
     CancelStream(String),
     /// `OPTIONS` on a route; the value is its `Allow` list.
     Preflight(&'static str),
-    /// `GET`/`HEAD` of a file of the chat widget.
+    /// `GET`/`HEAD` of an embedded file (the widget's or the console's).
     Asset(Asset),
 }
 
@@ -106,6 +107,11 @@ impl Route {
             ["", "openapi.json"] => Self::OpenApi,
             [""] | ["", "widget", "demo"] => Self::Asset(Asset::Demo),
             ["", "widget.js"] => Self::Asset(Asset::WidgetJs),
+            ["", "console"] => Self::Asset(Asset::ConsolePage),
+            ["", "console", file] => match Asset::console_file(file) {
+                Some(asset) => Self::Asset(asset),
+                None => return Ok(None),
+            },
             ["", "api", "chats", rest @ ..] => match rest {
                 ["sessions"] => Self::Sessions,
                 ["sessions", "export"] => Self::UserExport,
@@ -215,6 +221,8 @@ pub(crate) const TEMPLATES: &[&str] = &[
     "/",
     "/widget/demo",
     "/widget.js",
+    "/console/",
+    "/console/{file}",
     "/api/chats/sessions/",
     "/api/chats/sessions/export/",
     "/api/chats/sessions/{id}/",
@@ -243,7 +251,8 @@ pub(crate) fn table() -> Vec<(&'static str, Vec<&'static str>)> {
             // Any id fits a template's placeholder; a UUID-shaped one fits them all.
             let path = template
                 .replace("{id}", "0190c8e2-4b1a-7c3d-8e4f-000000000001")
-                .replace("{response_id}", "0190c8e2-4b1a-7c3d-8e4f-000000000001");
+                .replace("{response_id}", "0190c8e2-4b1a-7c3d-8e4f-000000000001")
+                .replace("{file}", "console.js");
             let methods = Route::parse(&path)
                 .map(|route| route.allow())
                 .unwrap_or_default()
@@ -289,17 +298,58 @@ impl Endpoint {
             Self::Preflight(_) => "preflight",
             Self::Asset(Asset::Demo) => "widget_demo",
             Self::Asset(Asset::WidgetJs) => "widget_js",
+            Self::Asset(Asset::ConsolePage) => "console",
+            Self::Asset(
+                Asset::ConsoleJs | Asset::ConsoleCss | Asset::UplotJs | Asset::UplotCss,
+            ) => "console_file",
+        }
+    }
+}
+
+/// Which embedded files are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Files {
+    /// The widget's (`/widget.js`, `/widget/demo`, `/`).
+    pub(crate) widget: bool,
+    /// The console's (`/console/...`).
+    pub(crate) console: bool,
+}
+
+/// `true`: every file; `false`: none.
+impl From<bool> for Files {
+    fn from(all: bool) -> Self {
+        Self {
+            widget: all,
+            console: all,
+        }
+    }
+}
+
+impl Files {
+    fn serves(self, asset: Asset) -> bool {
+        if asset.is_console() {
+            self.console
+        } else {
+            self.widget
         }
     }
 }
 
 /// Resolves a request to its endpoint, parsing the path once: 400 `invalid_field` for
 /// a path that is not UTF-8 once percent-decoded, 404 `not_found` for an unknown path
-/// (the widget's paths too when `widget` is off), 405 `method_not_allowed` (with
-/// `Allow`) for a known path and another method.
-pub(crate) fn resolve(method: &Method, path: &str, widget: bool) -> Result<Endpoint, ApiError> {
+/// (the widget's or the console's paths too when `files` leaves them out), 405
+/// `method_not_allowed` (with `Allow`) for a known path and another method.
+pub(crate) fn resolve(
+    method: &Method,
+    path: &str,
+    files: impl Into<Files>,
+) -> Result<Endpoint, ApiError> {
+    let files = files.into();
     let route = Route::parse_decoded(path)?
-        .filter(|route| widget || !matches!(route, Route::Asset(_)))
+        .filter(|route| match route {
+            Route::Asset(asset) => files.serves(*asset),
+            _ => true,
+        })
         .ok_or_else(ApiError::no_route)?;
     let allow = route.allow();
     route
@@ -462,10 +512,56 @@ mod tests {
     }
 
     #[test]
+    fn console_paths_exist_only_when_the_console_is_served() {
+        for (path, asset) in [
+            ("/console", Asset::ConsolePage),
+            ("/console/", Asset::ConsolePage),
+            ("/console/console.js", Asset::ConsoleJs),
+            ("/console/console.css", Asset::ConsoleCss),
+            ("/console/uPlot.iife.min.js", Asset::UplotJs),
+            ("/console/uPlot.min.css", Asset::UplotCss),
+        ] {
+            for method in [Method::GET, Method::HEAD] {
+                assert_eq!(
+                    resolve(&method, path, true).expect("route"),
+                    Endpoint::Asset(asset),
+                    "{path}"
+                );
+            }
+            let e = resolve(&Method::POST, path, true).expect_err("post");
+            assert_eq!(e.code(), ErrorCode::MethodNotAllowed, "{path}");
+            let widget_only = Files {
+                widget: true,
+                console: false,
+            };
+            for method in [Method::GET, Method::POST, Method::OPTIONS] {
+                let e = resolve(&method, path, widget_only).expect_err("off");
+                assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
+            }
+        }
+        let console_only = Files {
+            widget: false,
+            console: true,
+        };
+        assert!(resolve(&Method::GET, "/widget.js", console_only).is_err());
+        assert!(resolve(&Method::GET, "/console/", console_only).is_ok());
+        for path in [
+            "/console/index.html",
+            "/console/x/console.js",
+            "/console/..%2Fwidget.js",
+        ] {
+            let e = resolve(&Method::GET, path, true).expect_err(path);
+            assert_eq!(e.code(), ErrorCode::NotFound, "{path}");
+        }
+    }
+
+    #[test]
     fn every_template_is_a_route_with_methods() {
         for (template, methods) in table() {
             assert!(!methods.is_empty(), "{template} is no route");
-            let path = template.replace(['{', '}'], "");
+            let path = template
+                .replace("{file}", "console.js")
+                .replace(['{', '}'], "");
             for method in &methods {
                 let method = Method::from_bytes(method.as_bytes()).expect("method");
                 assert!(resolve(&method, &path, true).is_ok(), "{method} {template}");

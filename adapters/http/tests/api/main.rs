@@ -10,6 +10,7 @@ mod support;
 mod access;
 mod chat;
 mod console;
+mod console_page;
 mod events;
 mod handoff;
 mod hostile;

@@ -8,7 +8,9 @@
 //! that holds an example of that name. An operation without named request examples
 //! is sent once with its parameters' `example`s and expects its first 2xx. Each runs
 //! on a fresh server holding a fixture: the session `support-42` with one chat turn;
-//! the example UUIDs of the message and of the answer stand for the fixture's.
+//! the example UUIDs of the message and of the answer stand for the fixture's. The
+//! server has an admin token (so the console is served), which examples do not send:
+//! in `open` mode every endpoint answers them as before.
 
 use std::time::Duration;
 
@@ -172,7 +174,18 @@ fn request_example_names(op: &Value) -> Vec<String> {
 
 /// A fresh server with the fixture; returns it with the ids the example UUIDs stand for.
 async fn fixture() -> (TestServer, String, String) {
-    let server = Setup::default().start().await;
+    let server = Setup {
+        config: colloquy_http::HttpConfig {
+            admin_token: Some(
+                colloquy_http::AdminToken::new("openapi-admin-token-0123456789-abcdef")
+                    .expect("strong token"),
+            ),
+            ..Setup::default().config
+        },
+        ..Setup::default()
+    }
+    .start()
+    .await;
     server
         .client
         .create_session(&json!({"session_id": "support-42", "external_user_id": "user-17"}))

@@ -1,0 +1,28 @@
+import { chromium } from "playwright-core";
+const base = "http://127.0.0.1:18731", TOKEN = "console-test-token-0123456789abcdefXYZ";
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+page.on("console", m => console.log("console:", m.type(), m.text()));
+page.on("pageerror", e => console.log("pageerror:", e.message));
+await page.goto(base + "/console/");
+await page.evaluate(() => document.addEventListener("securitypolicyviolation", e => console.log("CSP VIOLATION", e.violatedDirective, e.blockedURI)));
+// data
+const post = (p, b) => fetch(base + p, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(b) }).then(r => r.json());
+const s = await post("/api/chats/sessions/", { external_user_id: "<img src=x onerror=alert(1)>", metadata: { x: "<script>alert(1)</script>" } });
+await post("/api/chats/messages/chat/", { session_id: s.session_id, message: "How do refunds <b>work</b>?" });
+await page.fill("#token", "wrong-token-xxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+await page.press("#token", "Enter");
+await page.waitForTimeout(500);
+console.log("error:", await page.textContent("#signin-error"));
+await page.fill("#token", TOKEN);
+await page.press("#token", "Enter");
+await page.waitForSelector("#inbox-list a.row");
+await page.screenshot({ path: "/tmp/c1.png" });
+await page.click("#inbox-list a.row");
+await page.waitForSelector("#t-messages li");
+await page.waitForTimeout(500);
+await page.screenshot({ path: "/tmp/c2.png" });
+await page.click("#nav-dashboard");
+await page.waitForTimeout(1000);
+await page.screenshot({ path: "/tmp/c3.png" });
+await browser.close();
