@@ -106,15 +106,15 @@ impl App {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let origin = parts.headers.get(header::ORIGIN).cloned();
-        // Routes by the canonical path; handlers keep the real URI (for links).
-        let resolved = match mount.canonical(parts.uri.path()) {
-            Some(path) => router::resolve(&parts.method, &path, self.config.widget),
-            None => Err(ApiError::no_route()),
-        };
+        // Routes by the canonical path (the path parsed once); handlers keep the
+        // real URI (for links).
+        let resolved = mount
+            .route(parts.uri.path())
+            .and_then(|route| router::endpoint(route, &parts.method, self.config.widget));
         let route = resolved
             .as_ref()
             .map_or("unmatched", router::Endpoint::name);
-        let result = AssertUnwindSafe(pipeline::run(self, resolved, parts, body))
+        let result = AssertUnwindSafe(pipeline::run(self, mount, resolved, parts, body))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
