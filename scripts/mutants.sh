@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
-# Mutation testing of store adapters against the conformance suite: cargo-mutants
-# changes the adapter's code one small way at a time (a `>` becomes `>=`, a function
-# returns a default, ...) and runs the adapter's conformance tests (its
+# Mutation testing of store adapters and rate limiters against the conformance
+# suite: cargo-mutants changes the code one small way at a time (a `>` becomes `>=`,
+# a function returns a default, ...) and runs the conformance tests (the adapter's
 # tests/conformance*.rs targets, nothing else); a mutant that survives is a
 # behaviour the suite does not check.
 #
-#   scripts/mutants.sh                 # the memory adapter
-#   scripts/mutants.sh memory sqlite   # colloquy-memory, then colloquy-sqlite
+#   scripts/mutants.sh                       # the memory adapter
+#   scripts/mutants.sh memory sqlite         # colloquy-memory, then colloquy-sqlite
+#   scripts/mutants.sh limiter redis-limiter # the rate limiters
 #
-# Prints caught / missed / timeout / unviable per adapter, and exits non-zero when
-# any mutant was missed or timed out. Results: target/mutants/<adapter>/mutants.out/
+# Targets: an adapter's name (`memory`, `sqlite`, `postgres`, `redis`: the whole
+# crate against its conformance*.rs targets), or a rate limiter:
+# - `limiter`: core's in-process `LocalRateLimiter` (core/src/local/limiter.rs) and
+#   the GCRA rule every limiter shares (core/src/ratelimit.rs), against the
+#   rate-limiter contracts run on it (conformance-tests/tests/local_rate_limiter.rs);
+# - `redis-limiter`: `RedisRateLimiter` (adapters/redis/src/limiter.rs) against the
+#   same contracts on standalone Redis and Redis Cluster
+#   (adapters/redis/tests/conformance_rate_limits.rs; needs both running, see
+#   adapters/redis/scripts/cluster.sh).
+#
+# Prints caught / missed / timeout / unviable per target, and exits non-zero when
+# any mutant was missed or timed out. Results: target/mutants/<target>/mutants.out/
 # (missed.txt lists survivors). Exclusions live in .cargo/mutants.toml, each with
 # the reason no black-box contract can catch it.
 #
 # Environment: MUTANTS_TIMEOUT (seconds per mutant's test run, default 300);
 # COLLOQUY_CONTRACT_TIMEOUT_SECS (default here 10, so a mutant that hangs a
-# contract fails it, and counts as caught, well within MUTANTS_TIMEOUT).
+# contract fails it, and counts as caught, well within MUTANTS_TIMEOUT);
+# MUTANTS_ARGS (more cargo-mutants flags, e.g. `--in-place` in a disposable
+# checkout whose target/ is already built, which saves copying and rebuilding the
+# tree).
 # Takes a while: run it in the background with a log file on a small machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,18 +59,34 @@ summary=()
 for adapter in "${adapters[@]}"; do
     out="target/mutants/$adapter"
     mkdir -p "$out"
-    echo "== cargo mutants -p colloquy-$adapter (timeout ${timeout}s per mutant)"
-    tests=()
-    for file in "adapters/$adapter"/tests/conformance*.rs; do
-        [ -e "$file" ] && tests+=(--test "$(basename "$file" .rs)")
-    done
-    if [ ${#tests[@]} -eq 0 ]; then
-        echo "adapters/$adapter/tests has no conformance*.rs test target" >&2
-        exit 2
-    fi
+    # What to mutate, and the tests that judge it.
+    case "$adapter" in
+        limiter)
+            mutate=(-p colloquy-core --file core/src/local/limiter.rs --file core/src/ratelimit.rs
+                --test-package colloquy-conformance)
+            tests=(--test local_rate_limiter)
+            ;;
+        redis-limiter)
+            mutate=(-p colloquy-redis --file adapters/redis/src/limiter.rs)
+            tests=(--test conformance_rate_limits)
+            ;;
+        *)
+            mutate=(-p "colloquy-$adapter")
+            tests=()
+            for file in "adapters/$adapter"/tests/conformance*.rs; do
+                [ -e "$file" ] && tests+=(--test "$(basename "$file" .rs)")
+            done
+            if [ ${#tests[@]} -eq 0 ]; then
+                echo "adapters/$adapter/tests has no conformance*.rs test target" >&2
+                exit 2
+            fi
+            ;;
+    esac
+    echo "== cargo mutants ${mutate[*]} (timeout ${timeout}s per mutant)"
     status=0
-    cargo mutants -p "colloquy-$adapter" --jobs 1 --timeout "$timeout" --output "$out" \
-        -- "${tests[@]}" || status=$?
+    # shellcheck disable=SC2086 # MUTANTS_ARGS is a list of flags
+    cargo mutants "${mutate[@]}" --jobs 1 --timeout "$timeout" --output "$out" \
+        ${MUTANTS_ARGS:-} -- "${tests[@]}" || status=$?
     results="$out/mutants.out"
     caught=$(count "$results/caught.txt")
     missed=$(count "$results/missed.txt")
@@ -66,11 +96,11 @@ for adapter in "${adapters[@]}"; do
     if [ "$status" -ne 0 ] || [ "$missed" -ne 0 ] || [ "$timeouts" -ne 0 ]; then
         failed=1
         if [ "$missed" -ne 0 ]; then
-            echo "missed in colloquy-$adapter:"
+            echo "missed in $adapter:"
             cat "$results/missed.txt"
         fi
         if [ "$timeouts" -ne 0 ]; then
-            echo "timed out in colloquy-$adapter:"
+            echo "timed out in $adapter:"
             cat "$results/timeout.txt"
         fi
     fi

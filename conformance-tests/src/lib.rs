@@ -224,6 +224,7 @@ macro_rules! stream_log_contract_tests {
         $crate::__contract_tests!(($) $factory; [$($($ignored = $reason),*)?];
             unknown_response_is_absent,
             replay_returns_the_events_in_order_from_any_seq,
+            a_page_is_the_first_events_of_a_read,
             a_follower_sees_every_event_to_the_end,
             changed_returns_within_its_bound_then_read_sees_new_events,
             a_terminal_event_completes_the_log_and_clears_the_active_response,

@@ -163,7 +163,10 @@ fn follow(
                 seq: s.next,
                 code: ErrorCode::GenerationLost,
             };
-            match streams.read(s.meta.response_id, s.next).await {
+            match streams
+                .read_page(s.meta.response_id, s.next, PAGE_EVENTS)
+                .await
+            {
                 Ok(Some(read)) if !read.events.is_empty() => s.queue = page(read.events),
                 Ok(Some(read)) if read.state == LogState::Running => {
                     streams

@@ -246,10 +246,13 @@ pub fn question_key(text: &str) -> String {
         .to_owned()
 }
 
-/// The start of the hour `t` is in.
+/// The start of the hour `t` is in (UTC has no leap seconds in chrono's count, so
+/// it is the timestamp floored to a multiple of 3600 s). On every append, so
+/// arithmetic on the timestamp rather than `duration_trunc`'s nanosecond round trip.
 #[must_use]
 pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
-    t.duration_trunc(Duration::hours(1)).unwrap_or(t)
+    let secs = t.timestamp();
+    DateTime::from_timestamp(secs - secs.rem_euclid(3600), 0).unwrap_or(t)
 }
 
 /// The counters of one hour as a store keeps them.
@@ -504,6 +507,35 @@ pub fn hour_from_micros(micros: i64) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn hour_of_is_the_hour_duration_trunc_gives() {
+        let base = Utc
+            .with_ymd_and_hms(2026, 12, 8, 0, 0, 0)
+            .single()
+            .expect("time");
+        for offset_ms in [
+            0_i64,
+            1,
+            999,
+            3_599_999,
+            3_600_000,
+            3_600_001,
+            -1,
+            -3_600_000,
+            -3_600_001,
+            86_399_999,
+            -(56 * 365 * 86_400_000),
+            -(57 * 365 * 86_400_000), // before 1970
+        ] {
+            let t = base + Duration::milliseconds(offset_ms) + Duration::nanoseconds(123);
+            assert_eq!(
+                hour_of(t),
+                t.duration_trunc(Duration::hours(1)).expect("in range"),
+                "{t}"
+            );
+        }
+    }
 
     fn meta(v: serde_json::Value) -> Metadata {
         v.as_object().cloned().unwrap_or_default()

@@ -87,6 +87,25 @@ pub trait StreamLog: Send + Sync + 'static {
     /// no log of this response is kept (never started, or expired).
     async fn read(&self, response: Uuid, from: u64) -> Result<Option<LogRead>, StoreError>;
 
+    /// [`StreamLog::read`] of at most `max` events (at least one, when there is
+    /// one): the response's first events with `seq >= from`, in order, and its
+    /// state. A follower reads an answer page by page with it, so a page costs what
+    /// it holds, not the rest of the answer. The default reads every event from
+    /// `from` and keeps the first `max`; an adapter that can bound the read itself
+    /// overrides it.
+    async fn read_page(
+        &self,
+        response: Uuid,
+        from: u64,
+        max: usize,
+    ) -> Result<Option<LogRead>, StoreError> {
+        let mut read = self.read(response, from).await?;
+        if let Some(read) = &mut read {
+            read.events.truncate(max.max(1));
+        }
+        Ok(read)
+    }
+
     /// Waits until events after `after` may have been appended, or at most
     /// `within`. Followers call [`StreamLog::read`] again after it.
     async fn changed(&self, response: Uuid, after: u64, within: Duration);

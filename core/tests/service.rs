@@ -168,6 +168,28 @@ async fn sessions_default_to_a_24h_lifetime_and_reject_past_expiry() {
     assert_eq!(err.code(), ErrorCode::SessionExists);
 }
 
+/// A session's UUID is a capability in `public` mode: version 4, 122 random bits,
+/// nothing shared between two made in the same instant (unlike a time-ordered v7).
+#[tokio::test]
+async fn session_uuids_are_random_v4() {
+    let h = harness(Arc::new(EchoModel::new()));
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let s = h
+            .service
+            .create_session(Default::default())
+            .await
+            .expect("create");
+        assert_eq!(s.id.get_version_num(), 4, "{}", s.id);
+        ids.push(s.id);
+    }
+    for pair in ids.windows(2) {
+        // v7 ids of one millisecond share their first 48 bits; these share no
+        // 6-byte prefix (chance 2^-48).
+        assert_ne!(pair[0].as_bytes()[..6], pair[1].as_bytes()[..6]);
+    }
+}
+
 #[tokio::test]
 async fn patch_delete_and_expiry_of_sessions() {
     let h = harness(Arc::new(EchoModel::new()));

@@ -113,22 +113,19 @@ impl App {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let origin = parts.headers.get(header::ORIGIN).cloned();
-        // Routes by the canonical path; handlers keep the real URI (for links).
-        let resolved = match mount.canonical(parts.uri.path()) {
-            Some(path) => router::resolve(
-                &parts.method,
-                &path,
-                router::Files {
-                    widget: self.config.widget,
-                    console: self.config.console && self.config.admin_token.is_some(),
-                },
-            ),
-            None => Err(ApiError::no_route()),
+        // Routes by the canonical path (the path parsed once); handlers keep the
+        // real URI (for links).
+        let files = router::Files {
+            widget: self.config.widget,
+            console: self.config.console && self.config.admin_token.is_some(),
         };
+        let resolved = mount
+            .route(parts.uri.path())
+            .and_then(|route| router::endpoint(route, &parts.method, files));
         let route = resolved
             .as_ref()
             .map_or("unmatched", router::Endpoint::name);
-        let result = AssertUnwindSafe(pipeline::run(self, resolved, parts, body))
+        let result = AssertUnwindSafe(pipeline::run(self, mount, resolved, parts, body))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {

@@ -178,14 +178,17 @@ pub type Response = http::Response<ResponseBody>;
 ///   `route_service`/`fallback_service`, not `nest_service`, which strips the
 ///   prefix) and give it the full base path. The `Link` headers of list responses
 ///   name the request's own path, so they work under any base path.
-/// - The **service endpoints** `GET /healthz`, `GET /readyz`, and the widget's
-///   `/widget.js`, `/widget/demo` and `/` are at the root and on by default; turn
-///   them off with [`Api::with_service_endpoints`] when your app has its own (then
-///   they are 404 like any unknown path; `GET /openapi.json` is a service endpoint
-///   too, so it goes with them — serve [`OPENAPI_JSON`] yourself if you want it).
-///   The document's paths are the default mount's (`/api/chats/...`, `servers`
-///   `/`): under another base path, rewrite them before publishing it. The widget calls `/api/chats/...` on its
-///   `data-api` origin, so it only works with the default base path.
+/// - The **service endpoints** `GET /healthz`, `GET /readyz`, `GET /openapi.json`
+///   and the widget's `/widget.js`, `/widget/demo` and `/` are at the root and on
+///   by default; turn them off with [`Api::with_service_endpoints`] when your app
+///   has its own (then they are 404 like any unknown path).
+/// - The **OpenAPI document** is also at `GET <base>/openapi.json`, always (with
+///   the service endpoints off too). Both are rendered for the mount: its paths are
+///   the ones this `Api` answers at (`/support/api/chats/sessions/` under that base;
+///   `servers` is `/` since every path is written whole), without the service
+///   endpoints when they are off. [`OPENAPI_JSON`] is the default mount's. The
+///   widget calls `/api/chats/...` on its `data-api` origin, so it only works with
+///   the default base path.
 /// - Any other path is a JSON 404 `not_found`.
 ///
 /// # What the embedder owns

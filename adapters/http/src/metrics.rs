@@ -93,11 +93,13 @@ fn labels(pairs: &[(&str, &str)]) -> String {
         .join(",")
 }
 
-/// Every series, each family keyed by its rendered labels.
+/// Every series, each family keyed by its rendered labels — but the requests', which
+/// are counted on every request: keyed by `(route, status)` (both `Copy`, no
+/// allocation on the request path), their labels rendered only when scraped. The
+/// request count is the latency histogram's count (one map, one lookup).
 #[derive(Debug, Default)]
 struct Series {
-    requests: BTreeMap<String, u64>,
-    request_seconds: BTreeMap<String, Histogram>,
+    requests: BTreeMap<(&'static str, StatusCode), Histogram>,
     rate_limited: BTreeMap<String, u64>,
     answers: BTreeMap<String, u64>,
     answer_seconds: BTreeMap<String, Histogram>,
@@ -201,16 +203,14 @@ impl Metrics {
         elapsed: Duration,
     ) -> Response {
         let status = response.status();
-        let key = labels(&[("route", route), ("status", status.as_str())]);
         let policy = (status == StatusCode::TOO_MANY_REQUESTS)
             .then(|| rate_limit_policy(&response))
             .flatten();
         {
             let mut series = self.series();
-            *series.requests.entry(key.clone()).or_default() += 1;
             series
-                .request_seconds
-                .entry(key)
+                .requests
+                .entry((route, status))
                 .or_default()
                 .observe(elapsed.as_secs_f64());
             if let Some(policy) = policy {
@@ -305,18 +305,31 @@ impl Metrics {
                     histogram.render(out, name, labels);
                 }
             };
-        counters(
-            &mut out,
-            "colloquy_http_requests_total",
-            "HTTP requests answered, by endpoint (route) and status.",
-            &series.requests,
+        let requests: BTreeMap<String, &Histogram> = series
+            .requests
+            .iter()
+            .map(|((route, status), h)| {
+                (labels(&[("route", route), ("status", status.as_str())]), h)
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "# HELP colloquy_http_requests_total HTTP requests answered, by endpoint (route) and status.\n# TYPE colloquy_http_requests_total counter"
         );
-        histograms(
-            &mut out,
-            "colloquy_http_request_duration_seconds",
-            "Time from a request's arrival to its response's headers (a stream's events come after), by endpoint and status.",
-            &series.request_seconds,
+        for (labels, histogram) in &requests {
+            let _ = writeln!(
+                out,
+                "colloquy_http_requests_total{{{labels}}} {}",
+                histogram.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP colloquy_http_request_duration_seconds Time from a request's arrival to its response's headers (a stream's events come after), by endpoint and status.\n# TYPE colloquy_http_request_duration_seconds histogram"
         );
+        for (labels, histogram) in &requests {
+            histogram.render(&mut out, "colloquy_http_request_duration_seconds", labels);
+        }
         let _ = writeln!(
             out,
             "# HELP colloquy_sse_streams_open Server-sent event streams open now.\n# TYPE colloquy_sse_streams_open gauge\ncolloquy_sse_streams_open {}",

@@ -1,6 +1,6 @@
 //! The request pipeline: how every API request is admitted, in one order, here.
 //!
-//! 1. **Route.** The path is parsed once ([`router::resolve`]): 400 `invalid_field`
+//! 1. **Route.** The path is parsed once ([`Mount::route`]): 400 `invalid_field`
 //!    for a path that is not UTF-8 once percent-decoded, 404 `not_found`, 405
 //!    `method_not_allowed`. Health, readiness, the OpenAPI document, the widget's
 //!    files and CORS preflights are answered here, without the steps below.
@@ -49,6 +49,7 @@ use crate::app::App;
 use crate::caller::{PeerAddr, Visitor};
 use crate::error::ApiError;
 use crate::idempotency::{self, Guard};
+use crate::mount::Mount;
 use crate::router::Endpoint;
 use crate::{body, handlers, query, Response};
 
@@ -392,6 +393,7 @@ async fn spend_request(app: &App, ip: Option<IpAddr>) -> Result<(), ApiError> {
 /// Runs the pipeline for a request `resolved` (step 1) to an endpoint or an error.
 pub(crate) async fn run<B>(
     app: &App,
+    mount: &Mount,
     resolved: Result<Endpoint, ApiError>,
     parts: Parts,
     body: B,
@@ -421,7 +423,7 @@ where
     match endpoint {
         Endpoint::Healthz => return Ok(handlers::health::healthz()),
         Endpoint::Readyz => return Ok(handlers::health::readyz(app).await),
-        Endpoint::OpenApi => return Ok(crate::openapi::response()),
+        Endpoint::OpenApi => return Ok(crate::openapi::response(mount.openapi())),
         Endpoint::Preflight(allow) => return Ok(app.cors.preflight(&parts.headers, allow)),
         Endpoint::Asset(asset) => return Ok(app.assets.serve(asset, &parts)),
         _ => {}

@@ -10,9 +10,9 @@ use crate::percent;
 /// One name or value of a query: `+` is a space, then percent-decoding.
 fn decode(text: &str) -> Option<String> {
     if text.contains('+') {
-        percent::decode(&text.replace('+', " "))
+        percent::decode(&text.replace('+', " ")).map(std::borrow::Cow::into_owned)
     } else {
-        percent::decode(text)
+        percent::decode(text).map(std::borrow::Cow::into_owned)
     }
 }
 

@@ -3,18 +3,28 @@
 //! Every path works with and without its trailing slash. `HEAD` is accepted wherever
 //! `GET` only reads; `OPTIONS` on any route is a CORS preflight.
 
+use std::borrow::Cow;
+
 use http::Method;
 
 use crate::error::ApiError;
 use crate::static_files::Asset;
+
+/// More segments than any route has (the longest,
+/// `/api/chats/messages/chat/stream/{id}/cancel`, has 8 counting the empty one before
+/// the first `/`), with room for new routes: a longer path is no route.
+const MAX_SEGMENTS: usize = 12;
 
 /// A resource of the API, with the ids in its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     Healthz,
     Readyz,
-    /// `/openapi.json`: the OpenAPI document of the API.
+    /// `/openapi.json`: the OpenAPI document of the API (a service endpoint).
     OpenApi,
+    /// `<base>/openapi.json`: the same document, under the API's own base path (so
+    /// it stays when the service endpoints are off).
+    MountedOpenApi,
     Sessions,
     /// `/sessions/export/`: one visitor's sessions (`export` is a reserved session_id).
     UserExport,
@@ -93,15 +103,29 @@ impl Route {
     /// The route for `path`, each segment percent-decoded once ([`crate::percent`]):
     /// `Ok(None)` for an unknown path, 400 `invalid_field` for a segment that is not
     /// UTF-8 once decoded.
-    fn parse_decoded(path: &str) -> Result<Option<Self>, ApiError> {
+    pub(crate) fn parse_decoded(path: &str) -> Result<Option<Self>, ApiError> {
         let path = path.strip_suffix('/').unwrap_or(path);
-        let segments = path
-            .split('/')
-            .map(crate::percent::decode)
-            .collect::<Option<Vec<String>>>()
-            .ok_or_else(crate::percent::not_utf8_path)?;
-        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let route = match segments.as_slice() {
+        // On the stack, and borrowed from `path` unless a segment has a `%` to decode:
+        // routing a normal request allocates nothing but the id it keeps.
+        let mut decoded: [Cow<'_, str>; MAX_SEGMENTS] = Default::default();
+        let mut count = 0;
+        for segment in path.split('/') {
+            let segment =
+                crate::percent::decode(segment).ok_or_else(crate::percent::not_utf8_path)?;
+            if let Some(slot) = decoded.get_mut(count) {
+                *slot = segment;
+            }
+            count += 1;
+        }
+        // Longer than every route: none (after every segment was checked to decode).
+        if count > MAX_SEGMENTS {
+            return Ok(None);
+        }
+        let mut borrowed: [&str; MAX_SEGMENTS] = [""; MAX_SEGMENTS];
+        for (to, from) in borrowed.iter_mut().zip(&decoded[..count]) {
+            *to = from;
+        }
+        let route = match &borrowed[..count] {
             ["", "healthz"] => Self::Healthz,
             ["", "readyz"] => Self::Readyz,
             ["", "openapi.json"] => Self::OpenApi,
@@ -113,6 +137,7 @@ impl Route {
                 None => return Ok(None),
             },
             ["", "api", "chats", rest @ ..] => match rest {
+                ["openapi.json"] => Self::MountedOpenApi,
                 ["sessions"] => Self::Sessions,
                 ["sessions", "export"] => Self::UserExport,
                 ["sessions", s] if !s.is_empty() => Self::Session((*s).to_owned()),
@@ -144,12 +169,22 @@ impl Route {
         Ok(Some(route))
     }
 
+    /// Whether the route is a service endpoint's (at the root, served when the
+    /// mount serves them; see [`crate::mount`]).
+    pub(crate) fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Self::Healthz | Self::Readyz | Self::OpenApi | Self::Asset(_)
+        )
+    }
+
     /// The methods the route answers, as an `Allow` header value.
     pub(crate) fn allow(&self) -> &'static str {
         match self {
             Self::Healthz
             | Self::Readyz
             | Self::OpenApi
+            | Self::MountedOpenApi
             | Self::SessionExport(_)
             | Self::UserExport
             | Self::Stats
@@ -178,7 +213,7 @@ impl Route {
         let endpoint = match self {
             Self::Healthz if read => Endpoint::Healthz,
             Self::Readyz if read => Endpoint::Readyz,
-            Self::OpenApi if read => Endpoint::OpenApi,
+            Self::OpenApi | Self::MountedOpenApi if read => Endpoint::OpenApi,
             Self::Sessions if read => Endpoint::ListSessions,
             Self::Sessions if method == Method::POST => Endpoint::CreateSession,
             Self::Sessions if method == Method::DELETE => Endpoint::EraseUser,
@@ -218,6 +253,7 @@ pub(crate) const TEMPLATES: &[&str] = &[
     "/healthz",
     "/readyz",
     "/openapi.json",
+    "/api/chats/openapi.json",
     "/",
     "/widget/demo",
     "/widget.js",
@@ -339,13 +375,25 @@ impl Files {
 /// a path that is not UTF-8 once percent-decoded, 404 `not_found` for an unknown path
 /// (the widget's or the console's paths too when `files` leaves them out), 405
 /// `method_not_allowed` (with `Allow`) for a known path and another method.
+#[cfg(test)]
 pub(crate) fn resolve(
     method: &Method,
     path: &str,
     files: impl Into<Files>,
 ) -> Result<Endpoint, ApiError> {
-    let files = files.into();
-    let route = Route::parse_decoded(path)?
+    endpoint(Route::parse_decoded(path)?, method, files.into())
+}
+
+/// The endpoint of `route` (parsed by [`crate::mount::Mount::route`]) for `method`:
+/// 404 `not_found` for no route (the widget's or the console's too when `files`
+/// leaves them out), 405 `method_not_allowed` (with `Allow`) for a known route and
+/// another method.
+pub(crate) fn endpoint(
+    route: Option<Route>,
+    method: &Method,
+    files: Files,
+) -> Result<Endpoint, ApiError> {
+    let route = route
         .filter(|route| match route {
             Route::Asset(asset) => files.serves(*asset),
             _ => true,
@@ -401,6 +449,29 @@ mod tests {
         assert_eq!(
             resolve(&Method::GET, "/api/chats/sessions/a%3Ab", true).expect("route"),
             Endpoint::GetSession("a:b".into())
+        );
+    }
+
+    #[test]
+    fn paths_longer_than_every_route_are_404_once_decoded() {
+        let long = format!("/api/chats/sessions{}", "/a".repeat(MAX_SEGMENTS));
+        let e = resolve(&Method::GET, &long, true).expect_err("long");
+        assert_eq!(e.code(), ErrorCode::NotFound);
+        // Every segment is still decoded: a bad one past the limit is 400.
+        let bad = format!("{long}/%FF");
+        let e = resolve(&Method::GET, &bad, true).expect_err("bad");
+        assert_eq!(e.code(), ErrorCode::InvalidField);
+        let e = resolve(&Method::GET, "/api/chats/sessions/%FF/", true).expect_err("bad");
+        assert_eq!(e.code(), ErrorCode::InvalidField);
+        // The longest route fits.
+        assert_eq!(
+            resolve(
+                &Method::POST,
+                "/api/chats/messages/chat/stream/r%2F1/cancel/",
+                true
+            )
+            .expect("route"),
+            Endpoint::CancelStream("r/1".into())
         );
     }
 

@@ -93,13 +93,25 @@ pub(crate) fn render(event: &ChatEvent, ids: Ids, end: u64) -> Bytes {
         error,
         sources,
     };
+    // One buffer for the whole event (id line, JSON, blank line): one allocation.
+    let mut out = Vec::with_capacity(EVENT_OVERHEAD + chunk.len());
+    out.extend_from_slice(b"id: ");
+    out.extend_from_slice(ResumePoint::format(ids.response_id, event.seq(), end).as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    let json_at = out.len();
     // Serializing strings, bools, UUIDs and numbers cannot fail; JSON escapes newlines, so
     // the data is one line.
-    let json = serde_json::to_string(&data)
-        .unwrap_or_else(|_| r#"{"chunk":"","done":true,"error":"internal_error"}"#.to_owned());
-    let id = ResumePoint::format(ids.response_id, event.seq(), end);
-    Bytes::from(format!("id: {id}\ndata: {json}\n\n"))
+    if serde_json::to_writer(&mut out, &data).is_err() {
+        out.truncate(json_at);
+        out.extend_from_slice(br#"{"chunk":"","done":true,"error":"internal_error"}"#);
+    }
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
 }
+
+/// The bytes of an event besides its chunk's text (ids, field names), with room for
+/// JSON escapes: a buffer of this plus the text rarely grows.
+const EVENT_OVERHEAD: usize = 256;
 
 /// Where the body stream stands.
 enum State {

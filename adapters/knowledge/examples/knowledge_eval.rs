@@ -9,27 +9,19 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Parser;
 use colloquy_knowledge::testing::eval::{evaluate, load_questions};
 use colloquy_knowledge::testing::testdata;
-use colloquy_knowledge::{
-    ingest, EmbeddingsConfig, IngestOptions, OpenAiEmbeddings, SearchMode, SqliteKnowledge,
-};
+use colloquy_knowledge::SearchMode;
+
+mod common;
 
 /// Recall@5 and MRR of each search mode over a labelled question set.
 #[derive(Debug, Parser)]
 struct Args {
-    /// API root of an OpenAI-compatible embeddings server.
-    #[arg(long)]
-    embeddings_base_url: String,
-    /// The embedding model's name.
-    #[arg(long, default_value = "all-MiniLM-L6-v2")]
-    embeddings_model: String,
-    /// Folder of documents (default: the shipped Kestrel docs).
-    #[arg(long)]
-    docs: Option<PathBuf>,
+    #[command(flatten)]
+    knowledge: common::KnowledgeArgs,
     /// Labelled questions, a JSON array of {question, document, answer}.
     #[arg(long)]
     questions: Option<PathBuf>,
@@ -41,25 +33,18 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let docs = args.docs.unwrap_or_else(|| testdata().join("kestrel"));
     let questions = load_questions(
         &args
             .questions
             .unwrap_or_else(|| testdata().join("questions.json")),
     )?;
-    let embedder = Arc::new(OpenAiEmbeddings::new(EmbeddingsConfig {
-        base_url: args.embeddings_base_url,
-        model: args.embeddings_model.clone(),
-        ..EmbeddingsConfig::default()
-    })?);
-    let kb = SqliteKnowledge::open_in_memory(Some(embedder))?;
-    let summary = ingest(&kb, &[docs], &IngestOptions::default(), |_| {}).await?;
+    let (kb, summary) = args.knowledge.ingest().await?;
     println!(
         "{} documents, {} passages, {} questions, embeddings: {}\n",
         summary.files,
         summary.passages,
         questions.len(),
-        args.embeddings_model
+        args.knowledge.embeddings_model
     );
     println!("| search | recall@5 | MRR (top 10) |");
     println!("|---|---|---|");

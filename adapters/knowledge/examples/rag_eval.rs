@@ -16,7 +16,6 @@
 //! the real all-MiniLM-L6-v2 and runs this.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Parser;
 use colloquy_core::knowledge::{retrieve, RetrievalPlan};
@@ -25,22 +24,15 @@ use colloquy_knowledge::testing::eval::{
     evaluate_conversations, load_conversations, ConversationMetrics,
 };
 use colloquy_knowledge::testing::testdata;
-use colloquy_knowledge::{
-    ingest, EmbeddingsConfig, IngestOptions, OpenAiEmbeddings, SearchMode, SqliteKnowledge,
-};
+use colloquy_knowledge::{SearchMode, SqliteKnowledge};
+
+mod common;
 
 /// Top-1 and MRR of each retrieval rule over labelled multi-turn conversations.
 #[derive(Debug, Parser)]
 struct Args {
-    /// API root of an OpenAI-compatible embeddings server.
-    #[arg(long)]
-    embeddings_base_url: String,
-    /// The embedding model's name.
-    #[arg(long, default_value = "all-MiniLM-L6-v2")]
-    embeddings_model: String,
-    /// Folder of documents (default: the shipped Kestrel docs).
-    #[arg(long)]
-    docs: Option<PathBuf>,
+    #[command(flatten)]
+    knowledge: common::KnowledgeArgs,
     /// Labelled conversations (default: the shipped `conversations.json`).
     #[arg(long)]
     conversations: Option<PathBuf>,
@@ -105,19 +97,12 @@ impl Rule {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let docs = args.docs.unwrap_or_else(|| testdata().join("kestrel"));
     let conversations = load_conversations(
         &args
             .conversations
             .unwrap_or_else(|| testdata().join("conversations.json")),
     )?;
-    let embedder = Arc::new(OpenAiEmbeddings::new(EmbeddingsConfig {
-        base_url: args.embeddings_base_url,
-        model: args.embeddings_model.clone(),
-        ..EmbeddingsConfig::default()
-    })?);
-    let kb = SqliteKnowledge::open_in_memory(Some(embedder))?;
-    let summary = ingest(&kb, &[docs], &IngestOptions::default(), |_| {}).await?;
+    let (kb, summary) = args.knowledge.ingest().await?;
     let first = run(&kb, &conversations, Rule::NewAlone).await?;
     println!(
         "{} documents, {} passages, {} conversations, {} scored turns ({} topic switches, {} follow-ups), embeddings: {}\n",
@@ -127,7 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         first.all.turns,
         first.switches.turns,
         first.follow_ups.turns,
-        args.embeddings_model
+        args.knowledge.embeddings_model
     );
     println!("| search | query rule | top-1 | MRR | top-1 switches | top-1 follow-ups |");
     println!("|---|---|---|---|---|---|");

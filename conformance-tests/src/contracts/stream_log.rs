@@ -195,6 +195,64 @@ pub async fn replay_returns_the_events_in_order_from_any_seq(s: &TestStreamLog) 
     }
 }
 
+async fn page(log: &dyn StreamLog, response: Uuid, from: u64, max: usize) -> Option<LogRead> {
+    log.read_page(response, from, max)
+        .await
+        .unwrap_or_else(|e| panic!("read_page({response}, {from}, {max}) failed: {e}"))
+}
+
+/// "`read_page`: `read` of at most `max` events (at least one, when there is one)":
+/// the first `max` of what `read` returns, with the same meta and state, on either
+/// handle; `None` where `read` is.
+pub async fn a_page_is_the_first_events_of_a_read(s: &TestStreamLog) {
+    let unknown = Uuid::new_v4();
+    assert_eq!(
+        page(&*s.log, unknown, 0, 3).await,
+        None,
+        "read_page of a response never started is None"
+    );
+    let m = meta();
+    start(&*s.log, &m).await;
+    let empty = page(&*s.log, m.response_id, 0, 3).await;
+    assert_eq!(
+        empty.map(|r| (r.events, r.state)),
+        Some((Vec::new(), LogState::Running)),
+        "read_page of a started, empty log: no events, running"
+    );
+    let events = answer(6);
+    append_all(&*s.log, m.response_id, &events[..4]).await;
+    let running = page(&*s.log, m.response_id, 1, 2)
+        .await
+        .expect("a running log is kept");
+    assert_eq!(
+        (running.events, running.state, running.meta),
+        (events[1..3].to_vec(), LogState::Running, m.clone()),
+        "read_page from 1, at most 2, of a running log"
+    );
+    append_all(&*s.log, m.response_id, &events[4..]).await;
+    for (name, log) in [
+        ("the appending handle", &s.log),
+        ("another handle", &s.other),
+    ] {
+        for from in 0..=7_u64 {
+            for max in [0, 1, 2, 3, 100] {
+                let whole = kept(&**log, m.response_id, from, "a completed log is kept").await;
+                let got = page(&**log, m.response_id, from, max)
+                    .await
+                    .expect("a completed log is kept");
+                let expected: Vec<ChatEvent> =
+                    whole.events.iter().take(max.max(1)).cloned().collect();
+                assert_eq!(
+                    (got.events, got.state, got.meta),
+                    (expected, whole.state, whole.meta),
+                    "{name}: read_page from {from}, at most {max} (0 reads one), is the first \
+                     events of read from {from}"
+                );
+            }
+        }
+    }
+}
+
 /// A follower that reads, then waits with `changed` and reads again, sees every
 /// event exactly once, in order, up to the terminal one, while another handle
 /// appends them.

@@ -191,21 +191,28 @@ impl StreamLog for LocalStreamLog {
     }
 
     async fn read(&self, response: Uuid, from: u64) -> Result<Option<LogRead>, StoreError> {
+        self.read_page(response, from, usize::MAX).await
+    }
+
+    /// Clones only the page: O(log events + page).
+    async fn read_page(
+        &self,
+        response: Uuid,
+        from: u64,
+        max: usize,
+    ) -> Result<Option<LogRead>, StoreError> {
         let now = Instant::now();
         let logs = self.lock();
         let kept = logs.responses.get(&response);
-        Ok(kept
-            .filter(|e| !e.expired(now, self.retention))
-            .map(|e| LogRead {
+        Ok(kept.filter(|e| !e.expired(now, self.retention)).map(|e| {
+            // Appended in order: the events are sorted by seq.
+            let first = e.events.partition_point(|ev| ev.seq() < from);
+            LogRead {
                 meta: e.meta.clone(),
-                events: e
-                    .events
-                    .iter()
-                    .filter(|ev| ev.seq() >= from)
-                    .cloned()
-                    .collect(),
+                events: e.events[first..].iter().take(max.max(1)).cloned().collect(),
                 state: e.state(now),
-            }))
+            }
+        }))
     }
 
     async fn changed(&self, response: Uuid, after: u64, within: Duration) {

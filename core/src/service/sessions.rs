@@ -53,7 +53,7 @@ impl ChatService {
             None => generate_session_id().map_err(|e| ServiceError::Internal(Box::new(e)))?,
         };
         let session = Session {
-            id: Uuid::now_v7(),
+            id: Uuid::new_v4(), // 122 random bits: a capability in public mode (API.md)
             session_id,
             external_user_id: new.external_user_id,
             created_at: now,

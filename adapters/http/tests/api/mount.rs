@@ -83,6 +83,9 @@ async fn a_base_path_moves_every_endpoint_and_the_links_follow() {
     let (status, text) = call(&api, Method::PUT, "/support/api/chats/sessions/", None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{text}");
 
+    // Sessions made in one instant (a manual clock) are listed in id order: read it.
+    let (_, text) = call(&api, Method::GET, "/support/api/chats/sessions/", None).await;
+    let listed: Value = serde_json::from_str(&text).expect("json");
     // The `Link` of a page cut by its limit names the mounted path.
     let response = api
         .handle(request(
@@ -106,7 +109,7 @@ async fn a_base_path_moves_every_endpoint_and_the_links_follow() {
     let (status, text) = call(&api, Method::GET, next, None).await;
     assert_eq!(status, StatusCode::OK, "the link is followable: {text}");
     let page: Value = serde_json::from_str(&text).expect("json");
-    assert_eq!(page[0]["session_id"], "two");
+    assert_eq!(page[0]["session_id"], listed[1]["session_id"]);
 
     // Message pages too.
     for message in ["a", "b"] {
@@ -147,7 +150,7 @@ async fn the_api_can_sit_at_the_root() {
 #[tokio::test]
 async fn service_endpoints_are_optional() {
     let on = Api::new(service(), HttpConfig::default()).with_base_path("/support/api/chats");
-    for path in ["/healthz", "/readyz", "/widget.js", "/"] {
+    for path in ["/healthz", "/readyz", "/widget.js", "/", "/openapi.json"] {
         let (status, _) = call(&on, Method::GET, path, None).await;
         assert_eq!(status, StatusCode::OK, "{path} is served by default");
     }
@@ -159,9 +162,55 @@ async fn service_endpoints_are_optional() {
     }
     let (status, _) = call(&off, Method::POST, "/support/api/chats/sessions/", None).await;
     assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = call(&off, Method::GET, "/openapi.json", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a service endpoint");
     // The clone taken before is unchanged.
     let (status, _) = call(&on, Method::GET, "/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// The OpenAPI document at `<base>/openapi.json` (service endpoints on or off) and
+/// at `/openapi.json` names the paths this mount answers, and each one it names
+/// answers.
+#[tokio::test]
+async fn the_openapi_document_follows_the_mount() {
+    let on = Api::new(service(), HttpConfig::default()).with_base_path("/support/api/chats");
+    let off = on.clone().with_service_endpoints(false);
+    for (api, path, service_paths) in [
+        (&on, "/openapi.json", true),
+        (&on, "/support/api/chats/openapi.json", true),
+        (&off, "/support/api/chats/openapi.json/", false),
+    ] {
+        let (status, text) = call(api, Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {text}");
+        let doc: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(doc["servers"], json!([{"url": "/"}]), "{path}");
+        let paths = doc["paths"].as_object().expect("paths");
+        assert!(
+            paths.keys().all(|p| !p.starts_with("/api/chats/")),
+            "{path}: no path of the default mount"
+        );
+        assert_eq!(paths.contains_key("/healthz"), service_paths, "{path}");
+        assert_eq!(paths.contains_key("/openapi.json"), service_paths, "{path}");
+        assert!(
+            paths.contains_key("/support/api/chats/openapi.json"),
+            "{path}"
+        );
+        // Every documented GET without a parameter answers at its documented path.
+        for (p, item) in paths {
+            if p.contains('{') || item.get("get").is_none() {
+                continue;
+            }
+            let (status, text) = call(api, Method::GET, p, None).await;
+            assert_ne!(status, StatusCode::NOT_FOUND, "{path}: GET {p}: {text}");
+        }
+    }
+    let (status, text) = call(&on, Method::GET, "/api/chats/openapi.json", None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "not the default base: {text}"
+    );
 }
 
 #[tokio::test]
