@@ -179,6 +179,7 @@ impl ChatServiceBuilder {
             shutdown: CancellationToken::new(),
             knowledge: self.knowledge,
             handoff: Arc::new(self.handoff),
+            timers: CancellationToken::new(),
         }
     }
 }

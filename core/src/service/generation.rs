@@ -464,10 +464,14 @@ impl ChatService {
         self.generations.len()
     }
 
-    /// Graceful shutdown: lets running generations finish for up to `grace`, then
-    /// cancels the rest, which store their partial text with
-    /// `finish_reason = "cancelled"`. Returns once every answer is stored.
+    /// Graceful shutdown: stops the handoff timeout timers (the next chat or
+    /// watcher times a due request out, on any instance), lets running
+    /// generations finish for up to `grace`, then cancels the rest, which store
+    /// their partial text with `finish_reason = "cancelled"`. Returns once every
+    /// answer is stored.
     pub async fn shutdown(&self, grace: Duration) {
+        // Handoff timers hold the service: stop them, so the store can close.
+        self.timers.cancel();
         self.generations.close();
         if tokio::time::timeout(grace, self.generations.wait())
             .await

@@ -270,7 +270,7 @@ impl ChatService {
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    () = service.shutdown.cancelled() => return,
+                    () = service.timers.cancelled() => return,
                     () = tokio::time::sleep(wait) => {}
                 }
                 let session = match service.deps.store.session(&SessionRef::from_uuid(id)).await {

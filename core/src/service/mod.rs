@@ -67,6 +67,9 @@ pub struct ChatService {
     knowledge: Option<(Arc<dyn KnowledgeBase>, KnowledgeConfig)>,
     /// The handoff settings (see [`HandoffConfig`]).
     handoff: Arc<HandoffConfig>,
+    /// Stops the handoff timeout timers of this process (at shutdown; a restarted
+    /// instance times requests out lazily).
+    timers: CancellationToken,
 }
 
 impl std::fmt::Debug for ChatService {
