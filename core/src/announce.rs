@@ -12,11 +12,13 @@
 //! in the durable outbox, and when the outbox cannot take them (after a few
 //! tries within a fraction of a second) `announce` fails with the store's
 //! error: the request answers 503 `store_unavailable` ("not acknowledged";
-//! the change itself is stored). A client that must know retries; an operation
-//! that is idempotent by nature (a handoff already requested, a PATCH to the
-//! same value) is answered normally the second time without a second webhook,
-//! which is the one case a webhook can be missed, and it is logged at `error`
-//! level with the session.
+//! the change itself is stored). The refused entries are kept in the process
+//! and enqueued by the deliverer once the store answers again, so a client
+//! whose retry finds the change already made (a handoff already requested: 200,
+//! nothing announced again) still gets its webhook sent; only a crash of the
+//! instance while the store is down loses it (logged at `error` level).
+//! Changes no request waits for (an answer stored by its generation task, the
+//! handoff timer) use [`Deps::announce_detached`]: the same, minus the 503.
 
 use uuid::Uuid;
 

@@ -23,8 +23,10 @@
 //! - **Never lost silently.** If the outbox cannot take an entry, the request that
 //!   made the change fails with 503 `store_unavailable` after the change was
 //!   stored (see [`crate::announce`]): "not acknowledged", as any 503 of the API.
-//!   An entry is given up only after the deliverer's bounded time, counted in a
-//!   metric and logged with its event id.
+//!   The refused entries are kept in the process (at most [`MAX_SPILLED`]) and
+//!   enqueued by the deliverer ([`Webhooks::flush_spilled`]) once the store
+//!   answers again. An entry is given up only after the deliverer's bounded
+//!   time, counted in a metric and logged with its event id.
 //!
 //! # The port
 //!
