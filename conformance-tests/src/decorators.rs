@@ -215,6 +215,17 @@ impl ChatStore for SentinelStore {
             vec![(sentinel_message(), sentinel_session())],
         )
     }
+    async fn inbox(
+        &self,
+        _: &colloquy_core::inbox::InboxQuery,
+    ) -> Result<Vec<colloquy_core::inbox::InboxEntry>, StoreError> {
+        let session = sentinel_session();
+        let message = sentinel_message();
+        self.answer(
+            "inbox",
+            vec![colloquy_core::inbox::entry_of(&session, &[&message])],
+        )
+    }
     async fn hourly_stats(
         &self,
         _: DateTime<Utc>,
@@ -298,6 +309,13 @@ pub async fn call(store: &dyn ChatStore, operation: StoreOperation) -> Answer {
         }
         StoreOperation::EraseUser => answer(store.erase_user("sentinel").await),
         StoreOperation::SearchMessages => answer(store.search_messages("sentinel", page).await),
+        StoreOperation::Inbox => {
+            let query = colloquy_core::inbox::InboxQuery {
+                limit: 3,
+                ..colloquy_core::inbox::InboxQuery::default()
+            };
+            answer(store.inbox(&query).await)
+        }
         StoreOperation::HourlyStats => {
             let at = sentinel_session().created_at;
             answer(store.hourly_stats(at, at).await)

@@ -168,6 +168,19 @@ macro_rules! console_contract_tests {
     };
 }
 
+/// Stamps the contracts of the provided `inbox` method as `#[test]`s, given the
+/// same factory as [`store_contract_tests!`]: every store of this workspace runs
+/// them (memory, SQLite, Redis standalone and Cluster, PostgreSQL).
+#[macro_export]
+macro_rules! inbox_contract_tests {
+    ($factory:path) => {
+        $crate::__contract_tests!(($) $factory; [];
+            inbox_lists_live_sessions_by_latest_activity,
+            inbox_rows_follow_deletes_feedback_and_patches,
+        );
+    };
+}
+
 /// Stamps the contract of the provided `search_messages` method as a `#[test]`,
 /// given the same factory as [`store_contract_tests!`]: for the stores that search
 /// (memory, SQLite, PostgreSQL; Redis answers `NotSupported`).

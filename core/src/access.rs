@@ -97,6 +97,10 @@ pub enum Operation<'a> {
     ExportUser,
     /// `DELETE /sessions/?external_user_id=`: erasing one visitor.
     EraseUser,
+    /// `GET /inbox/`: the console's inbox.
+    Inbox,
+    /// `GET /messages/search/?q=`: searching every session's messages.
+    SearchMessages,
 }
 
 /// Why the access table refused.
@@ -151,6 +155,8 @@ pub fn authorize(
         Operation::Stats => Err(AccessError::AdminOnly("reading the stats")),
         Operation::ExportUser => Err(AccessError::AdminOnly("exporting a visitor's sessions")),
         Operation::EraseUser => Err(AccessError::AdminOnly("erasing a visitor's sessions")),
+        Operation::Inbox => Err(AccessError::AdminOnly("reading the inbox")),
+        Operation::SearchMessages => Err(AccessError::AdminOnly("searching messages")),
         Operation::CreateSession(new) => {
             if new.session_id.is_some() {
                 return Err(AccessError::Forbidden("choosing a session_id"));
@@ -234,6 +240,8 @@ mod tests {
             Operation::Stats,
             Operation::ExportUser,
             Operation::EraseUser,
+            Operation::Inbox,
+            Operation::SearchMessages,
         ] {
             assert!(matches!(public(admin_only), Err(AccessError::AdminOnly(_))));
         }

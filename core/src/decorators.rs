@@ -35,6 +35,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::feedback::Feedback;
+use crate::inbox::{InboxEntry, InboxQuery};
 use crate::message::{ChatMessage, MessageDraft, MessageQuery};
 use crate::ports::{ChatStore, Erased, Turn};
 use crate::session::{Page, Session, SessionFilter, SessionPatch, SessionRef};
@@ -74,6 +75,8 @@ pub enum StoreOperation {
     EraseUser,
     /// [`ChatStore::search_messages`].
     SearchMessages,
+    /// [`ChatStore::inbox`].
+    Inbox,
     /// [`ChatStore::hourly_stats`].
     HourlyStats,
     /// [`ChatStore::add_stats`].
@@ -82,7 +85,7 @@ pub enum StoreOperation {
 
 impl StoreOperation {
     /// Every operation, in the trait's order.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::CreateSession,
         Self::Session,
         Self::UpdateSession,
@@ -98,6 +101,7 @@ impl StoreOperation {
         Self::SetFeedback,
         Self::EraseUser,
         Self::SearchMessages,
+        Self::Inbox,
         Self::HourlyStats,
         Self::AddStats,
     ];
@@ -121,6 +125,7 @@ impl StoreOperation {
             Self::SetFeedback => "set_feedback",
             Self::EraseUser => "erase_user",
             Self::SearchMessages => "search_messages",
+            Self::Inbox => "inbox",
             Self::HourlyStats => "hourly_stats",
             Self::AddStats => "add_stats",
         }
@@ -298,6 +303,11 @@ impl<S: ChatStore + ?Sized, O: StoreObserver> ChatStore for ObservedStore<S, O> 
     ) -> Result<Vec<(ChatMessage, Session)>, StoreError> {
         let call = self.inner.search_messages(query, page);
         self.observed(StoreOperation::SearchMessages, call).await
+    }
+
+    async fn inbox(&self, query: &InboxQuery) -> Result<Vec<InboxEntry>, StoreError> {
+        let call = self.inner.inbox(query);
+        self.observed(StoreOperation::Inbox, call).await
     }
 
     async fn hourly_stats(

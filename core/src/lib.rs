@@ -40,6 +40,7 @@ mod error;
 pub mod events;
 mod feedback;
 pub mod idempotency;
+pub mod inbox;
 pub mod knowledge;
 pub mod local;
 mod message;
@@ -87,9 +88,10 @@ pub use model::{
 };
 pub use resume::{Resume, ResumePoint};
 pub use service::{
-    ChatService, ChatServiceBuilder, HandoffConfig, MessagePage, ServiceConfig, SessionExport,
-    SessionPage, SessionView, UserExport, DEFAULT_HANDOFF_TIMEOUT_MESSAGE, HANDOFF_TIMEOUT_NOTICE,
-    MAX_EXPORT_SESSIONS, MAX_HOURLY_STATS_DAYS, MAX_STATS_DAYS, STATS_TOP_QUESTIONS,
+    ChatService, ChatServiceBuilder, HandoffConfig, InboxPage, MessagePage, SearchHit, SearchPage,
+    ServiceConfig, SessionExport, SessionPage, SessionView, UserExport,
+    DEFAULT_HANDOFF_TIMEOUT_MESSAGE, HANDOFF_TIMEOUT_NOTICE, MAX_EXPORT_SESSIONS,
+    MAX_HOURLY_STATS_DAYS, MAX_STATS_DAYS, STATS_TOP_QUESTIONS,
 };
 pub use session::{
     generate_session_id, Metadata, NewSession, Page, Responder, Retention, Session, SessionFilter,

@@ -197,6 +197,7 @@ use uuid::Uuid;
 
 use crate::error::{ModelError, StoreError};
 use crate::feedback::Feedback;
+use crate::inbox::{InboxEntry, InboxQuery};
 use crate::message::{ChatMessage, MessageDraft, MessageQuery, Role};
 use crate::model::{Completion, ModelEvent, ModelRequest};
 use crate::session::{Page, Session, SessionFilter, SessionPatch, SessionRef};
@@ -421,6 +422,27 @@ pub trait ChatStore: Send + Sync + 'static {
     ) -> Result<Vec<(ChatMessage, Session)>, StoreError> {
         let _ = (query, page);
         Err(StoreError::NotSupported("searching messages"))
+    }
+
+    /// The console's inbox: the live sessions that pass `query.filter` (see
+    /// [`InboxFilter::matches`](crate::inbox::InboxFilter::matches)), each as an
+    /// [`InboxEntry`] equal to what [`inbox::entry_of`](crate::inbox::entry_of)
+    /// computes from the session and all its messages, latest `last_activity_at`
+    /// first (equal times: greater session `id` first), starting after
+    /// `query.after` when given, at most `query.limit` of them.
+    ///
+    /// **Decision**: what a row shows is kept *as things happen*, in the same store
+    /// call that changes it (SQL: columns of the session's row and indexes on them;
+    /// Redis: fields of the session hash and sorted sets by last activity):
+    /// [`ChatStore::append`] and [`ChatStore::begin_turn`] move the last activity and
+    /// count the message, [`ChatStore::delete_message`] uncounts it,
+    /// [`ChatStore::set_feedback`] counts down ratings, and
+    /// [`ChatStore::update_session`] moves the state. A page reads O(page) rows
+    /// (plus the rows a filter skips), whatever the history; it never scans
+    /// messages.
+    async fn inbox(&self, query: &InboxQuery) -> Result<Vec<InboxEntry>, StoreError> {
+        let _ = query;
+        Err(StoreError::NotSupported("the inbox"))
     }
 
     /// The dashboard's counters of every hour from the one `from` is in up to `to`

@@ -567,6 +567,120 @@ pub fn stats_query(pairs: &[(String, String)]) -> Result<StatsQuery, ValidationE
     })
 }
 
+/// Reads a `limit` from 1 to `max` (default `default`).
+fn bounded_limit(
+    pairs: &[(String, String)],
+    default: usize,
+    max: usize,
+) -> Result<usize, ValidationError> {
+    match non_empty(pairs, "limit") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| {
+                ValidationError::invalid(
+                    "limit",
+                    format_args!("must be an integer from 1 to {max}"),
+                )
+            }),
+    }
+}
+
+/// Reads the query of `GET /inbox/`: `state` (`waiting`, `human`, `active`,
+/// `closed`), `rating` (`down`), `external_user_id`, `from` / `to` (last activity;
+/// dates or times as for the stats), `limit` (1 to [`MAX_INBOX_LIMIT`], default
+/// [`DEFAULT_INBOX_LIMIT`]) and `cursor` (a `next` the server gave).
+///
+/// [`MAX_INBOX_LIMIT`]: crate::inbox::MAX_INBOX_LIMIT
+/// [`DEFAULT_INBOX_LIMIT`]: crate::inbox::DEFAULT_INBOX_LIMIT
+///
+/// # Errors
+/// `invalid_field` naming the parameter.
+pub fn inbox_query(
+    pairs: &[(String, String)],
+    limits: &Limits,
+) -> Result<crate::inbox::InboxQuery, ValidationError> {
+    use crate::inbox::{InboxCursor, InboxFilter, InboxQuery, InboxState};
+    let state = match non_empty(pairs, "state") {
+        None => None,
+        Some(s) => Some(InboxState::parse(&s).ok_or_else(|| {
+            ValidationError::invalid("state", "must be one of waiting, human, active, closed")
+        })?),
+    };
+    let rated_down = match non_empty(pairs, "rating") {
+        None => false,
+        Some(r) if r == "down" => true,
+        Some(_) => return Err(ValidationError::invalid("rating", "must be down")),
+    };
+    let external_user_id = non_empty(pairs, "external_user_id")
+        .map(|e| external_user_id(&e, limits))
+        .transpose()?;
+    let after = match non_empty(pairs, "cursor") {
+        None => None,
+        Some(c) => Some(InboxCursor::decode(&c).ok_or_else(|| {
+            ValidationError::invalid("cursor", "must be a `next` value this server gave")
+        })?),
+    };
+    Ok(InboxQuery {
+        filter: InboxFilter {
+            state,
+            rated_down,
+            external_user_id,
+            from: stats_time(pairs, "from")?,
+            to: stats_time(pairs, "to")?,
+        },
+        after,
+        limit: bounded_limit(
+            pairs,
+            crate::inbox::DEFAULT_INBOX_LIMIT,
+            crate::inbox::MAX_INBOX_LIMIT,
+        )?,
+    })
+}
+
+/// The longest search query, in characters.
+pub const MAX_SEARCH_QUERY_CHARS: usize = 500;
+
+/// Reads the query of `GET /messages/search/`: `q` (required, at most
+/// [`MAX_SEARCH_QUERY_CHARS`] characters), `limit` (1 to
+/// [`MAX_INBOX_LIMIT`](crate::inbox::MAX_INBOX_LIMIT), default
+/// [`DEFAULT_INBOX_LIMIT`](crate::inbox::DEFAULT_INBOX_LIMIT)) and `cursor` (a
+/// `next` the server gave: where the page starts).
+///
+/// # Errors
+/// `missing_field` without `q`; `invalid_field` naming a bad parameter.
+pub fn search_query(pairs: &[(String, String)]) -> Result<(String, Page), ValidationError> {
+    let q = non_empty(pairs, "q").ok_or_else(|| ValidationError::missing("q"))?;
+    if q.chars().count() > MAX_SEARCH_QUERY_CHARS {
+        return Err(ValidationError::invalid(
+            "q",
+            format_args!("must be at most {MAX_SEARCH_QUERY_CHARS} characters"),
+        ));
+    }
+    let offset = match non_empty(pairs, "cursor") {
+        None => 0,
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|o| *o <= MAX_SEARCH_OFFSET)
+            .ok_or_else(|| {
+                ValidationError::invalid("cursor", "must be a `next` value this server gave")
+            })?,
+    };
+    let limit = bounded_limit(
+        pairs,
+        crate::inbox::DEFAULT_INBOX_LIMIT,
+        crate::inbox::MAX_INBOX_LIMIT,
+    )?;
+    Ok((q, Page { limit, offset }))
+}
+
+/// How deep a search may page: the matches past it are not served (a search is
+/// for finding, and a deep page costs every match before it).
+pub const MAX_SEARCH_OFFSET: usize = 10_000;
+
 /// Reads the required `external_user_id` of the visitor-wide export and erase.
 ///
 /// # Errors

@@ -97,6 +97,10 @@ pub(crate) enum Input {
     Feedback(Uuid, NewFeedback),
     /// `GET /stats/`.
     Stats(StatsQuery),
+    /// `GET /inbox/`.
+    Inbox(colloquy_core::inbox::InboxQuery),
+    /// `GET /messages/search/?q=`.
+    SearchMessages(String, Page),
     /// `GET /sessions/export/?external_user_id=`.
     ExportUser(String),
     /// `DELETE /sessions/?external_user_id=`.
@@ -241,6 +245,13 @@ impl Input {
             Endpoint::CancelStream(id) => Self::Cancel(path_id(&id)?),
             Endpoint::Feedback(id) => Self::Feedback(path_id(&id)?, validate::new_feedback(value)?),
             Endpoint::Stats => Self::Stats(validate::stats_query(&query::pairs(&parts.uri)?)?),
+            Endpoint::Inbox => {
+                Self::Inbox(validate::inbox_query(&query::pairs(&parts.uri)?, limits)?)
+            }
+            Endpoint::SearchMessages => {
+                let (q, page) = validate::search_query(&query::pairs(&parts.uri)?)?;
+                Self::SearchMessages(q, page)
+            }
             Endpoint::ExportUser => Self::ExportUser(validate::external_user_query(
                 &query::pairs(&parts.uri)?,
                 limits,
@@ -282,6 +293,8 @@ impl Input {
             | Self::Resume(..)
             | Self::Cancel(_) => Operation::ByMessageId,
             Self::Stats(_) => Operation::Stats,
+            Self::Inbox(_) => Operation::Inbox,
+            Self::SearchMessages(..) => Operation::SearchMessages,
             Self::ExportUser(_) => Operation::ExportUser,
             Self::EraseUser(_) => Operation::EraseUser,
         }

@@ -29,6 +29,10 @@ pub(crate) enum Route {
     MessageFeedback(String),
     /// `/stats/`: the dashboard's counters.
     Stats,
+    /// `/inbox/`: the console's inbox.
+    Inbox,
+    /// `/messages/search/`: the console's message search.
+    MessageSearch,
     Chat,
     ChatStream,
     ChatStreamResume(String),
@@ -64,6 +68,10 @@ pub(crate) enum Endpoint {
     DeleteMessage(String),
     Feedback(String),
     Stats,
+    /// `GET /inbox/`.
+    Inbox,
+    /// `GET /messages/search/?q=`.
+    SearchMessages,
     Chat,
     ChatStreamPost,
     ChatStreamGet,
@@ -115,6 +123,7 @@ impl Route {
                 ["sessions", s, "events"] if !s.is_empty() => Self::SessionEvents((*s).to_owned()),
                 ["messages"] => Self::Messages,
                 ["messages", "chat"] => Self::Chat,
+                ["messages", "search"] => Self::MessageSearch,
                 ["messages", "chat", "stream"] => Self::ChatStream,
                 ["messages", "chat", "stream", r] if !r.is_empty() => {
                     Self::ChatStreamResume((*r).to_owned())
@@ -127,6 +136,7 @@ impl Route {
                     Self::MessageFeedback((*m).to_owned())
                 }
                 ["stats"] => Self::Stats,
+                ["inbox"] => Self::Inbox,
                 _ => return Ok(None),
             },
             _ => return Ok(None),
@@ -143,6 +153,8 @@ impl Route {
             | Self::SessionExport(_)
             | Self::UserExport
             | Self::Stats
+            | Self::Inbox
+            | Self::MessageSearch
             | Self::Asset(_) => "GET, HEAD, OPTIONS",
             Self::Sessions => "GET, HEAD, POST, DELETE, OPTIONS",
             Self::Messages => "GET, HEAD, POST, OPTIONS",
@@ -184,6 +196,8 @@ impl Route {
             Self::Message(id) if method == Method::DELETE => Endpoint::DeleteMessage(id),
             Self::MessageFeedback(id) if method == Method::POST => Endpoint::Feedback(id),
             Self::Stats if read => Endpoint::Stats,
+            Self::Inbox if read => Endpoint::Inbox,
+            Self::MessageSearch if read => Endpoint::SearchMessages,
             Self::Chat if method == Method::POST => Endpoint::Chat,
             // GET only: a HEAD must not start a generation.
             Self::ChatStream if method == Method::GET => Endpoint::ChatStreamGet,
@@ -219,6 +233,8 @@ pub(crate) const TEMPLATES: &[&str] = &[
     "/api/chats/messages/{id}/",
     "/api/chats/messages/{id}/feedback/",
     "/api/chats/stats/",
+    "/api/chats/inbox/",
+    "/api/chats/messages/search/",
     "/api/chats/messages/chat/",
     "/api/chats/messages/chat/stream/",
     "/api/chats/messages/chat/stream/{response_id}/",
@@ -272,6 +288,8 @@ impl Endpoint {
             Self::DeleteMessage(_) => "delete_message",
             Self::Feedback(_) => "feedback",
             Self::Stats => "stats",
+            Self::Inbox => "inbox",
+            Self::SearchMessages => "search_messages",
             Self::Chat => "chat",
             Self::ChatStreamPost => "chat_stream_post",
             Self::ChatStreamGet => "chat_stream_get",

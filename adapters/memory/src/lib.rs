@@ -460,6 +460,35 @@ impl ChatStore for MemoryStore {
             .collect())
     }
 
+    /// Computes every live session's row from its messages and sorts them:
+    /// O(stored messages) per page, for tests and demos (the reference the other
+    /// stores' kept values are checked against).
+    async fn inbox(
+        &self,
+        query: &colloquy_core::inbox::InboxQuery,
+    ) -> Result<Vec<colloquy_core::inbox::InboxEntry>, StoreError> {
+        let now = self.clock.now();
+        let t = self.read();
+        let mut rows: Vec<colloquy_core::inbox::InboxEntry> = t
+            .sessions
+            .values()
+            .filter(|e| !e.session.is_expired_at(now))
+            .map(|e| {
+                let all: Vec<&ChatMessage> = e.messages.iter().collect();
+                colloquy_core::inbox::entry_of(&e.session, &all)
+            })
+            .filter(|row| query.filter.matches(row))
+            .filter(|row| {
+                query
+                    .after
+                    .is_none_or(|c| c.precedes(row.last_activity_at, row.session.id))
+            })
+            .collect();
+        rows.sort_by_key(|row| std::cmp::Reverse((row.last_activity_at, row.session.id)));
+        rows.truncate(query.limit);
+        Ok(rows)
+    }
+
     /// O(log hours + hours in the range).
     async fn hourly_stats(
         &self,

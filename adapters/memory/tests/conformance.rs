@@ -18,4 +18,5 @@ async fn store() -> Option<TestStore> {
 
 store_contract_tests!(store);
 console_contract_tests!(store);
+colloquy_conformance::inbox_contract_tests!(store);
 search_contract_tests!(store);

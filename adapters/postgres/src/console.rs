@@ -27,12 +27,13 @@ WHERE m.id = $1::uuid AND NOT m.is_deleted AND s.expires_at > $2::timestamptz";
 /// Replaces the metadata of message `$1` with `$2` if it is still `$3` (as stored
 /// text) and the message is not deleted; returns a row when it did. Then adds
 /// (`$5` up, `$6` down) to hour `$4` and (`$8`, `$9`) to hour `$7` (NULL: none) of
-/// the dashboard's counters: the new rating, and the replaced one taken back.
+/// the dashboard's counters: the new rating, and the replaced one taken back; adds
+/// `$10` to the session's down ratings (the inbox's count).
 pub(crate) const FEEDBACK_WRITE: &str = "
 WITH w AS (
     UPDATE colloquy_messages SET metadata = $2::json
     WHERE id = $1::uuid AND NOT is_deleted AND metadata::text = $3::text
-    RETURNING id
+    RETURNING id, session
 ), counted AS (
     INSERT INTO colloquy_stats_hours AS h (hour, feedback_up, feedback_down)
     SELECT v.hour, v.up, v.down FROM w, (VALUES
@@ -42,6 +43,9 @@ WITH w AS (
     ON CONFLICT (hour) DO UPDATE SET
         feedback_up = h.feedback_up + excluded.feedback_up,
         feedback_down = h.feedback_down + excluded.feedback_down
+), rated AS (
+    UPDATE colloquy_sessions s SET down_ratings = s.down_ratings + $10::bigint
+    FROM w WHERE s.id = w.session AND $10::bigint <> 0
 )
 SELECT id FROM w";
 
@@ -159,7 +163,10 @@ pub(crate) async fn set_feedback(
         let stored: String = row
             .try_get(rows::SESSION_COLUMNS + 5)
             .map_err(StoreError::backend)?;
+        let was_down = colloquy_core::inbox::is_rated_down(&message.metadata);
         let previous = feedback.apply_to(&mut message.metadata);
+        let rated =
+            i64::from(colloquy_core::inbox::is_rated_down(&message.metadata)) - i64::from(was_down);
         let metadata = Json(&message.metadata);
         // At most two hours; one row each (an upsert may not touch a row twice).
         let mut changes: Vec<(DateTime<Utc>, StatCounts)> = Vec::new();
@@ -182,7 +189,7 @@ pub(crate) async fn set_feedback(
             deadline,
             FEEDBACK_WRITE,
             &[
-                &id, &metadata, &stored, &h1, &up1, &down1, &h2, &up2, &down2,
+                &id, &metadata, &stored, &h1, &up1, &down1, &h2, &up2, &down2, &rated,
             ],
         )
         .await?;

@@ -184,6 +184,7 @@ mod console;
 mod error;
 mod events;
 mod idempotency;
+mod inbox;
 mod rows;
 mod schema;
 mod sql;

@@ -271,6 +271,105 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     END
     $fn$;
     ",
+    // 6: the console's inbox (see inbox.rs), kept as things happen: how many
+    // messages are not deleted and how many of those are rated down (the append,
+    // soft delete and feedback statements keep them); the last activity and the
+    // inbox state are generated from the row, and indexed in the inbox's order.
+    // Existing rows are counted from their messages once. `colloquy_begin_turn`
+    // counts its message too.
+    r"
+    ALTER TABLE colloquy_sessions
+        ADD COLUMN live_messages bigint NOT NULL DEFAULT 0,
+        ADD COLUMN down_ratings bigint NOT NULL DEFAULT 0,
+        ADD COLUMN last_activity_at timestamptz GENERATED ALWAYS AS
+            (greatest(created_at, last_written_at, handoff_requested_at)) STORED,
+        ADD COLUMN inbox_state smallint GENERATED ALWAYS AS (CASE
+            WHEN NOT is_active THEN 3
+            WHEN responder = 'human' AND handoff_requested_at IS NOT NULL THEN 0
+            WHEN responder = 'human' THEN 1
+            ELSE 2 END) STORED;
+    UPDATE colloquy_sessions s SET
+        live_messages = (SELECT count(*) FROM colloquy_messages m
+            WHERE m.session = s.id AND NOT m.is_deleted),
+        down_ratings = (SELECT count(*) FROM colloquy_messages m
+            WHERE m.session = s.id AND NOT m.is_deleted
+                AND m.metadata #>> '{feedback,rating}' = 'down');
+    CREATE INDEX colloquy_sessions_inbox
+        ON colloquy_sessions (last_activity_at DESC, id DESC);
+    CREATE INDEX colloquy_sessions_inbox_state
+        ON colloquy_sessions (inbox_state, last_activity_at DESC, id DESC);
+    CREATE INDEX colloquy_sessions_inbox_user
+        ON colloquy_sessions (external_user_id, last_activity_at DESC, id DESC);
+    CREATE INDEX colloquy_sessions_inbox_rated_down
+        ON colloquy_sessions (last_activity_at DESC, id DESC) WHERE down_ratings > 0;
+    CREATE OR REPLACE FUNCTION colloquy_begin_turn(
+        p_session uuid, p_ref text, p_now timestamptz,
+        p_id uuid, p_role text, p_message text, p_metadata json, p_written_at timestamptz,
+        p_window bigint)
+    RETURNS TABLE (
+        k integer,
+        s_id uuid, s_session_id text, s_external_user_id text, s_created_at timestamptz,
+        s_expires_at timestamptz, s_is_active boolean, s_metadata json,
+        s_responder text, s_handoff_requested_at timestamptz, cursor_ok boolean,
+        m_id uuid, m_seq bigint, m_role text, m_message text, m_metadata json,
+        m_written_at timestamptz)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path FROM CURRENT
+    AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        sess colloquy_sessions%ROWTYPE;
+    BEGIN
+        SELECT * INTO sess FROM colloquy_sessions AS cs
+        WHERE cs.id = (
+                SELECT r.id FROM (
+                    SELECT 0 AS pref, x.id FROM colloquy_sessions x
+                    WHERE x.id = p_session AND x.expires_at > p_now
+                    UNION ALL
+                    SELECT 1, x.id FROM colloquy_sessions x
+                    WHERE x.session_id = p_ref AND x.owns_session_id AND x.expires_at > p_now
+                ) r ORDER BY r.pref LIMIT 1)
+            AND cs.expires_at > p_now
+        FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
+        RETURN QUERY SELECT 0, sess.id, sess.session_id, sess.external_user_id,
+            sess.created_at, sess.expires_at, sess.is_active, sess.metadata,
+            sess.responder, sess.handoff_requested_at, true,
+            NULL::uuid, NULL::bigint, NULL::text, NULL::text, NULL::json, NULL::timestamptz;
+        IF NOT sess.is_active THEN
+            RETURN;
+        END IF;
+        UPDATE colloquy_sessions
+        SET last_seq = sess.last_seq + 1,
+            last_written_at = greatest(sess.last_written_at, p_written_at),
+            live_messages = sess.live_messages + 1,
+            down_ratings = sess.down_ratings
+                + CASE WHEN p_metadata #>> '{feedback,rating}' = 'down' THEN 1 ELSE 0 END
+        WHERE id = sess.id
+        RETURNING last_seq, last_written_at INTO sess.last_seq, sess.last_written_at;
+        INSERT INTO colloquy_messages (session, seq, id, role, message, metadata, written_at)
+        VALUES (sess.id, sess.last_seq, p_id, p_role, p_message, p_metadata,
+            sess.last_written_at);
+        RETURN QUERY SELECT 1, NULL::uuid, NULL::text, NULL::text, NULL::timestamptz,
+            NULL::timestamptz, NULL::boolean, NULL::json, NULL::text, NULL::timestamptz, true,
+            p_id, sess.last_seq, p_role, p_message, p_metadata, sess.last_written_at;
+        RETURN QUERY SELECT 2, NULL::uuid, NULL::text, NULL::text, NULL::timestamptz,
+            NULL::timestamptz, NULL::boolean, NULL::json, NULL::text, NULL::timestamptz, true,
+            m.id, m.seq, m.role, m.message, m.metadata, m.written_at
+        FROM colloquy_messages m
+        WHERE m.session = sess.id AND m.role = 'system' AND NOT m.is_deleted
+        ORDER BY m.seq LIMIT p_window;
+        RETURN QUERY SELECT 3, NULL::uuid, NULL::text, NULL::text, NULL::timestamptz,
+            NULL::timestamptz, NULL::boolean, NULL::json, NULL::text, NULL::timestamptz, true,
+            m.id, m.seq, m.role, m.message, m.metadata, m.written_at
+        FROM colloquy_messages m
+        WHERE m.session = sess.id AND NOT m.is_deleted
+        ORDER BY m.seq DESC LIMIT p_window;
+    END
+    $fn$;
+    ",
 ];
 
 /// The schema version this build writes: the number of migrations it knows.

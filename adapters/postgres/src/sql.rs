@@ -169,7 +169,8 @@ pub(crate) const DELETE_SESSION: &str = concat!(
 /// Appends: locks the session row, takes the next position, raises the timestamp,
 /// inserts, and adds to the dashboard's counters of the message's hour (`$9`..`$17`
 /// the counters, `$18` the question an ungrounded answer answers or NULL, `$19` the
-/// most questions an hour lists). `$4` id, `$5` role, `$6` text, `$7` metadata, `$8`
+/// most questions an hour lists, `$20` 1 when the message is rated down, else 0:
+/// the inbox's count). `$4` id, `$5` role, `$6` text, `$7` metadata, `$8`
 /// timestamp. Returns no
 /// row for no live session, the session with NULL `seq` when it is inactive, else the
 /// session with the message's `seq` and stored timestamp.
@@ -183,7 +184,9 @@ pub(crate) const APPEND: &str = concat!(
     ), b AS (
         UPDATE colloquy_sessions s
         SET last_seq = t.last_seq + 1,
-            last_written_at = greatest(t.last_written_at, $8::timestamptz)
+            last_written_at = greatest(t.last_written_at, $8::timestamptz),
+            live_messages = t.live_messages + 1,
+            down_ratings = t.down_ratings + $20::bigint
         FROM t WHERE s.id = t.id AND t.is_active
         RETURNING s.id, s.last_seq, s.last_written_at
     ), m AS (
@@ -230,11 +233,21 @@ pub(crate) const GET_MESSAGE: &str = concat!(
 );
 
 /// Soft-deletes message `$1` unless already deleted or its session is not live at `$2`.
+/// Uncounts it in the session's inbox counters.
 pub(crate) const DELETE_MESSAGE: &str = "
-UPDATE colloquy_messages m SET is_deleted = true
-FROM colloquy_sessions s
-WHERE m.id = $1::uuid AND NOT m.is_deleted AND s.id = m.session AND s.expires_at > $2::timestamptz
-RETURNING m.id";
+WITH d AS (
+    UPDATE colloquy_messages m SET is_deleted = true
+    FROM colloquy_sessions s
+    WHERE m.id = $1::uuid AND NOT m.is_deleted AND s.id = m.session
+        AND s.expires_at > $2::timestamptz
+    RETURNING m.id, m.session,
+        CASE WHEN m.metadata #>> '{feedback,rating}' = 'down' THEN 1 ELSE 0 END AS down
+), counted AS (
+    UPDATE colloquy_sessions s
+    SET live_messages = s.live_messages - 1, down_ratings = s.down_ratings - d.down
+    FROM d WHERE s.id = d.session
+)
+SELECT id FROM d";
 
 /// Removes up to `$2` sessions expiring at or before `$1` (and their messages by
 /// cascade); returns how many.
@@ -410,6 +423,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static str> {
     ]
     .into_iter()
     .chain(crate::console::STATEMENTS)
+    .chain(crate::inbox::STATEMENTS.iter().map(String::as_str))
     .chain(LIST_SESSIONS.iter().map(String::as_str))
     .chain(LIST_MESSAGES.iter().map(String::as_str))
 }

@@ -417,6 +417,7 @@ impl ChatStore for PostgresStore {
                     &c9,
                     &question,
                     &max_questions,
+                    &i64::from(colloquy_core::inbox::is_rated_down(&draft.metadata)),
                 ],
             )
             .await?;
@@ -602,6 +603,15 @@ impl ChatStore for PostgresStore {
         page: Page,
     ) -> Result<Vec<(ChatMessage, Session)>, StoreError> {
         console::search(&self.pool, self.deadline, self.now(), query, page).await
+    }
+
+    /// One statement walking one inbox index from the cursor, with two index
+    /// lookups per row (first question, last message).
+    async fn inbox(
+        &self,
+        query: &colloquy_core::inbox::InboxQuery,
+    ) -> Result<Vec<colloquy_core::inbox::InboxEntry>, StoreError> {
+        crate::inbox::page(&self.pool, self.deadline, self.now(), query).await
     }
 
     /// One statement over the two counter tables: O(hours in the range).

@@ -124,8 +124,89 @@ local function session_or_reply()
   return r[1], r[2]
 end
 
+-- The console's inbox (see inbox.rs), in the {idx} slot: P{idx}:i (every session by
+-- last activity, us), P{idx}:i:s:<state> (by state), P{idx}:i:d (rated down),
+-- P{idx}:i:u:<external_user_id> (by visitor), all with members '<uuid> <sid>', and
+-- the hash P{idx}:i:r: member -> '<version>|<state>|<down 0/1>|<has ext 0/1>|<ext>'.
+local K_INBOX = P .. '{idx}:i'
+
+-- Removes an inbox member from every set its record names, and the record.
+local function inbox_drop(member)
+  local r = K_INBOX .. ':r'
+  local old = redis.call('HGET', r, member)
+  if old then
+    local _, state, _, has, ext = string.match(old, '^(%d+)|(%a+)|(%d)|(%d)|(.*)$')
+    if state then
+      redis.call('ZREM', K_INBOX .. ':s:' .. state, member)
+      if has == '1' then redis.call('ZREM', K_INBOX .. ':u:' .. ext, member) end
+    end
+    redis.call('HDEL', r, member)
+  end
+  redis.call('ZREM', K_INBOX, member)
+  redis.call('ZREM', K_INBOX .. ':d', member)
+end
+
+-- Applies an inbox record (see inbox_record) unless the stored one is as new.
+local function inbox_apply(member, version, score, state, down, has, ext)
+  local old = redis.call('HGET', K_INBOX .. ':r', member)
+  if old then
+    local ov = string.match(old, '^(%d+)|')
+    if ov and tonumber(ov) >= tonumber(version) then return end
+  end
+  inbox_drop(member)
+  if state == 'gone' then return end
+  redis.call('ZADD', K_INBOX, score, member)
+  redis.call('ZADD', K_INBOX .. ':s:' .. state, score, member)
+  if down == '1' then redis.call('ZADD', K_INBOX .. ':d', score, member) end
+  if has == '1' then redis.call('ZADD', K_INBOX .. ':u:' .. ext, score, member) end
+  redis.call('HSET', K_INBOX .. ':r', member,
+    version .. '|' .. state .. '|' .. down .. '|' .. has .. '|' .. ext)
+end
+
+-- The inbox record of session (sid, u) after a write, with a new version: {member,
+-- version, last activity us, state, rated down '1'/'0', has ext '1'/'0', ext};
+-- `gone`: the session is being deleted (call before its keys go).
+local function inbox_record(sid, u, gone)
+  local s = k_sess(sid, u, 's')
+  local member = u .. ' ' .. sid
+  local version = tostring(redis.call('HINCRBY', s, 'iv', 1))
+  if gone then return {member, version, '0', 'gone', '0', '0', ''} end
+  local f = redis.call('HMGET', s, 'created', 'last', 'handoff', 'active', 'resp', 'down', 'ext')
+  local score = f[1]
+  for _, t in ipairs({f[2], f[3]}) do
+    if t and tonumber(t) > tonumber(score) then score = t end
+  end
+  local state = 'active'
+  if f[4] ~= '1' then
+    state = 'closed'
+  elseif f[5] == 'human' and f[3] then
+    state = 'waiting'
+  elseif f[5] == 'human' then
+    state = 'human'
+  end
+  local down = '0'
+  if f[6] and tonumber(f[6]) > 0 then down = '1' end
+  local has, ext = '0', ''
+  if f[7] then has, ext = '1', f[7] end
+  return {member, version, score, state, down, has, ext}
+end
+
+-- Applies `rec` here on standalone Redis; on a cluster ({idx} is another slot) adds
+-- it to the reply as its last item, {'inbox', ...}, for the caller to apply.
+local function inbox_emit(reply, rec)
+  if CLUSTER then
+    local item = {'inbox'}
+    for _, x in ipairs(rec) do item[#item + 1] = x end
+    reply[#reply + 1] = item
+  else
+    inbox_apply(unpack(rec))
+  end
+  return reply
+end
+
 -- Adds a session to the list index, and drops up to 16 entries whose purge time has
--- passed (their sessions are expired, whatever Redis still holds).
+-- passed (their sessions are expired, whatever Redis still holds), with their inbox
+-- entries.
 local function index_add(member, purge)
   redis.call('ZADD', K_CREATED, 0, member)
   if purge ~= 'never' then redis.call('ZADD', K_PURGE, purge, member) end
@@ -133,6 +214,7 @@ local function index_add(member, purge)
   for _, d in ipairs(dead) do
     redis.call('ZREM', K_CREATED, d)
     redis.call('ZREM', K_PURGE, d)
+    inbox_drop(string.sub(d, 19))
   end
 end
 
@@ -186,4 +268,28 @@ local function question_text(value)
   end
   local text = string.gsub(decoded.message, '%s+', ' ')
   return string.sub(text, 1, STATS_QUESTION_BYTES)
+end
+
+-- The decoded body of a stored message value "<seq>|<ts>|<body JSON>", or nil.
+local function message_body_of(value)
+  if not value then return nil end
+  local body = string.match(value, '^[^|]*|[^|]*|(.*)$')
+  if not body then return nil end
+  local ok, decoded = pcall(cjson.decode, body)
+  if not ok or type(decoded) ~= 'table' then return nil end
+  return decoded
+end
+
+-- The role of a stored message value, or nil.
+local function message_role(value)
+  local b = message_body_of(value)
+  if b then return b.role end
+  return nil
+end
+
+-- Whether a stored message value's metadata holds feedback rating it down.
+local function message_rated_down(value)
+  local b = message_body_of(value)
+  return b ~= nil and type(b.metadata) == 'table' and type(b.metadata.feedback) == 'table'
+    and b.metadata.feedback.rating == 'down'
 end

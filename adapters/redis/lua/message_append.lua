@@ -6,7 +6,8 @@
 -- when the id names the session's slot), else '', 16 the id of the message an
 -- ungrounded answer answers ('' none): its text goes to the dashboard's question list
 -- (when it is in this session), 17 the message's dashboard counts (see `count`),
--- counted in the hour of its stored timestamp.
+-- counted in the hour of its stored timestamp, 18 '1' when its metadata rates it
+-- down (the inbox's count).
 -- Returns {'ok', session fields, stored timestamp us, seq} (a turn adds system ids,
 -- their values, recent ids newest first, their values), {'inactive'}, {'conflict'}; on
 -- a cluster, without writing: {'claim', sid, uuid} when the pointer is not claimed for
@@ -56,6 +57,11 @@ if ARGV[11] == 'system' then
   redis.call('ZADD', y, seq, M)
   expire(y, purge)
 end
+-- The inbox: the first visitor message, the down ratings.
+if ARGV[11] == 'user' and redis.call('HEXISTS', s, 'fq') == 0 then
+  redis.call('HSET', s, 'fq', M)
+end
+if ARGV[18] == '1' then redis.call('HINCRBY', s, 'down', 1) end
 local reply = {'ok', redis.call('HGETALL', s), ts, tostring(seq)}
 if ARGV[14] ~= '' then
   local window = tonumber(ARGV[14])
@@ -72,4 +78,4 @@ end
 local asked = ''
 if ARGV[16] ~= '' then asked = question_text(redis.call('HGET', m, ARGV[16])) end
 count(hour_of(ts), ARGV[17], asked)
-return reply
+return inbox_emit(reply, inbox_record(S, U))

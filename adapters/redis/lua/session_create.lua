@@ -4,7 +4,8 @@
 -- hash's field/value pairs.
 -- On a cluster the UUID pointer and the index entry were written before (other slots);
 -- on standalone Redis they are written here. Returns {'ok'} or {'conflict'} (a live
--- session holds the session_id, or a stored session has the UUID).
+-- session holds the session_id, or a stored session has the UUID); on a cluster 'ok'
+-- ends with the inbox record (see inbox_emit).
 local S, U, PURGE = REF, ARGV[8], ARGV[9]
 local s, h = k_sess(S, U, 's'), k_holder(S)
 if redis.call('EXISTS', s) == 1 then return {'conflict'} end
@@ -34,4 +35,4 @@ if PURGE ~= 'never' and ttl ~= -1 then
   end
 end
 count(ARGV[11], ARGV[12], '')
-return {'ok'}
+return inbox_emit({'ok'}, inbox_record(S, U))

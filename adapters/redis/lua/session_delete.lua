@@ -5,6 +5,7 @@ local S, U = session_or_reply()
 if not S then return U end
 local s, m = k_sess(S, U, 's'), k_sess(S, U, 'm')
 local prev = redis.call('HGET', s, 'prev')
+local rec = inbox_record(S, U, true)
 if not CLUSTER then
   for _, id in ipairs(redis.call('HKEYS', m)) do
     if redis.call('GET', k_msg(id)) == S then redis.call('DEL', k_msg(id)) end
@@ -21,4 +22,4 @@ if prev and redis.call('EXISTS', k_sess(S, prev, 's')) == 1 then
 else
   redis.call('DEL', k_holder(S))
 end
-return {'ok'}
+return inbox_emit({'ok'}, rec)

@@ -8,6 +8,7 @@ local s, m = k_sess(S, U, 's'), k_sess(S, U, 'm')
 if redis.call('HGET', s, 'ext') ~= ARGV[8] then return {'gone'} end
 local n = redis.call('HLEN', m)
 local prev = redis.call('HGET', s, 'prev')
+local rec = inbox_record(S, U, true)
 if not CLUSTER then
   for _, id in ipairs(redis.call('HKEYS', m)) do
     if redis.call('GET', k_msg(id)) == S then redis.call('DEL', k_msg(id)) end
@@ -27,4 +28,4 @@ if redis.call('GET', k_holder(S)) == U then
     redis.call('DEL', k_holder(S))
   end
 end
-return {'ok', n}
+return inbox_emit({'ok', n}, rec)

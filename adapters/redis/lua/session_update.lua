@@ -58,4 +58,4 @@ if NEW_EXP ~= '' then
   end
   extend(k_holder(S), NEW_PURGE)
 end
-return {'ok', redis.call('HGETALL', s)}
+return inbox_emit({'ok', redis.call('HGETALL', s)}, inbox_record(S, U))

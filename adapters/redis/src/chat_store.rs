@@ -124,6 +124,15 @@ impl ChatStore for RedisStore {
         Ok(self.hours(from, to).await?)
     }
 
+    /// A page script in the `{idx}` slot, then the rows (standalone: one script; a
+    /// cluster: one per row, concurrently); see `inbox.rs`.
+    async fn inbox(
+        &self,
+        query: &colloquy_core::inbox::InboxQuery,
+    ) -> Result<Vec<colloquy_core::inbox::InboxEntry>, StoreError> {
+        Ok(self.inbox_page(query).await?)
+    }
+
     async fn add_stats(&self, at: DateTime<Utc>, counts: &StatCounts) -> Result<(), StoreError> {
         Ok(self.count(at, counts).await?)
     }

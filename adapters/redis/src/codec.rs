@@ -198,6 +198,9 @@ pub(crate) fn message_from_value(
 pub(crate) struct Reply {
     status: String,
     items: Vec<Value>,
+    /// Cluster: the inbox record a session script handed back (its last item,
+    /// `{'inbox', ...}`), for the caller to apply in the `{idx}` slot.
+    pub(crate) inbox: Option<Vec<String>>,
 }
 
 impl Reply {
@@ -210,7 +213,22 @@ impl Reply {
         }
         let status = redis::from_redis_value(items.remove(0))
             .map_err(|e| Error::Reply(format!("status: {e}")))?;
-        Ok(Self { status, items })
+        let inbox = match items.last() {
+            Some(Value::Array(last)) if matches!(last.first(), Some(Value::BulkString(b)) if b.as_slice() == b"inbox") =>
+            {
+                let record: Vec<String> =
+                    redis::from_redis_value_ref(items.last().unwrap_or(&Value::Nil))
+                        .map_err(|e| Error::Reply(format!("inbox record: {e}")))?;
+                items.pop();
+                Some(record.into_iter().skip(1).collect())
+            }
+            _ => None,
+        };
+        Ok(Self {
+            status,
+            items,
+            inbox,
+        })
     }
 
     /// The first element.
@@ -225,6 +243,13 @@ impl Reply {
             .ok_or_else(|| Error::Reply(format!("{} reply has no item {i}", self.status)))?;
         redis::from_redis_value_ref(value)
             .map_err(|e| Error::Reply(format!("{} reply item {i}: {e}", self.status)))
+    }
+
+    /// Item `i` (after the status) as Redis returned it.
+    pub(crate) fn raw(&self, i: usize) -> Result<&Value, Error> {
+        self.items
+            .get(i)
+            .ok_or_else(|| Error::Reply(format!("{} reply has no item {i}", self.status)))
     }
 
     /// Item `i` (after the status) as a string.

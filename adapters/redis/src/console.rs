@@ -81,7 +81,10 @@ impl RedisStore {
             let session = reply.session(0)?;
             let stored = reply.string(1)?;
             let (_, mut message) = codec::message_from_value(id, session.id, &stored, false)?;
+            let was_down = colloquy_core::inbox::is_rated_down(&message.metadata);
             let previous = feedback.apply_to(&mut message.metadata);
+            let rated = i64::from(colloquy_core::inbox::is_rated_down(&message.metadata))
+                - i64::from(was_down);
             // The value is "<seq>|<timestamp>|<body>": keep the place, replace the body.
             let place = stored
                 .match_indices('|')
@@ -98,7 +101,8 @@ impl RedisStore {
             );
             call.arg(id.to_string())
                 .arg(&stored)
-                .arg(format!("{place}{body}"));
+                .arg(format!("{place}{body}"))
+                .arg(rated);
             for (hour, counts) in stats::feedback_changes(previous.as_ref(), feedback) {
                 call.arg(codec::micros(stats::hour_of(hour)))
                     .arg(deltas(&counts));

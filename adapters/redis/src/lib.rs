@@ -49,6 +49,8 @@
 //! | `P{M}:p` (standalone; a cluster's before the upgrade) | string | the same | `M` |
 //! | `P{idx}:c` | zset | the list index: `"<created 17 digits> U S"`, all scored 0 (text order = `(created_at, id)`) | `idx` |
 //! | `P{idx}:p` | zset | the same entries scored by purge time (none for `Retention::Forever`) | `idx` |
+//! | `P{idx}:i`, `P{idx}:i:s:<state>`, `P{idx}:i:d`, `P{idx}:i:u:<external_user_id>` | zset | the console's inbox: `"U S"` scored by last activity (µs): every session, by state, rated down, by visitor | `idx` |
+//! | `P{idx}:i:r` | hash | `"U S"` → `"<version>\|<state>\|<rated down>\|<has visitor>\|<visitor>"`: which sets hold the session | `idx` |
 //! | `P{T}:st:<hour us>:c` | hash | the dashboard's counters of one hour (`sessions`, `visitor_messages`, ...) counted by scripts in this slot, living 400 days after their last change; `T` = `st` on standalone Redis, on a cluster `slot_tag` of the counting script's slot (the session's) | `T` |
 //! | `P{T}:st:<hour us>:q` | zset | that hour's ungrounded questions counted in this slot (text → count, at most 100) | `T` |
 //!
@@ -203,6 +205,23 @@
 //! instant before it dies may still be missing on the replica that replaces it; the
 //! store does not send `WAIT`.
 //!
+//! # The console's inbox
+//!
+//! The session hash also keeps `fq` (the first visible visitor message's id), `down`
+//! (visible messages rated down) and `iv` (the inbox version). Every script that
+//! changes what an inbox row shows writes the session's inbox record into the
+//! `{idx}` sets above, versioned (an older record never overwrites a newer one). On
+//! standalone Redis that happens in the same script; on a cluster `{idx}` is one
+//! slot, so it is **one more request per write, to the one node serving `{idx}`**
+//! (the node that already holds the session list index): that node sees one small
+//! script per write of every session, which bounds the write rate of a whole cluster
+//! by that node's (about 50,000 such scripts per second per core). If that request
+//! fails the write still stands (a warning is logged) and the session's next write
+//! repairs its record; readers check every entry against the session. A page looks
+//! at no more than 10,000 index entries (1,000 per request); only a combination of
+//! filters none of the sets serves alone can skip that many, and the page then ends
+//! short. Sessions stored before this version enter the inbox at their next write.
+//!
 //! # Round trips per operation
 //!
 //! Requests sent ([`RedisStore::requests_sent`]), as pinned by this crate's
@@ -225,6 +244,13 @@
 //! | `set_feedback` | 2 (the message as `message` reads it, then a compare-and-set that also counts) | 3 (the same: `message` is 2) |
 //! | `add_stats` | 1 | 1 |
 //! | `hourly_stats` | 1 per 744 hours | 16,384 per 744 hours (one per slot, 64 at a time) |
+//! | `inbox` (a page) | 2 (the page in `{idx}`, then its rows); +1 per 1,000 entries a combination of filters skips | 1 + one per row (concurrently), same |
+//!
+//! On a cluster every write that changes what the console's inbox shows (create,
+//! append, `begin_turn`, `update_session`, `delete_message`, `set_feedback`,
+//! `delete_session`, each session `erase_user` erases) sends **one more request**
+//! than the table says: the session's inbox record, applied in the `{idx}` slot (see
+//! the inbox section below). On standalone Redis the same script applies it.
 //!
 //! Rarer extra steps on a cluster: +2 when an append's pointer must be extended first
 //! (a session living longer than `pointer_ttl`); +1 when a UUID reference written in
@@ -295,6 +321,7 @@ mod console;
 mod error;
 mod events;
 mod idempotency;
+mod inbox;
 mod keys;
 mod limiter;
 mod messages;

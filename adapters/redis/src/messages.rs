@@ -77,6 +77,7 @@ impl RedisStore {
                 here.to_owned(),
                 question.map(|q| q.to_string()).unwrap_or_default(),
                 counts.clone(),
+                codec::flag(colloquy_core::inbox::is_rated_down(&draft.metadata)).to_owned(),
             ];
             let Some(reply) = self
                 .step(&self.scripts.message_append, to, &mut target, &args)

@@ -28,6 +28,9 @@ pub(crate) struct Scripts {
     pub(crate) session_erase: Script,
     pub(crate) stats_count: Script,
     pub(crate) stats_read: Script,
+    pub(crate) inbox_page: Script,
+    pub(crate) inbox_rows: Script,
+    pub(crate) inbox_put: Script,
 }
 
 /// The dashboard's constants as Lua locals: the counter names, how long an hour's
@@ -66,6 +69,9 @@ impl Scripts {
             session_erase: script(include_str!("../lua/session_erase.lua")),
             stats_count: script(include_str!("../lua/stats_count.lua")),
             stats_read: script(include_str!("../lua/stats_read.lua")),
+            inbox_page: script(include_str!("../lua/inbox_page.lua")),
+            inbox_rows: script(include_str!("../lua/inbox_rows.lua")),
+            inbox_put: script(include_str!("../lua/inbox_put.lua")),
         }
     }
 }

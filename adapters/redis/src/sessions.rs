@@ -24,7 +24,7 @@ const CREATE_SETTLES: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How many single-key requests run at once when keys of many slots are touched on a
 /// cluster (the sessions of a list page, the pointers of a session whose expiry moves).
-const CLUSTER_FANOUT: usize = 64;
+pub(crate) const CLUSTER_FANOUT: usize = 64;
 
 impl RedisStore {
     pub(crate) async fn create_session(&self, session: &Session) -> Result<(), Error> {

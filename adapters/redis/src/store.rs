@@ -262,9 +262,17 @@ impl RedisStore {
     }
 
     /// Sends a script call and reads its `{status, ...}` reply.
+    ///
+    /// On a cluster, a session script that changed what the inbox shows hands back
+    /// the session's inbox record: it is applied in the `{idx}` slot before this
+    /// returns (one more request; see `inbox.rs`).
     pub(crate) async fn send(&self, call: &ScriptInvocation<'_>) -> Result<Reply, Error> {
         let value: Value = call.invoke_async(&mut self.conn.clone()).await?;
-        Reply::parse(value)
+        let mut reply = Reply::parse(value)?;
+        if let Some(record) = reply.inbox.take() {
+            self.apply_inbox(&record, &[]).await;
+        }
+        Ok(reply)
     }
 
     /// Where a session script for `reference` runs first: by session_id, by UUID

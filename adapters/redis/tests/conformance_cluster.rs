@@ -11,3 +11,4 @@ async fn store() -> Option<TestStore> {
 
 store_contract_tests!(store);
 console_contract_tests!(store);
+colloquy_conformance::inbox_contract_tests!(store);

@@ -79,9 +79,12 @@ pub(crate) fn set_feedback(
 ) -> Result<(ChatMessage, Session), SqliteError> {
     let (mut message, session) =
         messages::get(conn, now, id)?.ok_or(SqliteError::NotFound(Entity::Message))?;
+    let was_down = colloquy_core::inbox::is_rated_down(&message.metadata);
     let previous = feedback.apply_to(&mut message.metadata);
     conn.prepare_cached(sql::SET_METADATA)?
         .execute(params![id.as_bytes(), metadata_json(&message.metadata)?])?;
+    let is_down = colloquy_core::inbox::is_rated_down(&message.metadata);
+    crate::inbox::rated(conn, session.id, i64::from(is_down) - i64::from(was_down))?;
     for (hour, counts) in stats::feedback_changes(previous.as_ref(), feedback) {
         count(conn, hour, &counts)?;
     }

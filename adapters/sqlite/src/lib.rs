@@ -122,6 +122,7 @@
 mod console;
 mod error;
 mod idempotency;
+mod inbox;
 mod messages;
 mod rows;
 mod schema;

@@ -46,7 +46,8 @@ pub(crate) mod sql {
     /// Soft-deletes a message of a live session.
     pub(crate) const SOFT_DELETE: &str = "UPDATE messages SET is_deleted = 1
          WHERE id = ?1 AND is_deleted = 0 AND EXISTS
-         (SELECT 1 FROM sessions s WHERE s.id = messages.session AND s.expires_at > ?2)";
+         (SELECT 1 FROM sessions s WHERE s.id = messages.session AND s.expires_at > ?2)
+         RETURNING session, metadata";
 }
 
 /// Appends `draft` at the end of the live session `to` names: checks the session is
@@ -96,6 +97,7 @@ pub(crate) fn append(
         })?;
     // What a reader will get back: the stored microseconds.
     message.timestamp = time(timestamp)?;
+    crate::inbox::appended(conn, session.id, &message)?;
     Ok((session, message))
 }
 
@@ -246,11 +248,12 @@ pub(crate) fn list(
 
 /// Marks the message `id` deleted when it is not already and its session is live.
 pub(crate) fn soft_delete(conn: &Connection, now: i64, id: Uuid) -> Result<(), SqliteError> {
-    let changed = conn
+    let changed: Option<(Vec<u8>, String)> = conn
         .prepare_cached(sql::SOFT_DELETE)?
-        .execute(params![id.as_bytes(), now])?;
-    if changed == 0 {
-        return Err(NO_MESSAGE);
-    }
-    Ok(())
+        .query_row(params![id.as_bytes(), now], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    let (session, metadata) = changed.ok_or(NO_MESSAGE)?;
+    crate::inbox::deleted(conn, &session, &metadata)
 }

@@ -215,3 +215,52 @@ fn a_turns_context_reads_come_from_indexes() {
         "session=? AND is_deleted=?",
     );
 }
+
+#[test]
+fn every_inbox_statement_uses_an_index_in_its_order() {
+    use colloquy_core::inbox::{InboxCursor, InboxFilter, InboxQuery, InboxState};
+    let conn = schema::open_memory().expect("schema");
+    for (what, sql) in [
+        ("inbox: appended", crate::inbox::sql::APPENDED),
+        ("inbox: deleted", crate::inbox::sql::DELETED),
+        ("inbox: rated", crate::inbox::sql::RATED),
+        ("inbox: first question", crate::inbox::sql::FIRST_QUESTION),
+        ("inbox: last message", crate::inbox::sql::LAST_MESSAGE),
+    ] {
+        assert_indexed(&conn, what, sql);
+    }
+    let at = chrono::Utc::now();
+    for state in [None, Some(InboxState::Waiting)] {
+        for rated_down in [false, true] {
+            for external in [None, Some("u".to_owned())] {
+                for range in [false, true] {
+                    for after in [
+                        None,
+                        Some(InboxCursor {
+                            last_activity_at: at,
+                            id: Uuid::nil(),
+                        }),
+                    ] {
+                        let query = InboxQuery {
+                            filter: InboxFilter {
+                                state,
+                                rated_down,
+                                external_user_id: external.clone(),
+                                from: range.then_some(at),
+                                to: range.then_some(at),
+                            },
+                            after,
+                            limit: 50,
+                        };
+                        let (sql, _) = crate::inbox::page_statement(0, &query);
+                        let steps = assert_indexed(&conn, &format!("inbox {query:?}"), &sql);
+                        assert!(
+                            steps.iter().any(|s| s.contains("sessions_inbox")),
+                            "the inbox walks one of its indexes: {steps:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -145,6 +145,36 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         CHECK (responder IN ('ai', 'human'));
     ALTER TABLE sessions ADD COLUMN handoff_requested_at INTEGER;
     ",
+    // 8: the console's inbox (see inbox.rs), kept as things happen: the newest
+    // message's timestamp (soft-deleted or not), how many messages are not deleted,
+    // how many of those are rated down; the last activity and the inbox state are
+    // computed from the row (virtual columns), so every index below follows every
+    // write of the row. Existing rows are filled from their messages once.
+    "
+    ALTER TABLE sessions ADD COLUMN last_message_at INTEGER;
+    ALTER TABLE sessions ADD COLUMN live_messages INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN down_ratings INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN last_activity_at INTEGER GENERATED ALWAYS AS (max(
+        created_at, coalesce(last_message_at, created_at),
+        coalesce(handoff_requested_at, created_at))) VIRTUAL;
+    ALTER TABLE sessions ADD COLUMN inbox_state INTEGER GENERATED ALWAYS AS (CASE
+        WHEN is_active = 0 THEN 3
+        WHEN responder = 'human' AND handoff_requested_at IS NOT NULL THEN 0
+        WHEN responder = 'human' THEN 1
+        ELSE 2 END) VIRTUAL;
+    UPDATE sessions SET
+        last_message_at = (SELECT max(m.timestamp) FROM messages m WHERE m.session = sessions.id),
+        live_messages = (SELECT count(*) FROM messages m
+            WHERE m.session = sessions.id AND m.is_deleted = 0),
+        down_ratings = (SELECT count(*) FROM messages m
+            WHERE m.session = sessions.id AND m.is_deleted = 0
+                AND json_extract(m.metadata, '$.feedback.rating') = 'down');
+    CREATE INDEX sessions_inbox ON sessions (last_activity_at, id);
+    CREATE INDEX sessions_inbox_by_state ON sessions (inbox_state, last_activity_at, id);
+    CREATE INDEX sessions_inbox_by_user ON sessions (external_user_id, last_activity_at, id);
+    CREATE INDEX sessions_inbox_rated_down ON sessions (last_activity_at, id)
+        WHERE down_ratings > 0;
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the number of

@@ -18,7 +18,8 @@ use uuid::Uuid;
 use crate::error::SqliteError;
 use crate::schema::{self, ConnectionOptions};
 use crate::worker::Workers;
-use crate::{console, idempotency, messages, sessions};
+use crate::{console, idempotency, inbox, messages, sessions};
+use colloquy_core::inbox::{InboxEntry, InboxQuery};
 
 /// How many expired sessions one purge transaction deletes, so a large purge never
 /// holds the writer for long: other writes interleave between batches.
@@ -335,6 +336,16 @@ impl ChatStore for SqliteStore {
         Ok(self
             .workers
             .read(move |conn, now| console::search(conn, now, &query, page))
+            .await?)
+    }
+
+    /// One read job: a walk of one inbox index from the cursor, and two index
+    /// lookups per row (first question, last message).
+    async fn inbox(&self, query: &InboxQuery) -> Result<Vec<InboxEntry>, StoreError> {
+        let query = query.clone();
+        Ok(self
+            .workers
+            .read(move |conn, now| inbox::page(conn, now, &query))
             .await?)
     }
 

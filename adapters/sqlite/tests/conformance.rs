@@ -26,6 +26,7 @@ async fn store() -> Option<TestStore> {
 
 store_contract_tests!(store);
 console_contract_tests!(store);
+colloquy_conformance::inbox_contract_tests!(store);
 search_contract_tests!(store);
 
 /// The same suite against the in-memory variant (one connection, no reader pool).
@@ -43,5 +44,6 @@ mod in_memory {
 
     store_contract_tests!(store);
     console_contract_tests!(store);
+    colloquy_conformance::inbox_contract_tests!(store);
     search_contract_tests!(store);
 }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{ChatService, SessionExport};
 use crate::error::{ServiceError, ValidationError};
 use crate::feedback::{Feedback, NewFeedback};
+use crate::inbox::{InboxCursor, InboxEntry, InboxQuery};
 use crate::message::{MessageView, Role};
 use crate::ports::Erased;
 use crate::session::{Page, SessionFilter, SessionRef};
@@ -180,6 +181,89 @@ impl ChatService {
                 .await;
         }
         Ok(erased)
+    }
+}
+
+/// One page of the console's inbox; see [`ChatService::inbox`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct InboxPage {
+    /// The rows, latest activity first.
+    pub results: Vec<InboxEntry>,
+    /// The `cursor` of the next page, or `None` when this is the last.
+    pub next: Option<String>,
+}
+
+/// One message a search found, with its session.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SearchHit {
+    /// The message, as `GET /messages/{id}/` returns it.
+    pub message: MessageView,
+    /// Its session.
+    pub session: crate::session::Session,
+}
+
+/// One page of a message search; see [`ChatService::search_messages`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SearchPage {
+    /// The messages found, newest first.
+    pub results: Vec<SearchHit>,
+    /// The `cursor` of the next page, or `None` when this is the last.
+    pub next: Option<String>,
+}
+
+impl ChatService {
+    /// One page of the console's inbox (see [`crate::inbox`]): the sessions that
+    /// pass the query's filter, latest activity first, after its cursor.
+    ///
+    /// # Errors
+    /// `not_supported` when the store keeps no inbox; a store failure.
+    pub async fn inbox(&self, query: InboxQuery) -> Result<InboxPage, ServiceError> {
+        let limit = query.limit;
+        let probe = InboxQuery {
+            limit: limit + 1,
+            ..query
+        };
+        let mut results = self.deps.store.inbox(&probe).await?;
+        let next = if results.len() > limit {
+            results.truncate(limit);
+            results.last().map(|e| InboxCursor::after(e).encode())
+        } else {
+            None
+        };
+        Ok(InboxPage { results, next })
+    }
+
+    /// One page of the messages whose text matches `query` across every live
+    /// session (see [`crate::search`]), newest first.
+    ///
+    /// # Errors
+    /// `not_supported` when the store cannot search; a store failure.
+    pub async fn search_messages(
+        &self,
+        query: &str,
+        page: Page,
+    ) -> Result<SearchPage, ServiceError> {
+        let probe = Page {
+            limit: page.limit + 1,
+            offset: page.offset,
+        };
+        let mut found = self.deps.store.search_messages(query, probe).await?;
+        let next = if found.len() > page.limit {
+            found.truncate(page.limit);
+            Some((page.offset + page.limit).to_string())
+        } else {
+            None
+        };
+        Ok(SearchPage {
+            results: found
+                .into_iter()
+                .map(|(message, session)| SearchHit {
+                    message: MessageView::new(message, session.clone()),
+                    session,
+                })
+                .collect(),
+            next,
+        })
     }
 }
 

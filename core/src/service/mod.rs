@@ -36,7 +36,8 @@ use crate::validate::Limits;
 pub use builder::ChatServiceBuilder;
 pub use config::{MessagePage, ServiceConfig, SessionExport, SessionPage, SessionView};
 pub use console::{
-    UserExport, MAX_EXPORT_SESSIONS, MAX_HOURLY_STATS_DAYS, MAX_STATS_DAYS, STATS_TOP_QUESTIONS,
+    InboxPage, SearchHit, SearchPage, UserExport, MAX_EXPORT_SESSIONS, MAX_HOURLY_STATS_DAYS,
+    MAX_STATS_DAYS, STATS_TOP_QUESTIONS,
 };
 pub use handoff::{HandoffConfig, DEFAULT_HANDOFF_TIMEOUT_MESSAGE, HANDOFF_TIMEOUT_NOTICE};
 

@@ -1,6 +1,6 @@
 //! The console's endpoints: `POST /messages/{id}/feedback/`, and for the operator
-//! `GET /stats/`, `GET /sessions/export/?external_user_id=` and
-//! `DELETE /sessions/?external_user_id=`.
+//! `GET /stats/`, `GET /inbox/`, `GET /messages/search/?q=`,
+//! `GET /sessions/export/?external_user_id=` and `DELETE /sessions/?external_user_id=`.
 
 use colloquy_core::access::{AccessMode, Caller};
 use colloquy_core::stats::StatsQuery;
@@ -36,6 +36,27 @@ pub(super) async fn feedback(
 pub(super) async fn stats(app: &App, query: StatsQuery) -> Result<Response, ApiError> {
     let stats = app.service.stats(query).await?;
     Ok(json::response(StatusCode::OK, &stats))
+}
+
+/// `GET /inbox/` → 200 `{"results": [{"session", "first_question", "last_message",
+/// "message_count", "last_activity_at", "state", "rated_down"}], "next"}`.
+pub(super) async fn inbox(
+    app: &App,
+    query: colloquy_core::inbox::InboxQuery,
+) -> Result<Response, ApiError> {
+    let page = app.service.inbox(query).await?;
+    Ok(json::response(StatusCode::OK, &page))
+}
+
+/// `GET /messages/search/?q=` → 200 `{"results": [{"message", "session"}], "next"}`;
+/// 501 `not_supported` on a store that cannot search.
+pub(super) async fn search(
+    app: &App,
+    q: &str,
+    page: colloquy_core::Page,
+) -> Result<Response, ApiError> {
+    let found = app.service.search_messages(q, page).await?;
+    Ok(json::response(StatusCode::OK, &found))
 }
 
 /// `GET /sessions/export/?external_user_id=` → 200 `{"external_user_id", "sessions":

@@ -54,6 +54,8 @@ pub(crate) async fn run(
         Input::Cancel(response) => chat::cancel(app, v, response).await,
         Input::Feedback(id, new) => console::feedback(app, v, id, new).await,
         Input::Stats(query) => console::stats(app, query).await,
+        Input::Inbox(query) => console::inbox(app, query).await,
+        Input::SearchMessages(q, page) => console::search(app, &q, page).await,
         Input::ExportUser(id) => console::export_user(app, &id).await,
         Input::EraseUser(id) => console::erase_user(app, &id).await,
     }

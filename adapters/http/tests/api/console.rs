@@ -275,6 +275,8 @@ async fn a_public_visitor_rates_only_answers_of_a_session_they_hold() {
             "/api/chats/sessions/export/?external_user_id=u",
         ),
         (Method::DELETE, "/api/chats/sessions/?external_user_id=u"),
+        (Method::GET, "/api/chats/inbox/"),
+        (Method::GET, "/api/chats/messages/search/?q=hello"),
     ] {
         let visitor = call(&s, false, method.clone(), path, None).await;
         expect_error(&visitor, StatusCode::UNAUTHORIZED, "unauthorized", None);
@@ -540,4 +542,209 @@ async fn a_store_without_the_console_answers_501() {
         .delete("/api/chats/sessions/?external_user_id=u")
         .await;
     expect_error(&erase, StatusCode::NOT_IMPLEMENTED, "not_supported", None);
+    for path in ["/api/chats/inbox/", "/api/chats/messages/search/?q=hello"] {
+        let reply = s.client.get(path).await;
+        expect_error(&reply, StatusCode::NOT_IMPLEMENTED, "not_supported", None);
+    }
+}
+
+/// The ids of an inbox page's sessions, by `session_id`.
+fn inbox_sids(page: &Value) -> Vec<String> {
+    page["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["session"]["session_id"].as_str().expect("sid").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_inbox_lists_sessions_by_latest_activity_with_filters_and_pages() {
+    let s = Setup::default().start().await;
+    let tick = || s.clock.advance(chrono::Duration::seconds(1));
+    for (sid, user) in [("in-c", "alice"), ("in-b", "bob"), ("in-a", "alice")] {
+        s.client
+            .create_session(&json!({"session_id": sid, "external_user_id": user}))
+            .await;
+        tick();
+    }
+    chat(&s, "in-a", "First question from a").await;
+    tick();
+    let (_, b_answer) = chat(&s, "in-b", "Is this thing on?").await;
+    tick();
+    chat(&s, "in-a", "Second question from a").await;
+
+    let page = s.client.get("/api/chats/inbox/").await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+    let page = page.json();
+    assert_eq!(
+        inbox_sids(&page),
+        ["in-a", "in-b", "in-c"],
+        "latest activity first"
+    );
+    assert_eq!(page["next"], Value::Null);
+    let a = &page["results"][0];
+    assert_eq!(a["first_question"], "First question from a");
+    assert_eq!(a["message_count"], 4);
+    assert_eq!(a["state"], "active");
+    assert_eq!(a["rated_down"], false);
+    assert_eq!(a["last_message"]["role"], "assistant");
+    assert!(parse_time(a["last_activity_at"].as_str().expect("time")).is_ok());
+    assert_eq!(
+        a["last_activity_at"], a["last_message"]["created_at"],
+        "the newest message is the last activity"
+    );
+    let c = &page["results"][2];
+    assert_eq!(
+        (
+            &c["first_question"],
+            &c["last_message"],
+            &c["message_count"]
+        ),
+        (&Value::Null, &Value::Null, &json!(0))
+    );
+
+    // Pages of one, continued with `next`, give the same order.
+    let mut sids = Vec::new();
+    let mut path = "/api/chats/inbox/?limit=1".to_owned();
+    for _ in 0..5 {
+        let page = s.client.get(&path).await.json();
+        sids.extend(inbox_sids(&page));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/chats/inbox/?limit=1&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(sids, ["in-a", "in-b", "in-c"]);
+
+    // Filters.
+    let by = |q: &str| format!("/api/chats/inbox/?{q}");
+    let alice = s.client.get(&by("external_user_id=alice")).await.json();
+    assert_eq!(inbox_sids(&alice), ["in-a", "in-c"]);
+    let down = feedback(&s, &b_answer, json!({"rating": "down"})).await;
+    assert_eq!(down.status, StatusCode::OK, "{:?}", down.body);
+    let rated = s.client.get(&by("rating=down")).await.json();
+    assert_eq!(inbox_sids(&rated), ["in-b"]);
+    assert_eq!(rated["results"][0]["rated_down"], true);
+    let closed = s
+        .client
+        .patch("/api/chats/sessions/in-c/", &json!({"is_active": false}))
+        .await;
+    assert_eq!(closed.status, StatusCode::OK, "{:?}", closed.body);
+    assert_eq!(
+        inbox_sids(&s.client.get(&by("state=closed")).await.json()),
+        ["in-c"]
+    );
+    assert_eq!(
+        inbox_sids(&s.client.get(&by("state=active")).await.json()),
+        ["in-a", "in-b"]
+    );
+    assert!(inbox_sids(&s.client.get(&by("state=waiting")).await.json()).is_empty());
+    let all_day = s
+        .client
+        .get(&by("from=2000-01-01&to=2999-12-31"))
+        .await
+        .json();
+    assert_eq!(inbox_sids(&all_day).len(), 3);
+    assert!(inbox_sids(&s.client.get(&by("to=2000-01-01")).await.json()).is_empty());
+
+    // Bad input names its parameter.
+    let long_user = format!("external_user_id={}", "x".repeat(300));
+    for (query, field) in [
+        ("state=open", "state"),
+        ("rating=up", "rating"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("from=yesterday", "from"),
+        (long_user.as_str(), "external_user_id"),
+    ] {
+        let bad = s.client.get(&by(&query)).await;
+        expect_error(&bad, StatusCode::BAD_REQUEST, "invalid_field", Some(field));
+    }
+}
+
+#[tokio::test]
+async fn message_search_finds_words_across_sessions_and_pages() {
+    let s = Setup::default().start().await;
+    for sid in ["se-1", "se-2"] {
+        s.client.create_session(&json!({"session_id": sid})).await;
+    }
+    chat(&s, "se-1", "Do you ship parcels to Canada?").await;
+    s.clock.advance(chrono::Duration::seconds(1));
+    chat(&s, "se-2", "What about parcel tracking?").await;
+    chat(&s, "se-2", "Unrelated words").await;
+
+    let found = s.client.get("/api/chats/messages/search/?q=PARCEL").await;
+    assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
+    let found = found.json();
+    let results = found["results"].as_array().expect("results");
+    // The visitor's messages, and the echo model's answers repeating them.
+    assert!(results.len() >= 2, "{found}");
+    for hit in results {
+        let text = hit["message"]["message"].as_str().expect("text");
+        assert!(text.to_lowercase().contains("parcel"), "{text}");
+        assert_eq!(hit["session"]["id"], hit["message"]["session"]["id"]);
+    }
+    let stamps: Vec<&str> = results
+        .iter()
+        .map(|h| h["message"]["timestamp"].as_str().expect("time"))
+        .collect();
+    let mut sorted = stamps.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(stamps, sorted, "newest first");
+
+    // Pages of one continue with `next` and end with null.
+    let mut seen = Vec::new();
+    let mut path = "/api/chats/messages/search/?q=parcel&limit=1".to_owned();
+    for _ in 0..10 {
+        let page = s.client.get(&path).await.json();
+        for hit in page["results"].as_array().expect("results") {
+            seen.push(hit["message"]["id"].clone());
+        }
+        match page["next"].as_str() {
+            Some(next) => {
+                path = format!("/api/chats/messages/search/?q=parcel&limit=1&cursor={next}")
+            }
+            None => break,
+        }
+    }
+    let all: Vec<Value> = results.iter().map(|h| h["message"]["id"].clone()).collect();
+    assert_eq!(seen, all);
+
+    let none = s
+        .client
+        .get("/api/chats/messages/search/?q=%21%3F")
+        .await
+        .json();
+    assert_eq!(
+        none["results"],
+        json!([]),
+        "a query without words finds nothing"
+    );
+    let missing = s.client.get("/api/chats/messages/search/").await;
+    expect_error(
+        &missing,
+        StatusCode::BAD_REQUEST,
+        "missing_field",
+        Some("q"),
+    );
+    let long = s
+        .client
+        .get(&format!(
+            "/api/chats/messages/search/?q={}",
+            "a".repeat(501)
+        ))
+        .await;
+    expect_error(&long, StatusCode::BAD_REQUEST, "invalid_field", Some("q"));
+    let deep = s
+        .client
+        .get("/api/chats/messages/search/?q=a&cursor=10001")
+        .await;
+    expect_error(
+        &deep,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("cursor"),
+    );
 }
