@@ -6,7 +6,9 @@
 // Environment: COLLOQUY_BIN (default $CARGO_TARGET_DIR/debug/colloquy, then
 // target/debug/colloquy), CHROMIUM (default: chromium on PATH), CONSOLE_ARTIFACTS (where
 // screenshots go; default <target>/console-artifacts), COLLOQUY_REQUIRE_SERVICES=1 (a
-// missing browser fails instead of skipping).
+// missing browser fails instead of skipping), CONSOLE_STORE (the server's --store,
+// default `memory`; the store must start empty, e.g. a fresh `sqlite:` file or a
+// Redis with its own CONSOLE_REDIS_PREFIX).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -124,8 +126,11 @@ before(async () => {
   // The token travels in the environment, as the docs advise (never on a command line).
   const started = await startServer(
     findBinary(),
-    ["--store", "memory", "--echo-chunk-delay", "150ms", "--knowledge", knowledge],
-    { COLLOQUY_ADMIN_TOKEN: TOKEN },
+    ["--store", process.env.CONSOLE_STORE || "memory", "--echo-chunk-delay", "150ms", "--knowledge", knowledge],
+    {
+      COLLOQUY_ADMIN_TOKEN: TOKEN,
+      ...(process.env.CONSOLE_REDIS_PREFIX ? { COLLOQUY_REDIS_PREFIX: process.env.CONSOLE_REDIS_PREFIX } : {}),
+    },
   );
   server = started.child;
   api = started.base;
