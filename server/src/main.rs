@@ -211,10 +211,11 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         }
         None => None,
     };
+    println!("colloquy listening on http://{addr}");
+    // After the line above: scripts and tests read it as the first line.
     if http_config.console && http_config.admin_token.is_some() {
         println!("colloquy console on http://{addr}/console/ (sign in with the admin token)");
     }
-    println!("colloquy listening on http://{addr}");
     colloquy_http::serve(listener, service, http_config, signal).await;
     // Let the webhook POSTs in flight finish (each within --webhook-timeout);
     // what is left stays in the outbox for the next start or another instance.

@@ -6,7 +6,9 @@
 // Environment: COLLOQUY_BIN (default $CARGO_TARGET_DIR/debug/colloquy, then
 // target/debug/colloquy), CHROMIUM (default: chromium on PATH), CONSOLE_ARTIFACTS (where
 // screenshots go; default <target>/console-artifacts), COLLOQUY_REQUIRE_SERVICES=1 (a
-// missing browser fails instead of skipping).
+// missing browser fails instead of skipping), CONSOLE_STORE (the server's --store,
+// default `memory`; the store must start empty, e.g. a fresh `sqlite:` file or a
+// Redis with its own CONSOLE_REDIS_PREFIX).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -124,8 +126,11 @@ before(async () => {
   // The token travels in the environment, as the docs advise (never on a command line).
   const started = await startServer(
     findBinary(),
-    ["--store", "memory", "--echo-chunk-delay", "150ms", "--knowledge", knowledge],
-    { COLLOQUY_ADMIN_TOKEN: TOKEN },
+    ["--store", process.env.CONSOLE_STORE || "memory", "--echo-chunk-delay", "150ms", "--knowledge", knowledge],
+    {
+      COLLOQUY_ADMIN_TOKEN: TOKEN,
+      ...(process.env.CONSOLE_REDIS_PREFIX ? { COLLOQUY_REDIS_PREFIX: process.env.CONSOLE_REDIS_PREFIX } : {}),
+    },
   );
   server = started.child;
   api = started.base;
@@ -351,7 +356,18 @@ test("a visitor's conversation appears live, its answer streams in the transcrip
       .locator("#inbox-list a.row", { hasText: "Hello, is my parcel on its way?" })
       .waitFor({ timeout: LIVE });
     await asked;
-    await page.locator("#inbox-list a.row", { hasText: "Hello, is my parcel" }).click();
+    assert.ok(requested.some((u) => u.startsWith(`${api}/api/chats/inbox/`)), "the inbox endpoint");
+    assert.equal(await page.locator("#inbox-note").isVisible(), false, "no fallback note");
+    // Each row: first question, last message, count, when, state.
+    const row = page.locator("#inbox-list a.row", { hasText: "Hello, is my parcel" });
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll("#inbox-list a.row")].some(
+        (r) => /2 messages/.test(r.textContent) && /Echo: Hello, is my parcel/.test(r.textContent),
+      ),
+    );
+    assert.match(await row.locator(".row-meta").textContent(), /Active · 2 messages · visitor-live/);
+    assert.match(await row.locator(".row-when time").getAttribute("datetime"), /^\d{4}-\d\d-\d\dT/);
+    await row.click();
     await page.locator("#t-messages li.msg-assistant").waitFor();
     assert.match(await page.locator("#t-user").textContent(), /visitor-live/);
 
@@ -452,6 +468,10 @@ test("search finds a message by a word; exports match the API; delete removes it
     const hit = page.locator("#search-list a.row", { hasText: "aardvark" }).first();
     await hit.waitFor();
     assert.equal(await hit.locator("mark").first().textContent(), "aardvark");
+    assert.ok(
+      requested.some((u) => u.startsWith(`${api}/api/chats/messages/search/?q=aardvark`)),
+      "the search endpoint",
+    );
     await hit.click();
     await page.waitForFunction((id) => document.querySelector("#t-session-id")?.textContent.includes(id), session.id);
     await page.locator("#t-messages li.msg-user", { hasText: "aardvark" }).waitFor();
@@ -761,8 +781,24 @@ test("filters narrow the inbox; screenshots of a busy inbox", { skip }, async ()
       return rows.length > 0 && rows.every((r) => r.querySelector(".state-waiting"));
     });
     assert.ok((await page.locator("#inbox-list").textContent()).includes("arrived damaged"));
-    // A visitor's id.
+    // Has a down-rated answer.
     await page.locator("#f-state").selectOption("");
+    await page.locator("#f-down").check();
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll("#inbox-list a.row")];
+      return rows.length === 1 && rows[0].textContent.includes("delivery address");
+    });
+    await page.locator("#f-down").uncheck();
+    // A date range: nothing happened yesterday.
+    const yesterday = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
+    await page.locator("#f-from").fill(yesterday);
+    await page.locator("#f-to").fill(yesterday);
+    await page.locator("#f-to").dispatchEvent("change");
+    await page.locator("#inbox-list li.empty").waitFor();
+    await page.locator("#f-from").fill("");
+    await page.locator("#f-to").fill("");
+    await page.locator("#f-to").dispatchEvent("change");
+    // A visitor's id.
     await page.locator("#f-user").fill("customer-1187");
     await page.locator("#f-user").press("Enter");
     await page.waitForFunction(() => {

@@ -66,6 +66,8 @@
   /** Whether `e` says the endpoint does not exist on this server (an older build). */
   const missingEndpoint = (e) =>
     e instanceof ApiError && e.status === 404 && (e.code === "not_found" || e.code === "message_not_found");
+  /** Whether `e` says the server cannot do it: no such endpoint, or a store without it. */
+  const unavailable = (e) => missingEndpoint(e) || (e instanceof ApiError && e.code === "not_supported");
 
   function describe(e) {
     if (e instanceof ApiError) {
@@ -365,7 +367,7 @@
         inbox.mode = "inbox";
         return { rows: (data.results || []).map(normalizeRow), next: data.next || null };
       } catch (e) {
-        if (!missingEndpoint(e)) throw e;
+        if (!unavailable(e)) throw e;
         inbox.mode = "sessions";
       }
     }
@@ -472,7 +474,7 @@
     const note = $("inbox-note");
     const noteText =
       inbox.mode === "sessions"
-        ? `This server has no inbox endpoint: showing the newest sessions, by creation time${
+        ? `This server has no inbox: showing the newest sessions, by creation time${
             readFilters().rating ? " (it cannot filter by rating)" : ""
           }.`
         : "";
@@ -584,10 +586,7 @@
       const data = await api("GET", "/messages/search/", { query: { q, limit: 50 } });
       return { results: data.results || [], note: "" };
     } catch (e) {
-      if (e instanceof ApiError && e.code === "not_supported") {
-        return { results: null, note: "The store of this server cannot search message text." };
-      }
-      if (!missingEndpoint(e)) throw e;
+      if (!unavailable(e)) throw e;
     }
     // An older server: search the sessions in the list, one by one.
     const sessions = inbox.rows.map((r) => r.session).slice(0, 50);
@@ -604,7 +603,7 @@
       results.push(...found.flat());
     }
     results.sort((a, b) => Date.parse(b.message.timestamp) - Date.parse(a.message.timestamp));
-    return { results, note: "This server has no search endpoint: searched the conversations listed." };
+    return { results, note: "this server cannot search everything: searched the conversations listed" };
   }
 
   $("search-form").addEventListener("submit", async (event) => {
@@ -623,10 +622,6 @@
     list.replaceChildren();
     try {
       const { results, note } = await searchMessages(q);
-      if (!results) {
-        $("search-title").textContent = note;
-        return;
-      }
       $("search-title").textContent = `${results.length} message${results.length === 1 ? "" : "s"} found${
         note ? ` (${note})` : ""
       }`;
@@ -740,7 +735,8 @@
       } catch {
         /* not a link */
       }
-      const extra = s?.document && s.document !== title ? ` — ${s.document}` : "";
+      // The document's name when there is no link to it.
+      const extra = label.tagName !== "A" && s?.document && s.document !== title ? ` — ${s.document}` : "";
       return h("li", null, label, extra);
     });
     return h("div", { class: "msg-sources" }, h("span", null, "Sources:"), h("ol", null, items));
