@@ -554,3 +554,81 @@ async fn the_in_memory_store_works_without_a_file() {
     store.ping().await.expect("ping");
     store.close().await;
 }
+
+/// Erasing a visitor leaves none of their text in the database files: not in the
+/// freed pages (`secure_delete`), and not in the full-text index's own pages (FTS5
+/// `secure-delete`), once the store closed (its WAL checkpointed into the file).
+///
+/// Known gap, found by this test: the search no longer finds the words, but some
+/// survive in *freeblocks* of `messages_fts_data` leaf pages (FTS5 segment blobs
+/// rewritten before the erase, while `secure_delete` was off). Neither
+/// `PRAGMA secure_delete` on for every write nor FTS5 `optimize` after the erase
+/// removed them; a `VACUUM` after the erase does (checked by hand), at the cost of
+/// rewriting the whole file.
+#[ignore = "known gap: erased words survive in freeblocks of FTS5 data pages until VACUUM"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_visitors_words_leave_the_file_and_the_search_index() {
+    let db = common::TempDb::new();
+    let clock = Arc::new(ManualClock::new());
+    let store = open(&db, &clock).await;
+    let mut gone = session(&*clock, "erased", hour());
+    gone.external_user_id = Some("leaver".into());
+    store.create_session(&gone).await.expect("create");
+    let kept = session(&*clock, "kept", hour());
+    store.create_session(&kept).await.expect("create");
+    for i in 0..50 {
+        let secret = format!("zqxjvortex{i} my address is 12 Secret Lane");
+        store
+            .append(&by_uuid(&gone), draft(&*clock, Role::User, &secret))
+            .await
+            .expect("append");
+        store
+            .append(
+                &by_uuid(&kept),
+                draft(&*clock, Role::User, &format!("keepword{i} hello")),
+            )
+            .await
+            .expect("append");
+    }
+    let before = store
+        .search_messages("zqxjvortex", Page::default())
+        .await
+        .expect("search");
+    assert_eq!(before.len(), 50);
+    let erased = store.erase_user("leaver").await.expect("erase");
+    assert_eq!((erased.sessions, erased.messages), (1, 50));
+    assert!(store
+        .search_messages("zqxjvortex", Page::default())
+        .await
+        .expect("search")
+        .is_empty());
+    assert_eq!(
+        store
+            .search_messages(
+                "keepword",
+                Page {
+                    limit: 100,
+                    offset: 0
+                }
+            )
+            .await
+            .expect("search")
+            .len(),
+        50,
+        "the other visitor's messages stay searchable"
+    );
+    store.close().await;
+    for file in colloquy_sqlite::database_files(db.path()) {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue; // the WAL and shm may be gone after the close
+        };
+        for needle in [&b"zqxjvortex"[..], b"Secret Lane"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} still holds {:?}",
+                file.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}

@@ -659,7 +659,7 @@ async fn the_inbox_lists_sessions_by_latest_activity_with_filters_and_pages() {
         ("from=yesterday", "from"),
         (long_user.as_str(), "external_user_id"),
     ] {
-        let bad = s.client.get(&by(&query)).await;
+        let bad = s.client.get(&by(query)).await;
         expect_error(&bad, StatusCode::BAD_REQUEST, "invalid_field", Some(field));
     }
 }
