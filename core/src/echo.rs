@@ -36,7 +36,7 @@ impl EchoModel {
     }
 
     /// The echo model's usage: an estimate (it has no tokenizer), see
-    /// [`crate::model::estimate_tokens`].
+    /// [`crate::estimate_tokens`].
     #[must_use]
     pub fn usage(request: &ModelRequest, answer: &str) -> Usage {
         Usage::estimate(request, answer)

@@ -115,7 +115,8 @@ async fn streamed_chat_stores_the_answer_with_model_metadata() {
     assert_eq!(meta["finish_reason"], "stop");
     assert_eq!(
         meta["usage"],
-        json!({"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15})
+        json!({"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15,
+               "model": SERVER_MODEL, "estimated": false})
     );
     assert!(meta["latency_ms"].is_u64(), "{meta:?}");
     assert!(meta["time_to_first_chunk_ms"].is_u64(), "{meta:?}");
