@@ -88,7 +88,7 @@ for adapter in "${adapters[@]}"; do
     echo "== cargo mutants ${mutate[*]} (timeout ${timeout}s per mutant)"
     status=0
     # shellcheck disable=SC2086 # MUTANTS_ARGS is a list of flags
-    cargo mutants "${mutate[@]}" --jobs 1 --timeout "$timeout" --output "$out" \
+    cargo mutants "${mutate[@]}" --timeout "$timeout" --output "$out" \
         ${MUTANTS_ARGS:-} -- "${tests[@]}" || status=$?
     results="$out/mutants.out"
     caught=$(count "$results/caught.txt")
