@@ -66,7 +66,7 @@ for adapter in "${adapters[@]}"; do
             # the policy's parsing and admission are the service's, which its own
             # tests check.
             mutate=(-p colloquy-core --file core/src/local/limiter.rs --file core/src/ratelimit.rs
-                --re 'limiter\.rs|gcra|check_in_order' --test-package colloquy-conformance)
+                --re 'limiter\.rs|gcra|check_in_order' --test-workspace=true)
             tests=(--test local_rate_limiter)
             ;;
         redis-limiter)
