@@ -13,7 +13,7 @@
 # crate against its conformance*.rs targets), or a rate limiter:
 # - `limiter`: core's in-process `LocalRateLimiter` (core/src/local/limiter.rs) and
 #   the rules every limiter shares (`gcra`, `check_in_order` in core/src/ratelimit.rs), against the
-#   rate-limiter contracts run on it (conformance-tests/tests/local_rate_limiter.rs);
+#   rate-limiter contracts run on it (core/tests/conformance_rate_limiter.rs);
 # - `redis-limiter`: `RedisRateLimiter` (adapters/redis/src/limiter.rs) against the
 #   same contracts on standalone Redis and Redis Cluster
 #   (adapters/redis/tests/conformance_rate_limits.rs; needs both running, see
@@ -66,8 +66,8 @@ for adapter in "${adapters[@]}"; do
             # the policy's parsing and admission are the service's, which its own
             # tests check.
             mutate=(-p colloquy-core --file core/src/local/limiter.rs --file core/src/ratelimit.rs
-                --re 'limiter\.rs|gcra|check_in_order' --test-workspace=true)
-            tests=(--test local_rate_limiter)
+                --re 'limiter\.rs|gcra|check_in_order')
+            tests=(--test conformance_rate_limiter)
             ;;
         redis-limiter)
             mutate=(-p colloquy-redis --file adapters/redis/src/limiter.rs)
