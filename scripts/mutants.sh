@@ -85,11 +85,17 @@ for adapter in "${adapters[@]}"; do
             fi
             ;;
     esac
-    echo "== cargo mutants ${mutate[*]} (timeout ${timeout}s per mutant)"
+    # The test targets go to every cargo call (the build too), so a mutant builds
+    # only the targets that judge it.
+    cargo_args=()
+    for arg in "${tests[@]}"; do
+        cargo_args+=("--cargo-arg=$arg")
+    done
+    echo "== cargo mutants ${mutate[*]} ${tests[*]} (timeout ${timeout}s per mutant)"
     status=0
     # shellcheck disable=SC2086 # MUTANTS_ARGS is a list of flags
-    cargo mutants "${mutate[@]}" --timeout "$timeout" --output "$out" \
-        ${MUTANTS_ARGS:-} -- "${tests[@]}" || status=$?
+    cargo mutants "${mutate[@]}" "${cargo_args[@]}" --timeout "$timeout" --output "$out" \
+        ${MUTANTS_ARGS:-} || status=$?
     results="$out/mutants.out"
     caught=$(count "$results/caught.txt")
     missed=$(count "$results/missed.txt")
