@@ -11,11 +11,11 @@ use uuid::Uuid;
 
 use crate::chat::{ChatEvent, ChatStream};
 use crate::deps::Deps;
-use crate::error::{ErrorCode, ServiceError};
+use crate::error::{ErrorCode, ServiceError, StoreError};
 use crate::message::ChatMessage;
 use crate::model::FinishReason;
 use crate::session::Session;
-use crate::streams::{LogRead, LogState, StreamMeta};
+use crate::streams::{LogRead, LogState, StreamLog, StreamMeta};
 
 /// How long a follower waits for news before reading the log again (the lease
 /// check runs at least this often).
@@ -96,6 +96,23 @@ fn text_len(event: &ChatEvent) -> u64 {
         ChatEvent::Chunk { text, .. } => u64::try_from(text.len()).unwrap_or(u64::MAX),
         _ => 0,
     }
+}
+
+/// The log of `response` as [`from_log`] needs it to resume after `after`: from
+/// sequence 0, every event when the client holds some (their text gives the offset
+/// it resumes at), one page when it holds none (a new reader of a long answer costs
+/// a page, not the answer).
+pub(crate) async fn read_log(
+    streams: &dyn StreamLog,
+    response: Uuid,
+    after: Option<ResumePoint>,
+) -> Result<Option<LogRead>, StoreError> {
+    let max = if after.is_some() {
+        usize::MAX
+    } else {
+        PAGE_EVENTS
+    };
+    streams.read_page(response, 0, max).await
 }
 
 /// Resumes from the log `read` (read from sequence 0) after `after`.

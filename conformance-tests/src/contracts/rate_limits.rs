@@ -158,12 +158,19 @@ pub async fn a_fresh_key_admits_its_burst_then_refuses(s: &TestRateLimiter) {
             "reset: when the spent units are back",
         );
     }
+    // Time passes on the limiter's clock (whatever its origin): the refusal's
+    // reset is counted from now, so it is less than the period, never more.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let (retry_after, reset) = assert_limited(
         check(&*s.limiter, &k, quota, 1).await,
         "the check after a burst of 5 of 5/hour",
     );
     assert_about(retry_after, interval, "retry_after: one unit's interval");
     assert_about(reset, quota.period, "reset: the whole quota's period");
+    assert!(
+        reset >= retry_after,
+        "reset {reset:?}: the whole quota is back no sooner than one unit ({retry_after:?})"
+    );
 }
 
 /// "A refused check spends nothing", and `cost` spends several units or none.

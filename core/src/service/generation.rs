@@ -384,7 +384,7 @@ impl ChatService {
         response: Uuid,
         after: Option<ResumePoint>,
     ) -> Result<Resume, ServiceError> {
-        if let Some(read) = self.deps.streams.read(response, 0).await? {
+        if let Some(read) = resume::read_log(self.deps.streams.as_ref(), response, after).await? {
             let live = self
                 .deps
                 .store
