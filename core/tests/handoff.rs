@@ -175,6 +175,17 @@ async fn asking_for_a_person_hands_the_session_over_once() {
         .expect("get");
     assert_eq!(stored.responder, Responder::Human);
     assert_eq!(stored.handoff_requested_at, asked.handoff_requested_at);
+
+    let stats = h
+        .service
+        .stats(colloquy_core::stats::StatsQuery {
+            from: None,
+            to: None,
+            bucket: colloquy_core::stats::Bucket::Day,
+        })
+        .await
+        .expect("stats");
+    assert_eq!(stats.totals.handoffs, 1, "one request, counted once");
 }
 
 #[tokio::test]

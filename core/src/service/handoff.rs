@@ -21,6 +21,7 @@
 //! While `responder` is `human`, chat stores the visitor's message and generates
 //! nothing (see [`ChatReply::responder`](crate::ChatReply::responder)).
 
+use crate::stats::StatCounts;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -28,7 +29,7 @@ use serde_json::json;
 
 use super::ChatService;
 use crate::announce::Announcement;
-use crate::error::ServiceError;
+use crate::error::{ServiceError, StoreError};
 use crate::message::Role;
 use crate::session::{Metadata, Responder, Session, SessionPatch, SessionRef};
 
@@ -100,6 +101,7 @@ impl ChatService {
             .store
             .update_session(&SessionRef::from_uuid(session.id), &patch)
             .await?;
+        self.count_handoff().await;
         let announced = self
             .deps
             .announce(Announcement::HandoffRequested(&session))
@@ -109,6 +111,20 @@ impl ChatService {
         // The webhook could not be enqueued (503; kept in this process meanwhile).
         announced?;
         Ok(session)
+    }
+
+    /// Counts a handoff request in the dashboard's stats. A store that keeps no
+    /// stats (a third-party one) or fails here only loses the count: the request is
+    /// stored already.
+    async fn count_handoff(&self) {
+        let counts = StatCounts {
+            handoffs: 1,
+            ..StatCounts::default()
+        };
+        match self.deps.store.add_stats(self.deps.now(), &counts).await {
+            Ok(()) | Err(StoreError::NotSupported(_)) => {}
+            Err(error) => tracing::warn!(%error, "handoff not counted in the stats"),
+        }
     }
 
     /// What a patch that sets `responder` implies: handing back (`ai`) clears the
