@@ -198,9 +198,15 @@ async fn every_key_of_a_session_expires_at_its_purge_time_and_moves_with_it() {
     let user = f.append(&s, Role::User).await;
     f.store.delete_message(user.id).await.expect("soft delete");
 
+    // The list index and the console's inbox sets (the session is active, its
+    // visitor "user"): no expiry, entries leave with their sessions.
     let index = [
         format!("{}{{idx}}:c", f.prefix),
         format!("{}{{idx}}:p", f.prefix),
+        format!("{}{{idx}}:i", f.prefix),
+        format!("{}{{idx}}:i:r", f.prefix),
+        format!("{}{{idx}}:i:s:active", f.prefix),
+        format!("{}{{idx}}:i:u:user", f.prefix),
     ];
     let mut expected: Vec<String> = session_key_names(&f.prefix, &s);
     expected.push(format!("{}{{{}}}:u", f.prefix, s.id));
@@ -312,8 +318,9 @@ async fn retention_forever_gives_no_key_an_expiry() {
         .expect("extend");
     let expiries = f.expiries().await;
     // h, s, m, v, y, the UUID pointer, two message pointers, the list index, the
-    // dashboard's counters of the hour (which live 400 days whatever the retention).
-    assert_eq!(expiries.len(), 10, "{expiries:?}");
+    // dashboard's counters of the hour (which live 400 days whatever the retention),
+    // the console's inbox sets (all, by state, by visitor, the records).
+    assert_eq!(expiries.len(), 14, "{expiries:?}");
     let counters = counters_key(&f.prefix, &s);
     for (key, at) in expiries {
         if key == counters {
@@ -331,7 +338,7 @@ async fn retention_forever_gives_no_key_an_expiry() {
             .expect("get"),
         None
     );
-    assert_eq!(f.keys().await.len(), 10);
+    assert_eq!(f.keys().await.len(), 14);
     f.cleanup().await;
 }
 

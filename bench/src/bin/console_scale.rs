@@ -190,7 +190,7 @@ fn fill_sqlite(path: &std::path::Path, sessions: usize, per: usize) -> Result<()
                 format!("u{}", i % 1000),
                 created,
                 now + 86_400_000_000,
-                i % 10 != 0,
+                i % 10 != 5,
                 if human { "human" } else { "ai" },
                 if human { Some(last) } else { None },
                 if per > 0 { Some(last) } else { None },
@@ -280,7 +280,7 @@ async fn run_postgres(
                 last_written_at, live_messages, down_ratings)
              SELECT gen_random_uuid(), 's' || i, 'u' || (i % 1000),
                 now() - interval '30 days' + i * (interval '30 days' / {n}),
-                now() + interval '1 day', i % 10 <> 0, '{{}}',
+                now() + interval '1 day', i % 10 <> 5, '{{}}',
                 CASE WHEN i % 50 = 0 THEN 'human' ELSE 'ai' END,
                 CASE WHEN i % 50 = 0 THEN now() - interval '30 days'
                     + i * (interval '30 days' / {n}) + {per} * interval '1 second' END,
@@ -296,7 +296,7 @@ async fn run_postgres(
                         THEN 'zebra7 question ' || s.session_id || ': where are my parcels?'
                      ELSE 'visitor question ' || s.session_id || ': do you ship parcels abroad?' END,
                 CASE WHEN j = 2 AND substr(s.session_id, 2)::int % 20 = 0
-                    THEN '{{\"feedback\":{{\"rating\":\"down\"}}}}' ELSE '{{}}' END::json,
+                    THEN '{{\"feedback\":{{\"rating\":\"down\",\"comment\":null,\"at\":\"2026-01-01T00:00:00.000000Z\"}}}}' ELSE '{{}}' END::json,
                 s.created_at + j * interval '1 second'
              FROM colloquy_sessions s, generate_series(1, {per}) j;
              INSERT INTO colloquy_stats_hours (hour, sessions, visitor_messages, answers)
@@ -382,7 +382,12 @@ async fn run_redis(args: &Args, sessions: usize) -> Result<Vec<(&'static str, Du
             for j in 0..per {
                 let mut metadata = Metadata::new();
                 if i % 20 == 0 && j == 1 {
-                    metadata.insert("feedback".into(), serde_json::json!({"rating": "down"}));
+                    let feedback = colloquy_core::Feedback {
+                        rating: colloquy_core::Rating::Down,
+                        comment: None,
+                        at: now,
+                    };
+                    metadata.insert("feedback".into(), feedback.to_value());
                 }
                 let draft = MessageDraft {
                     id: store_ref.new_message_id(&r),
