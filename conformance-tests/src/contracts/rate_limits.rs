@@ -146,6 +146,9 @@ fn assert_about(got: Duration, exact: Duration, what: &str) {
 pub async fn a_fresh_key_admits_its_burst_then_refuses(s: &TestRateLimiter) {
     let (k, quota) = (key("burst"), per_hour(5));
     let interval = quota.emission_interval();
+    // Every figure is counted from now, never from the limiter clock's origin: let
+    // that clock (a fresh in-process limiter's starts at 0) move first.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     for i in 0..5_u32 {
         let reset = assert_allowed(
             check(&*s.limiter, &k, quota, 1).await,

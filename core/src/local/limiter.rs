@@ -54,7 +54,7 @@ impl State {
                     None => {}
                 }
             }
-            queue.len() > 0
+            !queue.is_empty()
         });
     }
 

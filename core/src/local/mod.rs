@@ -62,6 +62,11 @@ impl<K> ExpiryQueue<K> {
     pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
+
+    /// Whether no item is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
 }
 
 #[cfg(test)]
