@@ -196,9 +196,10 @@ async fn the_openapi_document_follows_the_mount() {
             paths.contains_key("/support/api/chats/openapi.json"),
             "{path}"
         );
-        // Every documented GET without a parameter answers at its documented path.
+        // Every documented GET without a parameter answers at its documented path
+        // (the console's only with an admin token, as its entry says; none here).
         for (p, item) in paths {
-            if p.contains('{') || item.get("get").is_none() {
+            if p.contains('{') || item.get("get").is_none() || p.starts_with("/console/") {
                 continue;
             }
             let (status, text) = call(api, Method::GET, p, None).await;
