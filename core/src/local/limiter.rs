@@ -73,7 +73,7 @@ impl State {
                     windows.remove(&key);
                 }
             }
-            queue.len() > 0
+            !queue.is_empty()
         });
     }
 }

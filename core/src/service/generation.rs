@@ -62,7 +62,7 @@ async fn watch(deps: Arc<Deps>, meta: StreamMeta, cancel: CancellationToken) {
 /// What chat's first step leads to.
 enum Begun {
     /// The model answers.
-    Answer(Generation),
+    Answer(Box<Generation>),
     /// A person has the session: the message is stored, nothing is generated.
     Human {
         session_id: String,
@@ -185,14 +185,14 @@ impl ChatService {
             .deps
             .store
             .new_message_id(&SessionRef::parse(&turn.session.session_id));
-        Ok(Begun::Answer(Generation {
+        Ok(Begun::Answer(Box::new(Generation {
             session: turn.session,
             message_id: turn.message.id,
             response_id,
             request,
             grounding,
             charge: None,
-        }))
+        })))
     }
 
     /// Searches the knowledge base for the turn and adds the passages that fit the
@@ -260,7 +260,7 @@ impl ChatService {
         let slot = self.generation_slot(client, &new.session)?;
         let charge = self.admit_turn(client, &new.session).await?;
         let mut generation = match self.begin_chat(new).await? {
-            Begun::Answer(generation) => generation,
+            Begun::Answer(generation) => *generation,
             Begun::Human {
                 session_id,
                 message_id,
@@ -309,7 +309,7 @@ impl ChatService {
         let slot = self.generation_slot(client, &new.session)?;
         let charge = self.admit_turn(client, &new.session).await?;
         let mut generation = match self.begin_chat(new).await? {
-            Begun::Answer(generation) => generation,
+            Begun::Answer(generation) => *generation,
             Begun::Human {
                 session_id,
                 message_id,
