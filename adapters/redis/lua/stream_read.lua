@@ -9,7 +9,10 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expired = '0'
-if now >= tonumber(meta[5]) then
+-- Past the lease's end, not at it: Redis expires a key (the session's active
+-- pointer, set to expire PXAT the lease's end) only once its time is passed, so
+-- the log reads abandoned exactly when the pointer is gone.
+if now > tonumber(meta[5]) then
   expired = '1'
 end
 local entries = redis.call('XRANGE', KEYS[2], '0-' .. (tonumber(ARGV[1]) + 1), '+')
