@@ -671,15 +671,20 @@ async fn handoff_requested_then_handed_back_sends_two_webhooks_and_a_repeat_none
     // (claims go in enqueue order), and stopping the server finishes their POSTs.
     let sentinel = create_session(&server.base).await;
     let sentinel_id = sentinel["id"].as_str().expect("id").to_owned();
+    // One snapshot decides both "arrived?" and how many to wait for: a sentinel
+    // arriving between two reads must not make the wait ask for one hit too many.
     let deadline = Instant::now() + DEADLINE;
-    while !receiver
-        .hits()
-        .iter()
-        .any(|h| h.json()["session"]["id"] == sentinel_id.as_str())
-    {
-        assert!(Instant::now() < deadline, "the sentinel did not arrive");
-        let n = receiver.hits().len();
-        receiver.wait_for(n + 1, DEADLINE).await;
+    loop {
+        let seen = receiver.hits();
+        if seen
+            .iter()
+            .any(|h| h.json()["session"]["id"] == sentinel_id.as_str())
+        {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "the sentinel did not arrive: {seen:?}");
+        receiver.wait_for(seen.len() + 1, left).await;
     }
     server.stop();
     let hits = receiver.hits();
